@@ -1,0 +1,68 @@
+# Behemoth: build, test, run.  `make run` and `make test` work on a fresh Debian 12 machine with Swift.
+PREFIX ?= /usr/local
+PYTHON ?= python3
+SWIFT_RELEASE = swift build -c release
+BUILD_DIR = .build/release
+LIB = $(BUILD_DIR)/libbehemoth.so
+PRESET ?= demo
+
+# OpenBLAS chooses its kernels when it is loaded; name the right ones for this CPU unless the user did.
+OPENBLAS_CORETYPE ?= $(shell tools/blas-core)
+export OPENBLAS_CORETYPE
+export BEHEMOTH_LIB = $(CURDIR)/$(LIB)
+
+SYSTEM_PACKAGES = libopenblas-dev libhdf5-dev hdf5-tools pkg-config
+
+.PHONY: all deps deps-system deps-python build test test-swift test-c test-python run install uninstall bench clean
+
+all: build
+
+deps: deps-system deps-python
+
+deps-system:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing system packages:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+deps-python:
+	@$(PYTHON) -c "import numpy, h5py, pytest, tqdm, matplotlib, tokenizers" 2>/dev/null || \
+	  $(PYTHON) -m pip install -q -r requirements.txt
+	@$(PYTHON) -c "import behemoth" 2>/dev/null || $(PYTHON) -m pip install -q -e bindings/python
+
+build: deps-system
+	$(SWIFT_RELEASE)
+
+# Release mode with testing enabled: the engine's tests train small models and need optimized code.
+test-swift: deps-system
+	swift test -c release -Xswiftc -enable-testing
+
+test-c: build
+	$(MAKE) -C bindings/c test LIBDIR=$(CURDIR)/$(BUILD_DIR) INCDIR=$(CURDIR)/include
+
+test-python: build deps-python
+	$(PYTHON) -m pytest -q bindings/python/tests
+
+test: deps test-swift test-c test-python
+	@echo "all test suites passed"
+
+run: deps build
+	$(PYTHON) examples/main_job.py --preset $(PRESET) --out out
+
+bench: deps build
+	$(PYTHON) bench/run_all.py
+
+install: build
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 755 $(LIB) $(DESTDIR)$(PREFIX)/lib/libbehemoth.so
+	install -m 644 include/behemoth.h $(DESTDIR)$(PREFIX)/include/behemoth.h
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e "s|@VERSION@|$$(sed -n 's/#define BH_VERSION \"\(.*\)\"/\1/p' include/behemoth.h)|" \
+	  bindings/c/behemoth.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/behemoth.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/lib/libbehemoth.so $(DESTDIR)$(PREFIX)/include/behemoth.h $(DESTDIR)$(PREFIX)/lib/pkgconfig/behemoth.pc
+
+clean:
+	rm -rf .build out bindings/c/build

@@ -1,0 +1,30 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+// libbehemoth.so: the Engine (pure Swift) behind a hand-written C API (include/behemoth.h).
+// System libraries: OpenBLAS (GEMM, LAPACK) and HDF5 (files); `make deps` installs them.
+let package = Package(
+    name: "Behemoth",
+    products: [
+        .library(name: "behemoth", type: .dynamic, targets: ["BehemothFFI"]),
+    ],
+    targets: [
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
+        // The public header (symlinked from include/) plus the thread-local error buffer and CPU probes.
+        .target(name: "CBehemoth"),
+        .target(
+            name: "Engine",
+            dependencies: ["COpenBLAS", "CHDF5"],
+            swiftSettings: [.swiftLanguageMode(.v5), .unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]
+        ),
+        .target(
+            name: "BehemothFFI",
+            dependencies: ["Engine", "CBehemoth"],
+            swiftSettings: [.swiftLanguageMode(.v5)],
+            linkerSettings: [.unsafeFlags(["-Xlinker", "--version-script=Sources/BehemothFFI/exports.map"])]
+        ),
+        .testTarget(name: "EngineTests", dependencies: ["Engine"], exclude: [], resources: [], swiftSettings: [.swiftLanguageMode(.v5)]),
+        .testTarget(name: "FFITests", dependencies: ["BehemothFFI", "CBehemoth", "Engine"], swiftSettings: [.swiftLanguageMode(.v5)]),
+    ]
+)

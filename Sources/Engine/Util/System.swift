@@ -1,0 +1,106 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Dispatch
+
+/// Threads for the element-wise kernels (OpenBLAS has its own pool; `Runtime.setThreads` sets both).
+public enum Parallel {
+    nonisolated(unsafe) public static var threads: Int = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+
+    /// Runs body over 0..<n split into at most `threads` contiguous ranges; serial when the work is
+    /// smaller than `grain` items per thread (spawning costs more than it saves).
+    public static func forRanges(_ n: Int, grain: Int = 1, _ body: (Range<Int>) -> Void) {
+        let chunks = min(threads, max(1, n / max(1, grain)))
+        if chunks <= 1 || n <= 1 { body(0..<n); return }
+        let per = (n + chunks - 1) / chunks
+        withoutActuallyEscaping(body) { body in
+            DispatchQueue.concurrentPerform(iterations: chunks) { c in
+                let lo = c * per, hi = min(n, lo + per)
+                if lo < hi { body(lo..<hi) }
+            }
+        }
+    }
+}
+
+/// Monotonic wall-clock seconds.
+public func monotonicSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+}
+
+/// Plain file and folder helpers over Glibc (the engine does not use Foundation).
+public enum FileSystem {
+    public static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
+
+    public static func isDirectory(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    public static func makeDirectories(_ path: String) throws(EngineError) {
+        var prefix = path.hasPrefix("/") ? "/" : ""
+        for part in path.split(separator: "/") {
+            prefix += part + "/"
+            if isDirectory(prefix) { continue }
+            if mkdir(prefix, 0o755) != 0 && errno != EEXIST {
+                throw .io("cannot create folder \(prefix): \(String(cString: strerror(errno)))")
+            }
+        }
+    }
+
+    public static func readText(_ path: String) throws(EngineError) -> String {
+        guard let f = fopen(path, "rb") else { throw .io("cannot open \(path): \(String(cString: strerror(errno)))") }
+        defer { fclose(f) }
+        var bytes: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = fread(&buf, 1, buf.count, f)
+            if n > 0 { bytes.append(contentsOf: buf[0..<n]) }
+            if n < buf.count { break }
+        }
+        if ferror(f) != 0 { throw .io("cannot read \(path)") }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Writes through a temporary file in the same folder, renamed into place.
+    public static func writeText(_ path: String, _ text: String) throws(EngineError) {
+        try atomically(path) { (tmp: String) throws(EngineError) in
+            guard let f = fopen(tmp, "wb") else { throw .io("cannot create \(tmp): \(String(cString: strerror(errno)))") }
+            var utf8 = Array(text.utf8)
+            let n = utf8.isEmpty ? 0 : fwrite(&utf8, 1, utf8.count, f)
+            let closed = fclose(f)
+            if n != utf8.count || closed != 0 { throw .io("cannot write \(tmp) (disk full?)") }
+        }
+    }
+
+    /// Runs `write` on a temporary path beside `path`, then renames it into place; on failure the
+    /// temporary file is removed and whatever was at `path` is left untouched.
+    public static func atomically(_ path: String, _ write: (String) throws(EngineError) -> Void) throws(EngineError) {
+        let tmp = "\(path).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        do {
+            try write(tmp)
+        } catch {
+            unlink(tmp)
+            throw error
+        }
+        if rename(tmp, path) != 0 {
+            let why = String(cString: strerror(errno))
+            unlink(tmp)
+            throw .io("cannot move \(tmp) to \(path): \(why)")
+        }
+    }
+
+    public static func listDirectory(_ path: String) throws(EngineError) -> [String] {
+        guard let d = opendir(path) else { throw .io("cannot open folder \(path): \(String(cString: strerror(errno)))") }
+        defer { closedir(d) }
+        var names: [String] = []
+        while let e = readdir(d) {
+            let name = withUnsafePointer(to: e.pointee.d_name) { p in
+                p.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted()
+    }
+}
