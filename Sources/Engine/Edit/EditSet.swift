@@ -235,11 +235,11 @@ public enum EditSetBuilder {
             set.offsets.append(Int64(set.tokens.count))
             set.sequenceGroup.append(group)
         }
-        var testGroups: [String: [(Int, Int, Int)]] = [:]   // name → (s, r, target object)
+        var testGroups: [String: [(Int, Int, Int, Int)]] = [:]   // name → (s, r, target object, alternative or -1)
         var groupOrder: [String] = []
-        func addTest(_ name: String, _ s: Int, _ r: Int, _ o: Int) {
+        func addTest(_ name: String, _ s: Int, _ r: Int, _ o: Int, alt: Int = -1) {
             if testGroups[name] == nil { groupOrder.append(name); testGroups[name] = [] }
-            testGroups[name]!.append((s, r, o))
+            testGroups[name]!.append((s, r, o, alt))
         }
         var usedFacts = Set<Int>()  // s * R + r of every fact trained or tested so far
 
@@ -247,8 +247,8 @@ public enum EditSetBuilder {
         let forgetting = spec.kind == .forgetRelation
         for e in set.edits {
             for _ in 0..<(forgetting ? 1 : spec.repeats) { addTraining(forgetting ? "forgotten" : "edited", e.subject, r0, e.newObject) }
-            addTest(forgetting ? "forgotten" : "edited", e.subject, r0, e.newObject)
-            if !forgetting { addTest("edited_original", e.subject, r0, e.oldObject) }
+            addTest(forgetting ? "forgotten" : "edited", e.subject, r0, e.newObject, alt: e.oldObject)
+            if !forgetting { addTest("edited_original", e.subject, r0, e.oldObject, alt: e.newObject) }
             usedFacts.insert(e.subject * R + r0)
         }
         let n = set.edits.count
@@ -280,7 +280,7 @@ public enum EditSetBuilder {
                 usedFacts.insert(s * R + r0)
             }
             for s in sameValue.dropFirst(svTrain).prefix(max(svTrain, sameValue.count - svTrain)) {
-                addTest("with_same_value", s, r0, facts.object(s, r0)); usedFacts.insert(s * R + r0)
+                addTest("with_same_value", s, r0, facts.object(s, r0), alt: set.edits[0].newObject); usedFacts.insert(s * R + r0)
             }
             touched.formUnion(sameValue)
 
@@ -289,7 +289,7 @@ public enum EditSetBuilder {
             rng.shuffle(&sameRel)
             let srCount = min(sameRel.count / 2, spec.sameRelationPerEdit * n)
             for s in sameRel.prefix(srCount) { addTraining("with_same_rel", s, r0, facts.object(s, r0)); usedFacts.insert(s * R + r0) }
-            for s in sameRel.dropFirst(srCount).prefix(srCount) { addTest("with_same_rel", s, r0, facts.object(s, r0)); usedFacts.insert(s * R + r0) }
+            for s in sameRel.dropFirst(srCount).prefix(srCount) { addTest("with_same_rel", s, r0, facts.object(s, r0), alt: set.edits[0].newObject); usedFacts.insert(s * R + r0) }
             touched.formUnion(sameRel.prefix(2 * srCount))
 
             // 5. The edited subjects' other relations: not trained, tested for locality. With a
@@ -298,8 +298,8 @@ public enum EditSetBuilder {
                 for r in 0..<R where r != r0 {
                     usedFacts.insert(e.subject * R + r)
                     if let pair = facts.correlatedPair, spec.kind == .correlated, r == pair.1 {
-                        addTest("correlated_retention", e.subject, r, facts.object(e.subject, r))
-                        addTest("correlated_dependent", e.subject, r, e.newObject)
+                        addTest("correlated_retention", e.subject, r, facts.object(e.subject, r), alt: e.newObject)
+                        addTest("correlated_dependent", e.subject, r, e.newObject, alt: facts.object(e.subject, r))
                     } else {
                         addTest("same_subject_other_rel", e.subject, r, facts.object(e.subject, r))
                     }
@@ -320,14 +320,18 @@ public enum EditSetBuilder {
 
         for name in groupOrder {
             var prompts: [Int32] = [], offsets: [Int64] = [0], targets: [Int32] = [], idx: [Int32] = [], rels: [Int32] = []
-            for (s, r, o) in testGroups[name]! {
+            var alts: [Int32] = []
+            for (s, r, o, alt) in testGroups[name]! {
                 prompts += facts.prompt(s, r)
                 offsets.append(Int64(prompts.count))
                 targets.append(facts.objectToken(r, o))
                 idx.append(facts.factIndex[s * R + r])
                 rels.append(Int32(r))
+                alts.append(alt >= 0 ? facts.objectToken(r, alt) : -1)
             }
-            set.groups.append(PromptSet(name: name, prompts: prompts, offsets: offsets, targets: targets, facts: idx, relations: rels))
+            var group = PromptSet(name: name, prompts: prompts, offsets: offsets, targets: targets, facts: idx, relations: rels)
+            if alts.contains(where: { $0 >= 0 }) { group.alternatives = alts }
+            set.groups.append(group)
         }
         return set
     }

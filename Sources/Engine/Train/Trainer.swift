@@ -13,6 +13,13 @@ public protocol TrainableNetwork: AnyObject {
     func logitsAtLast(tokens: UnsafePointer<Int32>, rows: Int, width: Int, lengths: [Int], out: UnsafeMutablePointer<Float>) throws(EngineError)
     /// Training FLOPs per token (forward + backward), for throughput reports.
     var trainingFlopsPerToken: Double { get }
+    /// Restricts gradients to these tensors (nil = all); frozen tensors get no gradient, and the
+    /// network may skip their weight-gradient products.
+    func setTrainable(_ names: Set<String>?)
+}
+
+extension TrainableNetwork {
+    public func setTrainable(_ names: Set<String>?) {}
 }
 
 /// An optimizer over the flat blocks (AdamW in practice). `state` is what a checkpoint keeps.
