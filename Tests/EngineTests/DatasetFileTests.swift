@@ -118,6 +118,9 @@ import Glibc
         facts[2] = 8  // an object ordinal of 0..<8
         expectError(try damaged("facts") { (f: H5File) throws(EngineError) in try f.write("facts", facts, shape: [ds.numFacts, 4]) }, .format, "fact 0 has tail 8")
         expectError(try damaged("facts") { (f: H5File) throws(EngineError) in try f.write("facts", ds.facts) }, .format, "facts has shape")
+        var moved = ds.facts
+        moved[4] = 5  // fact 1 must be (subject 0, relation 1)
+        expectError(try damaged("facts") { (f: H5File) throws(EngineError) in try f.write("facts", moved, shape: [ds.numFacts, 4]) }, .format, "fact 1 is (subject 5, relation 1), expected (0, 1)")
         var sf = ds.sequenceFacts
         sf[0] = -3
         expectError(try damaged("sequence_facts") { (f: H5File) throws(EngineError) in try f.write("sequence_facts", sf) }, .format, "sequence_facts[0] = -3")

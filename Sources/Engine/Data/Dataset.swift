@@ -179,6 +179,19 @@ public final class Dataset: @unchecked Sendable {
             guard f.tail >= 0, Int(f.tail) < tc else { throw bad("fact \(i) has tail \(f.tail) outside 0..<\(tc)") }
             guard f.alt >= -1, Int(f.alt) < tc, f.alt != f.tail else { throw bad("fact \(i) has alt \(f.alt), which is not -1 or another object of 0..<\(tc)") }
         }
+        // The fact order the accessors rely on: S–O at s*R + r, then S–NO at S*R + s*R + r, then O–NO.
+        let S = numSubjects, R = numBaseRelations, edges = S * R
+        let expected = numNestedObjects > 0 ? 2 * edges : edges
+        guard numFacts >= expected else { throw bad("facts has \(numFacts) rows, fewer than the \(expected) subject facts") }
+        for i in 0..<expected {
+            let want = i < edges ? (Int32(i / R), Int32(i % R)) : (Int32((i - edges) / R), Int32(R + (i - edges) % R))
+            guard facts[4 * i] == want.0, facts[4 * i + 1] == want.1 else {
+                throw bad("fact \(i) is (subject \(facts[4 * i]), relation \(facts[4 * i + 1])), expected (\(want.0), \(want.1))")
+            }
+        }
+        for i in expected..<numFacts where relations[Int(facts[4 * i + 1])].kind != .objectNested {
+            throw bad("fact \(i) should be an object→nested fact")
+        }
         // Sequences.
         try Dataset.checkOffsets(offsets, total: tokens.count, what: "offsets")
         try Dataset.checkTokens(tokens, vocab: V, what: "tokens")

@@ -217,6 +217,8 @@ public struct Vocabulary: Equatable, Sendable {
     /// the characters and prefixes of the special strings, whose order the official generator takes
     /// from a Python set (it differs between runs); imports keep the folder's own order.
     public let specialTokens: [String]
+    /// specialTokens as decoded text bytes ("Ġ" as a space).
+    let specialBytes: [[UInt8]]
 
     public static let eos: Int32 = 0, padding: Int32 = 1, dot: Int32 = 2
     public static let ss: Int32 = 3, rr: Int32 = 4, oo: Int32 = 5, qq: Int32 = 6, aa: Int32 = 7
@@ -236,6 +238,7 @@ public struct Vocabulary: Equatable, Sendable {
         self.layout = layout
         self.roles = layout.roles()
         self.specialTokens = specialTokens
+        self.specialBytes = specialTokens.map { Array(Vocabulary.byteLevelText($0).utf8) }
     }
 
     public func role(named name: String) -> VocabRole? { roles.first { $0.name == name } }
@@ -262,23 +265,24 @@ public struct Vocabulary: Equatable, Sendable {
 
     /// Text of token ids in the official format (" SS 0172 0714 3592 ..."): byte-level "Ġ" is a space.
     public func decode<C: Collection>(_ tokens: C) throws(EngineError) -> String where C.Element == Int32 {
-        var out = ""
+        var out: [UInt8] = []
         out.reserveCapacity(tokens.count * 5)
         var prefixes: [String]? = nil
         for t in tokens {
             let id = Int(t)
             guard id >= 0, id < size else { throw .invalid("decode: token \(id) is outside the vocabulary 0..<\(size)") }
             if id >= VocabularyLayout.firstMeaningful && id < layout.wordsEnd {
-                out += " "
-                out += fourDigits(id)
+                out.append(32)
+                out.append(48 + UInt8(id / 1000)); out.append(48 + UInt8(id / 100 % 10))
+                out.append(48 + UInt8(id / 10 % 10)); out.append(48 + UInt8(id % 10))
             } else if id < VocabularyLayout.firstMeaningful {
-                out += Vocabulary.byteLevelText(specialTokens[id])
+                out += specialBytes[id]
             } else {
                 if prefixes == nil { prefixes = layout.prefixStrings() }
-                out += Vocabulary.byteLevelText(prefixes![id - layout.wordsEnd])
+                out += Array(Vocabulary.byteLevelText(prefixes![id - layout.wordsEnd]).utf8)
             }
         }
-        return out
+        return String(decoding: out, as: UTF8.self)
     }
 
     static func byteLevelText(_ s: String) -> String {
