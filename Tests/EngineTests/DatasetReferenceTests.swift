@@ -122,6 +122,15 @@ import Glibc
         DataTest.expectIdentical(ds, back)
     }
 
+    @Test func exportingAgainIntoTheSameFolderReplacesTheOldFiles() throws {
+        let out = DataTest.tempDir("reexport")
+        defer { DataTest.removeTree(out) }
+        try DataTest.generate(#"{"preset": "tiny", "inversion_frac": 0.5, "questions_frac": 0.5}"#).exportReference(out)
+        let plain = try DataTest.generate(#"{"preset": "tiny", "seed": 9}"#)
+        try plain.exportReference(out)
+        DataTest.expectIdentical(plain, try Dataset.importReference(out))
+    }
+
     @Test(arguments: roundTripSpecs)
     func huggingFaceTokenizersEncodeOurTextToOurIds(spec: String) throws {
         guard DataTest.hasPythonTokenizers else {

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Export to the official generator's folder layout, written as Python's json.dump writes it, so a
 /// folder imported from the official generator exports back to the same bytes (args.json gains
 /// our `seed` and `preset`).
@@ -5,6 +9,12 @@ extension Dataset {
     public func exportReference(_ dir: String) throws(EngineError) {
         if FileSystem.exists(dir) && !FileSystem.isDirectory(dir) { throw .io("export: \(dir) exists and is not a folder") }
         for sub in ["metadata", "data", "validations", "questions"] { try FileSystem.makeDirectories(dir + "/" + sub) }
+        // A previous export's shards and prompt files would be read back as part of this one.
+        for (sub, prefix) in [("data", "full_text_"), ("validations", ""), ("questions", "default"), ("metadata", "subjects_with_questions")] {
+            for name in try FileSystem.listDirectory(dir + "/" + sub) where name.hasPrefix(prefix) && name.hasSuffix(".txt") {
+                unlink(dir + "/" + sub + "/" + name)
+            }
+        }
         let meta = dir + "/metadata/"
         let L = layout
         let S = numSubjects, R = numBaseRelations, O = numObjects, K = numNestedObjects
