@@ -30,7 +30,13 @@ import Testing
             #expect(g.prompt(i).last == Vocabulary.oo && g.prompt(i).count == 8)
             #expect(g.targets[i] == ds.tailToken(ofFact: f))
             #expect(Array(g.prompt(i).dropFirst().prefix(1)) == ds.headTokens(ofFact: f))
+            #expect(Array(g.prompt(i)) == ds.sroPrompt(ofFact: f))
         }
+        // The SRO sentence helper writes what the generator writes.
+        let f0 = Int(ds.sequenceFacts[0])
+        #expect(ds.sroSentence(ofFact: f0) == Array(ds.sequence(0)))
+        let other = ds.objectToken(relation: Int(ds.fact(f0).relation), ordinal: (Int(ds.fact(f0).tail) + 1) % 8)
+        #expect(try ds.decode(ds.sroSentence(ofFact: f0, tail: other)).hasSuffix(" OO \(fourDigits(Int(other))).<|endoftext|>"))
     }
 
     @Test func paperLayoutMatchesTheOfficialExample() throws {

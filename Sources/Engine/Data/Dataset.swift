@@ -145,6 +145,21 @@ public final class Dataset: @unchecked Sendable {
         return Int32(role.first + Int(alt ? f.alt : f.tail))
     }
 
+    public func nestedObjectToken(relation r: Int, ordinal k: Int) -> Int32 { layout.nestedObjectToken(relation: r, ordinal: k) }
+
+    /// The default (SRO) evaluation prompt of fact i: ` SS <head> W0 W1 RR <relation> W2 OO`, the
+    /// template the official fine-tuning data uses, whatever grammar the training text uses.
+    public func sroPrompt(ofFact i: Int) -> [Int32] {
+        let L = layout
+        return [Vocabulary.ss] + headTokens(ofFact: i) + [L.w(0), L.w(1), Vocabulary.rr, relations[Int(fact(i).relation)].token, L.w(2), Vocabulary.oo]
+    }
+
+    /// The SRO training sentence of fact i (prompt, object, ".", EOS); `tail` replaces the object
+    /// token (an edit's new object).
+    public func sroSentence(ofFact i: Int, tail: Int32? = nil) -> [Int32] {
+        sroPrompt(ofFact: i) + [tail ?? tailToken(ofFact: i), Vocabulary.dot, Vocabulary.eos]
+    }
+
     public func decode<C: Collection>(_ t: C) throws(EngineError) -> String where C.Element == Int32 { try vocabulary.decode(t) }
 
     // MARK: validation (every invariant a loaded file must satisfy)
