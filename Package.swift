@@ -21,6 +21,7 @@ let package = Package(
         .target(
             name: "BehemothFFI",
             dependencies: ["Engine", "CBehemoth"],
+            exclude: ["exports.map"],
             swiftSettings: [.swiftLanguageMode(.v5)],
             linkerSettings: [.unsafeFlags(["-Xlinker", "--version-script=Sources/BehemothFFI/exports.map"])]
         ),

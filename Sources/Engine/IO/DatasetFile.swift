@@ -1,12 +1,5 @@
 import CHDF5
 
-/// HDF5's automatic error printing ("HDF5-DIAG: ...") is a per-thread setting in thread-safe HDF5
-/// builds (Debian's is one); failures reach callers as EngineError instead, so turn it off on the
-/// thread that is about to touch a file.
-func quietHDF5OnThisThread() {
-    H5Eset_auto2(chdf5_e_default(), nil, nil)
-}
-
 /// The dataset HDF5 file (format = "behemoth.dataset", format_version 1). docs/formats.md has the
 /// layout; h5py and h5dump read it without our code.
 extension Dataset {
@@ -15,7 +8,6 @@ extension Dataset {
 
     /// Writes the dataset through a temporary file renamed into place.
     public func save(_ path: String) throws(EngineError) {
-        quietHDF5OnThisThread()
         try H5File.writeAtomically(path) { (f: H5File) throws(EngineError) in try writeContents(f) }
     }
 
@@ -58,7 +50,6 @@ extension Dataset {
     /// Reads and checks a dataset file. A missing file is BH_ERR_IO; a foreign, damaged or
     /// inconsistent one BH_ERR_FORMAT with a message naming the problem.
     public static func load(_ path: String) throws(EngineError) -> Dataset {
-        quietHDF5OnThisThread()
         let f = try H5File.open(path)
         defer { f.close() }
         _ = try f.checkFormat(fileFormat, maxVersion: fileFormatVersion)

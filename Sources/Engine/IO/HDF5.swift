@@ -59,7 +59,18 @@ private let h5Lock = H5Lock()
 func withH5<T>(_ body: () throws(EngineError) -> T) throws(EngineError) -> T {
     pthread_mutex_lock(&h5Lock.mutex)
     defer { pthread_mutex_unlock(&h5Lock.mutex) }
+    // Automatic error printing is a per-thread setting in some HDF5 builds: silence it on every
+    // calling thread; errors come back through our status codes.
+    H5Eset_auto2(chdf5_e_default(), nil, nil)
     return try body()
+}
+
+/// File-access properties without HDF5's advisory file locks: our writes go to a temporary file
+/// renamed into place, so locks add nothing, and they break when a child process inherits them.
+private func unlockedAccess() -> hid_t {
+    let fapl = H5Pcreate(chdf5_p_file_access())
+    if fapl >= 0 { H5Pset_file_locking(fapl, false, true) }
+    return fapl
 }
 
 /// An open HDF5 file. Paths inside it are "/group/dataset". Writes of whole files go through
@@ -79,7 +90,9 @@ public final class H5File {
     /// Creates (truncates) a file.
     public static func create(_ path: String) throws(EngineError) -> H5File {
         try withH5 { () throws(EngineError) -> H5File in
-            let fid = H5Fcreate(path, chdf5_f_acc_trunc(), chdf5_p_default(), chdf5_p_default())
+            let fapl = unlockedAccess()
+            defer { if fapl >= 0 { H5Pclose(fapl) } }
+            let fid = H5Fcreate(path, chdf5_f_acc_trunc(), chdf5_p_default(), fapl >= 0 ? fapl : chdf5_p_default())
             guard fid >= 0 else { throw .io("cannot create HDF5 file \(path) (does the folder exist and is it writable?)") }
             return H5File(path: path, id: fid)
         }
@@ -92,7 +105,9 @@ public final class H5File {
             guard !FileSystem.isDirectory(path) else { throw .io("\(path) is a folder, not an HDF5 file") }
             let isH5 = H5Fis_hdf5(path)
             guard isH5 > 0 else { throw .format("\(path) is not an HDF5 file (or is truncated)") }
-            let fid = H5Fopen(path, writable ? chdf5_f_acc_rdwr() : chdf5_f_acc_rdonly(), chdf5_p_default())
+            let fapl = unlockedAccess()
+            defer { if fapl >= 0 { H5Pclose(fapl) } }
+            let fid = H5Fopen(path, writable ? chdf5_f_acc_rdwr() : chdf5_f_acc_rdonly(), fapl >= 0 ? fapl : chdf5_p_default())
             guard fid >= 0 else { throw .format("cannot open \(path) as HDF5: the file is damaged or truncated") }
             return H5File(path: path, id: fid)
         }

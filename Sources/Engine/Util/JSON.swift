@@ -304,7 +304,10 @@ public struct JSONReader {
     public mutating func int(_ key: String, default d: Int, min lo: Int? = nil, max hi: Int? = nil) throws(EngineError) -> Int {
         guard let v = raw(key) else { return d }
         guard case let .number(x) = v else { throw .invalid("\(path): \(key) must be an integer, got \(v.typeName)") }
-        guard x == x.rounded(), abs(x) < 9.0e15 else { throw .invalid("\(path): \(key) = \(JSON.format(x)) must be a whole number") }
+        guard x == x.rounded() else { throw .invalid("\(path): \(key) = \(JSON.format(x)) must be a whole number") }
+        if let hi, x > Double(hi) { throw .invalid("\(path): \(key) = \(JSON.format(x)) must be at most \(hi)") }
+        if let lo, x < Double(lo) { throw .invalid("\(path): \(key) = \(JSON.format(x)) must be at least \(lo)") }
+        guard abs(x) < 9.0e15 else { throw .invalid("\(path): \(key) = \(JSON.format(x)) is too large") }
         let n = Int(x)
         if let lo, n < lo { throw .invalid("\(path): \(key) = \(n) must be at least \(lo)") }
         if let hi, n > hi { throw .invalid("\(path): \(key) = \(n) must be at most \(hi)") }
