@@ -62,6 +62,12 @@ void        bh_string_free(char *s);     /* frees a string the library returned;
 int32_t bh_set_num_threads(int32_t n);
 int32_t bh_get_num_threads(void);
 
+/* JSON about the machine and the BLAS in use: {"blas_core", "blas_config", "threads", "cpu_model",
+   "cpu_features": [...], "recommended_core", "openblas_coretype_env", "warning"}. "warning" is
+   non-empty when OpenBLAS runs kernels slower than the CPU supports (set OPENBLAS_CORETYPE to
+   "recommended_core" in the environment before the program starts: OpenBLAS reads it at load). */
+int32_t bh_runtime_info(char **json_out);
+
 /* ---- Datasets: synthetic facts, vocabulary, sentences, evaluation prompts -------------------- */
 typedef struct bh_dataset bh_dataset;
 

@@ -42,3 +42,9 @@ enum StaticText {
     static let unknown: UnsafePointer<CChar> = UnsafePointer(strdup("unknown status")!)
     static func status(_ s: Int32) -> UnsafePointer<CChar> { statuses[s] ?? unknown }
 }
+
+@c @implementation public func bh_runtime_info(_ json_out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    exported { () throws(EngineError) in
+        try returnString(Runtime.info().serialized(), json_out, "bh_runtime_info")
+    }
+}

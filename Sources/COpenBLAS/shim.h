@@ -2,6 +2,11 @@
 #define BEHEMOTH_OPENBLAS_SHIM_H
 #include <cblas.h>
 
+/* OpenBLAS extensions (declared in cblas.h of most builds; repeated for older headers). */
+char *openblas_get_corename(void);
+char *openblas_get_config(void);
+int openblas_get_num_threads(void);
+
 /* LAPACK (shipped inside OpenBLAS), declared here to avoid lapacke's complex-type macros. */
 void ssyevd_(const char *jobz, const char *uplo, const int *n, float *a, const int *lda, float *w,
              float *work, const int *lwork, int *iwork, const int *liwork, int *info);

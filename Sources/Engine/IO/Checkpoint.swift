@@ -1,0 +1,149 @@
+/// Model checkpoints as HDF5 (format = "behemoth.model"):
+///   attrs  format, format_version, spec (model config JSON), library_version, layout,
+///          tokenizer (vocabulary roles JSON of the dataset it was trained on, if any)
+///   /weights/<Hugging Face name>        float32, PyTorch shapes
+///   /optimizer/m/<name>, /optimizer/v/<name>, attr step   (optional: resuming)
+///   /trainer  attr state (JSON: position, spec, RNG seeds)  (optional: resuming)
+///   /history/step, /history/loss, /history/learning_rate, /history/grad_norm
+///   /history/eval_step, /history/eval_epoch, /history/eval_accuracy   (one column per eval group,
+///          attr groups = JSON list of names)
+public struct TensorEntry: Equatable {
+    public let name: String
+    public let offset: Int
+    public let shape: [Int]
+    public var count: Int { shape.reduce(1, *) }
+    public init(name: String, offset: Int, shape: [Int]) { self.name = name; self.offset = offset; self.shape = shape }
+}
+
+public struct TrainingHistory {
+    public var step: [Int64] = []
+    public var loss: [Float] = []
+    public var learningRate: [Float] = []
+    public var gradNorm: [Float] = []
+    public var evalGroups: [String] = []
+    public var evalStep: [Int64] = []
+    public var evalEpoch: [Int64] = []
+    /// Row-major [evaluations, groups].
+    public var evalAccuracy: [Float] = []
+
+    public init() {}
+
+    public mutating func recordEvaluation(step: Int, epoch: Int, accuracies: [(String, Double)]) {
+        if evalGroups.isEmpty { evalGroups = accuracies.map(\.0) }
+        evalStep.append(Int64(step))
+        evalEpoch.append(Int64(epoch))
+        for g in evalGroups { evalAccuracy.append(Float(accuracies.first { $0.0 == g }?.1 ?? .nan)) }
+    }
+
+    func write(_ f: H5File) throws(EngineError) {
+        try f.write("/history/step", step)
+        try f.write("/history/loss", loss)
+        try f.write("/history/learning_rate", learningRate)
+        try f.write("/history/grad_norm", gradNorm)
+        try f.write("/history/eval_step", evalStep)
+        try f.write("/history/eval_epoch", evalEpoch)
+        try f.write("/history/eval_accuracy", evalAccuracy, shape: [evalStep.count, evalGroups.count])
+        try f.setAttribute("groups", string: JSON.strings(evalGroups).serialized(), at: "/history")
+    }
+
+    static func read(_ f: H5File) throws(EngineError) -> TrainingHistory {
+        var h = TrainingHistory()
+        guard f.exists("/history/step") else { return h }
+        h.step = try f.read("/history/step", as: Int64.self).data
+        h.loss = try f.read("/history/loss", as: Float.self).data
+        h.learningRate = try f.read("/history/learning_rate", as: Float.self).data
+        h.gradNorm = try f.read("/history/grad_norm", as: Float.self).data
+        h.evalStep = try f.read("/history/eval_step", as: Int64.self).data
+        h.evalEpoch = try f.read("/history/eval_epoch", as: Int64.self).data
+        h.evalAccuracy = try f.read("/history/eval_accuracy", as: Float.self).data
+        if case let .array(items)? = try? JSON.parse(f.stringAttribute("groups", at: "/history"), what: "history groups") {
+            h.evalGroups = items.compactMap { if case let .string(s) = $0 { return s }; return nil }
+        }
+        guard h.loss.count == h.step.count, h.evalAccuracy.count == h.evalStep.count * h.evalGroups.count else {
+            throw .format("\(f.path): /history arrays have inconsistent lengths")
+        }
+        return h
+    }
+}
+
+public struct Checkpoint {
+    public static let format = "behemoth.model"
+    public static let formatVersion: Int64 = 1
+
+    public var configJSON: String
+    public var tokenizerJSON: String = ""
+    public var table: [TensorEntry]
+    public var weights: [Float]
+    public var optimizerM: [Float]? = nil
+    public var optimizerV: [Float]? = nil
+    public var optimizerStep: Int = 0
+    public var trainerState: String = ""
+    public var history = TrainingHistory()
+
+    public init(configJSON: String, table: [TensorEntry], weights: [Float]) {
+        self.configJSON = configJSON
+        self.table = table
+        self.weights = weights
+    }
+
+    public func save(_ path: String) throws(EngineError) {
+        try H5File.writeAtomically(path) { (f: H5File) throws(EngineError) in
+            try f.stampFormat(Checkpoint.format, version: Checkpoint.formatVersion, spec: configJSON)
+            if !tokenizerJSON.isEmpty { try f.setAttribute("tokenizer", string: tokenizerJSON) }
+            try writeBlock(f, "/weights", weights)
+            if let m = optimizerM, let v = optimizerV {
+                try writeBlock(f, "/optimizer/m", m)
+                try writeBlock(f, "/optimizer/v", v)
+                try f.setAttribute("step", int: Int64(optimizerStep), at: "/optimizer")
+            }
+            if !trainerState.isEmpty {
+                try f.createGroup("/trainer")
+                try f.setAttribute("state", string: trainerState, at: "/trainer")
+            }
+            try history.write(f)
+        }
+    }
+
+    private func writeBlock(_ f: H5File, _ group: String, _ block: [Float]) throws(EngineError) {
+        try block.withUnsafeBufferPointer { (b: UnsafeBufferPointer<Float>) throws(EngineError) in
+            for e in table {
+                try f.write("\(group)/\(e.name)", UnsafeBufferPointer(rebasing: b[e.offset..<(e.offset + e.count)]), shape: e.shape)
+            }
+        }
+    }
+
+    /// Reads a checkpoint; `expectedTable(configJSON)` gives the tensor table the config implies, so
+    /// a file whose shapes do not match its config is refused with the first mismatch named.
+    public static func load(_ path: String, expectedTable: (String) throws(EngineError) -> [TensorEntry]) throws(EngineError) -> Checkpoint {
+        let f = try H5File.open(path)
+        defer { f.close() }
+        _ = try f.checkFormat(format, maxVersion: formatVersion)
+        let config = try f.stringAttribute("spec")
+        let table = try expectedTable(config)
+        let total = table.last.map { $0.offset + $0.count } ?? 0
+        func readBlock(_ group: String) throws(EngineError) -> [Float] {
+            var block = [Float](repeating: 0, count: total)
+            for e in table {
+                let path = "\(group)/\(e.name)"
+                guard f.exists(path) else { throw .format("\(f.path): missing tensor \(path)") }
+                let (data, shape) = try f.read(path, as: Float.self)
+                guard shape == e.shape else {
+                    throw .format("\(f.path): \(path) has shape \(shape) but the model config needs \(e.shape)")
+                }
+                block.replaceSubrange(e.offset..<(e.offset + e.count), with: data)
+            }
+            return block
+        }
+        var c = Checkpoint(configJSON: config, table: table, weights: try readBlock("/weights"))
+        if f.hasAttribute("tokenizer") { c.tokenizerJSON = try f.stringAttribute("tokenizer") }
+        if f.exists("/optimizer/m") {
+            c.optimizerM = try readBlock("/optimizer/m")
+            c.optimizerV = try readBlock("/optimizer/v")
+            c.optimizerStep = Int(try f.intAttribute("step", at: "/optimizer"))
+        }
+        if f.exists("/trainer") { c.trainerState = try f.stringAttribute("state", at: "/trainer") }
+        c.history = try TrainingHistory.read(f)
+        for x in c.weights where !x.isFinite { throw .format("\(f.path): /weights hold NaN or Inf values") }
+        return c
+    }
+}
