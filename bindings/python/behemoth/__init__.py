@@ -28,7 +28,7 @@ from .errors import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "version", "abi_version", "set_num_threads", "get_num_threads", "library_path", "last_error",
+    "version", "abi_version", "set_num_threads", "get_num_threads", "runtime_info", "library_path", "last_error",
     "status_str", "Dataset", "EvalGroup", "Status", "EXPECTED_ABI_VERSION", "BehemothError",
     "LibraryError", "InvalidArgumentError", "MisuseError", "FileIOError", "FormatError",
     "NumericError", "CancelledError", "BufferTooSmallError", "OutOfMemoryError", "InternalError",
@@ -57,6 +57,15 @@ def set_num_threads(n: int) -> None:
 
 def get_num_threads() -> int:
     return int(_lib.lib().bh_get_num_threads())
+
+
+def runtime_info() -> dict:
+    """bh_runtime_info() parsed: BLAS core and config, threads, CPU model and features, the
+    recommended OPENBLAS_CORETYPE and a "warning" when OpenBLAS runs slower kernels than the CPU has."""
+    import json
+
+    from ._handle import call_with_string_out
+    return json.loads(call_with_string_out(_lib.lib().bh_runtime_info, "bh_runtime_info"))
 
 
 def last_error() -> str:

@@ -91,6 +91,7 @@ SIGNATURES: dict[str, tuple] = {
     "bh_string_free": (None, [c_void_p]),
     "bh_set_num_threads": (c_int32, [c_int32]),
     "bh_get_num_threads": (c_int32, []),
+    "bh_runtime_info": (c_int32, [StringOut]),
     # datasets
     "bh_dataset_generate": (c_int32, [_Text, POINTER(DatasetPtr)]),
     "bh_dataset_load": (c_int32, [_Text, POINTER(DatasetPtr)]),
