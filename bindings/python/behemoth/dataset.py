@@ -45,13 +45,18 @@ def _spec_json(spec, kwargs) -> str:
 class EvalGroup:
     """One evaluation group: prompts (one token array each), targets and the facts they test.
 
-    `arrays` holds every array of the group as stored (e.g. "prompts", "targets", "facts"), so
-    nothing is lost when the group has more than the common fields."""
+    facts: what the file stores under eval/<group>/facts: for each prompt, the index of its fact
+        in `Dataset.facts`. fact_rows: those facts' rows (n x 4: head, relation, tail, alt).
+    prompt_tokens / prompt_offsets: the prompts as stored (flat, with n+1 offsets).
+    arrays: every array of the group as stored, so nothing is lost when a group has more."""
 
     name: str
     prompts: list
     targets: Optional[np.ndarray]
     facts: Optional[np.ndarray]
+    fact_rows: Optional[np.ndarray] = None
+    prompt_tokens: Optional[np.ndarray] = field(default=None, repr=False)
+    prompt_offsets: Optional[np.ndarray] = field(default=None, repr=False)
     arrays: dict = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
@@ -256,7 +261,16 @@ class Dataset(Handle):
         else:
             prompts = [prompts_raw]
         facts = arrays.get("facts")
-        return EvalGroup(name=name, prompts=prompts, targets=arrays.get("targets"), facts=facts, arrays=arrays)
+        fact_rows = None
+        if facts is not None and facts.ndim == 2:
+            fact_rows = facts
+        elif facts is not None and facts.ndim == 1:
+            table = self.facts
+            if facts.size == 0 or (facts.min() >= 0 and facts.max() < len(table)):
+                fact_rows = table[facts]
+        return EvalGroup(name=name, prompts=prompts, targets=arrays.get("targets"), facts=facts,
+                         fact_rows=fact_rows, prompt_tokens=prompts_raw, prompt_offsets=prompt_offsets,
+                         arrays=arrays)
 
     # ---- text ------------------------------------------------------------------------------------
 

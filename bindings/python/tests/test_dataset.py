@@ -124,6 +124,7 @@ def test_eval_groups(tiny):
         assert len(g.targets) == len(g.prompts)
         if g.facts is not None:
             assert len(g.facts) == len(g.prompts)
+            assert g.fact_rows is not None and g.fact_rows.shape == (len(g.prompts), 4)
         for p in g.prompts[:20]:
             assert p.ndim == 1 and p.size > 0
     if "sro" in groups:
