@@ -89,6 +89,91 @@ int32_t bh_dataset_array_i64(const bh_dataset *ds, const char *name, int64_t *bu
 int32_t bh_dataset_decode(const bh_dataset *ds, const int32_t *tokens, int64_t n_tokens, char **text_out);
 void    bh_dataset_free(bh_dataset *ds);
 
+/* ---- Models: Pythia-style GPT-NeoX, float32, one flat parameter block ---------------------- */
+typedef struct bh_model bh_model;
+
+/* config_json: a ModelConfig ({"preset": "tiny"} etc.; docs/formats.md). vocab_size is taken from
+   the dataset when ds is not NULL (and must cover it if also given). */
+int32_t bh_model_create(const char *config_json, const bh_dataset *ds, bh_model **out);
+/* HDF5 file with format = "behemoth.model" (weights under /weights/<Hugging Face name>). */
+int32_t bh_model_load(const char *path, bh_model **out);
+int32_t bh_model_save(const bh_model *m, const char *path);
+int32_t bh_model_clone(const bh_model *m, bh_model **out);
+/* JSON: config, parameter count, tensors [{name, shape}], training history summary. */
+int32_t bh_model_info(const bh_model *m, char **json_out);
+/* Logits for rows × width tokens (right-padded rows are fine: attention is causal):
+   out[rows, width, vocab]. */
+int32_t bh_model_logits(bh_model *m, const int32_t *tokens, int64_t rows, int64_t width,
+                        float *buffer, int64_t capacity, int64_t *count);
+/* Greedy next token after each prompt (prompts flat, offsets[n_prompts + 1]): out[n_prompts]. */
+int32_t bh_model_predict(bh_model *m, const int32_t *prompts, const int64_t *offsets, int64_t n_prompts,
+                         int32_t *buffer, int64_t capacity, int64_t *count);
+/* Copies one tensor by Hugging Face name (shape in bh_model_info). */
+int32_t bh_model_tensor(const bh_model *m, const char *name, float *buffer, int64_t capacity, int64_t *count);
+void    bh_model_free(bh_model *m);
+
+/* ---- Training: begin / step / end ------------------------------------------------------------ */
+typedef struct bh_trainer bh_trainer;
+
+/* spec_json: a TrainSpec (epochs, batch_size, learning_rate, ...; docs/formats.md). With
+   "resume_from": "<checkpoint.h5>" the trainer continues an interrupted run exactly (the model's
+   weights, the optimizer moments and the position are read from that file). */
+int32_t bh_trainer_begin(bh_model *m, const bh_dataset *ds, const char *spec_json, bh_trainer **out);
+/* One optimizer step. Returns BH_STEP, or BH_DONE when training has finished (nothing was done).
+   If report_json is not NULL it receives {"step", "total_steps", "epoch", "loss", "learning_rate",
+   "grad_norm", "tokens_per_second", "evaluated", "accuracy": {group: value}}. A NaN loss returns
+   BH_ERR_NUMERIC and leaves the last checkpoint on disk untouched. */
+int32_t bh_trainer_step(bh_trainer *t, char **report_json);
+/* Writes a checkpoint that bh_trainer_begin can resume from (weights, optimizer, position, history). */
+int32_t bh_trainer_save(bh_trainer *t, const char *path);
+/* Final report (spec, history summary, last evaluation). The trainer stays valid until freed. */
+int32_t bh_trainer_end(bh_trainer *t, char **report_json);
+void    bh_trainer_free(bh_trainer *t);
+
+/* ---- Evaluation ------------------------------------------------------------------------------ */
+/* spec_json: {"groups": ["sro", ...] (default: all), "batch_size": 256}. Report: per group
+   accuracy, mean target probability and rank, per relation accuracy; the spec echoed. */
+int32_t bh_evaluate(bh_model *m, const bh_dataset *ds, const char *spec_json, char **report_json);
+/* Per-prompt results of one evaluation group, each buffer [n] (any may be NULL):
+   predicted token, 1 if correct, target probability, target rank (1 = top). */
+int32_t bh_evaluate_group(bh_model *m, const bh_dataset *ds, const char *group, int32_t *predicted,
+                          uint8_t *correct, float *target_probability, int32_t *target_rank,
+                          int64_t capacity, int64_t *count);
+/* Binary search for the largest subject count a model learns to a target accuracy:
+   spec_json {"dataset": DatasetSpec, "model": ModelConfig, "training": TrainSpec,
+   "search": {"min_subjects", "max_subjects", "target_accuracy", "relative_tolerance", "max_probes"}}.
+   The report lists every probe. */
+int32_t bh_capacity_search(const char *spec_json, char **report_json);
+
+/* ---- Editing: edit sets, fine-tuning editors (full, LoRA) over a layer selection ------------- */
+typedef struct bh_editset bh_editset;
+typedef struct bh_edit bh_edit;
+
+/* spec_json: an EditSpec ({"kind": "single" | "diverse" | "identical" | "forget_relation" |
+   "correlated", "relation", "count", "repeats", ...}; docs/formats.md). */
+int32_t bh_editset_create(const bh_dataset *ds, const char *spec_json, bh_editset **out);
+/* JSON: spec (defaults filled in), edits, training counts per group, test groups and sizes, arrays. */
+int32_t bh_editset_info(const bh_editset *es, char **json_out);
+/* Arrays by name: "tokens", "offsets", "groups/<name>/prompts", ".../offsets", ".../targets", ".../facts". */
+int32_t bh_editset_array_i32(const bh_editset *es, const char *name, int32_t *buffer, int64_t capacity, int64_t *count);
+int32_t bh_editset_array_i64(const bh_editset *es, const char *name, int64_t *buffer, int64_t capacity, int64_t *count);
+void    bh_editset_free(bh_editset *es);
+
+/* method_json: {"method": "full" | "lora", "mode": "batch" | "sequential" | "one_at_a_time",
+   "layers": {"blocks": [..], "sublayers": "mlp" | "attention" | "both", "matrices": [..],
+   "embeddings": 0/1, "unembedding": 0/1}, "rank", "alpha", "optimizer": {...}}. The model is
+   evaluated on every test group first; bh_edit_step trains; bh_edit_end evaluates again and
+   reports metrics. The model's weights are changed in place (use bh_model_clone to keep one). */
+int32_t bh_edit_begin(bh_model *m, const bh_editset *es, const char *method_json, bh_edit **out);
+int32_t bh_edit_step(bh_edit *e, char **report_json);   /* BH_STEP or BH_DONE, as bh_trainer_step */
+int32_t bh_edit_end(bh_edit *e, char **report_json);    /* metrics, before/after per group, norms */
+/* HDF5 (format = "behemoth.edit"): /deltas/<name>, /lora/<name>/{A,B}, /groups/<name>/{correct_before,
+   correct_after, probability_before, probability_after, facts}, the report and specs as attributes. */
+int32_t bh_edit_save(const bh_edit *e, const char *path);
+/* The weight change of one trained tensor (after bh_edit_end). */
+int32_t bh_edit_delta(const bh_edit *e, const char *name, float *buffer, int64_t capacity, int64_t *count);
+void    bh_edit_free(bh_edit *e);
+
 #ifdef __cplusplus
 }
 #endif

@@ -10,6 +10,9 @@ public struct PromptSet {
     public var targets: [Int32]      // one target token per prompt
     public var facts: [Int32]        // fact index per prompt (-1 if none)
     public var relations: [Int32]    // relation per prompt, for per-relation accuracy (-1 if none)
+    /// An alternative token per prompt whose probability is also recorded (CounterFact-style
+    /// comparisons: the old object of an edited fact, the new object for its neighbours).
+    public var alternatives: [Int32]? = nil
 
     public var count: Int { targets.count }
 
@@ -33,6 +36,7 @@ public struct GroupResult {
     public var targetProbability: [Float] = []
     public var targetRank: [Int32] = []   // 1 = the target is the argmax
     public var relations: [Int32] = []
+    public var alternativeProbability: [Float] = []
 
     public var count: Int { correct.count }
     public var accuracy: Double { count == 0 ? 0 : Double(correct.reduce(0) { $0 + Int($1) }) / Double(count) }
@@ -118,6 +122,11 @@ public func evaluatePrompts(
             result.correct.append(best == target ? 1 : 0)
             result.targetProbability.append(tv.isFinite ? Float(Double(expf(tv - maxValue)) / sum) : 0)
             result.targetRank.append(above + 1)
+            if let alts = set.alternatives {
+                let a = Int(alts[start + r])
+                let av = (a >= 0 && a < vocab) ? row[row.startIndex + a] : -Float.infinity
+                result.alternativeProbability.append(av.isFinite ? Float(Double(expf(av - maxValue)) / sum) : 0)
+            }
         }
         start += rows
     }

@@ -1,0 +1,237 @@
+/// Metrics of an edit experiment, each with how it is computed.
+public enum EditMetrics {
+    static let definitions: [(String, String, String)] = [
+        // (metric, group, definition)
+        ("edit_success", "edited", "exact-match accuracy on the edited prompts with the NEW object as target (greedy next token)"),
+        ("old_value_retained", "edited_original", "fraction of edited prompts still answered with the OLD object"),
+        ("remaining_accuracy", "remaining", "exact-match accuracy on every base fact no group trained or tested (untouched facts)"),
+        ("same_subject_other_relations", "same_subject_other_rel", "accuracy on the edited subjects' other relations (not trained)"),
+        ("same_value_neighbours", "with_same_value", "accuracy on held-out subjects that share the new value (not trained)"),
+        ("same_relation_neighbours", "with_same_rel", "accuracy on held-out subjects of the edited relation (not trained)"),
+        ("dependent_update_rate", "correlated_dependent", "fraction of edited subjects whose correlated relation now gives the object with the new value's ordinal"),
+        ("correlated_retention", "correlated_retention", "fraction of edited subjects whose correlated relation still gives its old object"),
+        ("forgetting_success", "forgotten", "fraction of forgotten (trained) prompts answered with the forced object"),
+        ("forgetting_generalization", "forgotten_heldout", "fraction of held-out subjects of the forgotten relation answered with the forced object"),
+        ("forgetting_heldout_retention", "forgotten_heldout_original", "fraction of held-out subjects of the forgotten relation still answered with their own object"),
+    ]
+
+    /// CounterFact-style scores (Meng et al. 2022) on our groups.
+    static func counterFact(edited: GroupResult?, neighbours: GroupResult?) -> [(String, Double, String)] {
+        var out: [(String, Double, String)] = []
+        if let e = edited, e.count > 0, !e.alternativeProbability.isEmpty {
+            let es = zip(e.targetProbability, e.alternativeProbability).filter { $0 > $1 }.count
+            let em = zip(e.targetProbability, e.alternativeProbability).reduce(0.0) { $0 + Double($1.0 - $1.1) } / Double(e.count)
+            out.append(("efficacy_score", Double(es) / Double(e.count), "CounterFact ES: fraction of edited prompts with p(new) > p(old)"))
+            out.append(("efficacy_magnitude", em, "CounterFact EM: mean p(new) − p(old) over edited prompts"))
+        }
+        if let n = neighbours, n.count > 0, !n.alternativeProbability.isEmpty {
+            let ns = zip(n.targetProbability, n.alternativeProbability).filter { $0 > $1 }.count
+            let nm = zip(n.targetProbability, n.alternativeProbability).reduce(0.0) { $0 + Double($1.0 - $1.1) } / Double(n.count)
+            out.append(("neighborhood_score", Double(ns) / Double(n.count), "CounterFact NS: fraction of same-relation neighbour prompts with p(true) > p(new object)"))
+            out.append(("neighborhood_magnitude", nm, "CounterFact NM: mean p(true) − p(new object) over same-relation neighbours"))
+        }
+        return out
+    }
+}
+
+/// The outcome of an edit: per-group results before and after, metrics, weight changes.
+public struct EditResult {
+    public var before: [GroupResult] = []
+    public var after: [GroupResult] = []
+    public var metrics: [(name: String, value: Double, definition: String)] = []
+    /// ΔW of every trained tensor (merged LoRA deltas for LoRA).
+    public var deltas: [(entry: TensorEntry, values: [Float])] = []
+    public var deltaNorms: [(String, Double)] = []
+    public var adapters: [LoRAAdapter] = []
+    public var perEdit: [JSON] = []
+    public var seconds = 0.0
+    public var steps = 0
+    public var finalLoss: Float = 0
+
+    public func group(_ name: String, after isAfter: Bool = true) -> GroupResult? {
+        (isAfter ? after : before).first { $0.name == name }
+    }
+
+    public func metricsJSON() -> JSON {
+        .object(metrics.map { ($0.name, .object([("value", .number($0.value)), ("definition", .string($0.definition))])) })
+    }
+}
+
+/// Runs an edit (fine-tuning on an edit set) as a state machine: `step()` until nil, then `finish()`.
+public final class EditRunner {
+    public let network: TrainableNetwork
+    public let editSet: EditSet
+    public let method: EditMethodSpec
+    public let layers: Int
+    let original: [Float]
+    let trained: [String]
+    var runs: [EditSet]
+    var runIndex = 0
+    var trainer: Trainer?
+    var wrapper: TrainableNetwork?
+    var optimizer: BlockOptimizer?
+    public private(set) var result = EditResult()
+    public private(set) var stepsTaken = 0
+    public let totalSteps: Int
+    let started = monotonicSeconds()
+    var done = false
+
+    /// `perEditSets` gives each edit's own set, for the sequential and one-at-a-time modes.
+    public init(network: TrainableNetwork, editSet: EditSet, method: EditMethodSpec, layers: Int,
+                perEditSets: [EditSet] = []) throws(EngineError) {
+        self.network = network
+        self.editSet = editSet
+        self.method = method
+        self.layers = layers
+        original = Array(network.parameterBlock)
+        trained = method.method == .full ? method.selection.tensorNames(layers: layers) : method.selection.matrixNames(layers: layers)
+        for n in trained where !network.tensorTable.contains(where: { $0.name == n }) {
+            throw .invalid("edit method: the model has no tensor \(n)")
+        }
+        if method.method == .lora {
+            for n in trained {
+                let e = network.tensorTable.first { $0.name == n }!
+                guard method.rank <= min(e.shape[0], e.shape[1]) else {
+                    throw .invalid("edit method: rank = \(method.rank) is larger than \(n) allows (shape \(e.shape[0])x\(e.shape[1]), at most \(min(e.shape[0], e.shape[1])))")
+                }
+            }
+        }
+        switch method.mode {
+        case .batch: runs = [editSet]
+        case .sequential, .oneAtATime:
+            guard perEditSets.count == editSet.edits.count, !perEditSets.isEmpty else {
+                throw .invalid("edit method: mode \"\(method.mode.rawValue)\" needs one edit set per edit")
+            }
+            runs = perEditSets
+        }
+        var total = 0
+        for r in runs {
+            let batches = (r.sequenceGroup.count + method.training.batchSize - 1) / method.training.batchSize
+            total += batches * method.training.epochs
+        }
+        totalSteps = total
+        result.before = try evaluateAll()
+        try startRun()
+    }
+
+    func evaluateAll() throws(EngineError) -> [GroupResult] {
+        var out: [GroupResult] = []
+        for g in editSet.groups {
+            out.append(try evaluatePrompts(g, vocab: network.vocabSize, batchSize: 256) { (tk, rows, width, lengths, o) throws(EngineError) in
+                try network.logitsAtLast(tokens: tk, rows: rows, width: width, lengths: lengths, out: o)
+            })
+        }
+        return out
+    }
+
+    func startRun() throws(EngineError) {
+        let set = runs[runIndex]
+        guard !set.sequenceGroup.isEmpty else { throw .invalid("edit set: no training sentences") }
+        if method.mode == .oneAtATime { restoreOriginal() }
+        var spec = method.training
+        spec.seed = method.training.seed &+ UInt64(runIndex)
+        let w: TrainableNetwork
+        if method.method == .full {
+            w = try SubsetNetwork(base: network, names: trained)
+        } else {
+            w = try LoRANetwork(base: network, names: trained, rank: method.rank, alpha: method.alpha, seed: spec.seed)
+        }
+        let opt = FlatAdamW(table: w.tensorTable, spec: spec)
+        trainer = try Trainer(network: w, optimizer: opt, spec: spec, tokens: set.tokens, offsets: set.offsets, evalSets: [])
+        wrapper = w
+        optimizer = opt
+    }
+
+    func restoreOriginal() {
+        original.withUnsafeBufferPointer { network.parameterBlock.baseAddress!.update(from: $0.baseAddress!, count: $0.count) }
+    }
+
+    /// Writes the wrapper's current parameters into the network (LoRA: merged weights).
+    func commitRun() {
+        if let l = wrapper as? LoRANetwork { l.merge(); result.adapters = l.adapters }
+        if let s = wrapper as? SubsetNetwork { s.scatter() }
+    }
+
+    public func step() throws(EngineError) -> StepReport? {
+        if done { return nil }
+        guard let t = trainer else { return nil }
+        if let r = try t.step() {
+            stepsTaken += 1
+            result.finalLoss = r.loss
+            var rep = r
+            rep.step = stepsTaken
+            rep.totalSteps = totalSteps
+            return rep
+        }
+        commitRun()
+        if method.mode == .oneAtATime {
+            let after = try evaluateAll()
+            let e = editSet.edits[runIndex]
+            let i = runIndex
+            let edited = after.first { $0.name == "edited" }
+            let remaining = after.first { $0.name == "remaining" }
+            result.perEdit.append(.object([
+                ("subject", .int(e.subject)), ("relation", .int(e.relation)), ("new_object", .int(e.newObject)),
+                ("edit_success", .number(Double(edited?.correct[i] ?? 0))),
+                ("remaining_accuracy", .number(remaining?.accuracy ?? 0)),
+            ]))
+        }
+        wrapper = nil  // releases the wrapper: the network's trainable set is reset
+        trainer = nil
+        runIndex += 1
+        if runIndex < runs.count {
+            try startRun()
+            return try step()
+        }
+        done = true
+        return nil
+    }
+
+    /// Evaluates after the edit and assembles metrics and deltas. In one-at-a-time mode the model
+    /// is restored to its original weights and the metrics average the per-edit results.
+    public func finish() throws(EngineError) -> EditResult {
+        if !done { throw .misuse("edit: finish() called before the last step") }
+        result.steps = stepsTaken
+        // Deltas of every trained tensor.
+        let block = network.parameterBlock
+        let deltaNames = method.method == .full ? trained : trained
+        for n in deltaNames {
+            let e = network.tensorTable.first { $0.name == n }!
+            var d = [Float](repeating: 0, count: e.count)
+            for i in 0..<e.count { d[i] = block[e.offset + i] - original[e.offset + i] }
+            result.deltas.append((e, d))
+        }
+        for e in network.tensorTable {
+            var s = 0.0
+            for i in e.offset..<(e.offset + e.count) { let d = Double(block[i] - original[i]); s += d * d }
+            result.deltaNorms.append((e.name, s.squareRoot()))
+        }
+        result.after = try evaluateAll()
+        if method.mode == .oneAtATime {
+            restoreOriginal()
+        }
+        var metrics: [(String, Double, String)] = []
+        for (name, group, definition) in EditMetrics.definitions {
+            guard let a = result.after.first(where: { $0.name == group }), a.count > 0 else { continue }
+            var value = a.accuracy
+            var def = definition
+            if method.mode == .oneAtATime, name == "edit_success" {
+                let per = result.perEdit.compactMap { j -> Double? in if case let .number(x)? = j["edit_success"] { return x }; return nil }
+                value = per.reduce(0, +) / Double(max(1, per.count))
+                def += " (one at a time: each edit applied alone to the original model, averaged)"
+            }
+            metrics.append((name, value, def))
+            if let b = result.before.first(where: { $0.name == group }) {
+                metrics.append((name + "_before", b.accuracy, "the same, before the edit"))
+            }
+        }
+        if let rb = result.before.first(where: { $0.name == "remaining" }), let ra = result.after.first(where: { $0.name == "remaining" }) {
+            metrics.append(("remaining_accuracy_drop", rb.accuracy - ra.accuracy, "remaining accuracy before minus after (points lost on untouched facts)"))
+        }
+        metrics += EditMetrics.counterFact(edited: result.after.first { $0.name == "edited" },
+                                           neighbours: result.after.first { $0.name == "with_same_rel" })
+        result.metrics = metrics.map { (name: $0.0, value: $0.1, definition: $0.2) }
+        result.seconds = monotonicSeconds() - started
+        return result
+    }
+}

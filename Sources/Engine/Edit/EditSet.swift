@@ -1,0 +1,338 @@
+/// What the edit-set builder needs to know about a dataset's base facts: a dense table of object
+/// ordinals for every (subject, relation) and how facts are written as tokens.
+public struct FactView {
+    public var subjects: Int
+    public var relations: Int
+    public var objects: Int
+    /// objects[s * relations + r] = object ordinal of subject s under base relation r.
+    public var objectTable: [Int32]
+    /// Fact index (into the dataset's fact table) of (s, r), same layout; -1 if none.
+    public var factIndex: [Int32]
+    /// The correlated pair (r0, r1) if the dataset has one.
+    public var correlatedPair: (Int, Int)?
+    /// Prompt tokens for (s, r): everything up to and including the object marker.
+    public var prompt: (Int, Int) -> [Int32]
+    /// The token of object ordinal o of relation r.
+    public var objectToken: (Int, Int) -> Int32
+    /// Tokens written after the object token to end a sentence ("." and EOS).
+    public var sentenceEnd: [Int32]
+    /// A fingerprint of the facts, so an edit spec made for one dataset is refused on another.
+    public var fingerprint: UInt64
+
+    public func object(_ s: Int, _ r: Int) -> Int { Int(objectTable[s * relations + r]) }
+
+    public init(subjects: Int, relations: Int, objects: Int, objectTable: [Int32], factIndex: [Int32],
+                correlatedPair: (Int, Int)?, prompt: @escaping (Int, Int) -> [Int32],
+                objectToken: @escaping (Int, Int) -> Int32, sentenceEnd: [Int32]) {
+        self.subjects = subjects
+        self.relations = relations
+        self.objects = objects
+        self.objectTable = objectTable
+        self.factIndex = factIndex
+        self.correlatedPair = correlatedPair
+        self.prompt = prompt
+        self.objectToken = objectToken
+        self.sentenceEnd = sentenceEnd
+        var h: UInt64 = 0xCBF2_9CE4_8422_2325
+        for x in [Int32(subjects), Int32(relations), Int32(objects)] + objectTable {
+            for byte in 0..<4 { h = (h ^ UInt64((UInt32(bitPattern: x) >> (8 * byte)) & 0xFF)) &* 0x0000_0100_0000_01B3 }
+        }
+        fingerprint = h
+    }
+}
+
+/// A JSON edit spec (docs/formats.md, "Edit spec"). Counts follow the official fine-tuning mix:
+/// per edit, the new fact `repeats` times, up to `same_value_max` other subjects that already have
+/// the new value, `same_relation_per_edit` other subjects of the same relation, and
+/// `regularization_per_edit` facts of other relations of untouched subjects (2 : 1 : 4 + 2 at the
+/// official defaults 250 / 150 / 500 / 250).
+public struct EditSpec {
+    public enum Kind: String, CaseIterable {
+        case single, diverse, identical, forgetRelation = "forget_relation", correlated
+    }
+    public var kind = Kind.single
+    public var relation = 0
+    public var count = 1
+    public var subjects: [Int] = []
+    public var newObject: Int? = nil
+    public var forgetFraction = 1.0
+    public var forcedObject = 0
+    public var repeats = 250
+    public var sameValueMax = 150
+    public var sameRelationPerEdit = 500
+    public var regularizationPerEdit = -1   // -1: equal to repeats
+    public var seed: UInt64 = 0
+    public var datasetFingerprint: String = ""
+
+    public init() {}
+
+    public init(json text: String) throws(EngineError) {
+        var r = try JSONReader(text: text, path: "edit spec")
+        let k = try r.string("kind", default: kind.rawValue, oneOf: Kind.allCases.map(\.rawValue))
+        kind = Kind(rawValue: k)!
+        relation = try r.int("relation", default: relation, min: 0, max: 100_000)
+        count = try r.int("count", default: kind == .single || kind == .correlated ? 1 : 10, min: 1, max: 10_000_000)
+        subjects = try r.intArray("subjects", default: [], min: 0)
+        newObject = try r.optionalInt("new_object", min: 0)
+        forgetFraction = try r.double("forget_fraction", default: forgetFraction, min: 0, max: 1, exclusiveMin: true)
+        forcedObject = try r.int("forced_object", default: forcedObject, min: 0)
+        repeats = try r.int("repeats", default: repeats, min: 1, max: 1_000_000)
+        sameValueMax = try r.int("same_value_max", default: sameValueMax, min: 0, max: 10_000_000)
+        sameRelationPerEdit = try r.int("same_relation_per_edit", default: sameRelationPerEdit, min: 0, max: 10_000_000)
+        regularizationPerEdit = try r.int("regularization_per_edit", default: regularizationPerEdit, min: -1, max: 10_000_000)
+        seed = UInt64(try r.int("seed", default: 0, min: 0))
+        datasetFingerprint = try r.string("dataset_fingerprint", default: "")
+        try r.finish()
+        if (kind == .single || kind == .correlated), count != 1 {
+            throw .invalid("edit spec: kind \"\(kind.rawValue)\" makes exactly one edit (count = \(count))")
+        }
+        if !subjects.isEmpty, kind != .forgetRelation, subjects.count != count {
+            throw .invalid("edit spec: subjects lists \(subjects.count) subjects but count = \(count)")
+        }
+    }
+
+    public var regularization: Int { regularizationPerEdit < 0 ? repeats : regularizationPerEdit }
+
+    public func toJSON() -> JSON {
+        .object([
+            ("kind", .string(kind.rawValue)), ("relation", .int(relation)), ("count", .int(count)),
+            ("subjects", .ints(subjects)), ("new_object", newObject.map { .int($0) } ?? .null),
+            ("forget_fraction", .number(forgetFraction)), ("forced_object", .int(forcedObject)),
+            ("repeats", .int(repeats)), ("same_value_max", .int(sameValueMax)),
+            ("same_relation_per_edit", .int(sameRelationPerEdit)), ("regularization_per_edit", .int(regularization)),
+            ("seed", .int(Int(seed))), ("dataset_fingerprint", .string(datasetFingerprint)),
+        ])
+    }
+}
+
+/// One changed fact.
+public struct Edit: Equatable {
+    public let subject: Int
+    public let relation: Int
+    public let oldObject: Int
+    public let newObject: Int
+}
+
+/// The fine-tuning data and the test groups of an edit experiment.
+public struct EditSet {
+    public var spec: EditSpec
+    public var edits: [Edit] = []
+    /// Training sentences (flat tokens + offsets) and the training group of each.
+    public var tokens: [Int32] = []
+    public var offsets: [Int64] = [0]
+    public var sequenceGroup: [String] = []
+    /// Test groups, each a prompt set with one target token per prompt.
+    public var groups: [PromptSet] = []
+    public var fingerprint: UInt64 = 0
+
+    public func group(_ name: String) -> PromptSet? { groups.first { $0.name == name } }
+
+    /// Counts of training sentences per group (in order of first appearance).
+    public func trainingCounts() -> [(String, Int)] {
+        var order: [String] = [], n: [String: Int] = [:]
+        for g in sequenceGroup { if n[g] == nil { order.append(g) }; n[g, default: 0] += 1 }
+        return order.map { ($0, n[$0]!) }
+    }
+
+    public func summary() -> JSON {
+        .object([
+            ("spec", spec.toJSON()),
+            ("edits", .array(edits.map {
+                .object([("subject", .int($0.subject)), ("relation", .int($0.relation)),
+                         ("old_object", .int($0.oldObject)), ("new_object", .int($0.newObject))])
+            })),
+            ("training", .object(trainingCounts().map { ($0.0, .int($0.1)) })),
+            ("training_sequences", .int(sequenceGroup.count)),
+            ("groups", .object(groups.map { ($0.name, .int($0.count)) })),
+            ("dataset_fingerprint", .string(String(fingerprint, radix: 16))),
+        ])
+    }
+}
+
+public enum EditSetBuilder {
+    /// Builds an edit set; every choice comes from `spec.seed`.
+    public static func build(_ spec: EditSpec, facts: FactView) throws(EngineError) -> EditSet {
+        let fp = String(facts.fingerprint, radix: 16)
+        if !spec.datasetFingerprint.isEmpty, spec.datasetFingerprint != fp {
+            throw .invalid("edit spec: dataset_fingerprint = \(spec.datasetFingerprint) but this dataset's is \(fp): the spec was made for a different dataset")
+        }
+        let S = facts.subjects, R = facts.relations, O = facts.objects
+        let r0 = spec.relation
+        guard r0 < R else { throw .invalid("edit spec: relation = \(r0) but the dataset has \(R) relations (0...\(R - 1))") }
+        for (i, s) in spec.subjects.enumerated() where s >= S {
+            throw .invalid("edit spec: subjects[\(i)] = \(s) but the dataset has \(S) subjects")
+        }
+        if let o = spec.newObject, o >= O { throw .invalid("edit spec: new_object = \(o) but relation \(r0) has \(O) objects") }
+        guard spec.forcedObject < O else { throw .invalid("edit spec: forced_object = \(spec.forcedObject) but relation \(r0) has \(O) objects") }
+        guard O >= 2 else { throw .invalid("edit spec: relation \(r0) has \(O) object; an edit needs at least 2") }
+        if spec.kind != .forgetRelation, spec.count > S {
+            throw .invalid("edit spec: count = \(spec.count) edits but the dataset has only \(S) subjects")
+        }
+        var rng = RNG(seed: spec.seed, stream: "edit set")
+        var set = EditSet(spec: spec)
+        set.fingerprint = facts.fingerprint
+
+        // 1. Choose the edits.
+        var edited: [Int] = []
+        switch spec.kind {
+        case .single, .correlated:
+            if spec.kind == .correlated {
+                guard let pair = facts.correlatedPair else { throw .invalid("edit spec: kind \"correlated\" needs a dataset with a correlated pair") }
+                guard pair.0 == r0 else { throw .invalid("edit spec: the correlated pair is (\(pair.0), \(pair.1)); set relation = \(pair.0)") }
+            }
+            let s = spec.subjects.first ?? rng.below(S)
+            let old = facts.object(s, r0)
+            var new = spec.newObject ?? rng.below(O - 1)
+            if spec.newObject == nil, new >= old { new += 1 }
+            guard new != old else { throw .invalid("edit spec: new_object = \(new) is already subject \(s)'s object") }
+            set.edits = [Edit(subject: s, relation: r0, oldObject: old, newObject: new)]
+        case .diverse:
+            // Distinct subjects with distinct original objects, each to its own unused new object.
+            guard 2 * spec.count <= O else {
+                throw .invalid("edit spec: \(spec.count) diverse edits need \(2 * spec.count) distinct objects but relation \(r0) has \(O)")
+            }
+            var order = spec.subjects.isEmpty ? Array(0..<S) : spec.subjects
+            if spec.subjects.isEmpty { rng.shuffle(&order) }
+            var usedOld = Set<Int>(), chosen: [Int] = []
+            for s in order where !usedOld.contains(facts.object(s, r0)) {
+                usedOld.insert(facts.object(s, r0)); chosen.append(s)
+                if chosen.count == spec.count { break }
+            }
+            guard chosen.count == spec.count else {
+                throw .invalid("edit spec: only \(chosen.count) subjects have distinct objects under relation \(r0); count = \(spec.count)")
+            }
+            var free = (0..<O).filter { !usedOld.contains($0) }
+            rng.shuffle(&free)
+            set.edits = chosen.enumerated().map { Edit(subject: $1, relation: r0, oldObject: facts.object($1, r0), newObject: free[$0]) }
+        case .identical:
+            // n subjects sharing value v, all remapped to one new value v'.
+            var byValue = [[Int]](repeating: [], count: O)
+            for s in 0..<S { byValue[facts.object(s, r0)].append(s) }
+            let candidates = (0..<O).filter { byValue[$0].count >= spec.count }
+            guard !candidates.isEmpty else {
+                throw .invalid("edit spec: no object of relation \(r0) is shared by \(spec.count) subjects (the most is \(byValue.map(\.count).max() ?? 0))")
+            }
+            let v = candidates[rng.below(candidates.count)]
+            var members = byValue[v]
+            rng.shuffle(&members)
+            var new = spec.newObject ?? rng.below(O - 1)
+            if spec.newObject == nil, new >= v { new += 1 }
+            guard new != v else { throw .invalid("edit spec: new_object = \(new) is the shared value itself") }
+            set.edits = members.prefix(spec.count).map { Edit(subject: $0, relation: r0, oldObject: v, newObject: new) }
+        case .forgetRelation:
+            var order = spec.subjects.isEmpty ? Array(0..<S) : spec.subjects
+            if spec.subjects.isEmpty { rng.shuffle(&order) }
+            let n = spec.subjects.isEmpty ? max(1, Int((spec.forgetFraction * Double(S)).rounded())) : order.count
+            set.edits = order.prefix(n).map { Edit(subject: $0, relation: r0, oldObject: facts.object($0, r0), newObject: spec.forcedObject) }
+        }
+        edited = set.edits.map(\.subject)
+        let editedSet = Set(edited)
+        var touched = editedSet  // subjects used by any group so far
+
+        func sentence(_ s: Int, _ r: Int, _ o: Int) -> [Int32] { facts.prompt(s, r) + [facts.objectToken(r, o)] + facts.sentenceEnd }
+        func addTraining(_ group: String, _ s: Int, _ r: Int, _ o: Int) {
+            set.tokens += sentence(s, r, o)
+            set.offsets.append(Int64(set.tokens.count))
+            set.sequenceGroup.append(group)
+        }
+        var testGroups: [String: [(Int, Int, Int, Int)]] = [:]   // name → (s, r, target object, alternative or -1)
+        var groupOrder: [String] = []
+        func addTest(_ name: String, _ s: Int, _ r: Int, _ o: Int, alt: Int = -1) {
+            if testGroups[name] == nil { groupOrder.append(name); testGroups[name] = [] }
+            testGroups[name]!.append((s, r, o, alt))
+        }
+        var usedFacts = Set<Int>()  // s * R + r of every fact trained or tested so far
+
+        // 2. The edited facts themselves.
+        let forgetting = spec.kind == .forgetRelation
+        for e in set.edits {
+            for _ in 0..<(forgetting ? 1 : spec.repeats) { addTraining(forgetting ? "forgotten" : "edited", e.subject, r0, e.newObject) }
+            addTest(forgetting ? "forgotten" : "edited", e.subject, r0, e.newObject, alt: e.oldObject)
+            if !forgetting { addTest("edited_original", e.subject, r0, e.oldObject, alt: e.newObject) }
+            usedFacts.insert(e.subject * R + r0)
+        }
+        let n = set.edits.count
+
+        if forgetting {
+            // Held-out subjects: the forced value should generalise to them (or not).
+            let heldOut = (0..<S).filter { !editedSet.contains($0) }
+            for s in heldOut {
+                addTest("forgotten_heldout", s, r0, spec.forcedObject)
+                addTest("forgotten_heldout_original", s, r0, facts.object(s, r0))
+                usedFacts.insert(s * R + r0)
+            }
+            // Regularisation: other relations of half of the held-out subjects, as many as were forgotten.
+            var pool: [(Int, Int)] = []
+            for s in heldOut.prefix(heldOut.count / 2) { for r in 0..<R where r != r0 { pool.append((s, r)) } }
+            rng.shuffle(&pool)
+            for (s, r) in pool.prefix(n) { addTraining("regularization", s, r, facts.object(s, r)); usedFacts.insert(s * R + r) }
+        } else {
+            // 3. Same value: other subjects whose r0 object equals the new value (identical edits: the
+            //    original shared value); half trained, half held out.
+            let newValues = Set(set.edits.map(\.newObject))
+            let sameValueValue: Set<Int> = spec.kind == .identical ? [set.edits[0].oldObject] : newValues
+            var sameValue = (0..<S).filter { !editedSet.contains($0) && sameValueValue.contains(facts.object($0, r0)) }
+            rng.shuffle(&sameValue)
+            let svTrain = min(sameValue.count / 2, spec.sameValueMax)
+            let reps = spec.kind == .identical ? n : 1
+            for s in sameValue.prefix(svTrain) {
+                for _ in 0..<reps { addTraining("with_same_value", s, r0, facts.object(s, r0)) }
+                usedFacts.insert(s * R + r0)
+            }
+            for s in sameValue.dropFirst(svTrain).prefix(max(svTrain, sameValue.count - svTrain)) {
+                addTest("with_same_value", s, r0, facts.object(s, r0), alt: set.edits[0].newObject); usedFacts.insert(s * R + r0)
+            }
+            touched.formUnion(sameValue)
+
+            // 4. Same relation: other subjects' r0 facts, unchanged; the next block held out.
+            var sameRel = (0..<S).filter { !touched.contains($0) }
+            rng.shuffle(&sameRel)
+            let srCount = min(sameRel.count / 2, spec.sameRelationPerEdit * n)
+            for s in sameRel.prefix(srCount) { addTraining("with_same_rel", s, r0, facts.object(s, r0)); usedFacts.insert(s * R + r0) }
+            for s in sameRel.dropFirst(srCount).prefix(srCount) { addTest("with_same_rel", s, r0, facts.object(s, r0), alt: set.edits[0].newObject); usedFacts.insert(s * R + r0) }
+            touched.formUnion(sameRel.prefix(2 * srCount))
+
+            // 5. The edited subjects' other relations: not trained, tested for locality. With a
+            //    correlated pair, the second relation has two tests: retention and dependent update.
+            for e in set.edits {
+                for r in 0..<R where r != r0 {
+                    usedFacts.insert(e.subject * R + r)
+                    if let pair = facts.correlatedPair, spec.kind == .correlated, r == pair.1 {
+                        addTest("correlated_retention", e.subject, r, facts.object(e.subject, r), alt: e.newObject)
+                        addTest("correlated_dependent", e.subject, r, e.newObject, alt: facts.object(e.subject, r))
+                    } else {
+                        addTest("same_subject_other_rel", e.subject, r, facts.object(e.subject, r))
+                    }
+                }
+            }
+
+            // 6. Regularisation: other relations of subjects no group touched.
+            var pool: [(Int, Int)] = []
+            for s in 0..<S where !touched.contains(s) { for r in 0..<R where r != r0 { pool.append((s, r)) } }
+            rng.shuffle(&pool)
+            for (s, r) in pool.prefix(spec.regularization * n) {
+                addTraining("regularization", s, r, facts.object(s, r)); usedFacts.insert(s * R + r)
+            }
+        }
+
+        // 7. Remaining: every base fact no group trained or tested.
+        for s in 0..<S { for r in 0..<R where !usedFacts.contains(s * R + r) { addTest("remaining", s, r, facts.object(s, r)) } }
+
+        for name in groupOrder {
+            var prompts: [Int32] = [], offsets: [Int64] = [0], targets: [Int32] = [], idx: [Int32] = [], rels: [Int32] = []
+            var alts: [Int32] = []
+            for (s, r, o, alt) in testGroups[name]! {
+                prompts += facts.prompt(s, r)
+                offsets.append(Int64(prompts.count))
+                targets.append(facts.objectToken(r, o))
+                idx.append(facts.factIndex[s * R + r])
+                rels.append(Int32(r))
+                alts.append(alt >= 0 ? facts.objectToken(r, alt) : -1)
+            }
+            var group = PromptSet(name: name, prompts: prompts, offsets: offsets, targets: targets, facts: idx, relations: rels)
+            if alts.contains(where: { $0 >= 0 }) { group.alternatives = alts }
+            set.groups.append(group)
+        }
+        return set
+    }
+}

@@ -1,0 +1,91 @@
+import Testing
+@testable import Engine
+
+/// A synthetic fact view: S subjects, R relations, O objects; prompt = [s+100, r+50, 5], object token = 1000 + r*O + o.
+func syntheticFacts(S: Int = 200, R: Int = 3, O: Int = 10, seed: UInt64 = 1, correlated: Bool = false) -> FactView {
+    var rng = RNG(seed: seed)
+    var table = [Int32](repeating: 0, count: S * R)
+    for s in 0..<S { for r in 0..<R { table[s * R + r] = Int32(rng.below(O)) } }
+    if correlated { for s in 0..<S { table[s * R + 1] = table[s * R + 0] } }
+    return FactView(subjects: S, relations: R, objects: O, objectTable: table, factIndex: (0..<(S * R)).map(Int32.init),
+                    correlatedPair: correlated ? (0, 1) : nil,
+                    prompt: { s, r in [Int32(s + 100), Int32(r + 50), 5] },
+                    objectToken: { r, o in Int32(1000 + r * O + o) }, sentenceEnd: [2, 0])
+}
+
+@Suite struct EditSetTests {
+    @Test func singleEditFollowsTheOfficialMix() throws {
+        let facts = syntheticFacts(S: 2000, R: 3, O: 8)
+        var spec = EditSpec()
+        spec.repeats = 20; spec.sameValueMax = 10; spec.sameRelationPerEdit = 40
+        let set = try EditSetBuilder.build(spec, facts: facts)
+        let e = set.edits[0]
+        #expect(e.oldObject != e.newObject)
+        #expect(facts.object(e.subject, 0) == e.oldObject)
+        let counts = Dictionary(uniqueKeysWithValues: set.trainingCounts())
+        #expect(counts["edited"] == 20)
+        #expect(counts["with_same_value"] == 10)
+        #expect(counts["with_same_rel"] == 40)
+        #expect(counts["regularization"] == 20)
+        // edited test targets the new object; the edited subject's other relations are tested, not trained
+        #expect(set.group("edited")!.targets == [facts.objectToken(0, e.newObject)])
+        #expect(set.group("same_subject_other_rel")!.count == 2)
+        // no fact is both trained and tested, and no training sentence uses the edited subject except the edit
+        let trainedPrompts = Set((0..<set.sequenceGroup.count).map { i in Array(set.tokens[Int(set.offsets[i])..<Int(set.offsets[i]) + 3]) })
+        for g in set.groups where g.name != "edited" && g.name != "edited_original" {
+            for i in 0..<g.count { #expect(!trainedPrompts.contains(Array(g.prompts[Int(g.offsets[i])..<Int(g.offsets[i + 1])]))) }
+        }
+        // every base fact appears in exactly one test group or in training
+        let tested = set.groups.filter { $0.name != "edited_original" }.reduce(0) { $0 + $1.count }
+        #expect(tested + trainedPrompts.count - 1 == 2000 * 3)  // the edited fact is both trained and tested
+        // determinism
+        let again = try EditSetBuilder.build(spec, facts: facts)
+        #expect(again.tokens == set.tokens)
+    }
+
+    @Test func diverseAndIdenticalEdits() throws {
+        let facts = syntheticFacts(S: 500, R: 3, O: 10)
+        var d = EditSpec(); d.kind = .diverse; d.count = 4; d.repeats = 5
+        let ds = try EditSetBuilder.build(d, facts: facts)
+        #expect(Set(ds.edits.map(\.subject)).count == 4)
+        #expect(Set(ds.edits.map(\.oldObject)).count == 4)
+        #expect(Set(ds.edits.map(\.newObject)).isDisjoint(with: Set(ds.edits.map(\.oldObject))))
+        var i = EditSpec(); i.kind = .identical; i.count = 5; i.repeats = 5
+        let iset = try EditSetBuilder.build(i, facts: facts)
+        #expect(Set(iset.edits.map(\.oldObject)).count == 1)
+        #expect(Set(iset.edits.map(\.newObject)).count == 1)
+    }
+
+    @Test func forgettingAndCorrelatedGroups() throws {
+        let facts = syntheticFacts(S: 100, R: 3, O: 6, correlated: true)
+        var f = EditSpec(); f.kind = .forgetRelation; f.relation = 2; f.forgetFraction = 0.5
+        let fs = try EditSetBuilder.build(f, facts: facts)
+        #expect(fs.edits.count == 50)
+        #expect(fs.group("forgotten")!.targets.allSatisfy { $0 == facts.objectToken(2, 0) })
+        #expect(fs.group("forgotten_heldout")!.count == 50)
+        var c = EditSpec(); c.kind = .correlated; c.repeats = 3
+        let cs = try EditSetBuilder.build(c, facts: facts)
+        let e = cs.edits[0]
+        #expect(cs.group("correlated_dependent")!.targets == [facts.objectToken(1, e.newObject)])
+        #expect(cs.group("correlated_retention")!.targets == [facts.objectToken(1, e.oldObject)])
+    }
+
+    @Test func badSpecsAreClearErrors() throws {
+        let facts = syntheticFacts(S: 20, R: 3, O: 6)
+        func fails(_ json: String, _ needle: String) {
+            do { _ = try EditSetBuilder.build(try EditSpec(json: json), facts: facts); Issue.record("expected failure for \(json)") } catch {
+                #expect(error.status == .invalid)
+                #expect(error.message.contains(needle), "\(error.message)")
+            }
+        }
+        fails(#"{"relation": 7}"#, "relation = 7")
+        fails(#"{"kind": "diverse", "count": 5}"#, "distinct objects")
+        fails(#"{"kind": "diverse", "count": 50}"#, "only 20 subjects")
+        fails(#"{"kind": "identical", "count": 500}"#, "500")
+        fails(#"{"dataset_fingerprint": "abc"}"#, "different dataset")
+        fails(#"{"subjects": [99]}"#, "subjects[0] = 99")
+        fails(#"{"kind": "correlated"}"#, "correlated pair")
+        fails(#"{"kind": "renmae"}"#, "kind")
+        fails(#"{"repeat": 3}"#, "unknown key 'repeat'")
+    }
+}
