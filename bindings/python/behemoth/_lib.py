@@ -70,14 +70,39 @@ def _buffer(ctype, dtype, writable: bool):
     return _Buffer
 
 
+# Opaque handle types (never dereferenced). Distinct pointer types keep a model from being passed
+# where a dataset is expected.
 class bh_dataset(ctypes.Structure):
-    """Opaque `bh_dataset` (never dereferenced)."""
+    pass
+
+
+class bh_model(ctypes.Structure):
+    pass
+
+
+class bh_trainer(ctypes.Structure):
+    pass
+
+
+class bh_editset(ctypes.Structure):
+    pass
+
+
+class bh_edit(ctypes.Structure):
+    pass
 
 
 DatasetPtr = POINTER(bh_dataset)
+ModelPtr = POINTER(bh_model)
+TrainerPtr = POINTER(bh_trainer)
+EditSetPtr = POINTER(bh_editset)
+EditPtr = POINTER(bh_edit)
 I32Out = _buffer(c_int32, np.int32, writable=True)
 I64Out = _buffer(c_int64, np.int64, writable=True)
+F32Out = _buffer(ctypes.c_float, np.float32, writable=True)
+U8Out = _buffer(ctypes.c_uint8, np.uint8, writable=True)
 I32In = _buffer(c_int32, np.int32, writable=False)
+I64In = _buffer(c_int64, np.int64, writable=False)
 StringOut = POINTER(c_void_p)  # char **: kept as void* so the pointer can be passed to bh_string_free
 
 # name -> (restype, argtypes), in the order of include/behemoth.h. tests/test_core.py checks that this
@@ -103,6 +128,39 @@ SIGNATURES: dict[str, tuple] = {
     "bh_dataset_array_i64": (c_int32, [DatasetPtr, _Text, I64Out, c_int64, POINTER(c_int64)]),
     "bh_dataset_decode": (c_int32, [DatasetPtr, I32In, c_int64, StringOut]),
     "bh_dataset_free": (None, [DatasetPtr]),
+    # models
+    "bh_model_create": (c_int32, [_Text, DatasetPtr, POINTER(ModelPtr)]),
+    "bh_model_load": (c_int32, [_Text, POINTER(ModelPtr)]),
+    "bh_model_save": (c_int32, [ModelPtr, _Text]),
+    "bh_model_clone": (c_int32, [ModelPtr, POINTER(ModelPtr)]),
+    "bh_model_info": (c_int32, [ModelPtr, StringOut]),
+    "bh_model_logits": (c_int32, [ModelPtr, I32In, c_int64, c_int64, F32Out, c_int64, POINTER(c_int64)]),
+    "bh_model_predict": (c_int32, [ModelPtr, I32In, I64In, c_int64, I32Out, c_int64, POINTER(c_int64)]),
+    "bh_model_tensor": (c_int32, [ModelPtr, _Text, F32Out, c_int64, POINTER(c_int64)]),
+    "bh_model_free": (None, [ModelPtr]),
+    # training
+    "bh_trainer_begin": (c_int32, [ModelPtr, DatasetPtr, _Text, POINTER(TrainerPtr)]),
+    "bh_trainer_step": (c_int32, [TrainerPtr, StringOut]),
+    "bh_trainer_save": (c_int32, [TrainerPtr, _Text]),
+    "bh_trainer_end": (c_int32, [TrainerPtr, StringOut]),
+    "bh_trainer_free": (None, [TrainerPtr]),
+    # evaluation
+    "bh_evaluate": (c_int32, [ModelPtr, DatasetPtr, _Text, StringOut]),
+    "bh_evaluate_group": (c_int32, [ModelPtr, DatasetPtr, _Text, I32Out, U8Out, F32Out, I32Out, c_int64,
+                                    POINTER(c_int64)]),
+    "bh_capacity_search": (c_int32, [_Text, StringOut]),
+    # editing
+    "bh_editset_create": (c_int32, [DatasetPtr, _Text, POINTER(EditSetPtr)]),
+    "bh_editset_info": (c_int32, [EditSetPtr, StringOut]),
+    "bh_editset_array_i32": (c_int32, [EditSetPtr, _Text, I32Out, c_int64, POINTER(c_int64)]),
+    "bh_editset_array_i64": (c_int32, [EditSetPtr, _Text, I64Out, c_int64, POINTER(c_int64)]),
+    "bh_editset_free": (None, [EditSetPtr]),
+    "bh_edit_begin": (c_int32, [ModelPtr, EditSetPtr, _Text, POINTER(EditPtr)]),
+    "bh_edit_step": (c_int32, [EditPtr, StringOut]),
+    "bh_edit_end": (c_int32, [EditPtr, StringOut]),
+    "bh_edit_save": (c_int32, [EditPtr, _Text]),
+    "bh_edit_delta": (c_int32, [EditPtr, _Text, F32Out, c_int64, POINTER(c_int64)]),
+    "bh_edit_free": (None, [EditPtr]),
 }
 
 
@@ -270,5 +328,5 @@ def take_string(ptr: c_void_p) -> str:
 __all__ = [
     "EXPECTED_ABI_VERSION", "SIGNATURES", "Library", "lib", "library_path", "find_library",
     "candidate_paths", "blas_core", "configure_blas_core", "last_error", "status_str", "check",
-    "take_string", "DatasetPtr", "Status",
+    "take_string", "DatasetPtr", "ModelPtr", "TrainerPtr", "EditSetPtr", "EditPtr", "Status",
 ]

@@ -9,10 +9,26 @@ from pathlib import Path
 
 import pytest
 
-import behemoth
-from behemoth import _lib
-
 TESTS = Path(__file__).resolve().parent
+PACKAGE_ROOT = TESTS.parent  # bindings/python: test the package beside these tests, whatever is installed
+sys.path.insert(0, str(PACKAGE_ROOT))
+
+import behemoth  # noqa: E402
+from behemoth import _lib  # noqa: E402
+
+assert Path(behemoth.__file__).resolve().parent == PACKAGE_ROOT / "behemoth", behemoth.__file__
+
+
+def subprocess_env(**overrides) -> dict:
+    """The environment for a child Python: imports the same package; `None` removes a variable."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(PACKAGE_ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    for k, v in overrides.items():
+        if v is None:
+            env.pop(k, None)
+        else:
+            env[k] = v
+    return env
 
 
 def repo_root() -> Path | None:
@@ -60,8 +76,7 @@ def run_isolated(code: str, timeout: float = 120) -> subprocess.CompletedProcess
     """Runs Python `code` in a fresh interpreter against the same library; fails the test if the
     process died (a signal, e.g. SIGILL from a Swift trap) or exited non-zero. The code should print
     what it checked; its stdout is returned."""
-    env = dict(os.environ)
-    env["BEHEMOTH_LIB"] = str(_lib.lib().path)
+    env = subprocess_env(BEHEMOTH_LIB=str(_lib.lib().path))
     prelude = ("import ctypes, json, os, sys\nimport numpy as np\nimport behemoth\n"
                "from behemoth import _lib\nlib = _lib.lib()\n")
     proc = subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)], env=env,

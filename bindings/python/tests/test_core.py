@@ -15,7 +15,7 @@ import behemoth
 from behemoth import _lib
 from behemoth.errors import Status, make_error, status_name
 
-from conftest import repo_root, run_isolated
+from conftest import repo_root, run_isolated, subprocess_env
 
 
 def test_version_and_abi(lib):
@@ -117,7 +117,7 @@ def test_error_classes():
 # ---- the declarations table against the header ----------------------------------------------------
 
 _C_SCALARS = {"int32_t": ctypes.c_int32, "int64_t": ctypes.c_int64, "uint32_t": ctypes.c_uint32,
-              "float": ctypes.c_float, "double": ctypes.c_double}
+              "uint8_t": ctypes.c_uint8, "float": ctypes.c_float, "double": ctypes.c_double}
 
 
 def _header_functions(text: str) -> dict:
@@ -157,7 +157,7 @@ def _compatible(ctype_text: str, declared, is_return: bool) -> bool:
                 return False
             target = target._type_
         return isinstance(target, type) and issubclass(target, ctypes.Structure) and target.__name__ == m[1]
-    if t in ("int32_t*", "int64_t*"):
+    if t.endswith("*") and t[:-1] in _C_SCALARS:
         base = _C_SCALARS[t[:-1]]
         if declared is ctypes.POINTER(base):
             return True
@@ -243,8 +243,7 @@ def test_blas_core_agrees_with_tools_script():
 
 def test_coretype_set_before_load_unless_given(lib):
     expected = _lib.blas_core(Path("/proc/cpuinfo").read_text())
-    env = {k: v for k, v in __import__("os").environ.items() if k != "OPENBLAS_CORETYPE"}
-    env["BEHEMOTH_LIB"] = str(lib.path)
+    env = subprocess_env(OPENBLAS_CORETYPE=None, BEHEMOTH_LIB=str(lib.path))
     code = ("import os, behemoth; assert 'OPENBLAS_CORETYPE' not in os.environ; behemoth.version(); "
             "print(os.environ.get('OPENBLAS_CORETYPE'), behemoth.runtime_info()['openblas_coretype_env'])")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout.split()
@@ -258,8 +257,7 @@ def test_coretype_set_before_load_unless_given(lib):
 
 
 def test_library_lookup_order(lib, tmp_path):
-    env = {k: v for k, v in __import__("os").environ.items()}
-    env["BEHEMOTH_LIB"] = str(tmp_path / "nope.so")
+    env = subprocess_env(BEHEMOTH_LIB=str(tmp_path / "nope.so"))
     code = ("import behemoth\ntry:\n    behemoth.version()\nexcept behemoth.LibraryError as e:\n    print('LibraryError', e)\n")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     assert out.startswith("LibraryError") and "BEHEMOTH_LIB" in out and "nope.so" in out
@@ -273,7 +271,7 @@ def test_library_lookup_order(lib, tmp_path):
 
 def test_import_does_not_load_the_library(lib):
     # `import behemoth` must work before the library is built (pip install before swift build).
-    env = dict(__import__("os").environ, BEHEMOTH_LIB="/nonexistent/libbehemoth.so")
+    env = subprocess_env(BEHEMOTH_LIB="/nonexistent/libbehemoth.so")
     subprocess.run([sys.executable, "-c", "import behemoth, behemoth.dataset, behemoth.progress"],
                    env=env, check=True)
 
