@@ -127,7 +127,7 @@ static void test_generate_errors(void) {
     CHECK(contains(bh_last_error(), "NULL"));
     CHECK_STATUS(bh_dataset_generate("{}", NULL), BH_ERR_INVALID);
 
-    const char *malformed[] = {"", "{", "{\"preset\": }", "[1, 2]", "null", "\"tiny\"",
+    const char *malformed[] = {"{", "{\"preset\": }", "[1, 2]", "null", "\"tiny\"",
                                "{\"preset\": 7}", "{\"preset\": \"no-such-preset\"}",
                                "{\"preset\": \"tiny\", \"subjects\": -5}",
                                "{\"preset\": \"tiny\", \"subjects\": 1.5}",

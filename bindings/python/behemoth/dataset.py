@@ -62,6 +62,9 @@ class EvalGroup:
     def __len__(self) -> int:
         return len(self.prompts)
 
+    def __repr__(self) -> str:
+        return f"EvalGroup({self.name!r}, {len(self.prompts)} prompts, arrays={sorted(self.arrays)})"
+
 
 class Dataset(Handle):
     """A bh_dataset. Create with `Dataset.generate`, `Dataset.load` or `Dataset.import_reference`.

@@ -33,7 +33,7 @@ CASES = {
     """,
     "generate_bad_specs": """
         out = _lib.DatasetPtr()
-        for spec in [b"", b"{", b"null", b"[]", b'{"preset": 7}', b'{"unknown_key": 1}',
+        for spec in [b"{", b"null", b"[]", b'{"preset": 7}', b'{"unknown_key": 1}',
                      b'{"preset": "tiny", "subjects": -5}', b'{"preset": "tiny", "subjects": 0}',
                      b'{"preset": "tiny", "subjects": 1e400}', b'{"preset": "tiny", "subjects": 1.5}',
                      b'{"preset": "tiny", "subjects": 100000000000000000000000000000}']:
