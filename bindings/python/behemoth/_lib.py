@@ -330,3 +330,5 @@ __all__ = [
     "candidate_paths", "blas_core", "configure_blas_core", "last_error", "status_str", "check",
     "take_string", "DatasetPtr", "ModelPtr", "TrainerPtr", "EditSetPtr", "EditPtr", "Status",
 ]
+
+_check = check  # the name the design notes use
