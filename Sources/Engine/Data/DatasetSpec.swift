@@ -1,0 +1,230 @@
+/// What a dataset is made from: the official Behemoth generator's `args.json` keys (same names and
+/// meanings) plus `seed` and `preset`. `DatasetSpec.parse` fills in defaults, checks every field and
+/// rejects unknown keys; `json` echoes the full spec. docs/formats.md documents every key.
+public struct DatasetSpec: Equatable, Sendable {
+    /// Named starting points; explicit keys override them.
+    public enum Preset: String, Sendable, CaseIterable {
+        case tiny, demo, paper
+
+        /// (subjects, relationships, objects)
+        public var counts: (Int, Int, Int) {
+            switch self {
+            case .tiny: return (64, 3, 8)
+            case .demo: return (1000, 4, 50)
+            case .paper: return (100_000, 6, 400)
+            }
+        }
+    }
+
+    public enum PhraseCreator: String, Sendable, CaseIterable {
+        case inverted, nonsense
+    }
+
+    public var preset: Preset = .paper
+    public var subjects: Int = 100_000
+    public var relationships: Int = 6
+    public var objects: Int = 400
+    public var repeats: Int = 1
+    public var shuffle: Bool = true
+    public var inversionFrac: Double = 0
+    public var minorityPositionEntityFrac: Double = 0
+    public var minorityPositionFrac: Double = 0.1
+    public var phraseCreator: PhraseCreator = .inverted
+    public var questionsEntityFrac: Double = 0.5
+    public var questionsFrac: Double = 0
+    public var correlatedPair: Bool = false
+    public var correlationStrength: Double = 1.0
+    public var binarizeFirstCorrelated: Bool = false
+    public var numNestedObjects: Int = 0
+    public var objNestedObjEdgesUpweight: Int = 1
+    public var seed: UInt64 = 0
+
+    public init() {}
+
+    // MARK: limits
+
+    /// The official generator's limit for two-token words (1000 first x 1000 second tokens).
+    public static let maxSubjects = 1_000_000
+    /// Relations, objects per relation and nested objects per relation must be one-token words.
+    public static let maxSingleTokenGroup = 999
+    /// Datasets larger than this are refused: epochs are the trainer's job, not `repeats`.
+    public static let maxTokens = 500_000_000
+    public static let maxRepeats = 1_000_000
+
+    static let what = "dataset spec"
+
+    // MARK: parsing
+
+    /// Parses a JSON DatasetSpec ("" or "{}" gives the defaults: the `paper` preset).
+    public static func parse(_ text: String) throws(EngineError) -> DatasetSpec {
+        var r = try JSONReader(text: text, path: what)
+        return try parse(&r)
+    }
+
+    public static func parse(_ json: JSON) throws(EngineError) -> DatasetSpec {
+        var r = try JSONReader(json, path: what)
+        return try parse(&r)
+    }
+
+    static func parse(_ r: inout JSONReader) throws(EngineError) -> DatasetSpec {
+        var s = DatasetSpec()
+        let presetName = try r.string("preset", default: "paper", oneOf: Preset.allCases.map(\.rawValue))
+        s.preset = Preset(rawValue: presetName)!
+        let (ps, pr, po) = s.preset.counts
+        s.subjects = try count(&r, "subjects", default: ps, max: maxSubjects,
+                               why: "the official generator's limit for two-token subject words")
+        s.relationships = try count(&r, "relationships", default: pr, max: maxSingleTokenGroup,
+                                    why: "relations must be one-token words")
+        s.objects = try count(&r, "objects", default: po, max: maxSingleTokenGroup,
+                              why: "objects must be one-token words so each evaluation prompt has one target token")
+        s.repeats = try count(&r, "repeats", default: 1, max: maxRepeats, why: "the largest supported repeat count")
+        s.shuffle = try r.bool("shuffle", default: true)
+        s.inversionFrac = try r.double("inversion_frac", default: 0, min: 0, max: 1)
+        s.minorityPositionEntityFrac = try r.double("minority_position_entity_frac", default: 0, min: 0, max: 1)
+        s.minorityPositionFrac = try r.double("minority_position_frac", default: 0.1, min: 0, max: 1)
+        let pc = try r.string("phrase_creator", default: "inverted", oneOf: PhraseCreator.allCases.map(\.rawValue))
+        s.phraseCreator = PhraseCreator(rawValue: pc)!
+        s.questionsEntityFrac = try r.double("questions_entity_frac", default: 0.5, min: 0, max: 1)
+        s.questionsFrac = try r.double("questions_frac", default: 0, min: 0, max: 1000)
+        s.correlatedPair = try r.bool("correlated_pair", default: false)
+        s.correlationStrength = try r.double("correlation_strength", default: 1.0, min: 0, max: 1)
+        s.binarizeFirstCorrelated = try r.bool("binarize_first_correlated", default: false)
+        s.numNestedObjects = try r.int("num_nested_objects", default: 0, min: 0, max: maxSingleTokenGroup)
+        s.objNestedObjEdgesUpweight = try r.int("obj_nested_obj_edges_upweight", default: 1, min: 0, max: 1000)
+        let seed = try r.int("seed", default: 0, min: 0, max: 1 << 52)
+        s.seed = UInt64(seed)
+        try r.finish()
+        try s.validate()
+        return s
+    }
+
+    private static func count(_ r: inout JSONReader, _ key: String, default d: Int, max hi: Int, why: String) throws(EngineError) -> Int {
+        let n = try r.int(key, default: d)
+        if n < 1 { throw .invalid("\(what): \(key) = \(n) must be at least 1") }
+        if n > hi { throw .invalid("\(what): \(key) = \(n) is more than the \(hi) this generator supports (\(why))") }
+        return n
+    }
+
+    /// Cross-field rules (the official generator's guards) and the size limits. Runs before any
+    /// allocation, so absurd specs fail fast.
+    public func validate() throws(EngineError) {
+        let w = DatasetSpec.what
+        if subjects < 1 || subjects > DatasetSpec.maxSubjects { throw .invalid("\(w): subjects = \(subjects) must be between 1 and \(DatasetSpec.maxSubjects)") }
+        if relationships < 1 || relationships > DatasetSpec.maxSingleTokenGroup { throw .invalid("\(w): relationships = \(relationships) must be between 1 and 999") }
+        if objects < 1 || objects > DatasetSpec.maxSingleTokenGroup { throw .invalid("\(w): objects = \(objects) must be between 1 and 999") }
+        if repeats < 1 || repeats > DatasetSpec.maxRepeats { throw .invalid("\(w): repeats = \(repeats) must be between 1 and \(DatasetSpec.maxRepeats)") }
+        if correlatedPair {
+            if relationships < 2 { throw .invalid("\(w): correlated_pair needs at least 2 relationships, got \(relationships)") }
+            if objects < 2 { throw .invalid("\(w): correlated_pair needs at least 2 objects per relationship, got \(objects)") }
+            if minorityPositionEntityFrac > 0 {
+                throw .invalid("\(w): correlated_pair cannot be combined with minority_position_entity_frac = \(JSON.format(minorityPositionEntityFrac)) (as in the official generator)")
+            }
+            if correlationStrength <= 1 / Double(objects) {
+                throw .invalid("\(w): correlation_strength = \(JSON.format(correlationStrength)) must be greater than 1/objects = \(JSON.format(1 / Double(objects))) (the official generator's guard against an accidental anti-correlation)")
+            }
+            if binarizeFirstCorrelated && correlationStrength <= 0.5 {
+                throw .invalid("\(w): correlation_strength = \(JSON.format(correlationStrength)) must be greater than 0.5 with binarize_first_correlated (the official generator's guard)")
+            }
+        } else if binarizeFirstCorrelated {
+            throw .invalid("\(w): binarize_first_correlated = true needs correlated_pair = true")
+        }
+        if numNestedObjects > 0 {
+            if objects % numNestedObjects != 0 {
+                throw .invalid("\(w): objects = \(objects) must be a multiple of num_nested_objects = \(numNestedObjects)")
+            }
+            if minorityPositionEntityFrac > 0 {
+                throw .invalid("\(w): minority_position_entity_frac > 0 is not supported with num_nested_objects > 0 (as in the official generator)")
+            }
+            if questionsFrac > 0 {
+                throw .invalid("\(w): questions_frac > 0 is not supported with num_nested_objects > 0")
+            }
+        }
+        if minorityPositionEntityFrac > 0 && objects < 2 {
+            throw .invalid("\(w): minority_position_entity_frac > 0 needs at least 2 objects per relationship")
+        }
+        if questionsFrac > 0 && questionsEntityFrac <= 0 {
+            throw .invalid("\(w): questions_frac = \(JSON.format(questionsFrac)) needs questions_entity_frac > 0")
+        }
+        // Vocabulary: ids must fit the official 4-digit word scheme.
+        _ = try VocabularyLayout(subjects: subjects, relationships: relationships, objects: objects, nested: numNestedObjects)
+        // Size: refuse before allocating.
+        _ = try sizeBound()
+    }
+
+    /// Repeats of each question sentence: int(repeats / questions_entity_frac * questions_frac), as
+    /// the official generator computes it.
+    public var questionRepeats: Int {
+        guard questionsFrac > 0, questionsEntityFrac > 0 else { return 0 }
+        let q = (Double(repeats) / questionsEntityFrac * questionsFrac).rounded(.towardZero)
+        return q < 1e15 ? Int(q) : Int(1e15)
+    }
+
+    /// Number of subjects that also get questions: int(questions_entity_frac * subjects).
+    public var questionSubjectCount: Int {
+        guard questionsFrac > 0 else { return 0 }
+        return Int((questionsEntityFrac * Double(subjects)).rounded(.towardZero))
+    }
+
+    /// Upper bounds on (sentences, tokens), overflow-checked; throws if over `maxTokens`.
+    public func sizeBound() throws(EngineError) -> (sentences: Int, tokens: Int) {
+        let w = DatasetSpec.what
+        let subjectWidth = subjects >= 1000 ? 2 : 1
+        let edges = try checkedProduct([subjects, relationships], what: "\(w): subjects x relationships")
+        var perEdgeSentences = repeats
+        let nested = numNestedObjects > 0
+        if nested { perEdgeSentences = try checkedProduct([repeats, 2], what: "\(w): repeats") }
+        var sentences = try checkedProduct([edges, perEdgeSentences], what: "\(w): subjects x relationships x repeats")
+        if nested {
+            let ono = try checkedProduct([relationships, objects, objNestedObjEdgesUpweight, repeats], what: "\(w): object-nested sentences")
+            sentences = try checkedAdd(sentences, ono, "\(w): sentence count")
+        }
+        if questionsFrac > 0 {
+            let qr = questionRepeats
+            let q = try checkedProduct([questionSubjectCount, relationships, qr], what: "\(w): question sentences")
+            sentences = try checkedAdd(sentences, q, "\(w): sentence count")
+        }
+        let perSentence: Int
+        switch phraseCreator {
+        case .inverted: perSentence = 10 + subjectWidth
+        case .nonsense: perSentence = 23 + subjectWidth
+        }
+        let qa = 12 + subjectWidth
+        let tokens = try checkedProduct([sentences, max(perSentence, questionsFrac > 0 ? qa : 0)], what: "\(w): token count")
+        if tokens > DatasetSpec.maxTokens {
+            throw .invalid("\(w): this dataset would have up to \(tokens) tokens (\(sentences) sentences), more than the \(DatasetSpec.maxTokens) a dataset may hold; lower repeats (epochs are the trainer's job) or the counts")
+        }
+        return (sentences, tokens)
+    }
+
+    // MARK: echo
+
+    /// The full spec, defaults filled in, with the official key names.
+    public var json: JSON {
+        .object([
+            ("preset", .string(preset.rawValue)),
+            ("subjects", .int(subjects)),
+            ("relationships", .int(relationships)),
+            ("objects", .int(objects)),
+            ("repeats", .int(repeats)),
+            ("shuffle", .bool(shuffle)),
+            ("inversion_frac", .number(inversionFrac)),
+            ("minority_position_entity_frac", .number(minorityPositionEntityFrac)),
+            ("minority_position_frac", .number(minorityPositionFrac)),
+            ("phrase_creator", .string(phraseCreator.rawValue)),
+            ("questions_entity_frac", .number(questionsEntityFrac)),
+            ("questions_frac", .number(questionsFrac)),
+            ("correlated_pair", .bool(correlatedPair)),
+            ("correlation_strength", .number(correlationStrength)),
+            ("binarize_first_correlated", .bool(binarizeFirstCorrelated)),
+            ("num_nested_objects", .int(numNestedObjects)),
+            ("obj_nested_obj_edges_upweight", .int(objNestedObjEdgesUpweight)),
+            ("seed", .int(Int(seed))),
+        ])
+    }
+}
+
+func checkedAdd(_ a: Int, _ b: Int, _ what: String) throws(EngineError) -> Int {
+    let (r, o) = a.addingReportingOverflow(b)
+    if o { throw .invalid("\(what) overflows") }
+    return r
+}
