@@ -39,8 +39,10 @@ build: deps-system
 test-swift: deps-system
 	swift test -c release -Xswiftc -enable-testing
 
+# The C tests link the INSTALLED library through pkg-config, as a user's program would.
 test-c: build
-	$(MAKE) -C bindings/c test LIBDIR=$(CURDIR)/$(BUILD_DIR) INCDIR=$(CURDIR)/include
+	$(MAKE) install PREFIX=$(CURDIR)/.build/prefix
+	PKG_CONFIG_PATH=$(CURDIR)/.build/prefix/lib/pkgconfig $(MAKE) -C bindings/c test
 
 test-python: build deps-python
 	$(PYTHON) -m pytest -q bindings/python/tests

@@ -1,0 +1,78 @@
+"""behemoth: Python binding for libbehemoth (include/behemoth.h) through ctypes.
+
+    import behemoth
+    with behemoth.Dataset.generate(preset="tiny") as ds:
+        print(ds.info["counts"], ds.decode(ds.sentence(0)))
+
+The library is loaded on first use; see `behemoth._lib` for where it is looked for.
+"""
+from __future__ import annotations
+
+from . import _lib
+from ._lib import EXPECTED_ABI_VERSION, LibraryError, library_path
+from .dataset import Dataset, EvalGroup
+from .errors import (
+    BehemothError,
+    BufferTooSmallError,
+    CancelledError,
+    FileIOError,
+    FormatError,
+    InternalError,
+    InvalidArgumentError,
+    MisuseError,
+    NumericError,
+    OutOfMemoryError,
+    Status,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "version", "abi_version", "set_num_threads", "get_num_threads", "runtime_info", "library_path", "last_error",
+    "status_str", "Dataset", "EvalGroup", "Status", "EXPECTED_ABI_VERSION", "BehemothError",
+    "LibraryError", "InvalidArgumentError", "MisuseError", "FileIOError", "FormatError",
+    "NumericError", "CancelledError", "BufferTooSmallError", "OutOfMemoryError", "InternalError",
+]
+
+
+def version() -> str:
+    """The library's version string (BH_VERSION it was built with), e.g. "0.1.0"."""
+    return _lib.lib().bh_version().decode("utf-8")
+
+
+def abi_version() -> int:
+    """bh_abi_version(); the binding refuses to load a library whose value differs from EXPECTED_ABI_VERSION."""
+    return int(_lib.lib().bh_abi_version())
+
+
+def set_num_threads(n: int) -> None:
+    """Threads for matrix products and parallel kernels (1 to 1024); InvalidArgumentError otherwise."""
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"n must be an int, not {type(n).__name__}")
+    if not -(2**31) <= n < 2**31:
+        raise InvalidArgumentError(Status.ERR_INVALID, f"set_num_threads: n = {n} does not fit in int32",
+                                   "bh_set_num_threads")
+    _lib.check(_lib.lib().bh_set_num_threads(n), "bh_set_num_threads")
+
+
+def get_num_threads() -> int:
+    return int(_lib.lib().bh_get_num_threads())
+
+
+def runtime_info() -> dict:
+    """bh_runtime_info() parsed: BLAS core and config, threads, CPU model and features, the
+    recommended OPENBLAS_CORETYPE and a "warning" when OpenBLAS runs slower kernels than the CPU has."""
+    import json
+
+    from ._handle import call_with_string_out
+    return json.loads(call_with_string_out(_lib.lib().bh_runtime_info, "bh_runtime_info"))
+
+
+def last_error() -> str:
+    """bh_last_error() on this thread ("" after a successful call)."""
+    return _lib.last_error()
+
+
+def status_str(status: int) -> str:
+    """bh_status_str(): the library's static text for a status code."""
+    return _lib.status_str(status)
