@@ -121,5 +121,5 @@ public final class ActivationStore {
     public var values: [HookPoint: [Float]] = [:]
     public var shapes: [HookPoint: [Int]] = [:]
     public init() {}
-    public subscript(_ site: HookSite, layer: Int) -> [Float]? { values[HookPoint(site, layer: layer)] }
+    public subscript(_ site: HookSite, layer layer: Int) -> [Float]? { values[HookPoint(site, layer: layer)] }
 }
