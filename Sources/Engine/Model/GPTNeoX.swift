@@ -17,6 +17,8 @@ public final class GPTNeoX {
     public let params: ParameterBlock
     public let grads: ParameterBlock
     public let maxBatch: Int, maxSeq: Int
+    /// Set to collect per-phase timings (bh-bench --profile).
+    public var profiler: Profiler?
     /// Per tensor: false = frozen (no gradient, its weight-gradient GEMM skipped, AdamW leaves it).
     public var trainable: [Bool]
 
@@ -247,9 +249,12 @@ public final class GPTNeoX {
         haveTargets = targets != nil
         let hk = (hooks?.isEmpty ?? true) ? nil : hooks
         let P = params
+        let pf = profiler
+        pf?.start()
         func view(_ p: UnsafeMutablePointer<Float>, _ w: Int) -> ActivationView { ActivationView(base: p, batch: b, seq: t, width: w) }
 
         Kernels.embeddingForward(out: res.ptr, tokens: tokensBuf, wte: P.ptr(table.embedIn), n: n, d: D)
+        pf?.stop(.embed)
         hk?.run(.embeddings, 0, view(res.ptr, D))
 
         for l in 0..<L {
@@ -266,48 +271,65 @@ public final class GPTNeoX {
             if config.parallelResidual {
                 Kernels.layerNormForward(out1: l1, w1: ix(.ln1W), b1: ix(.ln1B), out2: l2, w2: ix(.ln2W), b2: ix(.ln2B),
                                          mean: m1, rstd: r1, x: x, n: n, d: D, eps: eps)
+                pf?.stop(.layerNorm)
                 hk?.run(.attnInput, l, view(l1, D))
                 hk?.run(.mlpInput, l, view(l2, D))
             } else {
                 Kernels.layerNormForward(out1: l1, w1: ix(.ln1W), b1: ix(.ln1B), out2: nil, w2: nil, b2: nil,
                                          mean: m1, rstd: r1, x: x, n: n, d: D, eps: eps)
+                pf?.stop(.layerNorm)
                 hk?.run(.attnInput, l, view(l1, D))
             }
             // attention
             BLAS.linearForward(out: qkvL, x: l1, w: ix(.qkvW), rows: n, inDim: D, outDim: 3 * D)
+            pf?.stop(.qkvGemm)
             Kernels.qkvBiasRotaryForward(qkv: qkvL, bias: ix(.qkvB), cosT: cosT.ptr, sinT: sinT.ptr, n: n, t: t, heads: H, headSize: hs, rot: rot)
+            pf?.stop(.rotary)
             Kernels.attentionForward(y: ay, probs: pr, qkv: qkvL, b: b, t: t, heads: H, headSize: hs)
+            pf?.stop(.attention)
             Kernels.fillRows(out: ao, bias: ix(.denseB), n: n, width: D)
+            pf?.stop(.biasFill)
             BLAS.linearForward(out: ao, x: ay, w: ix(.denseW), rows: n, inDim: D, outDim: D, accumulate: true)
+            pf?.stop(.denseGemm)
             hk?.run(.attnOutput, l, view(ao, D))
             var mlpIn = l2
             if !config.parallelResidual {
                 let h = attnRes.ptr + l * maxN * D
                 Kernels.add(out: h, x, ao, nil, count: n * D)
+                pf?.stop(.residual)
                 let m2 = mean2.ptr + l * maxN, r2 = rstd2.ptr + l * maxN
                 Kernels.layerNormForward(out1: l2, w1: ix(.ln2W), b1: ix(.ln2B), out2: nil, w2: nil, b2: nil,
                                          mean: m2, rstd: r2, x: h, n: n, d: D, eps: eps)
+                pf?.stop(.layerNorm)
                 hk?.run(.mlpInput, l, view(l2, D))
                 mlpIn = l2
             }
             // MLP
             BLAS.linearForward(out: pre, x: mlpIn, w: ix(.fc1W), rows: n, inDim: D, outDim: I)
+            pf?.stop(.fc1Gemm)
             Kernels.biasGeluForward(h: hid, pre: pre, bias: ix(.fc1B), n: n, width: I)
+            pf?.stop(.gelu)
             hk?.run(.mlpHidden, l, view(hid, I))
             Kernels.fillRows(out: mo, bias: ix(.fc2B), n: n, width: D)
+            pf?.stop(.biasFill)
             BLAS.linearForward(out: mo, x: hid, w: ix(.fc2W), rows: n, inDim: I, outDim: D, accumulate: true)
+            pf?.stop(.fc2Gemm)
             hk?.run(.mlpOutput, l, view(mo, D))
             if config.parallelResidual {
                 Kernels.add(out: out, x, ao, mo, count: n * D)
+                pf?.stop(.residual)
             } else {
                 Kernels.add(out: out, attnRes.ptr + l * maxN * D, mo, nil, count: n * D)
+                pf?.stop(.residual)
             }
             hk?.run(.blockOutput, l, view(out, D))
         }
         let top = res.ptr + L * maxN * D
         Kernels.layerNormForward(out1: lnf.ptr, w1: P.ptr(table.finalLnW), b1: P.ptr(table.finalLnB), out2: nil, w2: nil, b2: nil,
                                  mean: lnfMean.ptr, rstd: lnfRstd.ptr, x: top, n: n, d: D, eps: Float(config.layerNormEps))
+        pf?.stop(.layerNorm)
         BLAS.linearForward(out: logitsBuf.ptr, x: lnf.ptr, w: P.ptr(table.embedOut), rows: n, inDim: D, outDim: V)
+        pf?.stop(.unembedGemm)
         logitsHoldGradient = false
         guard targets != nil else { validTargets = 0; return .nan }
         var count = 0
@@ -316,6 +338,7 @@ public final class GPTNeoX {
         lossGradScale = count > 0 ? 1 / Float(count) : 0
         let total = Kernels.crossEntropyForward(logits: logitsBuf.ptr, lse: lse.ptr, lossRow: lossRow.ptr, targets: targetsBuf,
                                                 n: n, v: V, gradScale: fuseLossGradient ? lossGradScale : nil, partial: lossPartial)
+        pf?.stop(.crossEntropy)
         logitsHoldGradient = fuseLossGradient
         return count > 0 ? Float(total / Double(count)) : 0
     }
@@ -337,6 +360,8 @@ public final class GPTNeoX {
         guard haveTargets, batch > 0 else { throw .misuse("model backward: no forward pass with targets to differentiate") }
         let b = batch, t = seq, n = b * t
         let P = params, G = grads
+        let pf = profiler
+        pf?.start()
         // need[l]: the gradient must reach the input of block l (l = L: the top of the stack).
         var need = [Bool](repeating: false, count: L + 1)
         var acc = trainable[table.embedIn] || captures.keys.contains { $0.site == .embeddings || ($0.site == .blockInput && $0.layer == 0) }
@@ -348,19 +373,23 @@ public final class GPTNeoX {
 
         if !logitsHoldGradient {
             Kernels.crossEntropyBackward(logits: logitsBuf.ptr, lse: lse.ptr, targets: targetsBuf, n: n, v: V, gradScale: lossGradScale)
+            pf?.stop(.crossEntropy)
             logitsHoldGradient = true
         }
         let dlogits = logitsBuf.ptr
         if trainable[table.embedOut] {
             BLAS.linearBackwardWeight(dw: G.ptr(table.embedOut), dy: dlogits, x: lnf.ptr, rows: n, inDim: D, outDim: V)
+            pf?.stop(.bUnembedGemm)
         }
         let fw = trainable[table.finalLnW], fb = trainable[table.finalLnB]
         if need[L] || fw || fb {
             BLAS.linearBackwardInput(dx: dlnf.ptr, dy: dlogits, w: P.ptr(table.embedOut), rows: n, inDim: D, outDim: V, accumulate: false)
+            pf?.stop(.bUnembedGemm)
             dres.ptr.update(repeating: 0, count: n * D)
             Kernels.layerNormBackward(dx: need[L] ? dres.ptr : nil, dw1: fw ? G.ptr(table.finalLnW) : nil, db1: fb ? G.ptr(table.finalLnB) : nil,
                                       dy1: dlnf.ptr, w1: P.ptr(table.finalLnW), dw2: nil, db2: nil, dy2: nil, w2: nil,
                                       x: res.ptr + L * maxN * D, mean: lnfMean.ptr, rstd: lnfRstd.ptr, n: n, d: D, partial: lnPartial.ptr)
+            pf?.stop(.bLayerNorm)
         }
         if !need[L] { return }
 
@@ -382,15 +411,18 @@ public final class GPTNeoX {
             capture(.blockOutput, l, dres.ptr)
             capture(.mlpOutput, l, dres.ptr)
             // MLP: dres is d mlp_out
-            if tr(.fc2W) { BLAS.linearBackwardWeight(dw: gp(.fc2W)!, dy: dres.ptr, x: hid, rows: n, inDim: I, outDim: D) }
-            if tr(.fc2B) { Kernels.biasBackward(db: gp(.fc2B)!, dy: dres.ptr, n: n, width: D) }
+            if tr(.fc2W) { BLAS.linearBackwardWeight(dw: gp(.fc2W)!, dy: dres.ptr, x: hid, rows: n, inDim: I, outDim: D); pf?.stop(.bFc2Gemm) }
+            if tr(.fc2B) { Kernels.biasBackward(db: gp(.fc2B)!, dy: dres.ptr, n: n, width: D); pf?.stop(.bBias) }
             BLAS.linearBackwardInput(dx: dH.ptr, dy: dres.ptr, w: wp(.fc2W), rows: n, inDim: I, outDim: D, accumulate: false)
+            pf?.stop(.bFc2Gemm)
             capture(.mlpHidden, l, dH.ptr)
             Kernels.geluBackward(dpre: dH.ptr, dh: dH.ptr, pre: pre, count: n * I)
-            if tr(.fc1W) { BLAS.linearBackwardWeight(dw: gp(.fc1W)!, dy: dH.ptr, x: l2, rows: n, inDim: D, outDim: I) }
-            if tr(.fc1B) { Kernels.biasBackward(db: gp(.fc1B)!, dy: dH.ptr, n: n, width: I) }
+            pf?.stop(.bGelu)
+            if tr(.fc1W) { BLAS.linearBackwardWeight(dw: gp(.fc1W)!, dy: dH.ptr, x: l2, rows: n, inDim: D, outDim: I); pf?.stop(.bFc1Gemm) }
+            if tr(.fc1B) { Kernels.biasBackward(db: gp(.fc1B)!, dy: dH.ptr, n: n, width: I); pf?.stop(.bBias) }
             if wantLn2 {
                 BLAS.linearBackwardInput(dx: dln2.ptr, dy: dH.ptr, w: wp(.fc1W), rows: n, inDim: D, outDim: I, accumulate: false)
+                pf?.stop(.bFc1Gemm)
                 capture(.mlpInput, l, dln2.ptr)
             }
             if !config.parallelResidual {
@@ -399,18 +431,22 @@ public final class GPTNeoX {
                 Kernels.layerNormBackward(dx: dres.ptr, dw1: gp(.ln2W), db1: gp(.ln2B), dy1: dln2.ptr, w1: wp(.ln2W),
                                           dw2: nil, db2: nil, dy2: nil, w2: nil, x: attnRes.ptr + l * maxN * D, mean: m2, rstd: r2,
                                           n: n, d: D, partial: lnPartial.ptr)
+                pf?.stop(.bLayerNorm)
             }
             capture(.attnOutput, l, dres.ptr)
             // attention: dres is d attn_out
-            if tr(.denseW) { BLAS.linearBackwardWeight(dw: gp(.denseW)!, dy: dres.ptr, x: ay, rows: n, inDim: D, outDim: D) }
-            if tr(.denseB) { Kernels.biasBackward(db: gp(.denseB)!, dy: dres.ptr, n: n, width: D) }
+            if tr(.denseW) { BLAS.linearBackwardWeight(dw: gp(.denseW)!, dy: dres.ptr, x: ay, rows: n, inDim: D, outDim: D); pf?.stop(.bDenseGemm) }
+            if tr(.denseB) { Kernels.biasBackward(db: gp(.denseB)!, dy: dres.ptr, n: n, width: D); pf?.stop(.bBias) }
             BLAS.linearBackwardInput(dx: dAttnY.ptr, dy: dres.ptr, w: wp(.denseW), rows: n, inDim: D, outDim: D, accumulate: false)
+            pf?.stop(.bDenseGemm)
             Kernels.attentionBackward(dqkv: dqkv.ptr, dy: dAttnY.ptr, qkv: qkvL, probs: pr, cosT: cosT.ptr, sinT: sinT.ptr,
                                       b: b, t: t, heads: H, headSize: hs, rot: rot, scratch: attnScratch.ptr)
-            if tr(.qkvW) { BLAS.linearBackwardWeight(dw: gp(.qkvW)!, dy: dqkv.ptr, x: l1, rows: n, inDim: D, outDim: 3 * D) }
-            if tr(.qkvB) { Kernels.biasBackward(db: gp(.qkvB)!, dy: dqkv.ptr, n: n, width: 3 * D) }
+            pf?.stop(.bAttention)
+            if tr(.qkvW) { BLAS.linearBackwardWeight(dw: gp(.qkvW)!, dy: dqkv.ptr, x: l1, rows: n, inDim: D, outDim: 3 * D); pf?.stop(.bQkvGemm) }
+            if tr(.qkvB) { Kernels.biasBackward(db: gp(.qkvB)!, dy: dqkv.ptr, n: n, width: 3 * D); pf?.stop(.bBias) }
             if wantLn1 {
                 BLAS.linearBackwardInput(dx: dln1.ptr, dy: dqkv.ptr, w: wp(.qkvW), rows: n, inDim: D, outDim: 3 * D, accumulate: false)
+                pf?.stop(.bQkvGemm)
                 capture(.attnInput, l, dln1.ptr)
             }
             if config.parallelResidual {
@@ -419,14 +455,17 @@ public final class GPTNeoX {
                     Kernels.layerNormBackward(dx: needIn ? dres.ptr : nil, dw1: gp(.ln1W), db1: gp(.ln1B), dy1: dln1.ptr, w1: wp(.ln1W),
                                               dw2: gp(.ln2W), db2: gp(.ln2B), dy2: dln2.ptr, w2: wp(.ln2W),
                                               x: x, mean: m1, rstd: r1, n: n, d: D, partial: lnPartial.ptr)
+                    pf?.stop(.bLayerNorm)
                 } else if wantLn1 || wantLn2 {  // only one LayerNorm's parameters are trainable, nothing below
                     Kernels.layerNormBackward(dx: nil, dw1: wantLn1 ? gp(.ln1W) : gp(.ln2W), db1: wantLn1 ? gp(.ln1B) : gp(.ln2B),
                                               dy1: wantLn1 ? dln1.ptr : dln2.ptr, w1: wantLn1 ? wp(.ln1W) : wp(.ln2W),
                                               dw2: nil, db2: nil, dy2: nil, w2: nil, x: x, mean: m1, rstd: r1, n: n, d: D, partial: lnPartial.ptr)
+                    pf?.stop(.bLayerNorm)
                 }
             } else if wantLn1 {
                 Kernels.layerNormBackward(dx: needIn ? dres.ptr : nil, dw1: gp(.ln1W), db1: gp(.ln1B), dy1: dln1.ptr, w1: wp(.ln1W),
                                           dw2: nil, db2: nil, dy2: nil, w2: nil, x: x, mean: m1, rstd: r1, n: n, d: D, partial: lnPartial.ptr)
+                pf?.stop(.bLayerNorm)
             }
             if needIn { capture(.blockInput, l, dres.ptr) }
         }
@@ -434,6 +473,7 @@ public final class GPTNeoX {
             capture(.embeddings, 0, dres.ptr)
             if trainable[table.embedIn] {
                 Kernels.embeddingBackward(dwte: G.ptr(table.embedIn), dout: dres.ptr, tokens: tokensBuf, n: n, d: D)
+                pf?.stop(.bEmbed)
             }
         }
     }

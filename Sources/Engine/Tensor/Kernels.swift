@@ -337,8 +337,9 @@ public enum Kernels {
                 }
                 var mx8 = F8(repeating: -.infinity)
                 var j = 0
-                while j + 8 <= v { mx8 = pointwiseMax(mx8, load8(x + j)); j += 8 }
-                var mx = mx8.max()
+                while j + 8 <= v { let y = load8(x + j); mx8 = mx8.replacing(with: y, where: y .> mx8); j += 8 }
+                var mx = mx8[0]
+                for e in 1..<8 where mx8[e] > mx { mx = mx8[e] }
                 while j < v { mx = Swift.max(mx, x[j]); j += 1 }
                 let m8 = F8(repeating: mx)
                 var s8 = F8(repeating: 0)

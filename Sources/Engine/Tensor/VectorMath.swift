@@ -11,9 +11,13 @@ public enum VMath {
     /// exponent bits. Relative error ~1e-7 over [-87, 88]; inputs are clamped to that range.
     @inline(__always)
     public static func exp(_ x0: F8) -> F8 {
-        let x = x0.clamped(lowerBound: F8(repeating: -87.0), upperBound: F8(repeating: 88.0))
+        // (comparisons + replacing inline; the stdlib's clamped/pointwiseMin and float→int SIMD
+        // conversions are out-of-line calls, so they are avoided here)
+        var x = x0.replacing(with: -87.0, where: x0 .< -87.0)
+        x = x.replacing(with: 88.0, where: x .> 88.0)
         let magic = F8(repeating: 12582912.0)  // 1.5·2^23: adding it rounds to the nearest integer
-        let n = (x * 1.44269504088896341 + magic) - magic
+        let k = x * 1.44269504088896341 + magic
+        let n = k - magic
         var r = x - n * 0.693359375
         r = r + n * 2.12194440e-4
         let r2 = r * r
@@ -24,7 +28,8 @@ public enum VMath {
         p = p * r + 1.6666665459e-1
         p = p * r + 5.0000001201e-1
         p = p * r2 + r + 1
-        let ni = SIMD8<Int32>(truncatingIfNeeded: SIMD8<Int32>(n)) &+ 127
+        // n as an integer sits in the low mantissa bits of k = n + 1.5·2^23
+        let ni = unsafeBitCast(k, to: SIMD8<Int32>.self) &- 0x4B40_0000 &+ 127
         let scale = unsafeBitCast(ni &<< 23, to: F8.self)
         return p * scale
     }
