@@ -35,7 +35,9 @@ public final class GPTNeoX {
     let attnY: FloatBuffer      // [L][N, D] merged head outputs
     let attnOut: FloatBuffer    // [L][N, D]
     let attnRes: FloatBuffer    // [L][N, D] x + attn (sequential residual only)
-    let mlpPre: FloatBuffer, mlpH: FloatBuffer  // [L][N, I]
+    let mlpPre: FloatBuffer     // [L][N, I] pre-activation, then gelu'(pre) once the GELU pass ran
+    let mlpH: FloatBuffer       // [L][N, I]
+    let ones: FloatBuffer       // [N] of 1 (bias gradients as sgemv)
     let mlpOut: FloatBuffer     // [L][N, D]
     let lnf: FloatBuffer, lnfMean: FloatBuffer, lnfRstd: FloatBuffer
     let logitsBuf: FloatBuffer  // [N, V]
@@ -99,6 +101,7 @@ public final class GPTNeoX {
         dres = FloatBuffer(count: n * D); dln1 = FloatBuffer(count: n * D); dln2 = FloatBuffer(count: n * D)
         dAttnY = FloatBuffer(count: n * D); dqkv = FloatBuffer(count: n * 3 * D); dH = FloatBuffer(count: n * I)
         dlnf = FloatBuffer(count: n * D)
+        ones = FloatBuffer(count: n); ones.ptr.update(repeating: 1, count: n)
         scratchThreads = max(64, Parallel.threads)
         lnPartial = FloatBuffer(count: scratchThreads * 4 * D)
         attnScratch = FloatBuffer(count: scratchThreads * maxSeq)
@@ -412,14 +415,14 @@ public final class GPTNeoX {
             capture(.mlpOutput, l, dres.ptr)
             // MLP: dres is d mlp_out
             if tr(.fc2W) { BLAS.linearBackwardWeight(dw: gp(.fc2W)!, dy: dres.ptr, x: hid, rows: n, inDim: I, outDim: D); pf?.stop(.bFc2Gemm) }
-            if tr(.fc2B) { Kernels.biasBackward(db: gp(.fc2B)!, dy: dres.ptr, n: n, width: D); pf?.stop(.bBias) }
+            if tr(.fc2B) { Kernels.biasBackward(db: gp(.fc2B)!, dy: dres.ptr, n: n, width: D, ones: ones.ptr); pf?.stop(.bBias) }
             BLAS.linearBackwardInput(dx: dH.ptr, dy: dres.ptr, w: wp(.fc2W), rows: n, inDim: I, outDim: D, accumulate: false)
             pf?.stop(.bFc2Gemm)
             capture(.mlpHidden, l, dH.ptr)
-            Kernels.geluBackward(dpre: dH.ptr, dh: dH.ptr, pre: pre, count: n * I)
+            Kernels.geluBackward(dpre: dH.ptr, dh: dH.ptr, geluGrad: pre, count: n * I)
             pf?.stop(.bGelu)
             if tr(.fc1W) { BLAS.linearBackwardWeight(dw: gp(.fc1W)!, dy: dH.ptr, x: l2, rows: n, inDim: D, outDim: I); pf?.stop(.bFc1Gemm) }
-            if tr(.fc1B) { Kernels.biasBackward(db: gp(.fc1B)!, dy: dH.ptr, n: n, width: I); pf?.stop(.bBias) }
+            if tr(.fc1B) { Kernels.biasBackward(db: gp(.fc1B)!, dy: dH.ptr, n: n, width: I, ones: ones.ptr); pf?.stop(.bBias) }
             if wantLn2 {
                 BLAS.linearBackwardInput(dx: dln2.ptr, dy: dH.ptr, w: wp(.fc1W), rows: n, inDim: D, outDim: I, accumulate: false)
                 pf?.stop(.bFc1Gemm)
@@ -436,14 +439,14 @@ public final class GPTNeoX {
             capture(.attnOutput, l, dres.ptr)
             // attention: dres is d attn_out
             if tr(.denseW) { BLAS.linearBackwardWeight(dw: gp(.denseW)!, dy: dres.ptr, x: ay, rows: n, inDim: D, outDim: D); pf?.stop(.bDenseGemm) }
-            if tr(.denseB) { Kernels.biasBackward(db: gp(.denseB)!, dy: dres.ptr, n: n, width: D); pf?.stop(.bBias) }
+            if tr(.denseB) { Kernels.biasBackward(db: gp(.denseB)!, dy: dres.ptr, n: n, width: D, ones: ones.ptr); pf?.stop(.bBias) }
             BLAS.linearBackwardInput(dx: dAttnY.ptr, dy: dres.ptr, w: wp(.denseW), rows: n, inDim: D, outDim: D, accumulate: false)
             pf?.stop(.bDenseGemm)
             Kernels.attentionBackward(dqkv: dqkv.ptr, dy: dAttnY.ptr, qkv: qkvL, probs: pr, cosT: cosT.ptr, sinT: sinT.ptr,
                                       b: b, t: t, heads: H, headSize: hs, rot: rot, scratch: attnScratch.ptr)
             pf?.stop(.bAttention)
             if tr(.qkvW) { BLAS.linearBackwardWeight(dw: gp(.qkvW)!, dy: dqkv.ptr, x: l1, rows: n, inDim: D, outDim: 3 * D); pf?.stop(.bQkvGemm) }
-            if tr(.qkvB) { Kernels.biasBackward(db: gp(.qkvB)!, dy: dqkv.ptr, n: n, width: 3 * D); pf?.stop(.bBias) }
+            if tr(.qkvB) { Kernels.biasBackward(db: gp(.qkvB)!, dy: dqkv.ptr, n: n, width: 3 * D, ones: ones.ptr); pf?.stop(.bBias) }
             if wantLn1 {
                 BLAS.linearBackwardInput(dx: dln1.ptr, dy: dqkv.ptr, w: wp(.qkvW), rows: n, inDim: D, outDim: 3 * D, accumulate: false)
                 pf?.stop(.bQkvGemm)

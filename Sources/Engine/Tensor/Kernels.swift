@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import COpenBLAS
 
 /// The element-wise kernels of the GPT-NeoX forward and backward passes. Shapes are in the comments:
 /// N = B·T rows, D hidden, I intermediate, H heads, hs head size, V vocabulary. Outputs come first;
@@ -137,16 +138,10 @@ public enum Kernels {
         }
     }
 
-    /// db[O] += Σ_rows dy[N, O]   (threads split the columns, so no partial sums are needed)
-    public static func biasBackward(db: UnsafeMutablePointer<Float>, dy: UnsafePointer<Float>, n: Int, width: Int) {
-        let cols = (width + 15) / 16
-        Work.chunks(cols, grain: 8) { _, cr in
-            let lo = cr.lowerBound * 16, hi = min(width, cr.upperBound * 16)
-            for r in 0..<n {
-                let row = dy + r * width
-                for j in lo..<hi { db[j] += row[j] }
-            }
-        }
+    /// db[O] += Σ_rows dy[N, O] = dyᵀ · 1 (OpenBLAS sgemv; `ones` holds at least N ones)
+    public static func biasBackward(db: UnsafeMutablePointer<Float>, dy: UnsafePointer<Float>, n: Int, width: Int,
+                                    ones: UnsafePointer<Float>) {
+        cblas_sgemv(CblasRowMajor, CblasTrans, Int32(n), Int32(width), 1, dy, Int32(width), ones, 1, 1, db, 1)
     }
 
     /// out[N·W] = a + b (+ c)
@@ -159,7 +154,8 @@ public enum Kernels {
 
     // MARK: GELU (exact, erf)
 
-    /// pre[N, I] += bias[I]; h[N, I] = gelu(pre) = pre·Φ(pre)    (bias and GELU in one pass)
+    /// x = pre[N, I] + bias[I]; h[N, I] = gelu(x) = x·Φ(x), and pre ← gelu'(x) = Φ(x) + x·φ(x) (what the
+    /// backward pass needs, so it is one multiply there)    (bias, GELU and its derivative in one pass)
     public static func biasGeluForward(h: UnsafeMutablePointer<Float>, pre: UnsafeMutablePointer<Float>,
                                        bias: UnsafePointer<Float>, n: Int, width: Int) {
         Work.chunks(n, grain: 32) { _, rows in
@@ -168,32 +164,56 @@ public enum Kernels {
                 var j = 0
                 while j + 8 <= width {
                     let x = load8(pr + j) + load8(bias + j)
-                    store8(pr + j, x)
-                    let (e, _) = VMath.erfAndGauss(x * 0.70710678118654752)
-                    store8(hr + j, 0.5 * x * (1 + e))
+                    let (e, g) = VMath.erfAndGauss(x * 0.70710678118654752)  // g = e^{-x²/2}
+                    let cdf = 0.5 * (1 + e)
+                    store8(hr + j, x * cdf)
+                    store8(pr + j, cdf + x * g * 0.3989422804014327)
                     j += 8
                 }
-                while j < width { let x = pr[j] + bias[j]; pr[j] = x; hr[j] = VMath.geluScalar(x); j += 1 }
+                while j < width {
+                    let x = pr[j] + bias[j]
+                    hr[j] = VMath.geluScalar(x); pr[j] = VMath.geluGradScalar(x); j += 1
+                }
             }
         }
     }
 
-    /// dpre[N, I] = dh · gelu'(pre)    (dpre may alias dh)
-    public static func geluBackward(dpre: UnsafeMutablePointer<Float>, dh: UnsafePointer<Float>, pre: UnsafePointer<Float>, count: Int) {
-        Work.chunks(count, grain: 1 << 14) { _, r in
+    /// dpre[N, I] = dh · gelu'(x), with gelu'(x) as stored by `biasGeluForward`    (dpre may alias dh)
+    public static func geluBackward(dpre: UnsafeMutablePointer<Float>, dh: UnsafePointer<Float>, geluGrad: UnsafePointer<Float>, count: Int) {
+        Work.chunks(count, grain: 1 << 15) { _, r in
             var i = r.lowerBound
-            while i + 8 <= r.upperBound {
-                let x = load8(pre + i)
-                let (e, g) = VMath.erfAndGauss(x * 0.70710678118654752)  // g = e^{-x²/2}
-                let grad = 0.5 * (1 + e) + x * g * 0.3989422804014327
-                store8(dpre + i, load8(dh + i) * grad)
-                i += 8
-            }
-            while i < r.upperBound { dpre[i] = dh[i] * VMath.geluGradScalar(pre[i]); i += 1 }
+            while i + 8 <= r.upperBound { store8(dpre + i, load8(dh + i) * load8(geluGrad + i)); i += 8 }
+            while i < r.upperBound { dpre[i] = dh[i] * geluGrad[i]; i += 1 }
         }
     }
 
     // MARK: attention
+
+    /// Σ a[e]·b[e] over hs (SIMD when hs is a multiple of 8).
+    @inline(__always)
+    static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ hs: Int) -> Float {
+        if hs & 7 == 0 {
+            var acc = F8(repeating: 0)
+            var e = 0
+            while e < hs { acc += load8(a + e) * load8(b + e); e += 8 }
+            return acc.sum()
+        }
+        var s: Float = 0
+        for e in 0..<hs { s += a[e] * b[e] }
+        return s
+    }
+
+    /// y[e] += alpha·x[e] over hs.
+    @inline(__always)
+    static func axpy(_ y: UnsafeMutablePointer<Float>, _ alpha: Float, _ x: UnsafePointer<Float>, _ hs: Int) {
+        if hs & 7 == 0 {
+            let a8 = F8(repeating: alpha)
+            var e = 0
+            while e < hs { store8(y + e, load8(y + e) + a8 * load8(x + e)); e += 8 }
+            return
+        }
+        for e in 0..<hs { y[e] += alpha * x[e] }
+    }
 
     /// qkv[N, 3D] += bias[3D], then rotary on the first `rot` dims of each head's q and k (rotate-half):
     /// per head the row is [q(hs) | k(hs) | v(hs)]; position of row r is r mod T;
@@ -238,10 +258,7 @@ public enum Kernels {
                     let p = pr + i * t
                     var mx = -Float.infinity
                     for j in 0...i {
-                        let k = base + j * w + hs
-                        var s: Float = 0
-                        for e in 0..<hs { s += q[e] * k[e] }
-                        s *= scale
+                        let s = dot(q, base + j * w + hs, hs) * scale
                         p[j] = s
                         if s > mx { mx = s }
                     }
@@ -252,10 +269,7 @@ public enum Kernels {
                     for j in (i + 1)..<max(t, i + 1) { p[j] = 0 }
                     let out = y + (bi * t + i) * d + h * hs
                     for e in 0..<hs { out[e] = 0 }
-                    for j in 0...i {
-                        let v = base + j * w + 2 * hs, pj = p[j]
-                        for e in 0..<hs { out[e] += pj * v[e] }
-                    }
+                    for j in 0...i { axpy(out, p[j], base + j * w + 2 * hs, hs) }
                 }
             }
         }
@@ -284,18 +298,16 @@ public enum Kernels {
                     let p = pr + i * t
                     var dot: Float = 0
                     for j in 0...i {
-                        let v = base + j * w + 2 * hs, dv = gbase + j * w + 2 * hs
-                        var s: Float = 0
-                        let pj = p[j]
-                        for e in 0..<hs { s += g[e] * v[e]; dv[e] += pj * g[e] }
+                        let s = Kernels.dot(g, base + j * w + 2 * hs, hs)
+                        axpy(gbase + j * w + 2 * hs, p[j], g, hs)
                         dp[j] = s
-                        dot += pj * s
+                        dot += p[j] * s
                     }
                     let q = base + i * w, dq = gbase + i * w
                     for j in 0...i {
                         let ds = p[j] * (dp[j] - dot) * scale
-                        let k = base + j * w + hs, dk = gbase + j * w + hs
-                        for e in 0..<hs { dq[e] += ds * k[e]; dk[e] += ds * q[e] }
+                        axpy(dq, ds, base + j * w + hs, hs)
+                        axpy(gbase + j * w + hs, ds, q, hs)
                     }
                 }
                 if half > 0 {

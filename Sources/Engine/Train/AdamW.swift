@@ -72,14 +72,28 @@ public final class AdamW {
         for (k, t) in params.table.tensors.enumerated() where trainable[k] {
             let p = params.ptr(k), g = grads.ptr(k), mm = m.ptr(k), vv = v.ptr(k)
             let decay: Float = t.decays ? 1 - lr * weightDecay : 1
-            Work.chunks(t.count, grain: 1 << 15) { _, r in
-                for i in r {
+            let clip8 = F8(repeating: clip), b18 = F8(repeating: b1), b28 = F8(repeating: b2)
+            let c18 = F8(repeating: 1 - b1), c28 = F8(repeating: 1 - b2), inv8 = F8(repeating: 1 / bc2sqrt)
+            let e8 = F8(repeating: e), s8 = F8(repeating: stepSize), d8 = F8(repeating: decay)
+            Work.chunks(t.count, grain: 1 << 16) { _, r in
+                var i = r.lowerBound
+                while i + 8 <= r.upperBound {
+                    let gi = load8(g + i) * clip8
+                    let mi = b18 * load8(mm + i) + c18 * gi
+                    let vi = b28 * load8(vv + i) + c28 * gi * gi
+                    store8(mm + i, mi); store8(vv + i, vi)
+                    let denom = vi.squareRoot() * inv8 + e8
+                    store8(p + i, load8(p + i) * d8 - s8 * mi / denom)
+                    i += 8
+                }
+                while i < r.upperBound {
                     let gi = g[i] * clip
                     let mi = b1 * mm[i] + (1 - b1) * gi
                     let vi = b2 * vv[i] + (1 - b2) * gi * gi
                     mm[i] = mi; vv[i] = vi
                     let denom = vi.squareRoot() / bc2sqrt + e
                     p[i] = p[i] * decay - stepSize * mi / denom
+                    i += 1
                 }
             }
         }
