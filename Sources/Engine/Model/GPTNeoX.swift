@@ -47,6 +47,7 @@ public final class GPTNeoX {
     let dlnf: FloatBuffer
     let lnPartial: FloatBuffer, attnScratch: FloatBuffer
     let lossPartial: UnsafeMutablePointer<Double>
+    let needFlags: UnsafeMutablePointer<Bool>  // [L+1] scratch of backward()
     let cosT: FloatBuffer, sinT: FloatBuffer
     let scratchThreads: Int
 
@@ -106,6 +107,7 @@ public final class GPTNeoX {
         lnPartial = FloatBuffer(count: scratchThreads * 4 * D)
         attnScratch = FloatBuffer(count: scratchThreads * maxSeq)
         lossPartial = .allocate(capacity: scratchThreads); lossPartial.initialize(repeating: 0, count: scratchThreads)
+        needFlags = .allocate(capacity: L + 1); needFlags.initialize(repeating: false, count: L + 1)
         // rotary tables [maxSeq, rot/2]
         let half = rot / 2
         cosT = FloatBuffer(count: maxSeq * half); sinT = FloatBuffer(count: maxSeq * half)
@@ -121,7 +123,7 @@ public final class GPTNeoX {
     }
 
     deinit {
-        tokensBuf.deallocate(); targetsBuf.deallocate(); lossPartial.deallocate()
+        tokensBuf.deallocate(); targetsBuf.deallocate(); lossPartial.deallocate(); needFlags.deallocate()
     }
 
     /// Re-initialises every parameter from `seed` (tensor by tensor in table order, one RNG stream).
@@ -366,7 +368,8 @@ public final class GPTNeoX {
         let pf = profiler
         pf?.start()
         // need[l]: the gradient must reach the input of block l (l = L: the top of the stack).
-        var need = [Bool](repeating: false, count: L + 1)
+        let need = needFlags
+        need.update(repeating: false, count: L + 1)
         var acc = trainable[table.embedIn] || captures.keys.contains { $0.site == .embeddings || ($0.site == .blockInput && $0.layer == 0) }
         for l in 0..<L {
             need[l] = acc
