@@ -56,6 +56,7 @@ def main():
     print(f"torch {torch.__version__}, attention {model.config._attn_implementation}, threads {torch.get_num_threads()}")
     print(f"  step time: median {med*1000:.1f} ms, best {times[0]*1000:.1f} ms over {a.steps} steps (loss {loss:.4f})")
     print(f"torch_tokens_per_s {n / med:.0f}")
+    print(f"torch_best_step_tokens_per_s {n / times[0]:.0f}")
 
 
 if __name__ == "__main__":

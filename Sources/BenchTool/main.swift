@@ -89,6 +89,7 @@ do {
     let tokPerS = Double(n) / median
     print("  step time: median \(fmt(median * 1000, 1)) ms, best \(fmt(best * 1000, 1)) ms over \(steps) steps (loss \(loss))")
     print("ours_tokens_per_s \(fmt(tokPerS, 0))")
+    print("ours_best_step_tokens_per_s \(fmt(Double(n) / best, 0))")
     print("  achieved \(fmt(flops * tokPerS / 1e9, 1)) GFLOP/s (median step), \(fmt(flops * Double(n) / best / 1e9, 1)) GFLOP/s (best step)")
     let peak = sgemmPeak(m: 1024, n: 1024, k: 1024, transB: false, reps: 20)
     let peakShape = sgemmPeak(m: n, n: vocab, k: config.hidden, transB: true, reps: 10)
