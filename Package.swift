@@ -7,6 +7,7 @@ let package = Package(
     name: "Behemoth",
     products: [
         .library(name: "behemoth", type: .dynamic, targets: ["BehemothFFI"]),
+        .executable(name: "bh-bench", targets: ["BenchTool"]),
     ],
     targets: [
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
@@ -24,6 +25,12 @@ let package = Package(
             exclude: ["exports.map"],
             swiftSettings: [.swiftLanguageMode(.v5)],
             linkerSettings: [.unsafeFlags(["-Xlinker", "--version-script=Sources/BehemothFFI/exports.map"])]
+        ),
+        // Training-throughput benchmark (bench/train_bench.py runs it beside PyTorch).
+        .executableTarget(
+            name: "BenchTool",
+            dependencies: ["Engine", "COpenBLAS"],
+            swiftSettings: [.swiftLanguageMode(.v5), .unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
         ),
         .testTarget(name: "EngineTests", dependencies: ["Engine"], exclude: [], resources: [], swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "FFITests", dependencies: ["BehemothFFI", "CBehemoth", "Engine"], swiftSettings: [.swiftLanguageMode(.v5)]),

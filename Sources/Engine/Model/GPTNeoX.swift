@@ -1,0 +1,502 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A GPT-NeoX causal language model as Hugging Face `GPTNeoXForCausalLM` computes it, with a
+/// hand-written forward and backward pass over preallocated buffers (nothing allocates in a step).
+///
+/// Buffers (row-major, N = B·T rows, row n = (b, t) with n = b·T + t):
+///   tokens [B, T] Int32 in 0..<V;  targets [B, T] Int32, the token to predict at each position
+///   (already shifted: targets[b, t] = label of position t+1), negative = ignored (padding).
+///   Padding must be at the end of a sequence (right-padded): attention is causal only.
+///   logits [B, T, V] after `forward` (unless the loss gradient was fused into them).
+///   loss = mean over non-ignored positions of −log softmax(logits)[target].
+public final class GPTNeoX {
+    public let config: ModelConfig
+    public let table: ParameterTable
+    public let params: ParameterBlock
+    public let grads: ParameterBlock
+    public let maxBatch: Int, maxSeq: Int
+    /// Set to collect per-phase timings (bh-bench --profile).
+    public var profiler: Profiler?
+    /// Per tensor: false = frozen (no gradient, its weight-gradient GEMM skipped, AdamW leaves it).
+    public var trainable: [Bool]
+
+    // sizes
+    let L: Int, D: Int, I: Int, H: Int, hs: Int, V: Int, rot: Int, maxN: Int
+
+    // activations, leading layer dimension, layer stride = maxN rows
+    let tokensBuf: UnsafeMutablePointer<Int32>, targetsBuf: UnsafeMutablePointer<Int32>
+    let res: FloatBuffer        // [L+1][N, D]
+    let ln1: FloatBuffer, ln2: FloatBuffer  // [L][N, D]
+    let mean1: FloatBuffer, rstd1: FloatBuffer, mean2: FloatBuffer, rstd2: FloatBuffer  // [L][N]
+    let qkv: FloatBuffer        // [L][N, 3D] post-bias, rotated q, k
+    let probs: FloatBuffer      // [L][B, H, T, T]
+    let attnY: FloatBuffer      // [L][N, D] merged head outputs
+    let attnOut: FloatBuffer    // [L][N, D]
+    let attnRes: FloatBuffer    // [L][N, D] x + attn (sequential residual only)
+    let mlpPre: FloatBuffer     // [L][N, I] pre-activation, then gelu'(pre) once the GELU pass ran
+    let mlpH: FloatBuffer       // [L][N, I]
+    let ones: FloatBuffer       // [N] of 1 (bias gradients as sgemv)
+    let mlpOut: FloatBuffer     // [L][N, D]
+    let lnf: FloatBuffer, lnfMean: FloatBuffer, lnfRstd: FloatBuffer
+    let logitsBuf: FloatBuffer  // [N, V]
+    let lse: FloatBuffer, lossRow: FloatBuffer
+    // backward scratch
+    let dres: FloatBuffer, dln1: FloatBuffer, dln2: FloatBuffer, dAttnY: FloatBuffer, dqkv: FloatBuffer, dH: FloatBuffer
+    let dlnf: FloatBuffer
+    let lnPartial: FloatBuffer, attnScratch: FloatBuffer
+    let lossPartial: UnsafeMutablePointer<Double>
+    let needFlags: UnsafeMutablePointer<Bool>  // [L+1] scratch of backward()
+    let cosT: FloatBuffer, sinT: FloatBuffer
+    let scratchThreads: Int
+
+    // state of the last forward pass
+    public private(set) var batch = 0, seq = 0
+    public private(set) var validTargets = 0
+    private var haveTargets = false
+    private var logitsHoldGradient = false
+    private var lossGradScale: Float = 0
+
+    // gradient captures at hook points
+    private var captures: [HookPoint: FloatBuffer] = [:]
+
+    /// Builds a model with parameters initialised as Hugging Face's `_init_weights` does (normal(0,
+    /// init_range) weights and embeddings, zero biases, LayerNorm 1/0) from `config.seed`, with buffers
+    /// for up to maxBatch sequences of maxSeq tokens.
+    public init(config: ModelConfig, maxBatch: Int, maxSeq: Int) throws(EngineError) {
+        try config.validate()
+        guard config.vocabSize >= 2 else {
+            throw .invalid("model config: vocab_size = \(config.vocabSize): set it from the dataset (at least 2)")
+        }
+        guard maxBatch >= 1, maxSeq >= 1 else { throw .invalid("model: max batch \(maxBatch) and max sequence \(maxSeq) must be at least 1") }
+        guard maxSeq <= config.maxPositions else {
+            throw .invalid("model: sequence length \(maxSeq) exceeds max_positions = \(config.maxPositions)")
+        }
+        self.config = config
+        table = ParameterTable(config: config)
+        params = ParameterBlock(table: table)
+        grads = ParameterBlock(table: table)
+        trainable = Array(repeating: true, count: table.tensors.count)
+        self.maxBatch = maxBatch; self.maxSeq = maxSeq
+        L = config.layers; D = config.hidden; I = config.intermediate; H = config.heads; hs = config.headSize
+        V = config.vocabSize; rot = config.rotaryDims
+        let n = try checkedProduct([maxBatch, maxSeq], what: "model: batch × sequence")
+        maxN = n
+        _ = try checkedProduct([n, max(V, 3 * D, I), max(L, 1) + 1, 4], what: "model: activation memory", limit: 1 << 40)
+        tokensBuf = .allocate(capacity: n); tokensBuf.initialize(repeating: 0, count: n)
+        targetsBuf = .allocate(capacity: n); targetsBuf.initialize(repeating: -1, count: n)
+        res = FloatBuffer(count: (L + 1) * n * D)
+        ln1 = FloatBuffer(count: L * n * D); ln2 = FloatBuffer(count: L * n * D)
+        mean1 = FloatBuffer(count: L * n); rstd1 = FloatBuffer(count: L * n)
+        mean2 = FloatBuffer(count: L * n); rstd2 = FloatBuffer(count: L * n)
+        qkv = FloatBuffer(count: L * n * 3 * D)
+        probs = FloatBuffer(count: L * maxBatch * H * maxSeq * maxSeq)
+        attnY = FloatBuffer(count: L * n * D); attnOut = FloatBuffer(count: L * n * D)
+        attnRes = FloatBuffer(count: config.parallelResidual ? 0 : L * n * D)
+        mlpPre = FloatBuffer(count: L * n * I); mlpH = FloatBuffer(count: L * n * I)
+        mlpOut = FloatBuffer(count: L * n * D)
+        lnf = FloatBuffer(count: n * D); lnfMean = FloatBuffer(count: n); lnfRstd = FloatBuffer(count: n)
+        logitsBuf = FloatBuffer(count: n * V)
+        lse = FloatBuffer(count: n); lossRow = FloatBuffer(count: n)
+        dres = FloatBuffer(count: n * D); dln1 = FloatBuffer(count: n * D); dln2 = FloatBuffer(count: n * D)
+        dAttnY = FloatBuffer(count: n * D); dqkv = FloatBuffer(count: n * 3 * D); dH = FloatBuffer(count: n * I)
+        dlnf = FloatBuffer(count: n * D)
+        ones = FloatBuffer(count: n); ones.ptr.update(repeating: 1, count: n)
+        scratchThreads = max(64, Parallel.threads)
+        lnPartial = FloatBuffer(count: scratchThreads * 4 * D)
+        attnScratch = FloatBuffer(count: scratchThreads * maxSeq)
+        lossPartial = .allocate(capacity: scratchThreads); lossPartial.initialize(repeating: 0, count: scratchThreads)
+        needFlags = .allocate(capacity: L + 1); needFlags.initialize(repeating: false, count: L + 1)
+        // rotary tables [maxSeq, rot/2]
+        let half = rot / 2
+        cosT = FloatBuffer(count: maxSeq * half); sinT = FloatBuffer(count: maxSeq * half)
+        for t in 0..<maxSeq {
+            for i in 0..<half {
+                let invFreq = Float(1.0 / pow(config.rotaryBase, Double(2 * i) / Double(rot)))
+                let f = Float(t) * invFreq
+                cosT.ptr[t * half + i] = Float(cos(Double(f)))
+                sinT.ptr[t * half + i] = Float(sin(Double(f)))
+            }
+        }
+        initialize(seed: config.seed)
+    }
+
+    deinit {
+        tokensBuf.deallocate(); targetsBuf.deallocate(); lossPartial.deallocate(); needFlags.deallocate()
+    }
+
+    /// Re-initialises every parameter from `seed` (tensor by tensor in table order, one RNG stream).
+    public func initialize(seed: UInt64) {
+        var rng = RNG(seed: seed, stream: "model-init")
+        let std = config.initRange
+        for (k, t) in table.tensors.enumerated() {
+            let p = params.view(k)
+            switch t.kind {
+            case .embedding, .weight: for j in 0..<p.count { p[j] = Float(rng.normal() * std) }
+            case .bias: p.update(repeating: 0)
+            case .norm: p.update(repeating: t.name.hasSuffix(".weight") ? 1 : 0)
+            }
+        }
+    }
+
+    public var parameterCount: Int { table.parameterCount }
+
+    // MARK: freezing
+
+    /// Sets the trainable flag of every tensor matching `predicate`.
+    public func setTrainable(_ flag: Bool, where predicate: (ParameterInfo) -> Bool) {
+        for (k, t) in table.tensors.enumerated() where predicate(t) { trainable[k] = flag }
+    }
+
+    /// Freezes everything, then makes only the tensors of the given blocks trainable
+    /// (optionally only names containing one of `parts`, e.g. ["mlp."]).
+    public func trainOnly(layers: [Int], parts: [String]? = nil) {
+        setTrainable(false) { _ in true }
+        setTrainable(true) { t in
+            guard let l = t.layer, layers.contains(l) else { return false }
+            return parts.map { ps in ps.contains { t.name.contains($0) } } ?? true
+        }
+    }
+
+    // MARK: gradient captures
+
+    /// After each `backward`, the gradient of the loss w.r.t. the activation at each of these points
+    /// is kept (see `activationGradient(at:)`). Allocates here, not in the step.
+    public func captureGradients(at points: [HookPoint]) {
+        captures.removeAll()
+        for p in points {
+            let w = p.site == .mlpHidden ? I : D
+            captures[p] = FloatBuffer(count: maxN * w)
+        }
+    }
+
+    /// d loss / d activation at a captured point, [B, T, width] of the last backward pass.
+    public func activationGradient(at point: HookPoint) -> ActivationView? {
+        guard let b = captures[point] else { return nil }
+        return ActivationView(base: b.ptr, batch: batch, seq: seq, width: point.site == .mlpHidden ? I : D)
+    }
+
+    @inline(__always)
+    private func capture(_ site: HookSite, _ layer: Int, _ src: UnsafePointer<Float>) {
+        if captures.isEmpty { return }
+        guard let b = captures[HookPoint(site, layer: layer)] else { return }
+        b.ptr.update(from: src, count: batch * seq * (site == .mlpHidden ? I : D))
+    }
+
+    // MARK: views of the last forward pass
+
+    /// logits [B, T, V] of the last forward pass (not valid after `backward` or a fused forward).
+    public var logits: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: logitsBuf.ptr, count: batch * seq * V) }
+    public var logitsAreValid: Bool { !logitsHoldGradient }
+    /// Per-position loss [B, T] of the last forward pass with targets (0 where ignored).
+    public var positionLoss: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: lossRow.ptr, count: batch * seq) }
+
+    /// Activation of the last forward pass at a hook point (a view into the model's buffers).
+    public func activation(at p: HookPoint) -> ActivationView {
+        let n = batch * seq, l = p.layer
+        func v(_ b: FloatBuffer, _ off: Int, _ w: Int) -> ActivationView {
+            ActivationView(base: b.ptr + off, batch: batch, seq: seq, width: w)
+        }
+        switch p.site {
+        case .embeddings: return v(res, 0, D)
+        case .blockInput: return v(res, l * maxN * D, D)
+        case .blockOutput: return v(res, (l + 1) * maxN * D, D)
+        case .attnInput: return v(ln1, l * maxN * D, D)
+        case .mlpInput: return v(ln2, l * maxN * D, D)
+        case .attnOutput: return v(attnOut, l * maxN * D, D)
+        case .mlpHidden: return v(mlpH, l * maxN * I, I)
+        case .mlpOutput: _ = n; return v(mlpOut, l * maxN * D, D)
+        }
+    }
+
+    // MARK: forward
+
+    /// Array convenience for `forward(tokens:targets:...)`.
+    @discardableResult
+    public func forward(tokens: [Int32], targets: [Int32]? = nil, batch: Int, seq: Int, hooks: ForwardHooks? = nil,
+                        fuseLossGradient: Bool = false) throws(EngineError) -> Float {
+        guard tokens.count == batch * seq else { throw .invalid("model forward: \(tokens.count) tokens for batch \(batch) × seq \(seq)") }
+        if let targets, targets.count != tokens.count {
+            throw .invalid("model forward: \(targets.count) targets for \(tokens.count) tokens")
+        }
+        return try tokens.withUnsafeBufferPointer { (tp) throws(EngineError) -> Float in
+            guard let targets else {
+                return try forward(tokens: tp.baseAddress!, targets: nil, batch: batch, seq: seq, hooks: hooks, fuseLossGradient: fuseLossGradient)
+            }
+            return try targets.withUnsafeBufferPointer { (gp) throws(EngineError) -> Float in
+                try forward(tokens: tp.baseAddress!, targets: gp.baseAddress!, batch: batch, seq: seq, hooks: hooks, fuseLossGradient: fuseLossGradient)
+            }
+        }
+    }
+
+    /// Runs the model on tokens [batch, seq]; with targets, returns the mean loss (else NaN).
+    /// `fuseLossGradient` (training): the softmax/cross-entropy pass writes d loss/d logits over the
+    /// logits at once, saving a pass; `logits` is then no longer valid.
+    @discardableResult
+    public func forward(tokens: UnsafePointer<Int32>, targets: UnsafePointer<Int32>?, batch b: Int, seq t: Int,
+                        hooks: ForwardHooks? = nil, fuseLossGradient: Bool = false) throws(EngineError) -> Float {
+        guard b >= 1, b <= maxBatch, t >= 1, t <= maxSeq else {
+            throw .invalid("model forward: batch \(b) × seq \(t) outside the model's buffers (\(maxBatch) × \(maxSeq))")
+        }
+        let n = b * t
+        for i in 0..<n where tokens[i] < 0 || Int(tokens[i]) >= V {
+            throw .invalid("model forward: token[\(i / t)][\(i % t)] = \(tokens[i]) outside the vocabulary 0..<\(V)")
+        }
+        if let targets {
+            for i in 0..<n where Int(targets[i]) >= V {
+                throw .invalid("model forward: target[\(i / t)][\(i % t)] = \(targets[i]) outside the vocabulary 0..<\(V)")
+            }
+        }
+        batch = b; seq = t
+        tokensBuf.update(from: tokens, count: n)
+        if let targets { targetsBuf.update(from: targets, count: n) } else { targetsBuf.update(repeating: -1, count: n) }
+        haveTargets = targets != nil
+        let hk = (hooks?.isEmpty ?? true) ? nil : hooks
+        let P = params
+        let pf = profiler
+        pf?.start()
+        func view(_ p: UnsafeMutablePointer<Float>, _ w: Int) -> ActivationView { ActivationView(base: p, batch: b, seq: t, width: w) }
+
+        Kernels.embeddingForward(out: res.ptr, tokens: tokensBuf, wte: P.ptr(table.embedIn), n: n, d: D)
+        pf?.stop(.embed)
+        hk?.run(.embeddings, 0, view(res.ptr, D))
+
+        for l in 0..<L {
+            let x = res.ptr + l * maxN * D, out = res.ptr + (l + 1) * maxN * D
+            hk?.run(.blockInput, l, view(x, D))
+            let ix = { (s: ParameterTable.Slot) in P.ptr(self.table.index(layer: l, s)) }
+            let l1 = ln1.ptr + l * maxN * D, l2 = ln2.ptr + l * maxN * D
+            let m1 = mean1.ptr + l * maxN, r1 = rstd1.ptr + l * maxN
+            let qkvL = qkv.ptr + l * maxN * 3 * D, pr = probs.ptr + l * maxBatch * H * maxSeq * maxSeq
+            let ay = attnY.ptr + l * maxN * D, ao = attnOut.ptr + l * maxN * D
+            let pre = mlpPre.ptr + l * maxN * I, hid = mlpH.ptr + l * maxN * I, mo = mlpOut.ptr + l * maxN * D
+            let eps = Float(config.layerNormEps)
+
+            if config.parallelResidual {
+                Kernels.layerNormForward(out1: l1, w1: ix(.ln1W), b1: ix(.ln1B), out2: l2, w2: ix(.ln2W), b2: ix(.ln2B),
+                                         mean: m1, rstd: r1, x: x, n: n, d: D, eps: eps)
+                pf?.stop(.layerNorm)
+                hk?.run(.attnInput, l, view(l1, D))
+                hk?.run(.mlpInput, l, view(l2, D))
+            } else {
+                Kernels.layerNormForward(out1: l1, w1: ix(.ln1W), b1: ix(.ln1B), out2: nil, w2: nil, b2: nil,
+                                         mean: m1, rstd: r1, x: x, n: n, d: D, eps: eps)
+                pf?.stop(.layerNorm)
+                hk?.run(.attnInput, l, view(l1, D))
+            }
+            // attention
+            BLAS.linearForward(out: qkvL, x: l1, w: ix(.qkvW), rows: n, inDim: D, outDim: 3 * D)
+            pf?.stop(.qkvGemm)
+            Kernels.qkvBiasRotaryForward(qkv: qkvL, bias: ix(.qkvB), cosT: cosT.ptr, sinT: sinT.ptr, n: n, t: t, heads: H, headSize: hs, rot: rot)
+            pf?.stop(.rotary)
+            Kernels.attentionForward(y: ay, probs: pr, qkv: qkvL, b: b, t: t, heads: H, headSize: hs)
+            pf?.stop(.attention)
+            Kernels.fillRows(out: ao, bias: ix(.denseB), n: n, width: D)
+            pf?.stop(.biasFill)
+            BLAS.linearForward(out: ao, x: ay, w: ix(.denseW), rows: n, inDim: D, outDim: D, accumulate: true)
+            pf?.stop(.denseGemm)
+            hk?.run(.attnOutput, l, view(ao, D))
+            var mlpIn = l2
+            if !config.parallelResidual {
+                let h = attnRes.ptr + l * maxN * D
+                Kernels.add(out: h, x, ao, nil, count: n * D)
+                pf?.stop(.residual)
+                let m2 = mean2.ptr + l * maxN, r2 = rstd2.ptr + l * maxN
+                Kernels.layerNormForward(out1: l2, w1: ix(.ln2W), b1: ix(.ln2B), out2: nil, w2: nil, b2: nil,
+                                         mean: m2, rstd: r2, x: h, n: n, d: D, eps: eps)
+                pf?.stop(.layerNorm)
+                hk?.run(.mlpInput, l, view(l2, D))
+                mlpIn = l2
+            }
+            // MLP
+            BLAS.linearForward(out: pre, x: mlpIn, w: ix(.fc1W), rows: n, inDim: D, outDim: I)
+            pf?.stop(.fc1Gemm)
+            Kernels.biasGeluForward(h: hid, pre: pre, bias: ix(.fc1B), n: n, width: I)
+            pf?.stop(.gelu)
+            hk?.run(.mlpHidden, l, view(hid, I))
+            Kernels.fillRows(out: mo, bias: ix(.fc2B), n: n, width: D)
+            pf?.stop(.biasFill)
+            BLAS.linearForward(out: mo, x: hid, w: ix(.fc2W), rows: n, inDim: I, outDim: D, accumulate: true)
+            pf?.stop(.fc2Gemm)
+            hk?.run(.mlpOutput, l, view(mo, D))
+            if config.parallelResidual {
+                Kernels.add(out: out, x, ao, mo, count: n * D)
+                pf?.stop(.residual)
+            } else {
+                Kernels.add(out: out, attnRes.ptr + l * maxN * D, mo, nil, count: n * D)
+                pf?.stop(.residual)
+            }
+            hk?.run(.blockOutput, l, view(out, D))
+        }
+        let top = res.ptr + L * maxN * D
+        Kernels.layerNormForward(out1: lnf.ptr, w1: P.ptr(table.finalLnW), b1: P.ptr(table.finalLnB), out2: nil, w2: nil, b2: nil,
+                                 mean: lnfMean.ptr, rstd: lnfRstd.ptr, x: top, n: n, d: D, eps: Float(config.layerNormEps))
+        pf?.stop(.layerNorm)
+        BLAS.linearForward(out: logitsBuf.ptr, x: lnf.ptr, w: P.ptr(table.embedOut), rows: n, inDim: D, outDim: V)
+        pf?.stop(.unembedGemm)
+        logitsHoldGradient = false
+        guard targets != nil else { validTargets = 0; return .nan }
+        var count = 0
+        for i in 0..<n where targetsBuf[i] >= 0 { count += 1 }
+        validTargets = count
+        lossGradScale = count > 0 ? 1 / Float(count) : 0
+        let total = Kernels.crossEntropyForward(logits: logitsBuf.ptr, lse: lse.ptr, lossRow: lossRow.ptr, targets: targetsBuf,
+                                                n: n, v: V, gradScale: fuseLossGradient ? lossGradScale : nil, partial: lossPartial)
+        pf?.stop(.crossEntropy)
+        logitsHoldGradient = fuseLossGradient
+        return count > 0 ? Float(total / Double(count)) : 0
+    }
+
+    // MARK: backward
+
+    /// Zeroes the gradient block (gradients accumulate across backward passes until then).
+    public func zeroGrad() { grads.zero() }
+
+    private func anyTrainable(layer l: Int) -> Bool {
+        for s in ParameterTable.Slot.allCases where trainable[table.index(layer: l, s)] { return true }
+        return false
+    }
+
+    /// Accumulates d loss / d parameter into `grads` for every trainable tensor, for the last forward
+    /// pass (which must have had targets). Frozen tensors get nothing and their weight GEMMs are
+    /// skipped; blocks below the lowest trainable tensor or captured point are not visited.
+    public func backward() throws(EngineError) {
+        guard haveTargets, batch > 0 else { throw .misuse("model backward: no forward pass with targets to differentiate") }
+        let b = batch, t = seq, n = b * t
+        let P = params, G = grads
+        let pf = profiler
+        pf?.start()
+        // need[l]: the gradient must reach the input of block l (l = L: the top of the stack).
+        let need = needFlags
+        need.update(repeating: false, count: L + 1)
+        var acc = trainable[table.embedIn] || captures.keys.contains { $0.site == .embeddings || ($0.site == .blockInput && $0.layer == 0) }
+        for l in 0..<L {
+            need[l] = acc
+            acc = acc || anyTrainable(layer: l) || captures.keys.contains { $0.layer == l || ($0.site == .blockInput && $0.layer == l + 1) }
+        }
+        need[L] = acc
+
+        if !logitsHoldGradient {
+            Kernels.crossEntropyBackward(logits: logitsBuf.ptr, lse: lse.ptr, targets: targetsBuf, n: n, v: V, gradScale: lossGradScale)
+            pf?.stop(.crossEntropy)
+            logitsHoldGradient = true
+        }
+        let dlogits = logitsBuf.ptr
+        if trainable[table.embedOut] {
+            BLAS.linearBackwardWeight(dw: G.ptr(table.embedOut), dy: dlogits, x: lnf.ptr, rows: n, inDim: D, outDim: V)
+            pf?.stop(.bUnembedGemm)
+        }
+        let fw = trainable[table.finalLnW], fb = trainable[table.finalLnB]
+        if need[L] || fw || fb {
+            BLAS.linearBackwardInput(dx: dlnf.ptr, dy: dlogits, w: P.ptr(table.embedOut), rows: n, inDim: D, outDim: V, accumulate: false)
+            pf?.stop(.bUnembedGemm)
+            dres.ptr.update(repeating: 0, count: n * D)
+            Kernels.layerNormBackward(dx: need[L] ? dres.ptr : nil, dw1: fw ? G.ptr(table.finalLnW) : nil, db1: fb ? G.ptr(table.finalLnB) : nil,
+                                      dy1: dlnf.ptr, w1: P.ptr(table.finalLnW), dw2: nil, db2: nil, dy2: nil, w2: nil,
+                                      x: res.ptr + L * maxN * D, mean: lnfMean.ptr, rstd: lnfRstd.ptr, n: n, d: D, partial: lnPartial.ptr)
+            pf?.stop(.bLayerNorm)
+        }
+        if !need[L] { return }
+
+        for l in stride(from: L - 1, through: 0, by: -1) {
+            if !need[l + 1] { break }
+            let tr = { (s: ParameterTable.Slot) in self.trainable[self.table.index(layer: l, s)] }
+            let wp = { (s: ParameterTable.Slot) in P.ptr(self.table.index(layer: l, s)) }
+            let gp = { (s: ParameterTable.Slot) -> UnsafeMutablePointer<Float>? in tr(s) ? G.ptr(self.table.index(layer: l, s)) : nil }
+            let x = res.ptr + l * maxN * D
+            let l1 = ln1.ptr + l * maxN * D, l2 = ln2.ptr + l * maxN * D
+            let m1 = mean1.ptr + l * maxN, r1 = rstd1.ptr + l * maxN
+            let qkvL = qkv.ptr + l * maxN * 3 * D, pr = probs.ptr + l * maxBatch * H * maxSeq * maxSeq
+            let ay = attnY.ptr + l * maxN * D
+            let pre = mlpPre.ptr + l * maxN * I, hid = mlpH.ptr + l * maxN * I
+            let needIn = need[l]
+            let wantLn2 = needIn || captures[HookPoint(.mlpInput, layer: l)] != nil || tr(.ln2W) || tr(.ln2B) || !config.parallelResidual
+            let wantLn1 = needIn || captures[HookPoint(.attnInput, layer: l)] != nil || tr(.ln1W) || tr(.ln1B)
+
+            capture(.blockOutput, l, dres.ptr)
+            capture(.mlpOutput, l, dres.ptr)
+            // MLP: dres is d mlp_out
+            if tr(.fc2W) { BLAS.linearBackwardWeight(dw: gp(.fc2W)!, dy: dres.ptr, x: hid, rows: n, inDim: I, outDim: D); pf?.stop(.bFc2Gemm) }
+            if tr(.fc2B) { Kernels.biasBackward(db: gp(.fc2B)!, dy: dres.ptr, n: n, width: D, ones: ones.ptr); pf?.stop(.bBias) }
+            BLAS.linearBackwardInput(dx: dH.ptr, dy: dres.ptr, w: wp(.fc2W), rows: n, inDim: I, outDim: D, accumulate: false)
+            pf?.stop(.bFc2Gemm)
+            capture(.mlpHidden, l, dH.ptr)
+            Kernels.geluBackward(dpre: dH.ptr, dh: dH.ptr, geluGrad: pre, count: n * I)
+            pf?.stop(.bGelu)
+            if tr(.fc1W) { BLAS.linearBackwardWeight(dw: gp(.fc1W)!, dy: dH.ptr, x: l2, rows: n, inDim: D, outDim: I); pf?.stop(.bFc1Gemm) }
+            if tr(.fc1B) { Kernels.biasBackward(db: gp(.fc1B)!, dy: dH.ptr, n: n, width: I, ones: ones.ptr); pf?.stop(.bBias) }
+            if wantLn2 {
+                BLAS.linearBackwardInput(dx: dln2.ptr, dy: dH.ptr, w: wp(.fc1W), rows: n, inDim: D, outDim: I, accumulate: false)
+                pf?.stop(.bFc1Gemm)
+                capture(.mlpInput, l, dln2.ptr)
+            }
+            if !config.parallelResidual {
+                // dres += LN2 backward: dres becomes d(x + attn)
+                let m2 = mean2.ptr + l * maxN, r2 = rstd2.ptr + l * maxN
+                Kernels.layerNormBackward(dx: dres.ptr, dw1: gp(.ln2W), db1: gp(.ln2B), dy1: dln2.ptr, w1: wp(.ln2W),
+                                          dw2: nil, db2: nil, dy2: nil, w2: nil, x: attnRes.ptr + l * maxN * D, mean: m2, rstd: r2,
+                                          n: n, d: D, partial: lnPartial.ptr)
+                pf?.stop(.bLayerNorm)
+            }
+            capture(.attnOutput, l, dres.ptr)
+            // attention: dres is d attn_out
+            if tr(.denseW) { BLAS.linearBackwardWeight(dw: gp(.denseW)!, dy: dres.ptr, x: ay, rows: n, inDim: D, outDim: D); pf?.stop(.bDenseGemm) }
+            if tr(.denseB) { Kernels.biasBackward(db: gp(.denseB)!, dy: dres.ptr, n: n, width: D, ones: ones.ptr); pf?.stop(.bBias) }
+            BLAS.linearBackwardInput(dx: dAttnY.ptr, dy: dres.ptr, w: wp(.denseW), rows: n, inDim: D, outDim: D, accumulate: false)
+            pf?.stop(.bDenseGemm)
+            Kernels.attentionBackward(dqkv: dqkv.ptr, dy: dAttnY.ptr, qkv: qkvL, probs: pr, cosT: cosT.ptr, sinT: sinT.ptr,
+                                      b: b, t: t, heads: H, headSize: hs, rot: rot, scratch: attnScratch.ptr)
+            pf?.stop(.bAttention)
+            if tr(.qkvW) { BLAS.linearBackwardWeight(dw: gp(.qkvW)!, dy: dqkv.ptr, x: l1, rows: n, inDim: D, outDim: 3 * D); pf?.stop(.bQkvGemm) }
+            if tr(.qkvB) { Kernels.biasBackward(db: gp(.qkvB)!, dy: dqkv.ptr, n: n, width: 3 * D, ones: ones.ptr); pf?.stop(.bBias) }
+            if wantLn1 {
+                BLAS.linearBackwardInput(dx: dln1.ptr, dy: dqkv.ptr, w: wp(.qkvW), rows: n, inDim: D, outDim: 3 * D, accumulate: false)
+                pf?.stop(.bQkvGemm)
+                capture(.attnInput, l, dln1.ptr)
+            }
+            if config.parallelResidual {
+                // dres (= d block output) += LN1 and LN2 backward over the same input x
+                if wantLn1 && wantLn2 {
+                    Kernels.layerNormBackward(dx: needIn ? dres.ptr : nil, dw1: gp(.ln1W), db1: gp(.ln1B), dy1: dln1.ptr, w1: wp(.ln1W),
+                                              dw2: gp(.ln2W), db2: gp(.ln2B), dy2: dln2.ptr, w2: wp(.ln2W),
+                                              x: x, mean: m1, rstd: r1, n: n, d: D, partial: lnPartial.ptr)
+                    pf?.stop(.bLayerNorm)
+                } else if wantLn1 || wantLn2 {  // only one LayerNorm's parameters are trainable, nothing below
+                    Kernels.layerNormBackward(dx: nil, dw1: wantLn1 ? gp(.ln1W) : gp(.ln2W), db1: wantLn1 ? gp(.ln1B) : gp(.ln2B),
+                                              dy1: wantLn1 ? dln1.ptr : dln2.ptr, w1: wantLn1 ? wp(.ln1W) : wp(.ln2W),
+                                              dw2: nil, db2: nil, dy2: nil, w2: nil, x: x, mean: m1, rstd: r1, n: n, d: D, partial: lnPartial.ptr)
+                    pf?.stop(.bLayerNorm)
+                }
+            } else if wantLn1 {
+                Kernels.layerNormBackward(dx: needIn ? dres.ptr : nil, dw1: gp(.ln1W), db1: gp(.ln1B), dy1: dln1.ptr, w1: wp(.ln1W),
+                                          dw2: nil, db2: nil, dy2: nil, w2: nil, x: x, mean: m1, rstd: r1, n: n, d: D, partial: lnPartial.ptr)
+                pf?.stop(.bLayerNorm)
+            }
+            if needIn { capture(.blockInput, l, dres.ptr) }
+        }
+        if need[0] {
+            capture(.embeddings, 0, dres.ptr)
+            if trainable[table.embedIn] {
+                Kernels.embeddingBackward(dwte: G.ptr(table.embedIn), dout: dres.ptr, tokens: tokensBuf, n: n, d: D)
+                pf?.stop(.bEmbed)
+            }
+        }
+    }
+
+    /// Hugging Face-style labels [B, T] (label = the token itself, −100 or any negative = ignore) to
+    /// our shifted targets: targets[b, t] = labels[b, t+1], the last position ignored.
+    public static func shiftedTargets(labels: [Int32], batch: Int, seq: Int) -> [Int32] {
+        var out = [Int32](repeating: -100, count: batch * seq)
+        for bi in 0..<batch { for ti in 0..<(seq - 1) { out[bi * seq + ti] = labels[bi * seq + ti + 1] } }
+        return out
+    }
+
+    /// Matrix-product FLOPs of one forward + backward pass per token at sequence length T
+    /// (6 per weight-matrix parameter incl. the unembedding, plus attention's q·k and p·v at T/2 average keys).
+    public func trainingFlopsPerToken(seq t: Int) -> Double {
+        let matrix = Double(L * (3 * D * D + D * D + 2 * D * I) + V * D)
+        let attn = Double(L) * 2 * 2 * Double(D) * Double(t + 1) / 2  // forward q·k and p·v
+        return 6 * matrix + 3 * attn
+    }
+}

@@ -1,0 +1,122 @@
+/// The shape and initialisation of a GPT-NeoX model, read from JSON.
+///
+/// Keys (defaults are those of the chosen `preset`, which defaults to "pythia-31m-shape"):
+///   preset             "tiny" | "pythia-14m-shape" | "pythia-31m-shape"
+///   layers             blocks (≥ 1)
+///   hidden             model width D (divisible by heads)
+///   heads              attention heads H; head size = hidden / heads
+///   intermediate       MLP width I (Pythia: 4·hidden)
+///   rotary_pct         fraction of each head rotated (0...1); Int(head_size·rotary_pct) must be even
+///   rotary_base        rotary base θ, default 10000
+///   parallel_residual  x + attn(ln1(x)) + mlp(ln2(x)) (true, Pythia) or sequential (false)
+///   layer_norm_eps     default 1e-5
+///   vocab_size         from the dataset; 0 means "not set yet" (a model cannot be built with it)
+///   max_positions      longest sequence, default 2048
+///   init_range         std of the normal init of weight matrices and embeddings, default 0.02
+///   seed               initialisation seed, default 1234
+public struct ModelConfig: Equatable, Sendable {
+    public var preset: String
+    public var layers: Int
+    public var hidden: Int
+    public var heads: Int
+    public var intermediate: Int
+    public var rotaryPct: Double
+    public var rotaryBase: Double
+    public var parallelResidual: Bool
+    public var layerNormEps: Double
+    public var vocabSize: Int
+    public var maxPositions: Int
+    public var initRange: Double
+    public var seed: UInt64
+
+    public static let presets = ["tiny", "pythia-14m-shape", "pythia-31m-shape"]
+
+    /// The values of a preset (vocab_size 0: set it from the dataset).
+    public static func preset(_ name: String) -> ModelConfig? {
+        func make(_ l: Int, _ d: Int, _ h: Int, _ i: Int) -> ModelConfig {
+            ModelConfig(preset: name, layers: l, hidden: d, heads: h, intermediate: i, rotaryPct: 0.25, rotaryBase: 10000,
+                        parallelResidual: true, layerNormEps: 1e-5, vocabSize: 0, maxPositions: 2048, initRange: 0.02, seed: 1234)
+        }
+        switch name {
+        case "tiny": return make(2, 64, 4, 256)
+        case "pythia-14m-shape": return make(6, 128, 4, 512)
+        case "pythia-31m-shape": return make(6, 256, 8, 1024)
+        default: return nil
+        }
+    }
+
+    public init(preset: String, layers: Int, hidden: Int, heads: Int, intermediate: Int, rotaryPct: Double, rotaryBase: Double,
+                parallelResidual: Bool, layerNormEps: Double, vocabSize: Int, maxPositions: Int, initRange: Double, seed: UInt64) {
+        self.preset = preset; self.layers = layers; self.hidden = hidden; self.heads = heads; self.intermediate = intermediate
+        self.rotaryPct = rotaryPct; self.rotaryBase = rotaryBase; self.parallelResidual = parallelResidual
+        self.layerNormEps = layerNormEps; self.vocabSize = vocabSize; self.maxPositions = maxPositions
+        self.initRange = initRange; self.seed = seed
+    }
+
+    /// A preset with a vocabulary size (the usual way to build one in code).
+    public static func named(_ preset: String, vocabSize: Int) throws(EngineError) -> ModelConfig {
+        guard var c = ModelConfig.preset(preset) else {
+            throw .invalid("model config: preset = \"\(preset)\" is not one of \(presets.map { "\"\($0)\"" }.joined(separator: ", "))")
+        }
+        c.vocabSize = vocabSize
+        try c.validate()
+        return c
+    }
+
+    public init(json: JSON, path: String = "model config") throws(EngineError) {
+        var r = try JSONReader(json, path: path)
+        let name = try r.string("preset", default: "pythia-31m-shape", oneOf: ModelConfig.presets)
+        let p = ModelConfig.preset(name)!
+        preset = name
+        layers = try r.int("layers", default: p.layers, min: 1, max: 1024)
+        hidden = try r.int("hidden", default: p.hidden, min: 1, max: 1 << 16)
+        heads = try r.int("heads", default: p.heads, min: 1, max: 1 << 12)
+        intermediate = try r.int("intermediate", default: p.intermediate, min: 1, max: 1 << 18)
+        rotaryPct = try r.double("rotary_pct", default: p.rotaryPct, min: 0, max: 1)
+        rotaryBase = try r.double("rotary_base", default: p.rotaryBase, min: 1)
+        parallelResidual = try r.bool("parallel_residual", default: p.parallelResidual)
+        layerNormEps = try r.double("layer_norm_eps", default: p.layerNormEps, min: 0, max: 1, exclusiveMin: true)
+        vocabSize = try r.int("vocab_size", default: 0, min: 0, max: 1 << 24)
+        maxPositions = try r.int("max_positions", default: p.maxPositions, min: 1, max: 1 << 20)
+        initRange = try r.double("init_range", default: p.initRange, min: 0, max: 10)
+        seed = UInt64(try r.int("seed", default: Int(p.seed), min: 0))
+        try r.finish()
+        try validate(path: path)
+    }
+
+    public init(text: String, path: String = "model config") throws(EngineError) {
+        let t = text.trimmingSpaces
+        try self.init(json: t.isEmpty ? .object([]) : JSON.parse(t, what: path), path: path)
+    }
+
+    public var headSize: Int { hidden / heads }
+    /// Rotated dims per head, as Hugging Face computes it: int(head_size · rotary_pct).
+    public var rotaryDims: Int { Int(Double(headSize) * rotaryPct) }
+
+    /// Checks the relations between fields (ranges of single fields are checked when reading).
+    public func validate(path: String = "model config") throws(EngineError) {
+        if layers < 1 { throw .invalid("\(path): layers = \(layers) must be at least 1") }
+        if hidden < 1 || heads < 1 || intermediate < 1 {
+            throw .invalid("\(path): hidden, heads and intermediate must be at least 1 (got \(hidden), \(heads), \(intermediate))")
+        }
+        if hidden % heads != 0 {
+            throw .invalid("\(path): hidden = \(hidden) is not divisible by heads = \(heads)")
+        }
+        if rotaryDims % 2 != 0 {
+            throw .invalid("\(path): rotary dims = int(head_size \(headSize) × rotary_pct \(JSON.format(rotaryPct))) = \(rotaryDims) must be even")
+        }
+        if !(layerNormEps > 0) { throw .invalid("\(path): layer_norm_eps must be greater than 0") }
+        if vocabSize < 0 { throw .invalid("\(path): vocab_size = \(vocabSize) must not be negative") }
+    }
+
+    /// Every field, defaults filled in.
+    public func toJSON() -> JSON {
+        .object([
+            ("preset", .string(preset)), ("layers", .int(layers)), ("hidden", .int(hidden)), ("heads", .int(heads)),
+            ("intermediate", .int(intermediate)), ("rotary_pct", .number(rotaryPct)), ("rotary_base", .number(rotaryBase)),
+            ("parallel_residual", .bool(parallelResidual)), ("layer_norm_eps", .number(layerNormEps)),
+            ("vocab_size", .int(vocabSize)), ("max_positions", .int(maxPositions)), ("init_range", .number(initRange)),
+            ("seed", .number(Double(seed))),
+        ])
+    }
+}

@@ -1,0 +1,39 @@
+import COpenBLAS
+
+/// Matrix products, all row-major float32 through OpenBLAS. Weights are stored as PyTorch stores
+/// `nn.Linear` weights: W[out, in], so a linear layer is y = x · Wᵀ (transB).
+public enum BLAS {
+    /// C[m,n] = alpha · A[m,k] · B[k,n] (+ beta · C), with optional transposes of the stored A / B.
+    @inline(__always)
+    public static func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
+                            a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                            beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        if m == 0 || n == 0 { return }
+        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+
+    /// out[N, O] = x[N, I] · W[O, I]ᵀ (+ out if accumulate). Bias is added by the caller's fused pass.
+    @inline(__always)
+    public static func linearForward(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, w: UnsafePointer<Float>,
+                                     rows n: Int, inDim: Int, outDim: Int, accumulate: Bool = false) {
+        gemm(transA: false, transB: true, m: n, n: outDim, k: inDim, a: x, lda: inDim, b: w, ldb: inDim,
+             beta: accumulate ? 1 : 0, c: out, ldc: outDim)
+    }
+
+    /// dx[N, I] (=, or += if accumulate) dy[N, O] · W[O, I].
+    @inline(__always)
+    public static func linearBackwardInput(dx: UnsafeMutablePointer<Float>, dy: UnsafePointer<Float>, w: UnsafePointer<Float>,
+                                           rows n: Int, inDim: Int, outDim: Int, accumulate: Bool) {
+        gemm(transA: false, transB: false, m: n, n: inDim, k: outDim, a: dy, lda: outDim, b: w, ldb: inDim,
+             beta: accumulate ? 1 : 0, c: dx, ldc: inDim)
+    }
+
+    /// dW[O, I] += dy[N, O]ᵀ · x[N, I].
+    @inline(__always)
+    public static func linearBackwardWeight(dw: UnsafeMutablePointer<Float>, dy: UnsafePointer<Float>, x: UnsafePointer<Float>,
+                                            rows n: Int, inDim: Int, outDim: Int) {
+        gemm(transA: true, transB: false, m: outDim, n: inDim, k: n, a: dy, lda: outDim, b: x, ldb: inDim,
+             beta: 1, c: dw, ldc: inDim)
+    }
+}
