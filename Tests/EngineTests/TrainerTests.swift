@@ -63,7 +63,7 @@ final class PlainAdam: BlockOptimizer {
     var firstMoment: [Float]
     var secondMoment: [Float]
     init(count: Int) { firstMoment = [Float](repeating: 0, count: count); secondMoment = firstMoment }
-    func update(parameters: UnsafeMutableBufferPointer<Float>, gradients: UnsafeBufferPointer<Float>, learningRate: Float) {
+    func update(parameters: UnsafeMutableBufferPointer<Float>, gradients: UnsafeBufferPointer<Float>, learningRate: Float, trainable: [Bool]?) {
         stepCount += 1
         let b1: Float = 0.9, b2: Float = 0.999
         let c1 = 1 - powf(b1, Float(stepCount)), c2 = 1 - powf(b2, Float(stepCount))

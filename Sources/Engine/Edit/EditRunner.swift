@@ -136,7 +136,7 @@ public final class EditRunner {
         } else {
             w = try LoRANetwork(base: network, names: trained, rank: method.rank, alpha: method.alpha, seed: spec.seed)
         }
-        let opt = FlatAdamW(table: w.tensorTable, spec: spec)
+        let opt = BlockAdamW(table: w.tensorTable, blockSize: w.parameterBlock.count, spec: spec)
         trainer = try Trainer(network: w, optimizer: opt, spec: spec, tokens: set.tokens, offsets: set.offsets, evalSets: [])
         wrapper = w
         optimizer = opt

@@ -269,43 +269,6 @@ final class LoRANetwork: TrainableNetwork {
     }
 }
 
-/// AdamW over a flat block with a decay mask (matrices decay; biases and LayerNorms do not).
-public final class FlatAdamW: BlockOptimizer {
-    public var stepCount = 0
-    public var firstMoment: [Float]
-    public var secondMoment: [Float]
-    let beta1: Float, beta2: Float, eps: Float, weightDecay: Float
-    let decays: [Bool]  // per element would be large; per tensor ranges instead
-    let ranges: [Range<Int>]
-
-    public init(table: [TensorEntry], spec: TrainSpec) {
-        let total = table.last.map { $0.offset + $0.count } ?? 0
-        firstMoment = [Float](repeating: 0, count: total)
-        secondMoment = firstMoment
-        beta1 = Float(spec.beta1); beta2 = Float(spec.beta2); eps = Float(spec.eps); weightDecay = Float(spec.weightDecay)
-        decays = table.map { $0.shape.count == 2 }
-        ranges = table.map { $0.offset..<($0.offset + $0.count) }
-    }
-
-    public func update(parameters: UnsafeMutableBufferPointer<Float>, gradients: UnsafeBufferPointer<Float>, learningRate: Float) {
-        stepCount += 1
-        let c1 = 1 - powf(beta1, Float(stepCount)), c2 = 1 - powf(beta2, Float(stepCount))
-        let (b1, b2, e) = (beta1, beta2, eps)
-        firstMoment.withUnsafeMutableBufferPointer { m in
-            secondMoment.withUnsafeMutableBufferPointer { v in
-                for (k, range) in ranges.enumerated() {
-                    let decay = decays[k] ? 1 - learningRate * weightDecay : 1
-                    for i in range {
-                        let g = gradients[i]
-                        m[i] = b1 * m[i] + (1 - b1) * g
-                        v[i] = b2 * v[i] + (1 - b2) * g * g
-                        parameters[i] = parameters[i] * decay - learningRate * (m[i] / c1) / ((v[i] / c2).squareRoot() + e)
-                    }
-                }
-            }
-        }
-    }
-}
 #if canImport(Glibc)
 import Glibc
 #endif

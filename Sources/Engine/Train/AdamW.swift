@@ -68,36 +68,45 @@ public final class AdamW {
         let bc1 = 1 - pow(Double(beta1), Double(step)), bc2 = 1 - pow(Double(beta2), Double(step))
         let stepSize = Float(Double(lr) / bc1)
         let bc2sqrt = Float(bc2.squareRoot())
-        let b1 = beta1, b2 = beta2, e = eps
         for (k, t) in params.table.tensors.enumerated() where trainable[k] {
-            let p = params.ptr(k), g = grads.ptr(k), mm = m.ptr(k), vv = v.ptr(k)
-            let decay: Float = t.decays ? 1 - lr * weightDecay : 1
-            let clip8 = F8(repeating: clip), b18 = F8(repeating: b1), b28 = F8(repeating: b2)
-            let c18 = F8(repeating: 1 - b1), c28 = F8(repeating: 1 - b2), inv8 = F8(repeating: 1 / bc2sqrt)
-            let e8 = F8(repeating: e), s8 = F8(repeating: stepSize), d8 = F8(repeating: decay)
-            Work.chunks(t.count, grain: 1 << 16) { _, r in
-                var i = r.lowerBound
-                while i + 8 <= r.upperBound {
-                    let gi = load8(g + i) * clip8
-                    let mi = b18 * load8(mm + i) + c18 * gi
-                    let vi = b28 * load8(vv + i) + c28 * gi * gi
-                    store8(mm + i, mi); store8(vv + i, vi)
-                    let denom = vi.squareRoot() * inv8 + e8
-                    store8(p + i, load8(p + i) * d8 - s8 * mi / denom)
-                    i += 8
-                }
-                while i < r.upperBound {
-                    let gi = g[i] * clip
-                    let mi = b1 * mm[i] + (1 - b1) * gi
-                    let vi = b2 * vv[i] + (1 - b2) * gi * gi
-                    mm[i] = mi; vv[i] = vi
-                    let denom = vi.squareRoot() / bc2sqrt + e
-                    p[i] = p[i] * decay - stepSize * mi / denom
-                    i += 1
-                }
-            }
+            AdamW.kernel(p: params.ptr(k), g: grads.ptr(k), m: m.ptr(k), v: v.ptr(k), count: t.count, clip: clip,
+                         beta1: beta1, beta2: beta2, eps: eps, stepSize: stepSize, bc2sqrt: bc2sqrt,
+                         decay: t.decays ? 1 - lr * weightDecay : 1)
         }
         return norm
+    }
+
+    /// The AdamW update of one tensor (count floats), clipped gradients, decoupled decay factor `decay`:
+    /// shared by this optimizer and `BlockAdamW` (editing wrappers' own blocks).
+    @inline(__always)
+    static func kernel(p: UnsafeMutablePointer<Float>, g: UnsafePointer<Float>, m mm: UnsafeMutablePointer<Float>,
+                       v vv: UnsafeMutablePointer<Float>, count: Int, clip: Float, beta1 b1: Float, beta2 b2: Float,
+                       eps e: Float, stepSize: Float, bc2sqrt: Float, decay: Float) {
+        let clip8 = F8(repeating: clip), b18 = F8(repeating: b1), b28 = F8(repeating: b2)
+        let c18 = F8(repeating: 1 - b1), c28 = F8(repeating: 1 - b2), inv8 = F8(repeating: 1 / bc2sqrt)
+        let e8 = F8(repeating: e), s8 = F8(repeating: stepSize), d8 = F8(repeating: decay)
+        let g = UnsafeMutablePointer(mutating: g)
+        Work.chunks(count, grain: 1 << 16) { _, r in
+            var i = r.lowerBound
+            while i + 8 <= r.upperBound {
+                let gi = load8(g + i) * clip8
+                let mi = b18 * load8(mm + i) + c18 * gi
+                let vi = b28 * load8(vv + i) + c28 * gi * gi
+                store8(mm + i, mi); store8(vv + i, vi)
+                let denom = vi.squareRoot() * inv8 + e8
+                store8(p + i, load8(p + i) * d8 - s8 * mi / denom)
+                i += 8
+            }
+            while i < r.upperBound {
+                let gi = g[i] * clip
+                let mi = b1 * mm[i] + (1 - b1) * gi
+                let vi = b2 * vv[i] + (1 - b2) * gi * gi
+                mm[i] = mi; vv[i] = vi
+                let denom = vi.squareRoot() / bc2sqrt + e
+                p[i] = p[i] * decay - stepSize * mi / denom
+                i += 1
+            }
+        }
     }
 
     /// Update using `schedule.rate(at: step)` (the step count before this update).

@@ -16,10 +16,13 @@ public protocol TrainableNetwork: AnyObject {
     /// Restricts gradients to these tensors (nil = all); frozen tensors get no gradient, and the
     /// network may skip their weight-gradient products.
     func setTrainable(_ names: Set<String>?)
+    /// Per tensor of `tensorTable`: false for frozen tensors (nil = all trainable).
+    var trainableMask: [Bool]? { get }
 }
 
 extension TrainableNetwork {
     public func setTrainable(_ names: Set<String>?) {}
+    public var trainableMask: [Bool]? { nil }
 }
 
 /// An optimizer over the flat blocks (AdamW in practice). `state` is what a checkpoint keeps.
@@ -27,7 +30,9 @@ public protocol BlockOptimizer: AnyObject {
     var stepCount: Int { get set }
     var firstMoment: [Float] { get set }
     var secondMoment: [Float] { get set }
-    func update(parameters: UnsafeMutableBufferPointer<Float>, gradients: UnsafeBufferPointer<Float>, learningRate: Float)
+    /// One update; `trainable` (per tensor of the network's table) skips frozen tensors.
+    func update(parameters: UnsafeMutableBufferPointer<Float>, gradients: UnsafeBufferPointer<Float>, learningRate: Float,
+                trainable: [Bool]?)
 }
 
 /// One training step's report.
@@ -156,16 +161,21 @@ public final class Trainer {
         }
         // Global-norm clipping.
         let grads = network.gradientBlock
+        let mask = network.trainableMask
         var sq: Double = 0
-        for g in grads { sq += Double(g) * Double(g) }
+        for (k, e) in network.tensorTable.enumerated() where mask?[k] ?? true {
+            sq += AdamW.sumSquares(grads.baseAddress! + e.offset, e.count)
+        }
         let norm = Float(sq.squareRoot())
         guard norm.isFinite else { throw .numeric("training: the gradient norm became \(norm) at step \(stepsTaken + 1)") }
         if spec.gradClip > 0, Double(norm) > spec.gradClip {
             let scale = Float(spec.gradClip / (Double(norm) + 1e-6))
-            for i in 0..<grads.count { grads[i] *= scale }
+            for (k, e) in network.tensorTable.enumerated() where mask?[k] ?? true {
+                for i in e.offset..<(e.offset + e.count) { grads[i] *= scale }
+            }
         }
         let lr = Float(learningRate(at: stepsTaken))
-        optimizer.update(parameters: network.parameterBlock, gradients: UnsafeBufferPointer(grads), learningRate: lr)
+        optimizer.update(parameters: network.parameterBlock, gradients: UnsafeBufferPointer(grads), learningRate: lr, trainable: mask)
         stepsTaken += 1
 
         var report = StepReport()

@@ -1,0 +1,46 @@
+extension Dataset {
+    /// The base facts as the edit-set builder sees them: object ordinals per (subject, relation),
+    /// prompts and object tokens in the dataset's own SRO grammar.
+    public func factView() -> FactView {
+        let S = numSubjects, R = numBaseRelations
+        var table = [Int32](repeating: 0, count: S * R), index = [Int32](repeating: -1, count: S * R)
+        for s in 0..<S {
+            for r in 0..<R {
+                let i = factIndex(subject: s, relation: r)
+                table[s * R + r] = fact(i).tail
+                index[s * R + r] = Int32(i)
+            }
+        }
+        return FactView(subjects: S, relations: R, objects: numObjects, objectTable: table, factIndex: index,
+                        correlatedPair: spec.correlatedPair && R >= 2 ? (0, 1) : nil,
+                        prompt: { [self] s, r in sroPrompt(ofFact: factIndex(subject: s, relation: r)) },
+                        objectToken: { [self] r, o in objectToken(relation: r, ordinal: o) },
+                        sentenceEnd: [Vocabulary.dot, Vocabulary.eos])
+    }
+
+    /// An evaluation group as a prompt set (with each prompt's relation, for per-relation accuracy).
+    public func promptSet(_ name: String) throws(EngineError) -> PromptSet {
+        guard let g = evalGroup(named: name) else {
+            throw .invalid("evaluation: the dataset has no group \"\(name)\" (it has \(evalGroups.map(\.name).joined(separator: ", ")))")
+        }
+        let rels = g.facts.map { $0 >= 0 && Int($0) < numFacts ? fact(Int($0)).relation : -1 }
+        return PromptSet(name: name, prompts: g.prompts, offsets: g.promptOffsets, targets: g.targets, facts: g.facts, relations: rels)
+    }
+
+    /// Whether a model's vocabulary can hold this dataset's tokens.
+    public func checkFits(vocabSize: Int, what: String) throws(EngineError) {
+        guard vocabSize >= self.vocabSize else {
+            throw .invalid("\(what): the model's vocabulary has \(vocabSize) tokens but the dataset uses \(self.vocabSize)")
+        }
+    }
+}
+
+extension Dataset {
+    /// What a model keeps about the vocabulary it was trained on: size and role ranges.
+    public func tokenizerJSON() -> JSON {
+        .object([
+            ("vocab_size", .int(vocabSize)),
+            ("roles", .array(vocabulary.roles.map { .object([("name", .string($0.name)), ("first", .int($0.first)), ("count", .int($0.count))]) })),
+        ])
+    }
+}

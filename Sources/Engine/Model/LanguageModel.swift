@@ -1,0 +1,132 @@
+/// A GPT-NeoX model with what the rest of the library needs around it: buffers that grow with the
+/// batch, the trainer's `TrainableNetwork` view, the vocabulary it was trained on, its training
+/// history, and checkpoints.
+public final class LanguageModel: TrainableNetwork {
+    public private(set) var net: GPTNeoX
+    /// Vocabulary roles JSON of the dataset the model was made for ("" if none).
+    public var tokenizerJSON = ""
+    public var history = TrainingHistory()
+    public let tensorTable: [TensorEntry]
+
+    public var config: ModelConfig { net.config }
+    public var vocabSize: Int { net.config.vocabSize }
+    public var maxPositions: Int { net.config.maxPositions }
+    public var parameterCount: Int { net.parameterCount }
+    public var parameterBlock: UnsafeMutableBufferPointer<Float> {
+        UnsafeMutableBufferPointer(start: net.params.base, count: net.table.totalCount)
+    }
+    public var gradientBlock: UnsafeMutableBufferPointer<Float> {
+        UnsafeMutableBufferPointer(start: net.grads.base, count: net.table.totalCount)
+    }
+    public var trainableMask: [Bool]? { net.trainable }
+    public var trainingFlopsPerToken: Double { net.trainingFlopsPerToken(seq: net.seq > 0 ? net.seq : 16) }
+
+    /// A freshly initialised model (weights from `config.seed`).
+    public init(config: ModelConfig, batch: Int = 8, seq: Int = 32) throws(EngineError) {
+        net = try GPTNeoX(config: config, maxBatch: batch, maxSeq: min(seq, config.maxPositions))
+        tensorTable = net.table.tensors.map { TensorEntry(name: $0.name, offset: $0.offset, shape: $0.shape) }
+    }
+
+    /// Grows the activation buffers to hold `batch` sequences of `seq` tokens (weights are kept).
+    public func ensureCapacity(batch: Int, seq: Int) throws(EngineError) {
+        if batch <= net.maxBatch && seq <= net.maxSeq { return }
+        guard seq <= config.maxPositions else {
+            throw .invalid("model: sequences of \(seq) tokens exceed max_positions = \(config.maxPositions)")
+        }
+        let bigger = try GPTNeoX(config: config, maxBatch: max(batch, net.maxBatch), maxSeq: max(seq, net.maxSeq))
+        bigger.params.base.update(from: net.params.base, count: net.table.totalCount)
+        bigger.trainable = net.trainable
+        bigger.profiler = net.profiler
+        net = bigger
+    }
+
+    public func setTrainable(_ names: Set<String>?) {
+        net.setTrainable(true) { _ in true }
+        if let names { net.setTrainable(false) { !names.contains($0.name) } }
+    }
+
+    public func lossAndGradients(inputs: UnsafePointer<Int32>, targets: UnsafePointer<Int32>, rows: Int, width: Int) throws(EngineError) -> Float {
+        try ensureCapacity(batch: rows, seq: width)
+        net.zeroGrad()
+        let loss = try net.forward(tokens: inputs, targets: targets, batch: rows, seq: width, fuseLossGradient: true)
+        try net.backward()
+        return loss
+    }
+
+    /// Logits [rows, width, vocab] for right-padded rows; processed in chunks of the buffer size.
+    public func logits(tokens: UnsafePointer<Int32>, rows: Int, width: Int, out: UnsafeMutablePointer<Float>,
+                       hooks: ForwardHooks? = nil) throws(EngineError) {
+        try ensureCapacity(batch: min(rows, max(net.maxBatch, 1)), seq: width)
+        var start = 0
+        while start < rows {
+            let n = min(net.maxBatch, rows - start)
+            try net.forward(tokens: tokens + start * width, targets: nil, batch: n, seq: width, hooks: hooks)
+            (out + start * width * vocabSize).update(from: net.logits.baseAddress!, count: n * width * vocabSize)
+            start += n
+        }
+    }
+
+    public func logitsAtLast(tokens: UnsafePointer<Int32>, rows: Int, width: Int, lengths: [Int], out: UnsafeMutablePointer<Float>) throws(EngineError) {
+        try ensureCapacity(batch: min(rows, 64), seq: width)
+        var start = 0
+        let V = vocabSize
+        while start < rows {
+            let n = min(net.maxBatch, rows - start)
+            try net.forward(tokens: tokens + start * width, targets: nil, batch: n, seq: width)
+            let lg = net.logits.baseAddress!
+            for r in 0..<n {
+                let len = lengths[start + r]
+                guard len >= 1, len <= width else { throw .invalid("evaluation: prompt length \(len) outside 1...\(width)") }
+                (out + (start + r) * V).update(from: lg + (r * width + len - 1) * V, count: V)
+            }
+            start += n
+        }
+    }
+
+    /// Greedy next token after each prompt (flat prompts + offsets).
+    public func predict(prompts: [Int32], offsets: [Int64]) throws(EngineError) -> [Int32] {
+        let set = PromptSet(name: "predict", prompts: prompts, offsets: offsets, targets: [Int32](repeating: -1, count: offsets.count - 1))
+        return try evaluatePrompts(set, vocab: vocabSize, batchSize: 64) { (tk, rows, width, lengths, o) throws(EngineError) in
+            try logitsAtLast(tokens: tk, rows: rows, width: width, lengths: lengths, out: o)
+        }.predicted
+    }
+
+    /// An independent copy (weights, vocabulary, history).
+    public func clone() throws(EngineError) -> LanguageModel {
+        let c = try LanguageModel(config: config, batch: net.maxBatch, seq: net.maxSeq)
+        c.net.params.base.update(from: net.params.base, count: net.table.totalCount)
+        c.tokenizerJSON = tokenizerJSON
+        c.history = history
+        return c
+    }
+
+    // MARK: checkpoints
+
+    public func checkpoint() -> Checkpoint {
+        var c = Checkpoint(configJSON: config.toJSON().serialized(), table: tensorTable, weights: Array(parameterBlock))
+        c.tokenizerJSON = tokenizerJSON
+        c.history = history
+        return c
+    }
+
+    public func save(_ path: String) throws(EngineError) { try checkpoint().save(path) }
+
+    /// Loads a model file; returns the model and the full checkpoint (optimizer state, trainer position).
+    public static func load(_ path: String) throws(EngineError) -> (LanguageModel, Checkpoint) {
+        var config: ModelConfig?
+        let c = try Checkpoint.load(path) { (json: String) throws(EngineError) -> [TensorEntry] in
+            let cfg: ModelConfig
+            do throws(EngineError) { cfg = try ModelConfig(text: json, path: "\(path): model config") } catch {
+                throw .format(error.message)
+            }
+            let m = try LanguageModel(config: cfg, batch: 1, seq: 1)
+            config = cfg
+            return m.tensorTable
+        }
+        let m = try LanguageModel(config: config!)
+        m.parameterBlock.baseAddress!.update(from: c.weights, count: min(c.weights.count, m.parameterBlock.count))
+        m.tokenizerJSON = c.tokenizerJSON
+        m.history = c.history
+        return (m, c)
+    }
+}
