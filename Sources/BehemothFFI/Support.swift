@@ -39,11 +39,16 @@ enum Handle {
     }
     static func get<T: AnyObject>(_ handle: OpaquePointer?, _ type: T.Type, _ fn: String, _ what: String = "handle") throws(EngineError) -> T {
         guard let handle else { throw .invalid("\(fn): \(what) is NULL") }
-        return Unmanaged<T>.fromOpaque(UnsafeRawPointer(handle)).takeUnretainedValue()
+        // A dynamic cast, so passing one kind of handle where another is expected is an error, not a crash.
+        let object = Unmanaged<AnyObject>.fromOpaque(UnsafeRawPointer(handle)).takeUnretainedValue()
+        guard let typed = object as? T else { throw .invalid("\(fn): \(what) is not a \(T.self) handle") }
+        return typed
     }
     static func free<T: AnyObject>(_ handle: OpaquePointer?, _ type: T.Type) {
         guard let handle else { return }
-        Unmanaged<T>.fromOpaque(UnsafeRawPointer(handle)).release()
+        let object = Unmanaged<AnyObject>.fromOpaque(UnsafeRawPointer(handle))
+        guard object.takeUnretainedValue() is T else { return }  // the wrong kind of handle: leave it alone
+        object.release()
     }
 }
 

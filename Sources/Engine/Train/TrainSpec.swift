@@ -22,6 +22,8 @@ public struct TrainSpec {
     /// Write a checkpoint here every `checkpointEveryEpochs` epochs and at the end ("" = never).
     public var checkpointPath = ""
     public var checkpointEveryEpochs = 0
+    /// Continue an interrupted run from this checkpoint ("" = start fresh).
+    public var resumeFrom = ""
 
     public init() {}
 
@@ -44,6 +46,7 @@ public struct TrainSpec {
         evalGroups = try r.stringArray("eval_groups", default: evalGroups)
         checkpointPath = try r.string("checkpoint_path", default: checkpointPath)
         checkpointEveryEpochs = try r.int("checkpoint_every_epochs", default: checkpointEveryEpochs, min: 0, max: 1_000_000)
+        resumeFrom = try r.string("resume_from", default: resumeFrom)
         try r.finish()
         guard beta1 < 1, beta2 < 1 else { throw .invalid("training spec: beta1 and beta2 must be below 1") }
         guard minLearningRate <= learningRate else {
@@ -60,6 +63,7 @@ public struct TrainSpec {
             ("eps", .number(eps)), ("grad_clip", .number(gradClip)), ("seed", .int(Int(seed))),
             ("eval_every_epochs", .int(evalEveryEpochs)), ("eval_groups", .strings(evalGroups)),
             ("checkpoint_path", .string(checkpointPath)), ("checkpoint_every_epochs", .int(checkpointEveryEpochs)),
+            ("resume_from", .string(resumeFrom)),
         ])
     }
 

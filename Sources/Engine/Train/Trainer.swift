@@ -74,6 +74,9 @@ public final class Trainer {
     public var saveCheckpoint: ((Trainer) throws(EngineError) -> Void)?
 
     public private(set) var stepsTaken = 0
+    /// Target tokens trained on and seconds spent in training steps (evaluation excluded).
+    public private(set) var tokensProcessed = 0.0
+    public private(set) var trainingSeconds = 0.0
     public let totalSteps: Int
     private var inputs: [Int32]
     private var targets: [Int32]
@@ -187,7 +190,10 @@ public final class Trainer {
         report.gradNorm = norm
         var counted = 0
         for r in 0..<rows { for t in 0..<width where targets[r * width + t] >= 0 { counted += 1 } }
-        report.tokensPerSecond = Double(counted) / max(1e-9, monotonicSeconds() - start)
+        let elapsed = monotonicSeconds() - start
+        report.tokensPerSecond = Double(counted) / max(1e-9, elapsed)
+        tokensProcessed += Double(counted)
+        trainingSeconds += elapsed
         history.step.append(Int64(stepsTaken))
         history.loss.append(loss)
         history.learningRate.append(lr)

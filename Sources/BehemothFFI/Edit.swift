@@ -1,0 +1,215 @@
+import CBehemoth
+import Engine
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// Edit sets and fine-tuning editors (behemoth.h, "Editing").
+
+/// An edit set with the facts it was built from (for per-edit sets in the sequential modes).
+final class EditSetHandle {
+    let set: EditSet
+    let facts: FactView
+    let datasetVocab: Int
+    init(set: EditSet, facts: FactView, datasetVocab: Int) { self.set = set; self.facts = facts; self.datasetVocab = datasetVocab }
+
+    func int32Array(_ name: String) -> [Int32]? {
+        switch name {
+        case "tokens": return set.tokens
+        case "edits": return set.edits.flatMap { [Int32($0.subject), Int32($0.relation), Int32($0.oldObject), Int32($0.newObject)] }
+        default: break
+        }
+        let parts = name.split(separator: "/").map(String.init)
+        guard parts.count == 3, parts[0] == "groups", let g = set.group(parts[1]) else { return nil }
+        switch parts[2] {
+        case "prompts": return g.prompts
+        case "targets": return g.targets
+        case "facts": return g.facts
+        case "relations": return g.relations
+        case "alternatives": return g.alternatives
+        default: return nil
+        }
+    }
+
+    func int64Array(_ name: String) -> [Int64]? {
+        if name == "offsets" { return set.offsets }
+        let parts = name.split(separator: "/").map(String.init)
+        guard parts.count == 3, parts[0] == "groups", parts[2] == "offsets", let g = set.group(parts[1]) else { return nil }
+        return g.offsets
+    }
+
+    func info() -> JSON {
+        var arrays: [(String, JSON)] = [
+            ("tokens", .object([("dtype", .string("int32")), ("shape", .ints([set.tokens.count]))])),
+            ("offsets", .object([("dtype", .string("int64")), ("shape", .ints([set.offsets.count]))])),
+            ("edits", .object([("dtype", .string("int32")), ("shape", .ints([set.edits.count, 4]))])),
+        ]
+        for g in set.groups {
+            for (k, n) in [("prompts", g.prompts.count), ("targets", g.count), ("facts", g.count), ("relations", g.count)] {
+                arrays.append(("groups/\(g.name)/\(k)", .object([("dtype", .string("int32")), ("shape", .ints([n]))])))
+            }
+            if g.alternatives != nil {
+                arrays.append(("groups/\(g.name)/alternatives", .object([("dtype", .string("int32")), ("shape", .ints([g.count]))])))
+            }
+            arrays.append(("groups/\(g.name)/offsets", .object([("dtype", .string("int64")), ("shape", .ints([g.count + 1]))])))
+        }
+        guard case var .object(fields) = set.summary() else { return set.summary() }
+        fields.append(("arrays", .object(arrays)))
+        return .object(fields)
+    }
+}
+
+func editSetHandle(_ es: OpaquePointer?, _ fn: String) throws(EngineError) -> EditSetHandle {
+    try Handle.get(es, EditSetHandle.self, fn, "edit set")
+}
+
+@c @implementation public func bh_editset_create(_ ds: OpaquePointer?, _ spec_json: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    exported { () throws(EngineError) in
+        let fn = "bh_editset_create"
+        let o = try clearOut(out, fn)
+        let d = try Handle.get(ds, Dataset.self, fn, "dataset")
+        let spec = try EditSpec(json: try cString(spec_json, fn, "spec_json"))
+        let facts = d.factView()
+        let set = try EditSetBuilder.build(spec, facts: facts)
+        o.pointee = Handle.make(EditSetHandle(set: set, facts: facts, datasetVocab: d.vocabSize))
+    }
+}
+
+@c @implementation public func bh_editset_info(_ es: OpaquePointer?, _ json_out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    exported { () throws(EngineError) in
+        let fn = "bh_editset_info"
+        try returnString(try editSetHandle(es, fn).info().serialized(), json_out, fn)
+    }
+}
+
+@c @implementation public func bh_editset_array_i32(_ es: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ buffer: UnsafeMutablePointer<Int32>?,
+                                                   _ capacity: Int64, _ count: UnsafeMutablePointer<Int64>?) -> Int32 {
+    exported { () throws(EngineError) in
+        let fn = "bh_editset_array_i32"
+        let h = try editSetHandle(es, fn)
+        let n = try cString(name, fn, "name")
+        guard let a = h.int32Array(n) else {
+            if h.int64Array(n) != nil { throw .invalid("\(fn): array \"\(n)\" is int64; use bh_editset_array_i64") }
+            throw .invalid("\(fn): no array \"\(n)\" (bh_editset_info lists them)")
+        }
+        try copyOut(a, buffer, capacity, count, fn)
+    }
+}
+
+@c @implementation public func bh_editset_array_i64(_ es: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ buffer: UnsafeMutablePointer<Int64>?,
+                                                   _ capacity: Int64, _ count: UnsafeMutablePointer<Int64>?) -> Int32 {
+    exported { () throws(EngineError) in
+        let fn = "bh_editset_array_i64"
+        let h = try editSetHandle(es, fn)
+        let n = try cString(name, fn, "name")
+        guard let a = h.int64Array(n) else {
+            if h.int32Array(n) != nil { throw .invalid("\(fn): array \"\(n)\" is int32; use bh_editset_array_i32") }
+            throw .invalid("\(fn): no array \"\(n)\" (bh_editset_info lists them)")
+        }
+        try copyOut(a, buffer, capacity, count, fn)
+    }
+}
+
+@c @implementation public func bh_editset_free(_ es: OpaquePointer?) { Handle.free(es, EditSetHandle.self) }
+
+/// An edit in progress on a model (the handle behind bh_edit).
+final class EditSession {
+    let model: LanguageModel
+    let editSet: EditSetHandle
+    let method: EditMethodSpec
+    let runner: EditRunner
+    var result: EditResult?
+    var report: JSON?
+
+    init(model: LanguageModel, editSet: EditSetHandle, methodJSON: String) throws(EngineError) {
+        let layers = model.config.layers
+        let method = try EditMethodSpec(json: methodJSON, layers: layers)
+        guard editSet.datasetVocab <= model.vocabSize else {
+            throw .invalid("edit: the edit set's dataset has \(editSet.datasetVocab) tokens but the model's vocabulary has \(model.vocabSize): the edit set belongs to a different dataset")
+        }
+        var perEdit: [EditSet] = []
+        if method.mode != .batch {
+            for e in editSet.set.edits {
+                var spec = editSet.set.spec
+                spec.kind = .single
+                spec.count = 1
+                spec.subjects = [e.subject]
+                spec.newObject = e.newObject
+                spec.relation = e.relation
+                spec.datasetFingerprint = ""
+                perEdit.append(try EditSetBuilder.build(spec, facts: editSet.facts))
+            }
+        }
+        self.model = model
+        self.editSet = editSet
+        self.method = method
+        runner = try EditRunner(network: model, editSet: editSet.set, method: method, layers: layers, perEditSets: perEdit)
+    }
+}
+
+func editSession(_ e: OpaquePointer?, _ fn: String) throws(EngineError) -> EditSession {
+    try Handle.get(e, EditSession.self, fn, "edit")
+}
+
+@c @implementation public func bh_edit_begin(_ m: OpaquePointer?, _ es: OpaquePointer?, _ method_json: UnsafePointer<CChar>?,
+                                             _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    exported { () throws(EngineError) in
+        let fn = "bh_edit_begin"
+        let o = try clearOut(out, fn)
+        let mm = try model(m, fn)
+        let h = try editSetHandle(es, fn)
+        o.pointee = Handle.make(try EditSession(model: mm, editSet: h, methodJSON: try cString(method_json, fn, "method_json")))
+    }
+}
+
+@c @implementation public func bh_edit_step(_ e: OpaquePointer?, _ report_json: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    exportedStep { () throws(EngineError) -> Int32 in
+        let fn = "bh_edit_step"
+        let s = try editSession(e, fn)
+        if let report_json { report_json.pointee = nil }
+        guard let r = try s.runner.step() else { return BH_DONE }
+        if let report_json { try returnString(r.toJSON().serialized(), report_json, fn) }
+        return BH_STEP
+    }
+}
+
+@c @implementation public func bh_edit_end(_ e: OpaquePointer?, _ report_json: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    exported { () throws(EngineError) in
+        let fn = "bh_edit_end"
+        let s = try editSession(e, fn)
+        if s.result == nil {
+            while try s.runner.step() != nil {}  // finish any steps the caller skipped
+            let r = try s.runner.finish()
+            s.result = r
+            s.report = r.reportJSON(editSet: s.editSet.set, method: s.method, layers: s.model.config.layers, model: s.model.config.toJSON())
+        }
+        if let report_json { try returnString(s.report!.serialized(pretty: true), report_json, fn) }
+    }
+}
+
+@c @implementation public func bh_edit_save(_ e: OpaquePointer?, _ path: UnsafePointer<CChar>?) -> Int32 {
+    exported { () throws(EngineError) in
+        let fn = "bh_edit_save"
+        let s = try editSession(e, fn)
+        let p = try cString(path, fn, "path")
+        guard !p.isEmpty else { throw .invalid("\(fn): path is empty") }
+        guard let r = s.result, let rep = s.report else { throw .misuse("\(fn): call bh_edit_end first") }
+        try r.save(p, report: rep)
+    }
+}
+
+@c @implementation public func bh_edit_delta(_ e: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ buffer: UnsafeMutablePointer<Float>?,
+                                             _ capacity: Int64, _ count: UnsafeMutablePointer<Int64>?) -> Int32 {
+    exported { () throws(EngineError) in
+        let fn = "bh_edit_delta"
+        let s = try editSession(e, fn)
+        let n = try cString(name, fn, "name")
+        guard let r = s.result else { throw .misuse("\(fn): call bh_edit_end first") }
+        guard let d = r.deltas.first(where: { $0.entry.name == n }) else {
+            throw .invalid("\(fn): \"\(n)\" was not trained by this edit (trained: \(r.deltas.map(\.entry.name).joined(separator: ", ")))")
+        }
+        try copyOut(d.values, buffer, capacity, count, fn)
+    }
+}
+
+@c @implementation public func bh_edit_free(_ e: OpaquePointer?) { Handle.free(e, EditSession.self) }
