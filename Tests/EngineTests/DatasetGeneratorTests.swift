@@ -317,7 +317,7 @@ import Testing
 
     @Test func specEchoesEveryFieldAndReparses() throws {
         let spec = try DatasetSpec.parse(#"{"preset": "demo", "objects": 60, "seed": 3}"#)
-        #expect(spec.subjects == 1000 && spec.relationships == 4 && spec.objects == 60)
+        #expect(spec.subjects == 256 && spec.relationships == 4 && spec.objects == 60)
         let again = try DatasetSpec.parse(spec.json.serialized())
         #expect(again == spec)
         #expect(try DatasetSpec.parse("{}") == DatasetSpec())
