@@ -53,8 +53,11 @@ test: deps test-swift test-c test-python
 run: deps build
 	$(PYTHON) examples/main_job.py --preset $(PRESET) --out out
 
+# Speed, measured against the references in the same run (PyTorch needs requirements-reference.txt).
 bench: deps build
-	$(PYTHON) bench/run_all.py
+	@$(PYTHON) -c "import torch, transformers" 2>/dev/null || $(PYTHON) -m pip install -q -r requirements-reference.txt
+	bash bench/generate_bench.sh
+	$(PYTHON) bench/train_bench.py
 
 install: build
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
