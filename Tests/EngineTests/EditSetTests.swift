@@ -89,3 +89,31 @@ func syntheticFacts(S: Int = 200, R: Int = 3, O: Int = 10, seed: UInt64 = 1, cor
         fails(#"{"repeat": 3}"#, "unknown key 'repeat'")
     }
 }
+
+@Suite struct NestedEditSetTests {
+    @Test func nestedRemapsTestTheDependentFacts() throws {
+        let ds = try Dataset.generate(specJSON: #"{"preset": "tiny", "num_nested_objects": 4, "seed": 5}"#)
+        let facts = ds.factView()
+        #expect(facts.nested == 4)
+        let sub = try EditSetBuilder.build(try EditSpec(json: #"{"kind": "nested_subject", "repeats": 5}"#), facts: facts)
+        let e = sub.edits[0]
+        #expect(e.oldObject != e.newObject)
+        let edited = sub.group("edited")!
+        #expect(edited.count == 1)
+        #expect(ds.fact(Int(edited.facts[0])).tail == Int32(e.oldObject))           // the original nested value
+        #expect(edited.targets[0] == ds.nestedObjectToken(relation: 0, ordinal: e.newObject))
+        #expect(sub.group("same_subject_object")!.count == 1)
+        #expect(Dictionary(uniqueKeysWithValues: sub.trainingCounts())["edited"] == 5)
+
+        let obj = try EditSetBuilder.build(try EditSpec(json: #"{"kind": "nested_object", "relation": 1, "repeats": 5}"#), facts: facts)
+        let o = obj.edits[0]
+        let dependent = obj.group("dependent_subject_nested")!
+        let holders = (0..<ds.numSubjects).filter { facts.object($0, 1) == o.subject }
+        #expect(dependent.count == holders.count)
+        #expect(dependent.targets.allSatisfy { $0 == ds.nestedObjectToken(relation: 1, ordinal: o.newObject) })
+        #expect(obj.group("dependent_subject_nested_retention")!.targets.allSatisfy { $0 == ds.nestedObjectToken(relation: 1, ordinal: o.oldObject) })
+
+        let plain = try Dataset.generate(specJSON: #"{"preset": "tiny"}"#)
+        #expect(throws: EngineError.self) { _ = try EditSetBuilder.build(try EditSpec(json: #"{"kind": "nested_subject"}"#), facts: plain.factView()) }
+    }
+}

@@ -31,6 +31,11 @@ import Testing
         }
         var r3 = try JSONReader(text: #"{"subjects": "many"}"#, path: "dataset spec")
         #expect(throws: EngineError.self) { _ = try r3.int("subjects", default: 10) }
+        var r5 = try JSONReader(text: #"{"learning_rate": NaN, "epochs": Infinity}"#, path: "training spec")
+        do { _ = try r5.double("learning_rate", default: 1); Issue.record("expected an error") } catch {
+            #expect(error.message.contains("learning_rate must be finite"))
+        }
+        #expect(throws: EngineError.self) { _ = try r5.int("epochs", default: 1) }
         var r4 = try JSONReader(text: "", path: "dataset spec")
         #expect(try r4.int("subjects", default: 10) == 10)
         try r4.finish()

@@ -11,11 +11,28 @@ extension Dataset {
                 index[s * R + r] = Int32(i)
             }
         }
-        return FactView(subjects: S, relations: R, objects: numObjects, objectTable: table, factIndex: index,
-                        correlatedPair: spec.correlatedPair && R >= 2 ? (0, 1) : nil,
-                        prompt: { [self] s, r in sroPrompt(ofFact: factIndex(subject: s, relation: r)) },
-                        objectToken: { [self] r, o in objectToken(relation: r, ordinal: o) },
-                        sentenceEnd: [Vocabulary.dot, Vocabulary.eos])
+        var view = FactView(subjects: S, relations: R, objects: numObjects, objectTable: table, factIndex: index,
+                            correlatedPair: spec.correlatedPair && R >= 2 ? (0, 1) : nil,
+                            prompt: { [self] s, r in sroPrompt(ofFact: factIndex(subject: s, relation: r)) },
+                            objectToken: { [self] r, o in objectToken(relation: r, ordinal: o) },
+                            sentenceEnd: [Vocabulary.dot, Vocabulary.eos])
+        view.promptOfFact = { [self] i in sroPrompt(ofFact: i) }
+        view.tailOfFact = { [self] i in Int(fact(i).tail) }
+        view.tailToken = { [self] i, k in Int32(vocabulary.roles[relations[Int(fact(i).relation)].tailRole].first + k) }
+        if numNestedObjects > 0 {
+            view.nested = numNestedObjects
+            view.subjectNestedFact = [Int32](repeating: -1, count: S * R)
+            view.objectNestedFact = [Int32](repeating: -1, count: R * numObjects)
+            for i in 0..<numFacts {
+                let f = fact(i), rel = relations[Int(f.relation)]
+                switch rel.kind {
+                case .subjectNested: view.subjectNestedFact[Int(f.head) * R + rel.baseRelation] = Int32(i)
+                case .objectNested: view.objectNestedFact[rel.baseRelation * numObjects + Int(f.head)] = Int32(i)
+                case .base: break
+                }
+            }
+        }
+        return view
     }
 
     /// An evaluation group as a prompt set (with each prompt's relation, for per-relation accuracy).

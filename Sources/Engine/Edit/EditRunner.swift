@@ -207,7 +207,8 @@ public final class EditRunner {
             result.deltaNorms.append((e.name, s.squareRoot()))
         }
         result.after = try evaluateAll()
-        if method.mode == .oneAtATime {
+        if method.mode == .oneAtATime || (method.method == .lora && !method.mergeLoRA) {
+            // One at a time leaves the original model; unmerged LoRA keeps the adapters beside it.
             restoreOriginal()
         }
         var metrics: [(String, Double, String)] = []

@@ -18,6 +18,15 @@ public struct FactView {
     public var sentenceEnd: [Int32]
     /// A fingerprint of the facts, so an edit spec made for one dataset is refused on another.
     public var fingerprint: UInt64
+    /// Nested data: K nested values per relation and the fact indices of the subject→nested facts
+    /// [s * R + r] and object→nested facts [r * O + o] (-1 where absent).
+    public var nested = 0
+    public var subjectNestedFact: [Int32] = []
+    public var objectNestedFact: [Int32] = []
+    /// Any fact's prompt, its tail ordinal, and the token of tail ordinal k of that fact's relation.
+    public var promptOfFact: (Int) -> [Int32] = { _ in [] }
+    public var tailOfFact: (Int) -> Int = { _ in 0 }
+    public var tailToken: (Int, Int) -> Int32 = { _, _ in 0 }
 
     public func object(_ s: Int, _ r: Int) -> Int { Int(objectTable[s * relations + r]) }
 
@@ -49,6 +58,7 @@ public struct FactView {
 public struct EditSpec {
     public enum Kind: String, CaseIterable {
         case single, diverse, identical, forgetRelation = "forget_relation", correlated
+        case nestedSubject = "nested_subject", nestedObject = "nested_object"
     }
     public var kind = Kind.single
     public var relation = 0
@@ -71,7 +81,7 @@ public struct EditSpec {
         let k = try r.string("kind", default: kind.rawValue, oneOf: Kind.allCases.map(\.rawValue))
         kind = Kind(rawValue: k)!
         relation = try r.int("relation", default: relation, min: 0, max: 100_000)
-        count = try r.int("count", default: kind == .single || kind == .correlated ? 1 : 10, min: 1, max: 10_000_000)
+        count = try r.int("count", default: [.diverse, .identical].contains(kind) ? 10 : 1, min: 1, max: 10_000_000)
         subjects = try r.intArray("subjects", default: [], min: 0)
         newObject = try r.optionalInt("new_object", min: 0)
         forgetFraction = try r.double("forget_fraction", default: forgetFraction, min: 0, max: 1, exclusiveMin: true)
@@ -83,7 +93,7 @@ public struct EditSpec {
         seed = UInt64(try r.int("seed", default: 0, min: 0))
         datasetFingerprint = try r.string("dataset_fingerprint", default: "")
         try r.finish()
-        if (kind == .single || kind == .correlated), count != 1 {
+        if ![.diverse, .identical, .forgetRelation].contains(kind), count != 1 {
             throw .invalid("edit spec: kind \"\(kind.rawValue)\" makes exactly one edit (count = \(count))")
         }
         if !subjects.isEmpty, kind != .forgetRelation, subjects.count != count {
@@ -168,6 +178,7 @@ public enum EditSetBuilder {
         if spec.kind != .forgetRelation, spec.count > S {
             throw .invalid("edit spec: count = \(spec.count) edits but the dataset has only \(S) subjects")
         }
+        if spec.kind == .nestedSubject || spec.kind == .nestedObject { return try buildNested(spec, facts: facts) }
         var rng = RNG(seed: spec.seed, stream: "edit set")
         var set = EditSet(spec: spec)
         set.fingerprint = facts.fingerprint
@@ -219,6 +230,8 @@ public enum EditSetBuilder {
             if spec.newObject == nil, new >= v { new += 1 }
             guard new != v else { throw .invalid("edit spec: new_object = \(new) is the shared value itself") }
             set.edits = members.prefix(spec.count).map { Edit(subject: $0, relation: r0, oldObject: v, newObject: new) }
+        case .nestedSubject, .nestedObject:
+            fatalError("handled by buildNested")
         case .forgetRelation:
             var order = spec.subjects.isEmpty ? Array(0..<S) : spec.subjects
             if spec.subjects.isEmpty { rng.shuffle(&order) }

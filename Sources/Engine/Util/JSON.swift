@@ -183,6 +183,12 @@ public enum JSON: Equatable, Sendable {
             case UInt8(ascii: "t"): try literal("true"); return .bool(true)
             case UInt8(ascii: "f"): try literal("false"); return .bool(false)
             case UInt8(ascii: "n"): try literal("null"); return .null
+            // Not JSON, but Python's json module writes them: accept them so the field that holds one
+            // is reported by name ("learning_rate must be finite") instead of as malformed text.
+            case UInt8(ascii: "N"): try literal("NaN"); return .number(.nan)
+            case UInt8(ascii: "I"): try literal("Infinity"); return .number(.infinity)
+            case UInt8(ascii: "-") where i + 1 < bytes.count && bytes[i + 1] == UInt8(ascii: "I"):
+                i += 1; try literal("Infinity"); return .number(-.infinity)
             default:
                 return .number(try number())
             }
@@ -304,6 +310,7 @@ public struct JSONReader {
     public mutating func int(_ key: String, default d: Int, min lo: Int? = nil, max hi: Int? = nil) throws(EngineError) -> Int {
         guard let v = raw(key) else { return d }
         guard case let .number(x) = v else { throw .invalid("\(path): \(key) must be an integer, got \(v.typeName)") }
+        guard x.isFinite else { throw .invalid("\(path): \(key) must be a finite integer, got \(x)") }
         guard x == x.rounded() else { throw .invalid("\(path): \(key) = \(JSON.format(x)) must be a whole number") }
         if let hi, x > Double(hi) { throw .invalid("\(path): \(key) = \(JSON.format(x)) must be at most \(hi)") }
         if let lo, x < Double(lo) { throw .invalid("\(path): \(key) = \(JSON.format(x)) must be at least \(lo)") }
@@ -323,7 +330,7 @@ public struct JSONReader {
                                 exclusiveMin: Bool = false) throws(EngineError) -> Double {
         guard let v = raw(key) else { return d }
         guard case let .number(x) = v else { throw .invalid("\(path): \(key) must be a number, got \(v.typeName)") }
-        guard x.isFinite else { throw .invalid("\(path): \(key) must be finite") }
+        guard x.isFinite else { throw .invalid("\(path): \(key) must be finite, got \(x)") }
         if let lo, exclusiveMin ? x <= lo : x < lo {
             throw .invalid("\(path): \(key) = \(JSON.format(x)) must be \(exclusiveMin ? "greater than" : "at least") \(JSON.format(lo))")
         }
