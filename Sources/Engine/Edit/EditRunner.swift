@@ -13,6 +13,9 @@ public enum EditMetrics {
         ("forgetting_success", "forgotten", "fraction of forgotten (trained) prompts answered with the forced object"),
         ("forgetting_generalization", "forgotten_heldout", "fraction of held-out subjects of the forgotten relation answered with the forced object"),
         ("forgetting_heldout_retention", "forgotten_heldout_original", "fraction of held-out subjects of the forgotten relation still answered with their own object"),
+        ("same_subject_object", "same_subject_object", "nested_subject: accuracy on the edited subject's own object fact (kept, not trained)"),
+        ("nested_dependent_update_rate", "dependent_subject_nested", "nested_object: fraction of subjects holding the edited object whose subject→nested fact now gives the new nested value"),
+        ("nested_dependent_retention", "dependent_subject_nested_retention", "nested_object: fraction of those subjects still giving the old nested value"),
     ]
 
     /// CounterFact-style scores (Meng et al. 2022) on our groups.
