@@ -137,7 +137,7 @@ public final class EditRunner {
         if method.method == .full {
             w = try SubsetNetwork(base: network, names: trained)
         } else {
-            w = try LoRANetwork(base: network, names: trained, rank: method.rank, alpha: method.alpha, seed: spec.seed)
+            w = try LoRANetwork(base: network, names: trained, rank: method.rank, alpha: method.alpha, dropout: method.dropout, seed: spec.seed)
         }
         let opt = BlockAdamW(table: w.tensorTable, blockSize: w.parameterBlock.count, spec: spec)
         trainer = try Trainer(network: w, optimizer: opt, spec: spec, tokens: set.tokens, offsets: set.offsets, evalSets: [])

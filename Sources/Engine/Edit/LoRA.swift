@@ -3,13 +3,10 @@ import COpenBLAS
 import Glibc
 #endif
 
-/// A LoRA adapter on one weight matrix W [out, in] (PyTorch layout): W_eff = W₀ + s·B·A with
-/// A [rank, in], B [out, rank], s = alpha / rank. Initialised as LoRA does: A uniform in
-/// ±1/sqrt(in) (Kaiming-uniform with a = √5), B zero, so training starts from W₀ exactly.
-///
-/// W enters the network linearly, so the gradients of A and B follow from the gradient of the
-/// merged weight: ∂L/∂B = s·∂L/∂W·Aᵀ and ∂L/∂A = s·Bᵀ·∂L/∂W. Training runs the network on the
-/// merged weight and maps its weight gradient back (exact for dropout 0).
+/// A LoRA adapter on one weight matrix W [out, in] (PyTorch layout): y = x·W₀ᵀ + s·(drop(x)·Aᵀ)·Bᵀ
+/// with A [rank, in], B [out, rank], s = alpha / rank. Initialised as LoRA does: A uniform in
+/// ±1/sqrt(in) (Kaiming-uniform with a = √5), B zero, so training starts from W₀ exactly. Merged,
+/// W = W₀ + s·B·A. Training runs it as a side path of the model (LoRANetwork).
 public struct LoRAAdapter {
     public let target: TensorEntry
     public let rank: Int
@@ -43,21 +40,11 @@ public struct LoRAAdapter {
         return d
     }
 
-    /// weights[target] = base[target] + s·B·A.
-    public func merge(base: UnsafePointer<Float>, into weights: UnsafeMutablePointer<Float>) {
+    /// weights[target] += s·B·A (the flat block's layout).
+    public func addDelta(into weights: UnsafeMutablePointer<Float>) {
         let w = weights + target.offset
-        (w).update(from: base + target.offset, count: rows * cols)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(cols), Int32(rank),
                     scale, b, Int32(rank), a, Int32(cols), 1, w, Int32(cols))
     }
 
-    /// Maps the merged weight's gradient gW [out, in] to gA [rank, in] and gB [out, rank].
-    public func gradients(weightGradient gW: UnsafePointer<Float>, gA: UnsafeMutablePointer<Float>, gB: UnsafeMutablePointer<Float>) {
-        // gB = s · gW · Aᵀ : [out, in] × [in, rank]
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(rank), Int32(cols),
-                    scale, gW, Int32(cols), a, Int32(cols), 0, gB, Int32(rank))
-        // gA = s · Bᵀ · gW : [rank, out] × [out, in]
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(rank), Int32(cols), Int32(rows),
-                    scale, b, Int32(rank), gW, Int32(cols), 0, gA, Int32(cols))
-    }
 }

@@ -21,6 +21,9 @@ public final class GPTNeoX {
     public var profiler: Profiler?
     /// Per tensor: false = frozen (no gradient, its weight-gradient GEMM skipped, AdamW leaves it).
     public var trainable: [Bool]
+    /// Side paths on the linear layers (LoRA): added after each adapted matrix product in the
+    /// forward pass, differentiated in the backward pass. nil = none.
+    public var adapter: LinearAdapter?
 
     // sizes
     let L: Int, D: Int, I: Int, H: Int, hs: Int, V: Int, rot: Int, maxN: Int
@@ -287,6 +290,7 @@ public final class GPTNeoX {
             }
             // attention
             BLAS.linearForward(out: qkvL, x: l1, w: ix(.qkvW), rows: n, inDim: D, outDim: 3 * D)
+            adapter?.forward(layer: l, slot: .qkvW, x: l1, y: qkvL, rows: n)
             pf?.stop(.qkvGemm)
             Kernels.qkvBiasRotaryForward(qkv: qkvL, bias: ix(.qkvB), cosT: cosT.ptr, sinT: sinT.ptr, n: n, t: t, heads: H, headSize: hs, rot: rot)
             pf?.stop(.rotary)
@@ -295,6 +299,7 @@ public final class GPTNeoX {
             Kernels.fillRows(out: ao, bias: ix(.denseB), n: n, width: D)
             pf?.stop(.biasFill)
             BLAS.linearForward(out: ao, x: ay, w: ix(.denseW), rows: n, inDim: D, outDim: D, accumulate: true)
+            adapter?.forward(layer: l, slot: .denseW, x: ay, y: ao, rows: n)
             pf?.stop(.denseGemm)
             hk?.run(.attnOutput, l, view(ao, D))
             var mlpIn = l2
@@ -311,6 +316,7 @@ public final class GPTNeoX {
             }
             // MLP
             BLAS.linearForward(out: pre, x: mlpIn, w: ix(.fc1W), rows: n, inDim: D, outDim: I)
+            adapter?.forward(layer: l, slot: .fc1W, x: mlpIn, y: pre, rows: n)
             pf?.stop(.fc1Gemm)
             Kernels.biasGeluForward(h: hid, pre: pre, bias: ix(.fc1B), n: n, width: I)
             pf?.stop(.gelu)
@@ -318,6 +324,7 @@ public final class GPTNeoX {
             Kernels.fillRows(out: mo, bias: ix(.fc2B), n: n, width: D)
             pf?.stop(.biasFill)
             BLAS.linearForward(out: mo, x: hid, w: ix(.fc2W), rows: n, inDim: I, outDim: D, accumulate: true)
+            adapter?.forward(layer: l, slot: .fc2W, x: hid, y: mo, rows: n)
             pf?.stop(.fc2Gemm)
             hk?.run(.mlpOutput, l, view(mo, D))
             if config.parallelResidual {
@@ -355,6 +362,7 @@ public final class GPTNeoX {
 
     private func anyTrainable(layer l: Int) -> Bool {
         for s in ParameterTable.Slot.allCases where trainable[table.index(layer: l, s)] { return true }
+        if let a = adapter, [.qkvW, .denseW, .fc1W, .fc2W].contains(where: { a.adapts(layer: l, slot: $0) }) { return true }
         return false
     }
 
@@ -420,6 +428,7 @@ public final class GPTNeoX {
             if tr(.fc2W) { BLAS.linearBackwardWeight(dw: gp(.fc2W)!, dy: dres.ptr, x: hid, rows: n, inDim: I, outDim: D); pf?.stop(.bFc2Gemm) }
             if tr(.fc2B) { Kernels.biasBackward(db: gp(.fc2B)!, dy: dres.ptr, n: n, width: D, ones: ones.ptr); pf?.stop(.bBias) }
             BLAS.linearBackwardInput(dx: dH.ptr, dy: dres.ptr, w: wp(.fc2W), rows: n, inDim: I, outDim: D, accumulate: false)
+            adapter?.backward(layer: l, slot: .fc2W, x: hid, dy: dres.ptr, dx: dH.ptr, rows: n)
             pf?.stop(.bFc2Gemm)
             capture(.mlpHidden, l, dH.ptr)
             Kernels.geluBackward(dpre: dH.ptr, dh: dH.ptr, geluGrad: pre, count: n * I)
@@ -428,6 +437,9 @@ public final class GPTNeoX {
             if tr(.fc1B) { Kernels.biasBackward(db: gp(.fc1B)!, dy: dH.ptr, n: n, width: I, ones: ones.ptr); pf?.stop(.bBias) }
             if wantLn2 {
                 BLAS.linearBackwardInput(dx: dln2.ptr, dy: dH.ptr, w: wp(.fc1W), rows: n, inDim: D, outDim: I, accumulate: false)
+            }
+            adapter?.backward(layer: l, slot: .fc1W, x: l2, dy: dH.ptr, dx: wantLn2 ? dln2.ptr : nil, rows: n)
+            if wantLn2 {
                 pf?.stop(.bFc1Gemm)
                 capture(.mlpInput, l, dln2.ptr)
             }
@@ -444,6 +456,7 @@ public final class GPTNeoX {
             if tr(.denseW) { BLAS.linearBackwardWeight(dw: gp(.denseW)!, dy: dres.ptr, x: ay, rows: n, inDim: D, outDim: D); pf?.stop(.bDenseGemm) }
             if tr(.denseB) { Kernels.biasBackward(db: gp(.denseB)!, dy: dres.ptr, n: n, width: D, ones: ones.ptr); pf?.stop(.bBias) }
             BLAS.linearBackwardInput(dx: dAttnY.ptr, dy: dres.ptr, w: wp(.denseW), rows: n, inDim: D, outDim: D, accumulate: false)
+            adapter?.backward(layer: l, slot: .denseW, x: ay, dy: dres.ptr, dx: dAttnY.ptr, rows: n)
             pf?.stop(.bDenseGemm)
             Kernels.attentionBackward(dqkv: dqkv.ptr, dy: dAttnY.ptr, qkv: qkvL, probs: pr, cosT: cosT.ptr, sinT: sinT.ptr,
                                       b: b, t: t, heads: H, headSize: hs, rot: rot, scratch: attnScratch.ptr)
@@ -452,6 +465,9 @@ public final class GPTNeoX {
             if tr(.qkvB) { Kernels.biasBackward(db: gp(.qkvB)!, dy: dqkv.ptr, n: n, width: 3 * D, ones: ones.ptr); pf?.stop(.bBias) }
             if wantLn1 {
                 BLAS.linearBackwardInput(dx: dln1.ptr, dy: dqkv.ptr, w: wp(.qkvW), rows: n, inDim: D, outDim: 3 * D, accumulate: false)
+            }
+            adapter?.backward(layer: l, slot: .qkvW, x: l1, dy: dqkv.ptr, dx: wantLn1 ? dln1.ptr : nil, rows: n)
+            if wantLn1 {
                 pf?.stop(.bQkvGemm)
                 capture(.attnInput, l, dln1.ptr)
             }

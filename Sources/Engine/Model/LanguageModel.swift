@@ -37,6 +37,7 @@ public final class LanguageModel: TrainableNetwork {
         bigger.params.base.update(from: net.params.base, count: net.table.totalCount)
         bigger.trainable = net.trainable
         bigger.profiler = net.profiler
+        bigger.adapter = net.adapter
         net = bigger
     }
 
