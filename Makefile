@@ -1,7 +1,10 @@
 # Behemoth: build, test, run.  `make run` and `make test` work on a fresh Debian 12 machine with Swift.
 PREFIX ?= /usr/local
 PYTHON ?= python3
-SWIFT_RELEASE = swift build -c release
+# One set of flags for the library and the tests (testing enabled only exposes internal symbols to
+# the test targets), so `make test` builds the release library once.
+SWIFT_FLAGS = -c release -Xswiftc -enable-testing
+SWIFT_RELEASE = swift build $(SWIFT_FLAGS)
 BUILD_DIR = .build/release
 LIB = $(BUILD_DIR)/libbehemoth.so
 PRESET ?= demo
@@ -37,7 +40,7 @@ build: deps-system
 
 # Release mode with testing enabled: the engine's tests train small models and need optimized code.
 test-swift: deps-system
-	swift test -c release -Xswiftc -enable-testing
+	swift test $(SWIFT_FLAGS)
 
 # The C tests link the INSTALLED library through pkg-config, as a user's program would.
 test-c: build

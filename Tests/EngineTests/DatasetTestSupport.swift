@@ -34,14 +34,7 @@ enum DataTest {
         return String(cString: p!)
     }
 
-    static func removeTree(_ path: String) {
-        if FileSystem.isDirectory(path) {
-            for name in (try? FileSystem.listDirectory(path)) ?? [] { removeTree(path + "/" + name) }
-            rmdir(path)
-        } else {
-            unlink(path)
-        }
-    }
+    static func removeTree(_ path: String) { FileSystem.removeTree(path) }
 
     static func copyTree(_ from: String, _ to: String) throws {
         if FileSystem.isDirectory(from) {

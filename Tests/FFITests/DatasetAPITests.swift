@@ -13,14 +13,7 @@ import Glibc
     /// See DataTest.setUp in EngineTests: forked children of other tests must not hold HDF5 locks.
     static let setUp: Void = { setenv("HDF5_USE_FILE_LOCKING", "FALSE", 1); return () }()
 
-    static func removeTree(_ path: String) {
-        if FileSystem.isDirectory(path) {
-            for name in (try? FileSystem.listDirectory(path)) ?? [] { removeTree(path + "/" + name) }
-            rmdir(path)
-        } else {
-            unlink(path)
-        }
-    }
+    static func removeTree(_ path: String) { FileSystem.removeTree(path) }
 
     static func tempDir() -> String {
         _ = setUp

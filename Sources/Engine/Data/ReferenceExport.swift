@@ -27,11 +27,11 @@ extension Dataset {
         var rm = "{\"special_vocab\": {"
         for (i, s) in vocabulary.specialTokens.enumerated() {
             if i > 0 { rm += ", " }
-            rm += PyJSON.quote(s) + ": " + String(i)
+            rm += JSON.pythonQuoted(s) + ": " + String(i)
         }
         rm += "}"
         func lists(_ key: String, _ items: [[Int32]]) {
-            rm += ", " + PyJSON.quote(key) + ": [" + items.map { "[" + $0.map { String($0) }.joined(separator: ", ") + "]" }.joined(separator: ", ") + "]"
+            rm += ", " + JSON.pythonQuoted(key) + ": [" + items.map { "[" + $0.map { String($0) }.joined(separator: ", ") + "]" }.joined(separator: ", ") + "]"
         }
         lists("subjects", (0..<S).map { L.subjectTokens($0) })
         lists("relationships", (0..<R).map { [L.relationToken($0)] })
@@ -57,15 +57,15 @@ extension Dataset {
         func f(_ d: Double) -> String { d == d.rounded() && abs(d) < 1e16 ? String(Int64(d)) + ".0" : "\(d)" }
         let args: [(String, String)] = [
             ("subjects", "\(S)"), ("relationships", "\(R)"), ("objects", "\(O)"), ("repeats", "\(spec.repeats)"),
-            ("shards", "\(shards)"), ("shuffle", spec.shuffle ? "true" : "false"), ("output_dir", PyJSON.quote(dir)),
+            ("shards", "\(shards)"), ("shuffle", spec.shuffle ? "true" : "false"), ("output_dir", JSON.pythonQuoted(dir)),
             ("graph_path", "null"), ("validation_data_only", "false"), ("write_graph_only", "false"),
             ("inversion_frac", f(spec.inversionFrac)), ("minority_position_entity_frac", f(spec.minorityPositionEntityFrac)),
-            ("minority_position_frac", f(spec.minorityPositionFrac)), ("phrase_creator", PyJSON.quote(spec.phraseCreator.rawValue)),
+            ("minority_position_frac", f(spec.minorityPositionFrac)), ("phrase_creator", JSON.pythonQuoted(spec.phraseCreator.rawValue)),
             ("questions_entity_frac", f(spec.questionsEntityFrac)), ("questions_frac", f(spec.questionsFrac)),
             ("correlated_pair", spec.correlatedPair ? "true" : "false"), ("correlation_strength", f(spec.correlationStrength)),
             ("binarize_first_correlated", spec.binarizeFirstCorrelated ? "true" : "false"),
             ("num_nested_objects", "\(K)"), ("obj_nested_obj_edges_upweight", "\(spec.objNestedObjEdgesUpweight)"),
-            ("seed", "\(spec.seed)"), ("preset", PyJSON.quote(spec.preset.rawValue)),
+            ("seed", "\(spec.seed)"), ("preset", JSON.pythonQuoted(spec.preset.rawValue)),
         ]
         try FileSystem.writeText(meta + "args.json", "{\n" + args.map { "    \"\($0.0)\": \($0.1)" }.joined(separator: ",\n") + "\n}")
 
@@ -125,10 +125,10 @@ extension Dataset {
         var s = "{\"version\": \"1.0\", \"truncation\": null, \"padding\": null, \"added_tokens\": ["
         var added: [String] = []
         for (id, content) in [(0, "<|endoftext|>"), (1, "<|padding|>")] {
-            added.append("{\"id\": \(id), \"content\": \(PyJSON.quote(content)), \"single_word\": false, \"lstrip\": false, \"rstrip\": false, \"normalized\": false, \"special\": true}")
+            added.append("{\"id\": \(id), \"content\": \(JSON.pythonQuoted(content)), \"single_word\": false, \"lstrip\": false, \"rstrip\": false, \"normalized\": false, \"special\": true}")
         }
         for id in 8...30 {
-            added.append("{\"id\": \(id), \"content\": \(PyJSON.quote(vocabulary.specialTokens[id])), \"single_word\": false, \"lstrip\": false, \"rstrip\": false, \"normalized\": true, \"special\": false}")
+            added.append("{\"id\": \(id), \"content\": \(JSON.pythonQuoted(vocabulary.specialTokens[id])), \"single_word\": false, \"lstrip\": false, \"rstrip\": false, \"normalized\": true, \"special\": false}")
         }
         s += added.joined(separator: ", ") + "], "
         let byteLevel = "{\"type\": \"ByteLevel\", \"add_prefix_space\": false, \"trim_offsets\": true, \"use_regex\": true}"
@@ -136,8 +136,8 @@ extension Dataset {
         s += "\"model\": {\"type\": \"BPE\", \"dropout\": null, \"unk_token\": null, \"continuing_subword_prefix\": null, \"end_of_word_suffix\": null, \"fuse_unk\": false, \"byte_fallback\": false, \"vocab\": {"
         var entries: [String] = []
         entries.reserveCapacity(L.size)
-        for (i, t) in vocabulary.specialTokens.enumerated() { entries.append(PyJSON.quote(t) + ": " + String(i)) }
-        for (k, p) in L.prefixStrings().enumerated() { entries.append(PyJSON.quote(p) + ": " + String(L.wordsEnd + k)) }
+        for (i, t) in vocabulary.specialTokens.enumerated() { entries.append(JSON.pythonQuoted(t) + ": " + String(i)) }
+        for (k, p) in L.prefixStrings().enumerated() { entries.append(JSON.pythonQuoted(p) + ": " + String(L.wordsEnd + k)) }
         for id in VocabularyLayout.firstMeaningful..<L.wordsEnd { entries.append("\"\\u0120" + fourDigits(id) + "\": " + String(id)) }
         s += entries.joined(separator: ", ") + "}, \"merges\": ["
         var merges: [String] = []
@@ -154,7 +154,7 @@ extension Dataset {
                 merges.append("Ġ" + String(d[0..<(len - 1)]) + " " + String(d[len - 1]))
             }
         }
-        s += merges.map { PyJSON.quote($0) }.joined(separator: ", ") + "]}}"
+        s += merges.map { JSON.pythonQuoted($0) }.joined(separator: ", ") + "]}}"
         return s
     }
 
@@ -172,37 +172,3 @@ extension Dataset {
     """
 }
 
-/// Strings as Python's json.dumps writes them (ensure_ascii).
-enum PyJSON {
-    static func quote(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case "\u{08}": out += "\\b"
-            case "\u{0C}": out += "\\f"
-            default:
-                if u.value < 0x20 || u.value > 0x7E {
-                    if u.value > 0xFFFF {
-                        let v = u.value - 0x10000
-                        out += hex4(0xD800 + (v >> 10)) + hex4(0xDC00 + (v & 0x3FF))
-                    } else {
-                        out += hex4(u.value)
-                    }
-                } else {
-                    out.unicodeScalars.append(u)
-                }
-            }
-        }
-        return out + "\""
-    }
-
-    static func hex4(_ v: UInt32) -> String {
-        let h = String(v, radix: 16)
-        return "\\u" + String(repeating: "0", count: 4 - h.count) + h
-    }
-}

@@ -88,7 +88,13 @@ public enum JSON: Equatable, Sendable {
         return "\(d)"
     }
 
-    static func quote(_ s: String, into out: inout String) {
+    /// Writes a JSON string literal. `asciiOnly` escapes everything outside printable ASCII as
+    /// \uXXXX (surrogate pairs above U+FFFF), as Python's json.dumps does by default.
+    static func quote(_ s: String, into out: inout String, asciiOnly: Bool = false) {
+        func hex4(_ v: UInt32) {
+            let h = String(v, radix: 16)
+            out += "\\u" + String(repeating: "0", count: 4 - h.count) + h
+        }
         out += "\""
         for u in s.unicodeScalars {
             switch u {
@@ -97,16 +103,29 @@ public enum JSON: Equatable, Sendable {
             case "\n": out += "\\n"
             case "\r": out += "\\r"
             case "\t": out += "\\t"
+            case "\u{08}": out += "\\b"
+            case "\u{0C}": out += "\\f"
             default:
-                if u.value < 0x20 {
-                    let hex = String(u.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                if u.value < 0x20 || (asciiOnly && u.value > 0x7E) {
+                    if u.value > 0xFFFF {
+                        let v = u.value - 0x10000
+                        hex4(0xD800 + (v >> 10)); hex4(0xDC00 + (v & 0x3FF))
+                    } else {
+                        hex4(u.value)
+                    }
                 } else {
                     out.unicodeScalars.append(u)
                 }
             }
         }
         out += "\""
+    }
+
+    /// A JSON string literal as Python's json.dumps writes it (ensure_ascii).
+    static func pythonQuoted(_ s: String) -> String {
+        var out = ""
+        quote(s, into: &out, asciiOnly: true)
+        return out
     }
 
     // MARK: parsing

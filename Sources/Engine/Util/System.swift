@@ -91,6 +91,16 @@ public enum FileSystem {
         }
     }
 
+    /// Removes a file, or a folder and everything in it (like rm -rf; errors are ignored).
+    public static func removeTree(_ path: String) {
+        if isDirectory(path) {
+            for name in (try? listDirectory(path)) ?? [] { removeTree(path + "/" + name) }
+            rmdir(path)
+        } else {
+            unlink(path)
+        }
+    }
+
     public static func listDirectory(_ path: String) throws(EngineError) -> [String] {
         guard let d = opendir(path) else { throw .io("cannot open folder \(path): \(String(cString: strerror(errno)))") }
         defer { closedir(d) }
