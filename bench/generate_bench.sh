@@ -3,7 +3,7 @@
 # Usage: bench/generate_bench.sh [preset ...]   (default: tiny demo paper)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-swift build -c release >/dev/null
+make -s build >/dev/null
 export OPENBLAS_CORETYPE="${OPENBLAS_CORETYPE:-$(tools/blas-core)}"
 LIB="$PWD/.build/release/libbehemoth.so"
 OUT="$(mktemp -d /tmp/behemoth-bench-XXXXXX)"

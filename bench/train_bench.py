@@ -3,7 +3,7 @@
 same run, alternating rounds so both see the same machine load. Prints tokens/s for both, the
 ratio, and our achieved GFLOP/s against the sgemm peak bh-bench measures.
 
-    swift build -c release --product bh-bench
+    make build            # the library and bh-bench
     OPENBLAS_CORETYPE=$(tools/blas-core) python3 bench/train_bench.py [--rounds 3] [--steps 20] [-- extra bh-bench/torch args]
 """
 import argparse, os, re, subprocess, sys
