@@ -104,6 +104,7 @@ func makeConfig(_ json: String, dataset: Dataset?, fn: String) throws(EngineErro
         }
         guard let count else { throw .invalid("\(fn): count pointer is NULL") }
         count.pointee = Int64(total)
+        guard capacity >= 0 else { throw .invalid("\(fn): capacity = \(capacity) is negative") }
         if buffer == nil && capacity == 0 { return }
         guard let buffer else { throw .invalid("\(fn): buffer is NULL but capacity is \(capacity)") }
         guard capacity >= Int64(total) else {
@@ -302,6 +303,7 @@ func evaluate(_ m: LanguageModel, _ set: PromptSet, batch: Int) throws(EngineErr
                                            _ report_json: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
     exported { () throws(EngineError) in
         let fn = "bh_evaluate"
+        guard report_json != nil else { throw .invalid("\(fn): output pointer is NULL") }
         let mm = try model(m, fn)
         let d = try Handle.get(ds, Dataset.self, fn, "dataset")
         try d.checkFits(vocabSize: mm.vocabSize, what: fn)
@@ -354,6 +356,8 @@ func evaluate(_ m: LanguageModel, _ set: PromptSet, batch: Int) throws(EngineErr
 @c @implementation public func bh_capacity_search(_ spec_json: UnsafePointer<CChar>?, _ report_json: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
     exported { () throws(EngineError) in
         let fn = "bh_capacity_search"
+        // Checked first: the search can run for hours before it has a report to return.
+        guard report_json != nil else { throw .invalid("\(fn): output pointer is NULL") }
         var r = try JSONReader(text: try cString(spec_json, fn, "spec_json"), path: "capacity search spec")
         let dsJSON = r.value("dataset") ?? .object([])
         let modelJSON = r.value("model") ?? .object([])

@@ -1,8 +1,10 @@
 /* test_behemoth.c: the C API through the installed library (pkg-config behemoth).
  *
  * Core calls, every error path a C caller can reach (NULLs, malformed JSON, unknown keys, absurd
- * counts, missing and foreign files, too-small buffers), and the dataset cycle generate -> info ->
- * arrays -> save -> load -> decode -> export/import -> free. Prints "N passed, M failed"; exits 1 on
+ * counts, missing and foreign files, too-small buffers), the dataset cycle generate -> info ->
+ * arrays -> save -> load -> decode -> export/import -> free, and models, training (the BH_STEP /
+ * BH_DONE state machine), logits, evaluation and a LoRA edit, with the wrong kind of handle passed
+ * where another is expected. Prints "N passed, M failed"; exits 1 on
  * any failure. A crash (a trap in the library) is a failure too: the process dies with a signal.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -28,7 +30,8 @@ static void check(int ok, const char *what, int line) {
 static void check_status(int32_t got, int32_t want, const char *call, int line) {
     char what[512];
     const char *msg = bh_last_error();
-    int ok = got == want && (want == BH_OK ? msg[0] == '\0' : msg[0] != '\0');
+    int success = want == BH_OK || want == BH_STEP || want == BH_DONE;
+    int ok = got == want && (success ? msg[0] == '\0' : msg[0] != '\0');
     snprintf(what, sizeof what, "%s -> %d (%s), expected %d (%s)", call, (int)got, bh_status_str(got), (int)want,
              bh_status_str(want));
     check(ok, what, line);
@@ -327,6 +330,276 @@ static void test_dataset(const char *dir) {
     bh_dataset_free(ds);
 }
 
+/* ---- models, training, evaluation, editing ------------------------------------------------- */
+
+/* A JSON number after "key": in a report (0 if missing); enough for the flat reports checked here. */
+static double json_number(const char *json, const char *key) {
+    char pattern[128];
+    snprintf(pattern, sizeof pattern, "\"%s\":", key);
+    const char *p = json ? strstr(json, pattern) : NULL;
+    if (!p) return 0;
+    p += strlen(pattern);
+    while (*p == ' ') p++;
+    return strtod(p, NULL);
+}
+
+static void test_model_errors(bh_dataset *ds) {
+    bh_model *m = (bh_model *)(void *)&sentinel_storage;
+    CHECK_STATUS(bh_model_create(NULL, ds, &m), BH_ERR_INVALID);
+    CHECK(m == NULL);
+    CHECK_STATUS(bh_model_create("{\"preset\": \"tiny\"}", ds, NULL), BH_ERR_INVALID);
+    m = (bh_model *)(void *)&sentinel_storage;
+    CHECK_STATUS(bh_model_create("{\"preset\": \"tiny\", \"hidden\": 65}", ds, &m), BH_ERR_INVALID);
+    CHECK(m == NULL && contains(bh_last_error(), "hidden"));
+    CHECK_STATUS(bh_model_create("{\"preset\": \"tiny\", \"layers\": 0}", ds, &m), BH_ERR_INVALID);
+    CHECK(contains(bh_last_error(), "layers"));
+    CHECK_STATUS(bh_model_create("{\"preset\": \"tiny\", \"vocab_size\": 10}", ds, &m), BH_ERR_INVALID);
+    CHECK_STATUS(bh_model_create("{\"preset\": \"tiny\"}", NULL, &m), BH_ERR_INVALID); /* no vocabulary */
+    CHECK(contains(bh_last_error(), "vocab_size"));
+    CHECK_STATUS(bh_model_create("{\"preset\": \"tiny\", \"no_such_key\": 1}", ds, &m), BH_ERR_INVALID);
+    CHECK(m == NULL && contains(bh_last_error(), "no_such_key"));
+    /* the wrong kind of handle: a dataset where a model is expected, and the other way round */
+    char *json = NULL;
+    CHECK_STATUS(bh_model_info((const bh_model *)(const void *)ds, &json), BH_ERR_INVALID);
+    CHECK(json == NULL);
+    bh_model_free((bh_model *)(void *)ds); /* ignored: not a model */
+    CHECK_STATUS(bh_dataset_info(ds, &json), BH_OK);    /* the dataset survived */
+    bh_string_free(json);
+    CHECK_STATUS(bh_model_load(NULL, &m), BH_ERR_INVALID);
+    CHECK_STATUS(bh_model_load("/no/such/model.h5", &m), BH_ERR_IO);
+    CHECK(m == NULL);
+    bh_model_free(NULL);
+    bh_trainer_free(NULL);
+    bh_editset_free(NULL);
+    bh_edit_free(NULL);
+}
+
+static void test_model(const char *dir, bh_dataset *ds) {
+    char path[1024];
+    bh_model *m = NULL;
+    CHECK_STATUS(bh_model_create("{\"preset\": \"tiny\"}", ds, &m), BH_OK);
+    CHECK(m != NULL);
+    if (!m) return;
+    char *info = NULL;
+    CHECK_STATUS(bh_model_info(m, &info), BH_OK);
+    CHECK(contains(info, "\"embed_out.weight\"") && contains(info, "\"vocab_size\""));
+    int64_t vocab = (int64_t)json_number(info ? strstr(info, "\"vocab_size\"") : NULL, "vocab_size");
+    CHECK(vocab > 100);
+    bh_string_free(info);
+
+    /* training: the state machine, step by step */
+    bh_trainer *t = (bh_trainer *)(void *)&sentinel_storage;
+    CHECK_STATUS(bh_trainer_begin(m, ds, "{\"epochs\": 0}", &t), BH_ERR_INVALID);
+    CHECK(t == NULL && contains(bh_last_error(), "epochs"));
+    CHECK_STATUS(bh_trainer_begin(m, ds, "{\"learning_rate\": NaN}", &t), BH_ERR_INVALID);
+    CHECK_STATUS(bh_trainer_begin(m, ds, "{\"no_such_key\": 1}", &t), BH_ERR_INVALID);
+    CHECK_STATUS(bh_trainer_begin(NULL, ds, "{}", &t), BH_ERR_INVALID);
+    CHECK_STATUS(bh_trainer_begin(m, NULL, "{}", &t), BH_ERR_INVALID);
+    CHECK_STATUS(bh_trainer_begin(m, ds, NULL, &t), BH_ERR_INVALID);
+    CHECK_STATUS(bh_trainer_begin(m, ds, "{}", NULL), BH_ERR_INVALID);
+    CHECK_STATUS(bh_trainer_begin((bh_model *)(void *)ds, ds, "{}", &t), BH_ERR_INVALID); /* wrong kind */
+    CHECK(t == NULL);
+    CHECK_STATUS(bh_trainer_begin(m, ds, "{\"epochs\": 3, \"batch_size\": 32, \"learning_rate\": 0.003, "
+                                         "\"eval_every_epochs\": 3}", &t), BH_OK);
+    int steps = 0, total = 0, status = BH_STEP, evaluated = 0;
+    while (t && steps < 10000) {
+        char *report = NULL;
+        status = bh_trainer_step(t, &report);
+        if (status != BH_STEP) {
+            CHECK(report == NULL);
+            break;
+        }
+        steps++;
+        total = (int)json_number(report, "total_steps");
+        CHECK((int)json_number(report, "step") == steps && json_number(report, "loss") > 0);
+        if (contains(report, "\"evaluated\":true")) evaluated = 1;
+        bh_string_free(report);
+    }
+    CHECK(status == BH_DONE && steps > 0 && steps == total && evaluated);
+    CHECK_STATUS(bh_trainer_step(t, NULL), BH_DONE);
+    CHECK_STATUS(bh_trainer_step(NULL, NULL), BH_ERR_INVALID);
+    CHECK_STATUS(bh_trainer_step((bh_trainer *)(void *)m, NULL), BH_ERR_INVALID); /* wrong kind */
+    snprintf(path, sizeof path, "%s/ck.h5", dir);
+    CHECK_STATUS(bh_trainer_save(t, path), BH_OK);
+    CHECK_STATUS(bh_trainer_save(t, NULL), BH_ERR_INVALID);
+    char *end = NULL;
+    CHECK_STATUS(bh_trainer_end(t, &end), BH_OK);
+    CHECK(contains(end, "\"finished\": true") && contains(end, "\"final_accuracy\"") && contains(end, "\"spec\""));
+    bh_string_free(end);
+    CHECK_STATUS(bh_trainer_end(NULL, &end), BH_ERR_INVALID);
+    bh_trainer_free(t);
+
+    /* logits: size query, too small, exact, bad input */
+    int32_t tokens[8] = {3, 4, 5, 6, 3, 4, 0, 0};
+    int64_t count = -1;
+    CHECK_STATUS(bh_model_logits(m, tokens, 2, 4, NULL, 0, &count), BH_OK);
+    CHECK(count == 2 * 4 * vocab);
+    float *logits = calloc((size_t)count + 1, sizeof *logits);
+    CHECK_STATUS(bh_model_logits(m, tokens, 2, 4, logits, count - 1, &count), BH_ERR_BUFFER_TOO_SMALL);
+    CHECK(count == 2 * 4 * vocab && logits[0] == 0.0f);
+    logits[count] = 42.0f;
+    CHECK_STATUS(bh_model_logits(m, tokens, 2, 4, logits, count + 1, &count), BH_OK);
+    CHECK(logits[count] == 42.0f && logits[0] != 0.0f);
+    CHECK_STATUS(bh_model_logits(m, tokens, 2, 4, NULL, 5, &count), BH_ERR_INVALID);
+    CHECK_STATUS(bh_model_logits(m, tokens, 2, 4, logits, -1, &count), BH_ERR_INVALID);
+    CHECK_STATUS(bh_model_logits(m, tokens, 2, 4, logits, count, NULL), BH_ERR_INVALID);
+    CHECK_STATUS(bh_model_logits(m, NULL, 2, 4, logits, count, &count), BH_ERR_INVALID);
+    CHECK_STATUS(bh_model_logits(m, tokens, 0, 4, logits, count, &count), BH_ERR_INVALID);
+    CHECK_STATUS(bh_model_logits(m, tokens, INT64_MAX, 4, NULL, 0, &count), BH_ERR_INVALID);
+    CHECK_STATUS(bh_model_logits(NULL, tokens, 2, 4, NULL, 0, &count), BH_ERR_INVALID);
+    CHECK_STATUS(bh_model_logits((bh_model *)(void *)ds, tokens, 2, 4, NULL, 0, &count), BH_ERR_INVALID);
+    int32_t bad[2] = {3, 1000000};
+    CHECK_STATUS(bh_model_logits(m, bad, 1, 2, NULL, 0, &count), BH_ERR_INVALID);
+    CHECK(contains(bh_last_error(), "vocabulary"));
+
+    /* predict: the argmax of the last position */
+    int64_t offsets[3] = {0, 4, 6};
+    int32_t predicted[2] = {-1, -1};
+    CHECK_STATUS(bh_model_predict(m, tokens, offsets, 2, predicted, 2, &count), BH_OK);
+    CHECK(count == 2 && predicted[0] >= 0 && predicted[0] < vocab);
+    int32_t best = 0;
+    for (int64_t v = 1; v < vocab; v++) if (logits[3 * vocab + v] > logits[3 * vocab + best]) best = (int32_t)v;
+    CHECK(predicted[0] == best);
+    CHECK_STATUS(bh_model_predict(m, tokens, offsets, 2, predicted, 1, &count), BH_ERR_BUFFER_TOO_SMALL);
+    int64_t bad_offsets[3] = {0, 5, 4};
+    CHECK_STATUS(bh_model_predict(m, tokens, bad_offsets, 2, predicted, 2, &count), BH_ERR_INVALID);
+    CHECK_STATUS(bh_model_predict(m, tokens, NULL, 2, predicted, 2, &count), BH_ERR_INVALID);
+    CHECK_STATUS(bh_model_predict(m, tokens, offsets, -1, predicted, 2, &count), BH_ERR_INVALID);
+
+    /* tensors */
+    CHECK_STATUS(bh_model_tensor(m, "gpt_neox.final_layer_norm.weight", NULL, 0, &count), BH_OK);
+    CHECK(count == 64);
+    CHECK_STATUS(bh_model_tensor(m, "no.such.tensor", NULL, 0, &count), BH_ERR_INVALID);
+    CHECK_STATUS(bh_model_tensor(m, NULL, NULL, 0, &count), BH_ERR_INVALID);
+
+    /* evaluation */
+    char *report = NULL;
+    CHECK_STATUS(bh_evaluate(m, ds, "{\"groups\": [\"sro\"]}", &report), BH_OK);
+    CHECK(contains(report, "\"sro\"") && contains(report, "\"accuracy\""));
+    bh_string_free(report);
+    report = NULL;
+    CHECK_STATUS(bh_evaluate(m, ds, "{\"groups\": [\"nope\"]}", &report), BH_ERR_INVALID);
+    CHECK_STATUS(bh_evaluate(m, ds, "{}", NULL), BH_ERR_INVALID);
+    CHECK(report == NULL);
+    CHECK_STATUS(bh_evaluate_group(m, ds, "sro", NULL, NULL, NULL, NULL, 0, &count), BH_OK);
+    int64_t n_sro = count;
+    CHECK(n_sro > 0);
+    uint8_t *correct = calloc((size_t)n_sro, 1);
+    int32_t *rank = calloc((size_t)n_sro, sizeof *rank);
+    CHECK_STATUS(bh_evaluate_group(m, ds, "sro", NULL, correct, NULL, rank, n_sro - 1, &count), BH_ERR_BUFFER_TOO_SMALL);
+    CHECK_STATUS(bh_evaluate_group(m, ds, "sro", NULL, correct, NULL, rank, n_sro, &count), BH_OK);
+    CHECK(rank[0] >= 1 && rank[0] <= vocab && correct[0] <= 1);
+    CHECK_STATUS(bh_evaluate_group(m, ds, NULL, NULL, correct, NULL, rank, n_sro, &count), BH_ERR_INVALID);
+    free(correct);
+    free(rank);
+
+    /* save, load, clone: the same logits */
+    snprintf(path, sizeof path, "%s/model.h5", dir);
+    CHECK_STATUS(bh_model_save(m, path), BH_OK);
+    bh_model *again = NULL, *copy = NULL;
+    CHECK_STATUS(bh_model_load(path, &again), BH_OK);
+    CHECK_STATUS(bh_model_clone(m, &copy), BH_OK);
+    float *logits2 = calloc((size_t)(2 * 4 * vocab), sizeof *logits2);
+    if (again && copy) {
+        CHECK_STATUS(bh_model_logits(again, tokens, 2, 4, logits2, 2 * 4 * vocab, &count), BH_OK);
+        CHECK(memcmp(logits, logits2, (size_t)count * sizeof *logits) == 0);
+        CHECK_STATUS(bh_model_logits(copy, tokens, 2, 4, logits2, 2 * 4 * vocab, &count), BH_OK);
+        CHECK(memcmp(logits, logits2, (size_t)count * sizeof *logits) == 0);
+    }
+    bh_model *wrong = (bh_model *)(void *)&sentinel_storage;
+    snprintf(path, sizeof path, "%s/tiny.h5", dir); /* a dataset file */
+    CHECK_STATUS(bh_model_load(path, &wrong), BH_ERR_FORMAT);
+    CHECK(wrong == NULL);
+    free(logits2);
+    free(logits);
+    bh_model_free(again);
+    bh_model_free(copy);
+    bh_model_free(m);
+}
+
+static void test_edit(const char *dir, bh_dataset *ds) {
+    char path[1024];
+    bh_model *m = NULL;
+    CHECK_STATUS(bh_model_create("{\"preset\": \"tiny\"}", ds, &m), BH_OK);
+    if (!m) return;
+    bh_editset *es = (bh_editset *)(void *)&sentinel_storage;
+    CHECK_STATUS(bh_editset_create(ds, "{\"relation\": 99}", &es), BH_ERR_INVALID);
+    CHECK(es == NULL && contains(bh_last_error(), "relation"));
+    CHECK_STATUS(bh_editset_create(ds, "{\"kind\": \"diverse\", \"count\": 1000}", &es), BH_ERR_INVALID);
+    CHECK_STATUS(bh_editset_create(NULL, "{}", &es), BH_ERR_INVALID);
+    CHECK_STATUS(bh_editset_create(ds, NULL, &es), BH_ERR_INVALID);
+    CHECK_STATUS(bh_editset_create(ds, "{}", NULL), BH_ERR_INVALID);
+    CHECK_STATUS(bh_editset_create((bh_dataset *)(void *)m, "{}", &es), BH_ERR_INVALID); /* wrong kind */
+    CHECK(es == NULL);
+    CHECK_STATUS(bh_editset_create(ds, "{\"kind\": \"single\", \"repeats\": 20}", &es), BH_OK);
+    if (!es) { bh_model_free(m); return; }
+    char *info = NULL;
+    CHECK_STATUS(bh_editset_info(es, &info), BH_OK);
+    CHECK(contains(info, "\"edits\"") && contains(info, "\"remaining\""));
+    bh_string_free(info);
+    int64_t count = 0;
+    int32_t edit[4] = {-1, -1, -1, -1};
+    CHECK_STATUS(bh_editset_array_i32(es, "edits", edit, 4, &count), BH_OK);
+    CHECK(count == 4 && edit[0] >= 0 && edit[2] != edit[3]);
+    CHECK_STATUS(bh_editset_array_i32(es, "edits", edit, 3, &count), BH_ERR_BUFFER_TOO_SMALL);
+    CHECK_STATUS(bh_editset_array_i64(es, "offsets", NULL, 0, &count), BH_OK);
+    CHECK(count > 1);
+    CHECK_STATUS(bh_editset_array_i32(es, "offsets", NULL, 0, &count), BH_ERR_INVALID); /* it is int64 */
+    CHECK_STATUS(bh_editset_array_i32(es, "groups/edited/prompts", NULL, 0, &count), BH_OK);
+    CHECK(count > 0);
+    CHECK_STATUS(bh_editset_array_i32(es, "no/such", NULL, 0, &count), BH_ERR_INVALID);
+    CHECK_STATUS(bh_editset_info((bh_editset *)(void *)ds, &info), BH_ERR_INVALID); /* wrong kind */
+
+    bh_edit *e = (bh_edit *)(void *)&sentinel_storage;
+    CHECK_STATUS(bh_edit_begin(m, es, "{\"layers\": {\"blocks\": [9]}}", &e), BH_ERR_INVALID);
+    CHECK(e == NULL && contains(bh_last_error(), "blocks"));
+    CHECK_STATUS(bh_edit_begin(m, es, "{\"rank\": 0}", &e), BH_ERR_INVALID);
+    CHECK_STATUS(bh_edit_begin(m, es, "{\"method\": \"nope\"}", &e), BH_ERR_INVALID);
+    CHECK_STATUS(bh_edit_begin(NULL, es, "{}", &e), BH_ERR_INVALID);
+    CHECK_STATUS(bh_edit_begin(m, NULL, "{}", &e), BH_ERR_INVALID);
+    CHECK_STATUS(bh_edit_begin(m, (bh_editset *)(void *)ds, "{}", &e), BH_ERR_INVALID);
+    CHECK(e == NULL);
+    const char *method = "{\"method\": \"lora\", \"rank\": 4, \"alpha\": 8, \"layers\": {\"blocks\": [1], "
+                         "\"sublayers\": \"mlp\"}, \"optimizer\": {\"epochs\": 2}}";
+    CHECK_STATUS(bh_edit_begin(m, es, method, &e), BH_OK);
+    if (e) {
+        const char *name = "gpt_neox.layers.1.mlp.dense_4h_to_h.weight";
+        CHECK_STATUS(bh_edit_delta(e, name, NULL, 0, &count), BH_ERR_MISUSE); /* before bh_edit_end */
+        snprintf(path, sizeof path, "%s/edit.h5", dir);
+        CHECK_STATUS(bh_edit_save(e, path), BH_ERR_MISUSE);
+        int steps = 0, status;
+        char *report = NULL;
+        while ((status = bh_edit_step(e, &report)) == BH_STEP) {
+            steps++;
+            CHECK(json_number(report, "step") == steps);
+            bh_string_free(report);
+            report = NULL;
+        }
+        CHECK(status == BH_DONE && steps > 0);
+        CHECK_STATUS(bh_edit_step((bh_edit *)(void *)m, NULL), BH_ERR_INVALID); /* wrong kind */
+        char *end = NULL;
+        CHECK_STATUS(bh_edit_end(e, &end), BH_OK);
+        CHECK(contains(end, "\"edit_success\"") && contains(end, "\"definition\""));
+        bh_string_free(end);
+        CHECK_STATUS(bh_edit_delta(e, name, NULL, 0, &count), BH_OK);
+        CHECK(count == 64 * 256);
+        float *delta = calloc((size_t)count, sizeof *delta);
+        CHECK_STATUS(bh_edit_delta(e, name, delta, count - 1, &count), BH_ERR_BUFFER_TOO_SMALL);
+        CHECK_STATUS(bh_edit_delta(e, name, delta, count, &count), BH_OK);
+        double norm = 0;
+        for (int64_t i = 0; i < count; i++) norm += (double)delta[i] * delta[i];
+        CHECK(norm > 0);
+        free(delta);
+        CHECK_STATUS(bh_edit_delta(e, "gpt_neox.embed_in.weight", NULL, 0, &count), BH_ERR_INVALID);
+        CHECK_STATUS(bh_edit_delta(e, NULL, NULL, 0, &count), BH_ERR_INVALID);
+        CHECK_STATUS(bh_edit_save(e, path), BH_OK);
+        CHECK_STATUS(bh_edit_save(e, NULL), BH_ERR_INVALID);
+        bh_edit_free(e);
+    }
+    bh_editset_free(es);
+    bh_model_free(m);
+}
+
 int main(void) {
     char dir[] = "/tmp/behemoth-c-test-XXXXXX";
     if (!mkdtemp(dir)) {
@@ -337,6 +610,14 @@ int main(void) {
     test_library();
     test_generate_errors();
     test_dataset(dir);
+    bh_dataset *ds = NULL;
+    CHECK_STATUS(bh_dataset_generate("{\"preset\": \"tiny\"}", &ds), BH_OK);
+    if (ds) {
+        test_model_errors(ds);
+        test_model(dir, ds);
+        test_edit(dir, ds);
+        bh_dataset_free(ds);
+    }
 
     char cmd[1100];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);

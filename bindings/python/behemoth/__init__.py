@@ -1,8 +1,13 @@
 """behemoth: Python binding for libbehemoth (include/behemoth.h) through ctypes.
 
     import behemoth
-    with behemoth.Dataset.generate(preset="tiny") as ds:
-        print(ds.info["counts"], ds.decode(ds.sentence(0)))
+    from behemoth import Dataset, Model, EditSet
+    ds = Dataset.generate(preset="tiny")
+    m = Model.create(dataset=ds, preset="tiny")
+    m.train(ds, epochs=150, batch_size=32, learning_rate=3e-3)
+    print(m.evaluate(ds)["groups"]["sro"]["accuracy"])
+    res = m.edit(EditSet(ds, kind="single"), method="lora", layers={"blocks": [1], "sublayers": "mlp"})
+    print(res.metrics["edit_success"])
 
 The library is loaded on first use; see `behemoth._lib` for where it is looked for.
 """
@@ -10,7 +15,9 @@ from __future__ import annotations
 
 from . import _lib
 from ._lib import EXPECTED_ABI_VERSION, LibraryError, library_path
+from . import hf
 from .dataset import Dataset, EvalGroup
+from .edit import EditResult, EditSet
 from .errors import (
     BehemothError,
     BufferTooSmallError,
@@ -24,12 +31,14 @@ from .errors import (
     OutOfMemoryError,
     Status,
 )
+from .model import Model, Trainer, capacity_search
 
 __version__ = "0.1.0"
 
 __all__ = [
     "version", "abi_version", "set_num_threads", "get_num_threads", "runtime_info", "library_path", "last_error",
-    "status_str", "Dataset", "EvalGroup", "Status", "EXPECTED_ABI_VERSION", "BehemothError",
+    "status_str", "Dataset", "EvalGroup", "Model", "Trainer", "EditSet", "EditResult", "capacity_search", "hf",
+    "Status", "EXPECTED_ABI_VERSION", "BehemothError",
     "LibraryError", "InvalidArgumentError", "MisuseError", "FileIOError", "FormatError",
     "NumericError", "CancelledError", "BufferTooSmallError", "OutOfMemoryError", "InternalError",
 ]

@@ -1,5 +1,5 @@
-"""The base class of every Python object that owns a library handle (bh_dataset, later bh_model,
-bh_trainer, ...).
+"""The base class of every Python object that owns a library handle (bh_dataset, bh_model,
+bh_trainer, bh_editset, bh_edit).
 
 A subclass names its C free function and pointer type; it creates instances with `_create`, which
 calls a `bh_*_create`-style function with an out-parameter. Every use of the handle goes through
@@ -43,14 +43,19 @@ class Handle:
         Handle.__init__(obj)
         for k, v in attrs.items():
             setattr(obj, k, v)
-        out = cls._pointer_type()
+        obj._open(function, *args)
+        return obj
+
+    def _open(self, function: str, *args) -> None:
+        """For constructors (`__init__` of Trainer, EditSet): calls `function(*args, &out)` and makes
+        this object own the new handle. `Handle.__init__` must have run first."""
+        out = self._pointer_type()
         status = getattr(_lib.lib(), function)(*args, ctypes.byref(out))
         _lib.check(status, function)
         if not out:
             raise InternalError(Status.ERR_INTERNAL, f"{function} returned BH_OK but a NULL handle", function)
-        obj._h = out
-        obj._init_after_create()
-        return obj
+        self._h = out
+        self._init_after_create()
 
     def _init_after_create(self) -> None:
         """Hook for subclasses (caches etc.); runs once the handle is set."""

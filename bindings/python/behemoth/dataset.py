@@ -11,6 +11,7 @@ import numpy as np
 
 from . import _lib
 from ._handle import Handle, call_with_string_out
+from ._spec import spec_json
 from .errors import InvalidArgumentError, Status
 
 __all__ = ["Dataset", "EvalGroup"]
@@ -24,21 +25,8 @@ _DTYPES = {
 
 
 def _spec_json(spec, kwargs) -> str:
-    """A JSON spec from a dict, a JSON string or None, with keyword arguments on top."""
-    if spec is None:
-        merged: dict = {}
-    elif isinstance(spec, (str, bytes)):
-        if not kwargs:
-            return spec.decode("utf-8") if isinstance(spec, bytes) else spec
-        merged = json.loads(spec)
-        if not isinstance(merged, dict):
-            raise TypeError("a JSON spec must be an object when keyword arguments are added to it")
-    elif isinstance(spec, Mapping):
-        merged = dict(spec)
-    else:
-        raise TypeError(f"spec must be a dict, a JSON string or None, not {type(spec).__name__}")
-    merged.update(kwargs)
-    return json.dumps(merged)
+    """A JSON spec from a dict, a JSON string or None, with keyword arguments on top (None dropped)."""
+    return spec_json(spec, kwargs, "dataset spec")
 
 
 @dataclass

@@ -79,7 +79,8 @@ def run_steps(step: Callable[[], tuple[int, Mapping[str, Any]]], *,
     """Calls `step()` until it returns Status.DONE.
 
     step: returns (status, metrics); status is Status.STEP or Status.DONE (errors are raised by the
-        step function itself, through _lib.check). metrics may hold "step" (the absolute step, used to
+        step function itself, through _lib.check). (Status.DONE, {}) means no step was taken (the C
+        *_step calls return BH_DONE without doing anything): it neither moves the bar nor counts. metrics may hold "step" (the absolute step, used to
         move the bar) and anything to show beside it.
     end: called once at the end, also after an exception or Ctrl-C (the *_end function).
     total: number of steps for the bar; postfix: picks what to show from the metrics.
@@ -92,15 +93,24 @@ def run_steps(step: Callable[[], tuple[int, Mapping[str, Any]]], *,
     bar = progress_bar(total=total, desc=desc, enabled=progress)
     try:
         while True:
-            status, metrics = step()
+            status, reported = step()
+            if status == Status.DONE and not reported:
+                done = True  # BH_DONE with nothing to report: no step was taken
+                break
+            metrics = reported
             steps += 1
             position = metrics.get("step") if isinstance(metrics, Mapping) else None
+            total_now = metrics.get("total_steps") if isinstance(metrics, Mapping) else None
+            if isinstance(total_now, int) and not isinstance(total_now, bool) and total_now != bar.total:
+                bar.total = total_now  # the C step reports say how many steps there are
+                if hasattr(bar, "refresh"):
+                    bar.refresh()
             if isinstance(position, int) and position >= bar.n:
                 bar.update(position - bar.n)
             else:
                 bar.update(1)
             shown = postfix(metrics) if postfix else {k: v for k, v in metrics.items()
-                                                      if isinstance(v, (int, float)) and k != "step"}
+                                                      if isinstance(v, (int, float)) and k not in ("step", "total_steps")}
             if shown:
                 bar.set_postfix(shown, refresh=False)
             if status == Status.DONE:

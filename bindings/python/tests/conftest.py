@@ -92,3 +92,23 @@ def run_isolated(code: str, timeout: float = 120) -> subprocess.CompletedProcess
 @pytest.fixture
 def isolated():
     return run_isolated
+
+
+#: Trains the tiny preset to 100% sro accuracy in a few seconds.
+TRAIN_SPEC = {"epochs": 150, "batch_size": 32, "learning_rate": 0.003, "min_learning_rate": 0.0003,
+              "weight_decay": 0.0, "eval_every_epochs": 25, "warmup_steps": 20}
+
+
+@pytest.fixture(scope="session")
+def trained_run(tiny):
+    """(model, report): the tiny model trained once per session. Tests must not change it: edit or
+    train a `model.clone()`."""
+    m = behemoth.Model.create(dataset=tiny, preset="tiny")
+    report = m.train(tiny, progress=False, **TRAIN_SPEC)
+    yield m, report
+    m.close()
+
+
+@pytest.fixture(scope="session")
+def trained(trained_run):
+    return trained_run[0]

@@ -1,0 +1,294 @@
+"""Edit sets (bh_editset_*) and edits (bh_edit_*): fine-tuning editors over a layer selection.
+
+    es = EditSet(ds, kind="single", relation=0)
+    res = m.edit(es, method="lora", layers={"blocks": [1], "sublayers": "mlp"}, rank=32, alpha=32)
+    res.metrics["edit_success"], res.to_frame(), res.deltas["gpt_neox.layers.1.mlp.dense_4h_to_h.weight"]
+"""
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+from collections.abc import Mapping
+from typing import Any, Callable, Iterator, Optional, Union
+
+import numpy as np
+
+from . import _lib
+from ._handle import Handle, call_with_string_out
+from ._spec import spec_json
+from .dataset import Dataset
+from .errors import CancelledError, Status
+from .progress import run_steps
+
+__all__ = ["EditSet", "EditResult"]
+
+PathLike = Union[str, bytes, "os.PathLike[str]"]
+_DTYPES = {"int32": np.int32, "int64": np.int64}
+
+
+class EditSet(Handle):
+    """A bh_editset: the edits, their fine-tuning sentences and the test groups of an experiment.
+
+    ``EditSet(dataset, kind="diverse", count=10, relation=1)``: the spec is a dict/JSON and/or
+    keyword arguments (docs/training-and-editing.md). The set is immutable once made."""
+
+    _free_function = "bh_editset_free"
+    _pointer_type = _lib.EditSetPtr
+    _kind = "edit set"
+
+    def __init__(self, dataset: Dataset, spec: Union[Mapping[str, Any], str, None] = None, /, **edit_spec):
+        Handle.__init__(self)
+        if not isinstance(dataset, Dataset):
+            raise TypeError(f"dataset must be a behemoth.Dataset, not {type(dataset).__name__}")
+        self.dataset = dataset
+        self._info: Optional[dict] = None
+        text = spec_json(spec, edit_spec, "edit spec")
+        with dataset._use() as dh:
+            self._open("bh_editset_create", dh, text)
+
+    # ---- description ---------------------------------------------------------------------------
+
+    def info_json(self) -> str:
+        with self._use() as h:
+            return call_with_string_out(lambda out: _lib.lib().bh_editset_info(h, out), "bh_editset_info")
+
+    @property
+    def info(self) -> dict:
+        """bh_editset_info parsed: spec (defaults filled in), edits, training counts per group, test
+        groups and their sizes, dataset fingerprint, arrays. Each access returns a fresh copy."""
+        with self._use():
+            if self._info is None:
+                self._info = json.loads(self.info_json())
+            return json.loads(json.dumps(self._info))
+
+    @property
+    def spec(self) -> dict:
+        return self.info["spec"]
+
+    @property
+    def fingerprint(self) -> str:
+        """The dataset's fingerprint (pass as `dataset_fingerprint` to pin a spec to this dataset)."""
+        return self.info.get("dataset_fingerprint", "")
+
+    @property
+    def training_counts(self) -> dict:
+        """Training sentences per group of the fine-tuning mix, e.g. {"edited": 250, ...}."""
+        return dict(self.info.get("training", {}))
+
+    @property
+    def groups(self) -> list:
+        """Names of the test groups (edited, edited_original, remaining, ...)."""
+        return list(self.info.get("groups", {}))
+
+    def __len__(self) -> int:
+        return len(self.info.get("edits", []))
+
+    # ---- arrays --------------------------------------------------------------------------------
+
+    def array_specs(self) -> dict:
+        return {name: {"dtype": _DTYPES.get(a.get("dtype")), "shape": tuple(a.get("shape", ()))}
+                for name, a in self.info.get("arrays", {}).items()}
+
+    def array(self, name: str) -> np.ndarray:
+        """A named array ("tokens", "offsets", "edits", "groups/<g>/prompts", ...) as numpy."""
+        spec = self.array_specs().get(name)
+        dtype = spec["dtype"] if spec and spec["dtype"] else np.int32
+        function = "bh_editset_array_i32" if dtype == np.int32 else "bh_editset_array_i64"
+        count = ctypes.c_int64()
+        with self._use() as h:
+            fn = getattr(_lib.lib(), function)
+            _lib.check(fn(h, name, None, 0, ctypes.byref(count)), function)
+            out = np.empty(count.value, dtype=dtype)
+            _lib.check(fn(h, name, out, out.size, ctypes.byref(count)), function)
+        if spec and spec["shape"] and int(np.prod(spec["shape"])) == out.size:
+            out = out.reshape(spec["shape"])
+        return out
+
+    @property
+    def edits(self) -> np.ndarray:
+        """n x 4 int32: subject, relation, old object, new object (ordinals within the relation)."""
+        return self.array("edits").reshape(-1, 4)
+
+    @property
+    def tokens(self) -> np.ndarray:
+        """The fine-tuning sentences' tokens, concatenated (int32)."""
+        return self.array("tokens").reshape(-1)
+
+    @property
+    def offsets(self) -> np.ndarray:
+        """Where each fine-tuning sentence starts in `tokens` (int64, n+1 entries)."""
+        return self.array("offsets").reshape(-1)
+
+    def sequences(self) -> list:
+        tokens, offsets = self.tokens, self.offsets
+        return [tokens[offsets[i]:offsets[i + 1]] for i in range(offsets.size - 1)]
+
+    def group(self, name: str) -> dict:
+        """A test group: prompts (list of int32 arrays), targets, facts (indices into the dataset's
+        fact table), relations, and alternatives (the competing object's token, or None)."""
+        if name not in self.groups:
+            raise KeyError(f"edit set has no group {name!r} (groups: {', '.join(self.groups) or 'none'})")
+        p = f"groups/{name}/"
+        flat = self.array(p + "prompts").reshape(-1)
+        offsets = self.array(p + "offsets").reshape(-1)
+        has_alt = (p + "alternatives") in self.array_specs()
+        return {
+            "prompts": [flat[offsets[i]:offsets[i + 1]] for i in range(offsets.size - 1)],
+            "targets": self.array(p + "targets"),
+            "facts": self.array(p + "facts"),
+            "relations": self.array(p + "relations"),
+            "alternatives": self.array(p + "alternatives") if has_alt else None,
+        }
+
+    def __repr__(self) -> str:
+        if self.closed:
+            return "<behemoth.EditSet (closed)>"
+        try:
+            s = self.spec
+            return f"<behemoth.EditSet kind={s.get('kind')} relation={s.get('relation')} edits={len(self)}>"
+        except Exception:
+            return "<behemoth.EditSet>"
+
+
+class _Deltas(Mapping):
+    """name -> weight change of a trained tensor, fetched from the library on first access."""
+
+    def __init__(self, result: "EditResult", names: list, shapes: dict):
+        self._result = result
+        self._names = list(names)
+        self._shapes = shapes
+        self._cache: dict = {}
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self._names:
+            raise KeyError(f"{name!r} was not trained by this edit (trained: {', '.join(self._names)})")
+        if name not in self._cache:
+            self._cache[name] = self._result._delta(name, self._shapes.get(name))
+        return self._cache[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __repr__(self) -> str:
+        return f"<deltas of {len(self._names)} tensors: {', '.join(self._names)}>"
+
+
+class EditResult(Handle):
+    """The outcome of `Model.edit`: metrics, the full report (bh_edit_end), weight changes
+    (bh_edit_delta) and an HDF5 file (bh_edit_save). Holds the bh_edit handle until closed."""
+
+    _free_function = "bh_edit_free"
+    _pointer_type = _lib.EditPtr
+    _kind = "edit"
+
+    def __init__(self, *_a, **_kw):
+        Handle.__init__(self)
+        raise TypeError("an EditResult comes from model.edit(editset, ...)")
+
+    def _init_after_create(self) -> None:
+        self.report: dict = {}
+        self.step_reports: list = []  # every bh_edit_step report, in order
+
+    def _finish(self) -> None:
+        with self._use() as h:
+            self.report = json.loads(call_with_string_out(lambda out: _lib.lib().bh_edit_end(h, out), "bh_edit_end"))
+
+    @property
+    def metrics(self) -> dict:
+        """name -> value: edit_success, remaining_accuracy, ..., each also as <name>_before."""
+        return {k: v["value"] for k, v in self.report.get("metrics", {}).items()}
+
+    @property
+    def definitions(self) -> dict:
+        """name -> how the metric is computed."""
+        return {k: v["definition"] for k, v in self.report.get("metrics", {}).items()}
+
+    @property
+    def trained_tensors(self) -> list:
+        return list(self.report.get("method", {}).get("trained_tensors", []))
+
+    @property
+    def deltas(self) -> Mapping:
+        """name -> float32 weight change (after - before) of each trained tensor, with its shape."""
+        if getattr(self, "_deltas", None) is None:
+            self._deltas = _Deltas(self, self.trained_tensors, getattr(self, "_shapes", {}))
+        return self._deltas
+
+    def _delta(self, name: str, shape) -> np.ndarray:
+        count = ctypes.c_int64()
+        with self._use() as h:
+            fn = _lib.lib().bh_edit_delta
+            _lib.check(fn(h, name, None, 0, ctypes.byref(count)), "bh_edit_delta")
+            out = np.empty(count.value, dtype=np.float32)
+            _lib.check(fn(h, name, out, out.size, ctypes.byref(count)), "bh_edit_delta")
+        if shape and int(np.prod(shape)) == out.size:
+            out = out.reshape(shape)
+        return out
+
+    def save(self, path: PathLike) -> None:
+        """HDF5 (format "behemoth.edit"): /deltas/<name>, /lora/<name>/{A,B}, /groups/<name>/..., and
+        the report as an attribute."""
+        self._call("bh_edit_save", os.fspath(path))
+
+    def to_frame(self):
+        """The metrics as a pandas DataFrame (name, value, definition), or a list of dicts without pandas."""
+        rows = [{"name": k, "value": v["value"], "definition": v["definition"]}
+                for k, v in self.report.get("metrics", {}).items()]
+        try:
+            import pandas as pd
+        except ImportError:
+            return rows
+        return pd.DataFrame(rows, columns=["name", "value", "definition"])
+
+    def __repr__(self) -> str:
+        m = self.metrics
+        shown = ", ".join(f"{k}={m[k]:.3f}" for k in ("edit_success", "remaining_accuracy") if k in m)
+        return f"<behemoth.EditResult {shown}{' (closed)' if self.closed else ''}>"
+
+
+def _edit_postfix(report: Mapping[str, Any]) -> dict:
+    if not report:
+        return {}
+    return {"loss": f"{report.get('loss', float('nan')):.4f}", "lr": f"{report.get('learning_rate', float('nan')):.2e}"}
+
+
+def run_edit(model, editset: EditSet, method_json: str, *, progress: Optional[bool],
+             callback: Optional[Callable[[dict], Any]]) -> EditResult:
+    """bh_edit_begin, bh_edit_step until BH_DONE (with a bar), bh_edit_end -> EditResult.
+    The model's lock is held throughout: the edit changes its weights."""
+    with model._use() as mh:
+        with editset._use() as eh:
+            res = EditResult._create("bh_edit_begin", mh, eh, method_json)
+        res.model = model
+        res.editset = editset
+        res._shapes = model.tensors()
+        try:
+            def step():
+                out = ctypes.c_void_p()
+                with res._use() as h:
+                    status = _lib.check(_lib.lib().bh_edit_step(h, ctypes.byref(out)), "bh_edit_step")
+                text = _lib.take_string(out)
+                if status == Status.DONE:
+                    return Status.DONE, {}
+                r = json.loads(text) if text else {}
+                res.step_reports.append(r)
+                return Status.STEP, r
+
+            def should_stop(_steps, report):
+                return callback is not None and callback(dict(report)) is False
+
+            outcome = run_steps(step, desc="editing", progress=progress, postfix=_edit_postfix,
+                                should_stop=should_stop)
+            if outcome.stopped:
+                raise CancelledError(Status.ERR_CANCELLED,
+                                     f"edit cancelled by the callback after {outcome.steps} steps; the model "
+                                     "keeps the weights trained so far", "bh_edit_step")
+            res._finish()
+        except BaseException:
+            res.close()
+            raise
+    return res

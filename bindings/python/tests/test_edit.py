@@ -1,0 +1,270 @@
+"""Edit sets and edits through the Python API, on the tiny model trained once per session."""
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+import behemoth
+from behemoth import Dataset, EditResult, EditSet, Model
+
+LORA = dict(method="lora", rank=32, alpha=32, optimizer={"learning_rate": 0.001, "epochs": 5})
+
+
+def last_block(m: Model) -> int:
+    return m.config["layers"] - 1
+
+
+def weights(m: Model) -> dict:
+    return {name: m.tensor(name) for name in m.tensors()}
+
+
+@pytest.fixture(scope="module")
+def single(tiny):
+    with EditSet(tiny, kind="single", relation=0, seed=3) as es:
+        yield es
+
+
+@pytest.fixture(scope="module")
+def lora_edit(trained, single):
+    """(model before, model after, result) of one LoRA edit on the last block's MLP."""
+    before = weights(trained)
+    m = trained.clone()
+    res = m.edit(single, layers={"blocks": [last_block(m)], "sublayers": "mlp"}, progress=False, **LORA)
+    yield before, m, res
+    res.close()
+    m.close()
+
+
+# ---- edit sets ----------------------------------------------------------------------------------
+
+def test_editset_contents(tiny, single):
+    info = single.info
+    assert info["spec"]["kind"] == "single" and info["spec"]["repeats"] == 250   # defaults filled in
+    edits = single.edits
+    assert edits.shape == (1, 4) and edits.dtype == np.int32 and len(single) == 1
+    subject, relation, old, new = edits[0]
+    assert relation == 0 and old != new
+    assert single.groups[:2] == ["edited", "edited_original"] and "remaining" in single.groups
+    assert single.training_counts["edited"] == 250
+    tokens, offsets = single.tokens, single.offsets
+    assert tokens.dtype == np.int32 and offsets.dtype == np.int64
+    assert offsets[0] == 0 and offsets[-1] == tokens.size
+    assert offsets.size - 1 == info["training_sequences"] == sum(single.training_counts.values())
+    assert len(single.sequences()) == offsets.size - 1
+
+    g = single.group("edited")
+    assert set(g) == {"prompts", "targets", "facts", "relations", "alternatives"}
+    assert len(g["prompts"]) == g["targets"].size == g["facts"].size == g["relations"].size == 1
+    fact = tiny.facts[g["facts"][0]]
+    assert fact[0] == subject and fact[1] == relation
+    orig = single.group("edited_original")
+    assert orig["targets"][0] != g["targets"][0]                   # old vs new object
+    assert g["alternatives"] is not None and g["alternatives"][0] == orig["targets"][0]
+    rem = single.group("remaining")
+    assert len(rem["prompts"]) == info["groups"]["remaining"] > 0
+    assert all(p.dtype == np.int32 and p.ndim == 1 for p in rem["prompts"])
+    with pytest.raises(KeyError, match="no group"):
+        single.group("nope")
+    with pytest.raises(behemoth.InvalidArgumentError):
+        single.array("no/such/array")
+    assert "single" in repr(single)
+
+
+def test_editset_kinds_and_fingerprint(tiny):
+    with EditSet(tiny, kind="diverse", count=3, relation=1) as d:
+        e = d.edits
+        assert e.shape == (3, 4) and (e[:, 1] == 1).all() and len(set(e[:, 3])) == 3
+        fp = d.fingerprint
+        assert fp
+    with EditSet(tiny, {"kind": "forget_relation", "relation": 2}, forget_fraction=0.5) as f:
+        assert "forgotten" in f.groups and f.spec["forget_fraction"] == 0.5
+    with EditSet(tiny, dataset_fingerprint=fp, subjects=[5]) as pinned:
+        assert pinned.edits[0, 0] == 5
+    with Dataset.generate(preset="tiny", seed=9) as other:
+        with pytest.raises(behemoth.InvalidArgumentError, match="fingerprint"):
+            EditSet(other, dataset_fingerprint=fp)
+
+
+@pytest.mark.parametrize("spec, needle", [
+    ({"relation": 99}, "relation"),
+    ({"kind": "diverse", "count": 1000}, "count"),
+    ({"kind": "identical", "count": 65}, "count"),
+    ({"subjects": [10**6]}, "subjects"),
+    ({"kind": "no_such_kind"}, "kind"),
+    ({"no_such_key": 1}, "no_such_key"),
+])
+def test_editset_errors(tiny, spec, needle):
+    with pytest.raises(behemoth.InvalidArgumentError, match=needle):
+        EditSet(tiny, **spec)
+
+
+def test_editset_needs_a_dataset():
+    with pytest.raises(TypeError):
+        EditSet("tiny")
+
+
+# ---- one LoRA edit --------------------------------------------------------------------------------
+
+def test_lora_single_edit_metrics(lora_edit):
+    _, m, res = lora_edit
+    assert isinstance(res, EditResult)
+    metrics = res.metrics
+    assert metrics["edit_success"] == 1.0 and metrics["edit_success_before"] == 0.0
+    assert metrics["remaining_accuracy"] >= metrics["remaining_accuracy_before"] - 0.05
+    assert metrics["remaining_accuracy_before"] == 1.0
+    assert set(res.definitions) == set(metrics) and "NEW object" in res.definitions["edit_success"]
+    r = res.report
+    assert r["method"]["rank"] == 32 and r["method"]["alpha"] == 32 and r["method"]["mode"] == "batch"
+    assert r["method"]["optimizer"]["learning_rate"] == 0.001 and r["method"]["optimizer"]["epochs"] == 5
+    assert r["method"]["layers"]["blocks"] == [last_block(m)]
+    assert r["edit_set"]["spec"]["kind"] == "single"
+    assert r["steps"] == len(res.step_reports) > 0
+    assert set(r["before"]) == set(r["after"]) >= {"edited", "remaining"}
+    assert "EditResult" in repr(res)
+
+
+def test_lora_edit_changes_only_the_selected_tensors(lora_edit):
+    before, m, res = lora_edit
+    trained = set(res.trained_tensors)
+    b = last_block(m)
+    assert trained == {f"gpt_neox.layers.{b}.mlp.dense_h_to_4h.weight", f"gpt_neox.layers.{b}.mlp.dense_4h_to_h.weight"}
+    after = weights(m)
+    for name, w in before.items():
+        if name in trained:
+            assert not np.array_equal(after[name], w), name
+            np.testing.assert_allclose(after[name] - w, res.deltas[name], atol=1e-5)
+        else:
+            assert np.array_equal(after[name], w), f"{name} changed but was frozen"
+
+
+def test_lora_deltas_low_rank(lora_edit, trained):
+    _, m, res = lora_edit
+    assert set(res.deltas) == set(res.trained_tensors) and len(res.deltas) == 2
+    for name, d in res.deltas.items():
+        assert d.dtype == np.float32 and d.shape == trained.tensors()[name]
+        s = np.linalg.svd(d.astype(np.float64), compute_uv=False)
+        rank = int((s > s[0] * 1e-5).sum())
+        assert 1 <= rank <= 32, (name, rank)
+    assert res.deltas[res.trained_tensors[0]] is res.deltas[res.trained_tensors[0]]  # fetched once
+    with pytest.raises(KeyError, match="not trained"):
+        res.deltas["gpt_neox.embed_in.weight"]
+
+
+def test_edit_result_save_and_frame(lora_edit, tmp_path):
+    _, m, res = lora_edit
+    path = tmp_path / "edit.h5"
+    res.save(path)
+    with h5py.File(path, "r") as f:
+        assert f.attrs["format"] in ("behemoth.edit", b"behemoth.edit")
+        names = []
+        f["deltas"].visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
+        assert sorted(names) == sorted(res.trained_tensors)
+        for n in names:
+            assert np.array_equal(f["deltas"][n][()], res.deltas[n])
+        assert "lora" in f
+        edited = f["groups/edited"]
+        assert edited["correct_before"][()].tolist() == [0] and edited["correct_after"][()].tolist() == [1]
+        assert "remaining" in f["groups"]
+        assert json.loads(f.attrs["report"])["metrics"]["edit_success"]["value"] == 1.0
+    frame = res.to_frame()
+    try:
+        import pandas  # noqa: F401
+        rows = frame.to_dict("records")
+        assert list(frame.columns) == ["name", "value", "definition"]
+    except ImportError:
+        rows = frame
+    assert {r["name"]: r["value"] for r in rows} == res.metrics
+
+
+def test_result_close_and_context(trained, single):
+    m = trained.clone()
+    with m.edit(single, layers={"blocks": [0], "sublayers": "attention"}, progress=False, **LORA) as res:
+        assert res.metrics["edit_success"] in (0.0, 1.0)
+        names = res.trained_tensors
+        assert all("attention" in n and ".layers.0." in n for n in names)
+    assert res.closed
+    with pytest.raises(behemoth.MisuseError):
+        res.save("/tmp/never.h5")
+    with pytest.raises(behemoth.MisuseError):
+        res.deltas[names[0]]
+    assert res.metrics  # the report stays readable
+    m.close()
+
+
+def test_full_finetune_and_modes(trained, tiny):
+    with EditSet(tiny, kind="diverse", count=2, relation=1, repeats=50, same_relation_per_edit=20) as es:
+        m = trained.clone()
+        res = m.edit(es, method="full", mode="sequential", layers={"blocks": [last_block(m)], "sublayers": "mlp"},
+                     optimizer={"learning_rate": 0.001, "epochs": 3}, progress=False)
+        assert res.report["method"]["method"] == "full" and res.report["method"]["mode"] == "sequential"
+        assert any(n.endswith(".bias") for n in res.trained_tensors)        # biases too, by default
+        assert "rank" not in res.report["method"]
+        res.close()
+        seen = []
+        m2 = trained.clone()
+        before = weights(m2)
+        res2 = m2.edit(es, mode="one_at_a_time", layers={"blocks": [last_block(m2)], "sublayers": "mlp"},
+                       progress=False, callback=seen.append, **LORA)
+        assert seen and len(res2.report["per_edit"]) == 2
+        after = weights(m2)
+        assert all(np.array_equal(before[n], after[n]) for n in before)   # restored afterwards
+        res2.close()
+        m.close()
+        m2.close()
+
+
+def test_callback_cancels_edit(trained, single):
+    m = trained.clone()
+    with pytest.raises(behemoth.CancelledError, match="cancelled"):
+        m.edit(single, layers={"blocks": [1], "sublayers": "mlp"}, progress=False,
+               callback=lambda r: r["step"] < 3, **LORA)
+    m.close()
+
+
+def test_edit_progress_bar(trained, single, capsys):
+    pytest.importorskip("tqdm")
+    m = trained.clone()
+    m.edit(single, layers={"blocks": [1], "sublayers": "mlp"}, progress=True, **LORA).close()
+    err = capsys.readouterr().err
+    assert "editing" in err and "loss=" in err
+    m.close()
+
+
+@pytest.mark.parametrize("method, needle", [
+    ({"layers": {"blocks": [9]}}, "blocks"),
+    ({"rank": 0}, "rank"),
+    ({"method": "nope"}, "method"),
+    ({"layers": {"blocks": [1], "sublayers": "bogus"}}, "sublayers"),
+    ({"optimizer": {"learning_rate": float("nan")}}, "learning_rate"),
+    ({"optimizer": {"learning_rate": -1.0}}, "learning_rate"),
+    ({"no_such_key": 1}, "no_such_key"),
+])
+def test_bad_edit_method_leaves_model_unchanged(trained, single, method, needle):
+    m = trained.clone()
+    before = weights(m)
+    with pytest.raises(behemoth.InvalidArgumentError, match=needle):
+        m.edit(single, progress=False, **method)
+    after = weights(m)
+    assert all(np.array_equal(before[n], after[n]) for n in before)
+    m.close()
+
+
+def test_editset_of_a_larger_dataset(trained):
+    with Dataset.generate(preset="tiny", subjects=200) as big, EditSet(big, subjects=[150]) as es:
+        assert big.info["counts"]["vocab_size"] > trained.vocab_size
+        m = trained.clone()
+        before = weights(m)
+        with pytest.raises(behemoth.InvalidArgumentError, match="different dataset"):
+            m.edit(es, progress=False, **LORA)
+        assert all(np.array_equal(before[n], m.tensor(n)) for n in before)
+        m.close()
+
+
+def test_edit_argument_types(trained, tiny, single):
+    with pytest.raises(TypeError):
+        trained.edit(tiny)            # a dataset is not an edit set
+    with pytest.raises(TypeError):
+        EditResult()

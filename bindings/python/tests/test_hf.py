@@ -1,0 +1,58 @@
+"""behemoth.hf: our model files as transformers.GPTNeoXForCausalLM, logits equal to ours.
+
+Skipped cleanly when torch or transformers is not installed (they are optional)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+import behemoth  # noqa: E402
+from behemoth import Model, hf  # noqa: E402
+
+
+def padded_batch(ds, n=8):
+    seqs = ds.sequences()[:n]
+    out = np.zeros((len(seqs), max(s.size for s in seqs)), np.int32)
+    for i, s in enumerate(seqs):
+        out[i, :s.size] = s
+    return out
+
+
+def hf_logits(model, tokens):
+    with torch.no_grad():
+        return model(input_ids=torch.from_numpy(tokens.astype(np.int64))).logits.numpy()
+
+
+def test_logits_match_transformers(trained, tiny, tmp_path):
+    path = tmp_path / "m.h5"
+    trained.save(path)
+    model = hf.to_transformers(path)
+    assert isinstance(model, transformers.GPTNeoXForCausalLM) and not model.training
+    c = trained.config
+    assert model.config.hidden_size == c["hidden"] and model.config.num_hidden_layers == c["layers"]
+    assert model.config.vocab_size == c["vocab_size"]
+    tokens = padded_batch(tiny)
+    ours = trained.logits(tokens)
+    theirs = hf_logits(model, tokens)
+    assert theirs.shape == ours.shape
+    np.testing.assert_allclose(theirs, ours, atol=1e-4, rtol=0)
+    # the head under either name, and every tensor in place
+    sd = model.state_dict()
+    head = sd.get("lm_head.weight", sd.get("embed_out.weight"))
+    assert np.array_equal(head.numpy(), trained.tensor("embed_out.weight"))
+
+
+def test_from_model_object_sequential_residual(tiny):
+    with Model.create(dataset=tiny, preset="tiny", parallel_residual=False, rotary_pct=0.5, layers=1) as m:
+        m.train(tiny, epochs=1, progress=False)
+        model = hf.to_transformers(m)
+        tokens = padded_batch(tiny, 4)
+        np.testing.assert_allclose(hf_logits(model, tokens), m.logits(tokens), atol=1e-4, rtol=0)
+
+
+def test_not_a_model_file(tiny_file):
+    with pytest.raises(ValueError, match="not a behemoth model"):
+        hf.to_transformers(tiny_file)
