@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "bindings", "python"))
 sys.path.insert(0, HERE)
 
 from behemoth import Dataset, EditSet, Model  # noqa: E402
-from main_job import EDIT_OPTIMIZER, PRESETS  # noqa: E402
+from main_job import EDIT_OPTIMIZER, FULL_OPTIMIZER, PRESETS  # noqa: E402
 
 
 def selections(layers):
@@ -35,7 +35,7 @@ def selections(layers):
 
 
 EDITORS = [
-    ("full", dict(method="full", optimizer=dict(EDIT_OPTIMIZER, learning_rate=0.0003))),
+    ("full", dict(method="full", optimizer=FULL_OPTIMIZER)),
     ("LoRA 32", dict(method="lora", rank=32, alpha=32, optimizer=EDIT_OPTIMIZER)),
     ("LoRA 64", dict(method="lora", rank=64, alpha=64, optimizer=EDIT_OPTIMIZER)),
     ("LoRA 128", dict(method="lora", rank=128, alpha=128, optimizer=EDIT_OPTIMIZER)),

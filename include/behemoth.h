@@ -166,7 +166,9 @@ void    bh_editset_free(bh_editset *es);
    reports metrics. The model's weights are changed in place (use bh_model_clone to keep one). */
 int32_t bh_edit_begin(bh_model *m, const bh_editset *es, const char *method_json, bh_edit **out);
 int32_t bh_edit_step(bh_edit *e, char **report_json);   /* BH_STEP or BH_DONE, as bh_trainer_step */
-int32_t bh_edit_end(bh_edit *e, char **report_json);    /* metrics, before/after per group, norms */
+/* Evaluates and reports (metrics, before/after per group, norms). Called before BH_DONE, it stops the
+   edit where it is (LoRA adapters merged as trained so far) and the report says "stopped_early". */
+int32_t bh_edit_end(bh_edit *e, char **report_json);
 /* HDF5 (format = "behemoth.edit"): /deltas/<name>, /lora/<name>/{A,B}, /groups/<name>/{correct_before,
    correct_after, probability_before, probability_after, facts}, the report and specs as attributes. */
 int32_t bh_edit_save(const bh_edit *e, const char *path);

@@ -178,8 +178,7 @@ func editSession(_ e: OpaquePointer?, _ fn: String) throws(EngineError) -> EditS
         let fn = "bh_edit_end"
         let s = try editSession(e, fn)
         if s.result == nil {
-            while try s.runner.step() != nil {}  // finish any steps the caller skipped
-            let r = try s.runner.finish()
+            let r = try s.runner.finish()  // before the last step: the edit as trained so far (stopped_early)
             s.result = r
             s.report = r.reportJSON(editSet: s.editSet.set, method: s.method, layers: s.model.config.layers, model: s.model.config.toJSON())
         }

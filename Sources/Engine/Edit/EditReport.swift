@@ -20,6 +20,7 @@ extension EditResult {
             ("delta_norms", .object(deltaNorms.filter { $0.1 > 0 }.map { ($0.0, .number($0.1)) })),
             ("delta_rank", .object(ranks)),
             ("steps", .int(steps)),
+            ("stopped_early", .bool(stoppedEarly)),
             ("final_loss", .number(Double(finalLoss))),
             ("seconds", .number(seconds)),
             ("library_version", .string(Version.string)),

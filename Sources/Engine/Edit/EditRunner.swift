@@ -49,6 +49,8 @@ public struct EditResult {
     public var perEdit: [JSON] = []
     public var seconds = 0.0
     public var steps = 0
+    /// finish() came before the last step: the metrics describe the partly trained edit.
+    public var stoppedEarly = false
     public var finalLoss: Float = 0
 
     public func group(_ name: String, after isAfter: Bool = true) -> GroupResult? {
@@ -193,7 +195,14 @@ public final class EditRunner {
     /// Evaluates after the edit and assembles metrics and deltas. In one-at-a-time mode the model
     /// is restored to its original weights and the metrics average the per-edit results.
     public func finish() throws(EngineError) -> EditResult {
-        if !done { throw .misuse("edit: finish() called before the last step") }
+        if !done {
+            // Stopped early (a callback, a budget): keep what was trained so far and measure it.
+            if trainer != nil { commitRun() }
+            wrapper = nil
+            trainer = nil
+            done = true
+            result.stoppedEarly = true
+        }
         result.steps = stepsTaken
         // Deltas of every trained tensor.
         let block = network.parameterBlock

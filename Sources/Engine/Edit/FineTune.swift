@@ -91,12 +91,13 @@ public struct EditMethodSpec {
         alpha = try r.double("alpha", default: alpha, min: 0, max: 1e6, exclusiveMin: true)
         dropout = try r.double("dropout", default: 0, min: 0, max: 0.9)
         mergeLoRA = try r.bool("merge", default: true)
-        // Optimizer defaults for editing (LitGPT's LoRA recipe, scaled to small edit sets).
+        // Optimizer defaults for editing: LitGPT's LoRA learning rate; epochs and the full
+        // fine-tuning rate chosen on the demo model (single edits succeed, remaining accuracy kept).
         var opt = try r.object("optimizer")
         var t = TrainSpec()
-        t.epochs = try opt.int("epochs", default: 5, min: 1, max: 100_000)
+        t.epochs = try opt.int("epochs", default: method == .lora ? 10 : 5, min: 1, max: 100_000)
         t.batchSize = try opt.int("batch_size", default: 32, min: 1, max: 65536)
-        t.learningRate = try opt.double("learning_rate", default: method == .lora ? 1e-3 : 3e-4, min: 0, max: 10, exclusiveMin: true)
+        t.learningRate = try opt.double("learning_rate", default: method == .lora ? 3e-4 : 1e-4, min: 0, max: 10, exclusiveMin: true)
         t.minLearningRate = try opt.double("min_learning_rate", default: 0, min: 0, max: 10)
         t.warmupSteps = try opt.int("warmup_steps", default: -1, min: -1, max: 10_000_000)
         t.warmupFraction = try opt.double("warmup_fraction", default: 0.05, min: 0, max: 1)

@@ -18,7 +18,7 @@ from . import _lib
 from ._handle import Handle, call_with_string_out
 from ._spec import spec_json
 from .dataset import Dataset
-from .errors import CancelledError, Status
+from .errors import Status
 from .progress import run_steps
 
 __all__ = ["EditSet", "EditResult"]
@@ -281,12 +281,9 @@ def run_edit(model, editset: EditSet, method_json: str, *, progress: Optional[bo
             def should_stop(_steps, report):
                 return callback is not None and callback(dict(report)) is False
 
-            outcome = run_steps(step, desc="editing", progress=progress, postfix=_edit_postfix,
-                                should_stop=should_stop)
-            if outcome.stopped:
-                raise CancelledError(Status.ERR_CANCELLED,
-                                     f"edit cancelled by the callback after {outcome.steps} steps; the model "
-                                     "keeps the weights trained so far", "bh_edit_step")
+            run_steps(step, desc="editing", progress=progress, postfix=_edit_postfix, should_stop=should_stop)
+            # Stopped by the callback or not, bh_edit_end measures the edit as trained so far
+            # (the report's "stopped_early" says which).
             res._finish()
         except BaseException:
             res.close()

@@ -276,7 +276,7 @@ class Model(Handle):
         EditResult (metrics, report, deltas). Arguments left None take the library's defaults
         (rank 32, alpha 16, mode "batch", every block, both sublayers; docs/training-and-editing.md).
         Clone the model first to keep the original. `callback(step_report)` returning False
-        cancels the edit: CancelledError is raised and the model keeps the partly trained weights."""
+        stops the edit early; the result then measures it as trained so far (report["stopped_early"])."""
         from .edit import EditResult, EditSet, run_edit
         _check_kind(editset, EditSet, "editset")
         kwargs = dict(method=method, layers=layers, rank=rank, alpha=alpha, mode=mode, optimizer=optimizer)
