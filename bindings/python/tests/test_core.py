@@ -281,3 +281,13 @@ def test_isolated_runner_reports_crashes():
         # A real fault: the Swift runtime's backtracer (loaded with the library) lets a signal sent
         # with kill() return, so only a genuine crash shows what a trap would do.
         run_isolated("ctypes.string_at(0)")
+
+
+def test_cpu_without_avx2_is_refused_with_a_clear_message():
+    import platform
+    from behemoth import _lib
+    if platform.machine() not in ("x86_64", "AMD64"):
+        pytest.skip("the AVX2 requirement applies to the x86-64 build only")
+    _lib.check_cpu("flags\t\t: fpu sse2 avx avx2 fma")  # fine
+    with pytest.raises(behemoth.LibraryError, match="AVX2"):
+        _lib.check_cpu("flags\t\t: fpu sse2 avx")
