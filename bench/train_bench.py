@@ -33,6 +33,7 @@ def main():
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--seq", type=int, default=16)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--no-trainer", action="store_true", help="skip the measurement through the Python Trainer")
     a = ap.parse_args()
     os.environ.setdefault("OPENBLAS_CORETYPE", subprocess.run([os.path.join(ROOT, "tools", "blas-core")],
                                                               capture_output=True, text=True).stdout.strip())
@@ -66,6 +67,30 @@ def main():
         print(f"  ours fastest step {flop * so / 1e3:.1f} GFLOP/s = {100 * flop * so / 1e3 / peak:.0f}% of the measured sgemm peak {peak:.1f} GFLOP/s")
         print(f"  ours achieved {flop * bo / 1e3:.1f} GFLOP/s at {flop:.2f} MFLOP/token = {100 * flop * bo / 1e3 / peak:.0f}% of the measured sgemm peak {peak:.1f} GFLOP/s")
         print(f"  torch achieved {flop * bt / 1e3:.1f} GFLOP/s = {100 * flop * bt / 1e3 / peak:.0f}% of that peak")
+
+
+    if not a.no_trainer:
+        trainer_line(a)
+
+
+def trainer_line(a):
+    """The same model through the library's Trainer (Python binding, bh_trainer_step) on a real
+    dataset: the paper preset's vocabulary (5,200 tokens) and 12-token sentences, batch as above.
+    Shows what the trainer adds around the model's step (batching, clipping, reports)."""
+    sys.path.insert(0, os.path.join(ROOT, "bindings", "python"))
+    from behemoth import Dataset, Model, Trainer
+    ds = Dataset.generate(preset="paper", seed=0)
+    m = Model.create(dataset=ds, preset=a.preset)
+    rates = []
+    with Trainer(m, ds, epochs=1, batch_size=a.batch, eval_every_epochs=0, eval_groups=[]) as t:
+        for i, r in enumerate(t):
+            if i >= 2:
+                rates.append(r["tokens_per_second"])
+            if i >= a.steps + 1:
+                break
+    rates.sort()
+    print(f"  trainer (bh_trainer_step, paper-preset data, vocab {ds.info['counts']['vocab_size']}, batch {a.batch}, "
+          f"12-token sentences): median {rates[len(rates) // 2]:.0f} tokens/s, best {rates[-1]:.0f}")
 
 
 if __name__ == "__main__":
