@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import threading
 from typing import Callable, Iterator
 
@@ -79,6 +80,14 @@ class Handle:
         """Calls `function(handle, *args)` under the lock and checks its status."""
         with self._use() as h:
             return _lib.check(getattr(_lib.lib(), function)(h, *args), function)
+
+    def _cached_info(self) -> dict:
+        """The handle's info JSON (its `info_json()`), parsed once for an object that never changes;
+        each call returns a fresh copy the caller may modify."""
+        with self._use():
+            if getattr(self, "_info", None) is None:
+                self._info = json.loads(self.info_json())
+            return json.loads(json.dumps(self._info))
 
     def close(self) -> None:
         """Frees the handle; further use raises MisuseError. Closing twice is harmless."""

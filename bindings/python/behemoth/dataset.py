@@ -111,10 +111,7 @@ class Dataset(Handle):
     def info(self) -> dict:
         """bh_dataset_info parsed: counts, vocabulary roles, relations, evaluation groups, arrays, spec.
         (A dataset does not change, so this is read once; each access returns a fresh copy.)"""
-        with self._use():
-            if self._info is None:
-                self._info = json.loads(self.info_json())
-            return json.loads(json.dumps(self._info))
+        return self._cached_info()
 
     @property
     def spec(self) -> dict:

@@ -57,10 +57,7 @@ class EditSet(Handle):
     def info(self) -> dict:
         """bh_editset_info parsed: spec (defaults filled in), edits, training counts per group, test
         groups and their sizes, dataset fingerprint, arrays. Each access returns a fresh copy."""
-        with self._use():
-            if self._info is None:
-                self._info = json.loads(self.info_json())
-            return json.loads(json.dumps(self._info))
+        return self._cached_info()
 
     @property
     def spec(self) -> dict:
