@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import ctypes
-import json
 import os
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional, Sequence, Union
+from typing import Any, Mapping, Optional, Union
 
 import numpy as np
 

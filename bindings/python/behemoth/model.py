@@ -13,7 +13,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
-from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
@@ -21,6 +21,9 @@ from . import _lib
 from ._handle import Handle, call_with_string_out
 from ._spec import spec_json
 from .dataset import Dataset
+
+if TYPE_CHECKING:
+    from .edit import EditResult
 from .errors import InvalidArgumentError, Status
 from .progress import run_steps
 
@@ -277,7 +280,7 @@ class Model(Handle):
         (rank 32, alpha 16, mode "batch", every block, both sublayers; docs/training-and-editing.md).
         Clone the model first to keep the original. `callback(step_report)` returning False
         stops the edit early; the result then measures it as trained so far (report["stopped_early"])."""
-        from .edit import EditResult, EditSet, run_edit
+        from .edit import EditSet, run_edit
         _check_kind(editset, EditSet, "editset")
         kwargs = dict(method=method, layers=layers, rank=rank, alpha=alpha, mode=mode, optimizer=optimizer)
         kwargs.update(method_spec)
