@@ -21,11 +21,11 @@ from . import _lib
 from ._handle import Handle, call_with_string_out
 from ._spec import spec_json
 from .dataset import Dataset
+from .errors import InvalidArgumentError, Status
+from .progress import run_steps
 
 if TYPE_CHECKING:
     from .edit import EditResult
-from .errors import InvalidArgumentError, Status
-from .progress import run_steps
 
 __all__ = ["Model", "Trainer", "capacity_search"]
 
