@@ -39,6 +39,21 @@ import Testing
             #expect(rank.numericalRank > 0)
         }
         #expect(r.adapters.count == 2)
+        // CounterFact-style scores are reported beside the exact ones.
+        #expect(metric(r, "efficacy_score") == 1.0)
+        #expect(r.metrics.contains { $0.name == "neighborhood_score" })
+        #expect(r.deltaNorms.filter { $0.1 > 0 }.map(\.0).sorted() == trained.sorted())
+    }
+
+    @Test func unmergedLoRAKeepsTheModelAndTheAdapters() throws {
+        let (ds, m) = try TinyRun.trained()
+        let before = Array(m.parameterBlock)
+        let r = try run(m, ds, edit: #"{"kind": "single", "seed": 3}"#,
+                        method: #"{"method": "lora", "rank": 32, "alpha": 32, "merge": false, "layers": {"blocks": [1], "sublayers": "mlp"}, "optimizer": {"learning_rate": 0.001, "epochs": 5}}"#)
+        #expect(Array(m.parameterBlock) == before)          // the model is left as it was
+        #expect(r.adapters.count == 2)
+        #expect(r.adapters.allSatisfy { $0.b.contains { $0 != 0 } })   // the adapters were trained
+        #expect(metric(r, "edit_success") == 1.0)             // measured with the adapters applied
     }
 
     @Test func fullFineTuningForgetsARelation() throws {
