@@ -37,17 +37,24 @@ extension EditSetBuilder {
             return k >= old ? k + 1 : k
         }
 
+        /// Changes fact f (of entity `head`) to a new nested value: trained `repeats` times, tested
+        /// with the new value ("edited") and the old one ("edited_original"). Returns the old value.
+        func editFact(_ f: Int, head: Int, what: String) throws(EngineError) -> (old: Int, new: Int) {
+            let old = facts.tailOfFact(f), new = newValue(old: old)
+            guard new != old else { throw .invalid("edit spec: new_object = \(new) is already the \(what)'s nested value") }
+            set.edits = [Edit(subject: head, relation: r0, oldObject: old, newObject: new)]
+            train("edited", f, new, times: spec.repeats)
+            add("edited", f, facts.tailToken(f, new), alt: facts.tailToken(f, old))
+            add("edited_original", f, facts.tailToken(f, old), alt: facts.tailToken(f, new))
+            return (old, new)
+        }
+
         let editedFact: Int, sameRelation: [Int]
         if spec.kind == .nestedSubject {
             let s = spec.subjects.first ?? rng.below(S)
             guard s < S else { throw .invalid("edit spec: subjects[0] = \(s) but the dataset has \(S) subjects") }
             editedFact = Int(facts.subjectNestedFact[s * R + r0])
-            let old = facts.tailOfFact(editedFact), new = newValue(old: old)
-            guard new != old else { throw .invalid("edit spec: new_object = \(new) is already the subject's nested value") }
-            set.edits = [Edit(subject: s, relation: r0, oldObject: old, newObject: new)]
-            train("edited", editedFact, new, times: spec.repeats)
-            add("edited", editedFact, facts.tailToken(editedFact, new), alt: facts.tailToken(editedFact, old))
-            add("edited_original", editedFact, facts.tailToken(editedFact, old), alt: facts.tailToken(editedFact, new))
+            _ = try editFact(editedFact, head: s, what: "subject")
             let own = Int(facts.factIndex[s * R + r0])
             add("same_subject_object", own, facts.objectToken(r0, facts.object(s, r0)))
             for r in 0..<R where r != r0 { add("same_subject_other_rel", Int(facts.factIndex[s * R + r]), facts.objectToken(r, facts.object(s, r))) }
@@ -62,12 +69,7 @@ extension EditSetBuilder {
                 throw .invalid("edit spec: object \(o) of relation \(r0) has no object→nested fact (subjects names the object for nested_object)")
             }
             editedFact = Int(facts.objectNestedFact[r0 * O + o])
-            let old = facts.tailOfFact(editedFact), new = newValue(old: old)
-            guard new != old else { throw .invalid("edit spec: new_object = \(new) is already the object's nested value") }
-            set.edits = [Edit(subject: o, relation: r0, oldObject: old, newObject: new)]
-            train("edited", editedFact, new, times: spec.repeats)
-            add("edited", editedFact, facts.tailToken(editedFact, new), alt: facts.tailToken(editedFact, old))
-            add("edited_original", editedFact, facts.tailToken(editedFact, old), alt: facts.tailToken(editedFact, new))
+            let (old, new) = try editFact(editedFact, head: o, what: "object")
             for s in 0..<S where facts.object(s, r0) == o {
                 let f = Int(facts.subjectNestedFact[s * R + r0])
                 guard f >= 0 else { continue }
