@@ -161,7 +161,8 @@ void    bh_editset_free(bh_editset *es);
 
 /* method_json: {"method": "full" | "lora", "mode": "batch" | "sequential" | "one_at_a_time",
    "layers": {"blocks": [..], "sublayers": "mlp" | "attention" | "both", "matrices": [..],
-   "embeddings": 0/1, "unembedding": 0/1}, "rank", "alpha", "optimizer": {...}}. The model is
+   "embeddings": true/false, "unembedding": true/false}, "rank", "alpha", "dropout", "merge",
+   "optimizer": {...}}. The model is
    evaluated on every test group first; bh_edit_step trains; bh_edit_end evaluates again and
    reports metrics. The model's weights are changed in place (use bh_model_clone to keep one). */
 int32_t bh_edit_begin(bh_model *m, const bh_editset *es, const char *method_json, bh_edit **out);

@@ -206,8 +206,7 @@ public final class EditRunner {
         result.steps = stepsTaken
         // Deltas of every trained tensor.
         let block = network.parameterBlock
-        let deltaNames = method.method == .full ? trained : trained
-        for n in deltaNames {
+        for n in trained {
             let e = network.tensorTable.first { $0.name == n }!
             var d = [Float](repeating: 0, count: e.count)
             for i in 0..<e.count { d[i] = block[e.offset + i] - original[e.offset + i] }
