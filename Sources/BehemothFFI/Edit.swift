@@ -11,7 +11,10 @@ final class EditSetHandle {
     let set: EditSet
     let facts: FactView
     let datasetVocab: Int
-    init(set: EditSet, facts: FactView, datasetVocab: Int) { self.set = set; self.facts = facts; self.datasetVocab = datasetVocab }
+    let datasetTokenizer: String   // the dataset's vocabulary roles, as a model records them
+    init(set: EditSet, facts: FactView, datasetVocab: Int, datasetTokenizer: String) {
+        self.set = set; self.facts = facts; self.datasetVocab = datasetVocab; self.datasetTokenizer = datasetTokenizer
+    }
 
     func int32Array(_ name: String) -> [Int32]? {
         switch name {
@@ -71,7 +74,8 @@ func editSetHandle(_ es: OpaquePointer?, _ fn: String) throws(EngineError) -> Ed
         let spec = try EditSpec(json: try cString(spec_json, fn, "spec_json"))
         let facts = d.factView()
         let set = try EditSetBuilder.build(spec, facts: facts)
-        o.pointee = Handle.make(EditSetHandle(set: set, facts: facts, datasetVocab: d.vocabSize))
+        o.pointee = Handle.make(EditSetHandle(set: set, facts: facts, datasetVocab: d.vocabSize,
+                                              datasetTokenizer: d.tokenizerJSON().serialized()))
     }
 }
 
@@ -126,6 +130,9 @@ final class EditSession {
         let method = try EditMethodSpec(json: methodJSON, layers: layers)
         guard editSet.datasetVocab <= model.vocabSize else {
             throw .invalid("edit: the edit set's dataset has \(editSet.datasetVocab) tokens but the model's vocabulary has \(model.vocabSize): the edit set belongs to a different dataset")
+        }
+        if !model.tokenizerJSON.isEmpty, model.tokenizerJSON != editSet.datasetTokenizer {
+            throw .invalid("edit: the edit set's dataset has a different vocabulary layout from the one the model was made for: the edit set belongs to a different dataset")
         }
         var perEdit: [EditSet] = []
         if method.mode != .batch {

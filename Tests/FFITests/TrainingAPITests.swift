@@ -61,6 +61,15 @@ import Glibc
         #expect(bh_model_predict(m, &prompt, &offsets, 1, &out, 1, &count) == BH_ERR_INVALID)
         #expect(Self.lastError.contains("99999"))
         #expect(bh_trainer_step(nil, nil) == BH_ERR_INVALID)
+        // An edit set of another dataset (whose tokens would fit the model's vocabulary) is refused.
+        var other: OpaquePointer?, es: OpaquePointer?, e: OpaquePointer?
+        #expect(bh_dataset_generate(#"{"preset": "tiny", "subjects": 40, "objects": 6}"#, &other) == BH_OK)
+        defer { bh_dataset_free(other) }
+        #expect(bh_editset_create(other, #"{"repeats": 5}"#, &es) == BH_OK)
+        defer { bh_editset_free(es) }
+        #expect(bh_edit_begin(m, es, "{}", &e) == BH_ERR_INVALID)
+        #expect(Self.lastError.contains("different dataset"))
+        #expect(e == nil)
         bh_trainer_free(nil)
         bh_model_free(nil)
     }
