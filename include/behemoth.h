@@ -141,8 +141,8 @@ int32_t bh_evaluate_group(bh_model *m, const bh_dataset *ds, const char *group, 
                           int64_t capacity, int64_t *count);
 /* Binary search for the largest subject count a model learns to a target accuracy:
    spec_json {"dataset": DatasetSpec, "model": ModelConfig, "training": TrainSpec,
-   "search": {"min_subjects", "max_subjects", "target_accuracy", "relative_tolerance", "max_probes"}}.
-   The report lists every probe. */
+   "search": {"min_subjects", "max_subjects", "target_accuracy", "relative_tolerance", "max_probes",
+   "print_progress" (a line per probe on stderr)}}. The report lists every probe. */
 int32_t bh_capacity_search(const char *spec_json, char **report_json);
 
 /* ---- Editing: edit sets, fine-tuning editors (full, LoRA) over a layer selection ------------- */

@@ -8,6 +8,8 @@ public struct CapacitySearchSpec {
     /// Stop when the bracket [good, bad) is narrower than this fraction of `good` (or 1 subject).
     public var relativeTolerance = 0.05
     public var maxProbes = 12
+    /// Print a line per probe to standard error (the search is one long call).
+    public var printProgress = false
 
     public init() {}
 
@@ -17,6 +19,7 @@ public struct CapacitySearchSpec {
         targetAccuracy = try r.double("target_accuracy", default: targetAccuracy, min: 0, max: 1, exclusiveMin: true)
         relativeTolerance = try r.double("relative_tolerance", default: relativeTolerance, min: 0, max: 1)
         maxProbes = try r.int("max_probes", default: maxProbes, min: 1, max: 64)
+        printProgress = try r.bool("print_progress", default: printProgress)
         guard maxSubjects >= minSubjects else {
             throw .invalid("\(r.path): max_subjects = \(maxSubjects) is smaller than min_subjects = \(minSubjects)")
         }
@@ -26,7 +29,7 @@ public struct CapacitySearchSpec {
         .object([
             ("min_subjects", .int(minSubjects)), ("max_subjects", .int(maxSubjects)),
             ("target_accuracy", .number(targetAccuracy)), ("relative_tolerance", .number(relativeTolerance)),
-            ("max_probes", .int(maxProbes)),
+            ("max_probes", .int(maxProbes)), ("print_progress", .bool(printProgress)),
         ])
     }
 }
@@ -61,8 +64,10 @@ public func capacitySearch(_ spec: CapacitySearchSpec,
                            probe: (Int) throws(EngineError) -> (accuracy: Double, details: JSON)) throws(EngineError) -> CapacitySearchResult {
     var result = CapacitySearchResult()
     func run(_ s: Int) throws(EngineError) -> Bool {
+        if spec.printProgress { printError("capacity search: probe \(result.probes.count + 1): \(s) subjects ...") }
         let (acc, details) = try probe(s)
         let ok = acc >= spec.targetAccuracy
+        if spec.printProgress { printError("capacity search: \(s) subjects -> accuracy \(acc) (\(ok ? "passed" : "failed"))") }
         result.probes.append(CapacityProbe(subjects: s, accuracy: acc, passed: ok, details: details))
         return ok
     }
@@ -82,3 +87,13 @@ public func capacitySearch(_ spec: CapacitySearchSpec,
     result.bestSubjects = good
     return result
 }
+
+/// One line to standard error, flushed (progress of long single calls).
+func printError(_ line: String) {
+    fputs(line + "\n", stderr)
+    fflush(stderr)
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

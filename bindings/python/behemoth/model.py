@@ -426,11 +426,15 @@ def _train_postfix(report: Mapping[str, Any], shown: dict) -> dict:
 
 def capacity_search(spec: Spec = None, /, *, dataset: Optional[Mapping[str, Any]] = None,
                     model: Optional[Mapping[str, Any]] = None, training: Optional[Mapping[str, Any]] = None,
-                    search: Optional[Mapping[str, Any]] = None) -> dict:
+                    search: Optional[Mapping[str, Any]] = None, progress: bool = True) -> dict:
     """bh_capacity_search: binary search for the largest subject count a model config learns to a
     target accuracy. Each part is a spec dict: dataset (DatasetSpec), model (ModelConfig), training
     (TrainSpec), search {"min_subjects", "max_subjects", "target_accuracy", "relative_tolerance",
-    "max_probes"}. Returns the report, which lists every probe. Runs to the end (no progress bar)."""
+    "max_probes", "print_progress"}. Returns the report, which lists every probe. One blocking call:
+    with progress=True (unless search sets print_progress) each probe is printed to stderr."""
+    if progress and spec is None:
+        search = dict(search or {})
+        search.setdefault("print_progress", True)
     text = spec_json(spec, dict(dataset=dataset, model=model, training=training, search=search),
                      "capacity search spec")
     return json.loads(_string_call("bh_capacity_search", text))
