@@ -152,6 +152,9 @@ typedef struct bh_edit bh_edit;
 /* spec_json: an EditSpec ({"kind": "single" | "diverse" | "identical" | "forget_relation" |
    "correlated", "relation", "count", "repeats", ...}; docs/formats.md). */
 int32_t bh_editset_create(const bh_dataset *ds, const char *spec_json, bh_editset **out);
+/* A fine-tuning folder written by the official generator (finetuning_data/, ft_validations/) for
+   the dataset imported from its parent folder. Official group names map to ours (docs). */
+int32_t bh_editset_import_reference(const bh_dataset *ds, const char *dir, bh_editset **out);
 /* JSON: spec (defaults filled in), edits, training counts per group, test groups and sizes, arrays. */
 int32_t bh_editset_info(const bh_editset *es, char **json_out);
 /* Arrays by name: "tokens", "offsets", "groups/<name>/prompts", ".../offsets", ".../targets", ".../facts". */

@@ -79,6 +79,19 @@ func editSetHandle(_ es: OpaquePointer?, _ fn: String) throws(EngineError) -> Ed
     }
 }
 
+@c @implementation public func bh_editset_import_reference(_ ds: OpaquePointer?, _ dir: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    exported { () throws(EngineError) in
+        let fn = "bh_editset_import_reference"
+        let o = try clearOut(out, fn)
+        let d = try Handle.get(ds, Dataset.self, fn, "dataset")
+        let p = try cString(dir, fn, "dir")
+        guard !p.isEmpty else { throw .invalid("\(fn): dir is empty") }
+        let set = try EditSetBuilder.importReference(p, dataset: d)
+        o.pointee = Handle.make(EditSetHandle(set: set, facts: d.factView(), datasetVocab: d.vocabSize,
+                                              datasetTokenizer: d.tokenizerJSON().serialized()))
+    }
+}
+
 @c @implementation public func bh_editset_info(_ es: OpaquePointer?, _ json_out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
     exported { () throws(EngineError) in
         let fn = "bh_editset_info"

@@ -134,6 +134,8 @@ public struct EditSet {
     /// Test groups, each a prompt set with one target token per prompt.
     public var groups: [PromptSet] = []
     public var fingerprint: UInt64 = 0
+    /// The official fine-tuning folder it was imported from ("" if built here).
+    public var source = ""
 
     public func group(_ name: String) -> PromptSet? { groups.first { $0.name == name } }
 
@@ -155,6 +157,7 @@ public struct EditSet {
             ("training_sequences", .int(sequenceGroup.count)),
             ("groups", .object(groups.map { ($0.name, .int($0.count)) })),
             ("dataset_fingerprint", .string(String(fingerprint, radix: 16))),
+            ("source", .string(source)),
         ])
     }
 }

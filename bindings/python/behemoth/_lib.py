@@ -152,6 +152,7 @@ SIGNATURES: dict[str, tuple] = {
     "bh_capacity_search": (c_int32, [_Text, StringOut]),
     # editing
     "bh_editset_create": (c_int32, [DatasetPtr, _Text, POINTER(EditSetPtr)]),
+    "bh_editset_import_reference": (c_int32, [DatasetPtr, _Text, POINTER(EditSetPtr)]),
     "bh_editset_info": (c_int32, [EditSetPtr, StringOut]),
     "bh_editset_array_i32": (c_int32, [EditSetPtr, _Text, I32Out, c_int64, POINTER(c_int64)]),
     "bh_editset_array_i64": (c_int32, [EditSetPtr, _Text, I64Out, c_int64, POINTER(c_int64)]),

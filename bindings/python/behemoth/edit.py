@@ -47,6 +47,15 @@ class EditSet(Handle):
         with dataset._use() as dh:
             self._open("bh_editset_create", dh, text)
 
+    @classmethod
+    def import_reference(cls, dataset: Dataset, directory) -> "EditSet":
+        """A fine-tuning folder written by the official generator (finetuning_data/, ft_validations/),
+        for `dataset` imported from its parent folder (bh_editset_import_reference)."""
+        if not isinstance(dataset, Dataset):
+            raise TypeError(f"dataset must be a behemoth.Dataset, not {type(dataset).__name__}")
+        with dataset._use() as dh:
+            return cls._create("bh_editset_import_reference", dh, os.fspath(directory), dataset=dataset, _info=None)
+
     # ---- description ---------------------------------------------------------------------------
 
     def info_json(self) -> str:

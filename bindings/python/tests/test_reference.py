@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import behemoth
 from behemoth import Dataset
 
 from conftest import repo_root
@@ -80,3 +81,27 @@ def test_import_official_output():
         if "sro" in ds.eval_groups:
             g = ds.eval_group("sro")
             assert {ds.decode(p) for p in g.prompts} == prompts
+
+
+def test_import_official_fine_tuning_folder_and_edit_with_it():
+    root = _official_fixtures()
+    if root is None:
+        pytest.skip("official generator fixtures not found (set BEHEMOTH_REFERENCE_FIXTURES)")
+    from behemoth import EditSet, Model
+    folder = root / "correlated-s60-r3-o8-c1"
+    ft = next(folder.glob("ftremapping_*"))
+    with Dataset.import_reference(folder) as ds:
+        es = EditSet.import_reference(ds, ft)
+        info = es.info
+        assert info["source"] == str(ft)
+        lines = (ft / "ft_validations" / "same_subject_second_rel_converted_sro.txt").read_text().splitlines()
+        g = es.group("correlated_dependent")
+        assert [ds.decode(p) + "\t" + ds.decode([t]) for p, t in zip(g["prompts"], g["targets"])] == lines
+        assert info["training"]["edited"] == len((ft / "finetuning_data" / "edited_data.txt").read_text().splitlines())
+        with Model.create(dataset=ds, preset="tiny") as m:   # the official edit set runs through our editors
+            res = m.edit(es, method="lora", rank=4, alpha=8, layers={"blocks": [1]}, optimizer={"epochs": 1}, progress=False)
+            assert "dependent_update_rate" in res.metrics
+            res.close()
+    with pytest.raises(behemoth.BehemothError, match="fine-tuning folder"):
+        with Dataset.import_reference(folder) as ds:
+            EditSet.import_reference(ds, folder)
