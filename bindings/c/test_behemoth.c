@@ -529,6 +529,9 @@ static void test_edit(const char *dir, bh_dataset *ds) {
     CHECK_STATUS(bh_editset_create(NULL, "{}", &es), BH_ERR_INVALID);
     CHECK_STATUS(bh_editset_create(ds, NULL, &es), BH_ERR_INVALID);
     CHECK_STATUS(bh_editset_create(ds, "{}", NULL), BH_ERR_INVALID);
+    CHECK_STATUS(bh_editset_import_reference(NULL, "/tmp", &es), BH_ERR_INVALID);
+    CHECK_STATUS(bh_editset_import_reference(ds, NULL, &es), BH_ERR_INVALID);
+    CHECK_STATUS(bh_editset_import_reference(ds, "/nonexistent-behemoth-dir", &es), BH_ERR_IO);
     CHECK_STATUS(bh_editset_create((bh_dataset *)(void *)m, "{}", &es), BH_ERR_INVALID); /* wrong kind */
     CHECK(es == NULL);
     CHECK_STATUS(bh_editset_create(ds, "{\"kind\": \"single\", \"repeats\": 20}", &es), BH_OK);
