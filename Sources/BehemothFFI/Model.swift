@@ -170,7 +170,6 @@ final class TrainingSession {
     let trainer: Trainer
     let optimizer: BlockAdamW
     let started = monotonicSeconds()
-    var lastReport: StepReport?
 
     init(model: LanguageModel, dataset: Dataset, spec: TrainSpec) throws(EngineError) {
         try dataset.checkFits(vocabSize: model.vocabSize, what: "training")
@@ -263,7 +262,6 @@ func session(_ t: OpaquePointer?, _ fn: String) throws(EngineError) -> TrainingS
             s.model.history = s.trainer.history
             return BH_DONE
         }
-        s.lastReport = r
         if let report_json { try returnString(r.toJSON().serialized(), report_json, fn) }
         if s.trainer.finished { s.model.history = s.trainer.history }
         return BH_STEP

@@ -63,13 +63,15 @@ final class PlainAdam: BlockOptimizer {
     var firstMoment: [Float]
     var secondMoment: [Float]
     init(count: Int) { firstMoment = [Float](repeating: 0, count: count); secondMoment = firstMoment }
-    func update(parameters: UnsafeMutableBufferPointer<Float>, gradients: UnsafeBufferPointer<Float>, learningRate: Float, trainable: [Bool]?) {
+    func update(parameters: UnsafeMutableBufferPointer<Float>, gradients: UnsafeBufferPointer<Float>, learningRate: Float,
+                gradientScale: Float, trainable: [Bool]?) {
         stepCount += 1
         let b1: Float = 0.9, b2: Float = 0.999
         let c1 = 1 - powf(b1, Float(stepCount)), c2 = 1 - powf(b2, Float(stepCount))
         for i in 0..<parameters.count {
-            firstMoment[i] = b1 * firstMoment[i] + (1 - b1) * gradients[i]
-            secondMoment[i] = b2 * secondMoment[i] + (1 - b2) * gradients[i] * gradients[i]
+            let g = gradients[i] * gradientScale
+            firstMoment[i] = b1 * firstMoment[i] + (1 - b1) * g
+            secondMoment[i] = b2 * secondMoment[i] + (1 - b2) * g * g
             parameters[i] -= learningRate * (firstMoment[i] / c1) / ((secondMoment[i] / c2).squareRoot() + 1e-8)
         }
     }
@@ -130,6 +132,38 @@ final class PlainAdam: BlockOptimizer {
         while try tc.step() != nil {}
         #expect(Array(a.parameterBlock) == Array(c.parameterBlock))
         #expect(tc.history.loss == ta.history.loss)
+    }
+
+    @Test func globalNormClippingReachesTheOptimizer() throws {
+        final class Spy: BlockOptimizer {
+            var stepCount = 0, firstMoment: [Float] = [], secondMoment: [Float] = [], scales: [Float] = []
+            func update(parameters: UnsafeMutableBufferPointer<Float>, gradients: UnsafeBufferPointer<Float>, learningRate: Float,
+                        gradientScale: Float, trainable: [Bool]?) { scales.append(gradientScale) }
+        }
+        var spec = TrainSpec()
+        spec.epochs = 1; spec.batchSize = 6; spec.gradClip = 1e-3
+        let d = Self.data()
+        let spy = Spy()
+        let t = try Trainer(network: BigramNetwork(vocab: 16), optimizer: spy, spec: spec, tokens: d.tokens, offsets: d.offsets, evalSets: [])
+        let r = try #require(try t.step())
+        #expect(abs(spy.scales[0] - Float(1e-3) / r.gradNorm) < 1e-6)
+        spec.gradClip = 0  // off: the gradients pass unscaled
+        let spy2 = Spy()
+        let t2 = try Trainer(network: BigramNetwork(vocab: 16), optimizer: spy2, spec: spec, tokens: d.tokens, offsets: d.offsets, evalSets: [])
+        _ = try t2.step()
+        #expect(spy2.scales == [1])
+    }
+
+    @Test func blockAdamWAppliesTheGradientScale() {
+        let table = [TensorEntry(name: "w", offset: 0, shape: [2, 2])]
+        var spec = TrainSpec(); spec.eps = 0.5; spec.weightDecay = 0
+        let g: [Float] = [1, -2, 3, 4], half = g.map { $0 * 0.5 }
+        var p1: [Float] = [0, 0, 0, 0], p2 = p1
+        let a = BlockAdamW(table: table, blockSize: 4, spec: spec), b = BlockAdamW(table: table, blockSize: 4, spec: spec)
+        p1.withUnsafeMutableBufferPointer { p in g.withUnsafeBufferPointer { a.update(parameters: p, gradients: $0, learningRate: 0.1, gradientScale: 0.5, trainable: nil) } }
+        p2.withUnsafeMutableBufferPointer { p in half.withUnsafeBufferPointer { b.update(parameters: p, gradients: $0, learningRate: 0.1, gradientScale: 1, trainable: nil) } }
+        #expect(p1 == p2)
+        #expect(p1 != [0, 0, 0, 0])
     }
 
     @Test func nanLossStopsWithNumericStatus() throws {

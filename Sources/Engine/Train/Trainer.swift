@@ -30,9 +30,10 @@ public protocol BlockOptimizer: AnyObject {
     var stepCount: Int { get set }
     var firstMoment: [Float] { get set }
     var secondMoment: [Float] { get set }
-    /// One update; `trainable` (per tensor of the network's table) skips frozen tensors.
+    /// One update with the gradients multiplied by `gradientScale` (global-norm clipping);
+    /// `trainable` (per tensor of the network's table) skips frozen tensors.
     func update(parameters: UnsafeMutableBufferPointer<Float>, gradients: UnsafeBufferPointer<Float>, learningRate: Float,
-                trainable: [Bool]?)
+                gradientScale: Float, trainable: [Bool]?)
 }
 
 /// One training step's report.
@@ -68,7 +69,6 @@ public final class Trainer {
     public private(set) var batcher: SequenceBatcher
     public let evalSets: [PromptSet]
     public private(set) var history = TrainingHistory()
-    public private(set) var lastReport = StepReport()
     public private(set) var finished = false
     /// Called to write a checkpoint (the caller knows the model's config and tokenizer).
     public var saveCheckpoint: ((Trainer) throws(EngineError) -> Void)?
@@ -80,7 +80,6 @@ public final class Trainer {
     public let totalSteps: Int
     private var inputs: [Int32]
     private var targets: [Int32]
-    private var lastEvalAccuracy: [(String, Double)] = []
 
     public init(network: TrainableNetwork, optimizer: BlockOptimizer, spec: TrainSpec,
                 tokens: [Int32], offsets: [Int64], evalSets: [PromptSet]) throws(EngineError) {
@@ -171,14 +170,12 @@ public final class Trainer {
         }
         let norm = Float(sq.squareRoot())
         guard norm.isFinite else { throw .numeric("training: the gradient norm became \(norm) at step \(stepsTaken + 1)") }
-        if spec.gradClip > 0, Double(norm) > spec.gradClip {
-            let scale = Float(spec.gradClip / (Double(norm) + 1e-6))
-            for (k, e) in network.tensorTable.enumerated() where mask?[k] ?? true {
-                for i in e.offset..<(e.offset + e.count) { grads[i] *= scale }
-            }
-        }
+        // Clipping is applied inside the optimizer's pass (no extra pass over the gradients).
+        var scale: Float = 1
+        if spec.gradClip > 0, Double(norm) > spec.gradClip { scale = Float(spec.gradClip / (Double(norm) + 1e-6)) }
         let lr = Float(learningRate(at: stepsTaken))
-        optimizer.update(parameters: network.parameterBlock, gradients: UnsafeBufferPointer(grads), learningRate: lr, trainable: mask)
+        optimizer.update(parameters: network.parameterBlock, gradients: UnsafeBufferPointer(grads), learningRate: lr,
+                         gradientScale: scale, trainable: mask)
         stepsTaken += 1
 
         var report = StepReport()
@@ -208,14 +205,12 @@ public final class Trainer {
                 history.recordEvaluation(step: stepsTaken, epoch: e, accuracies: acc)
                 report.evaluated = true
                 report.accuracy = acc
-                lastEvalAccuracy = acc
                 if spec.stopAtAccuracy > 0, !acc.isEmpty, acc.allSatisfy({ $0.1 >= spec.stopAtAccuracy }) { finished = true }
             }
             if last { finished = true }
             let due = spec.checkpointEveryEpochs > 0 && e % spec.checkpointEveryEpochs == 0
             if !spec.checkpointPath.isEmpty, due || finished, let save = saveCheckpoint { try save(self) }
         }
-        lastReport = report
         return report
     }
 }
