@@ -17,6 +17,7 @@ let package = Package(
     products: [
         .library(name: "behemoth", type: .dynamic, targets: ["BehemothFFI"]),
         .executable(name: "bh-bench", targets: ["BenchTool"]),
+        .executable(name: "behemoth-cli", targets: ["BehemothTool"]),
     ],
     targets: [
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
@@ -41,6 +42,8 @@ let package = Package(
             dependencies: ["Engine", "COpenBLAS"],
             swiftSettings: [.swiftLanguageMode(.v5), .unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
         ),
+        // The command line; the library also starts it to read format version 1 files in isolation.
+        .executableTarget(name: "BehemothTool", dependencies: ["Engine"], swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "EngineTests", dependencies: ["Engine"], exclude: [], resources: [], swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "FFITests", dependencies: ["BehemothFFI", "CBehemoth", "Engine"], swiftSettings: [.swiftLanguageMode(.v5)]),
     ]

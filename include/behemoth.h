@@ -68,6 +68,26 @@ int32_t bh_get_num_threads(void);
    "recommended_core" in the environment before the program starts: OpenBLAS reads it at load). */
 int32_t bh_runtime_info(char **json_out);
 
+/* ---- Files and limits ----------------------------------------------------------------------- */
+/* Every file the library writes is HDF5 in the checksummed layout (superblock v3, Fletcher-32 on
+   every array, fixed-length UTF-8 string attributes) with root attributes format, format_version,
+   spec, library_version, layout and digest: "xxh64:<16 hex digits>", the content digest of the spec
+   and the arrays (for models: the config and the weights; docs/formats.md). Loaders check all of it
+   and refuse a damaged or edited file with BH_ERR_FORMAT naming the problem. Files of format
+   version 1 (Behemoth 0.1, an unchecksummed layout) are read by the `behemoth` tool in a separate
+   process (found beside the library, or through BEHEMOTH_TOOL), never in the caller's process. */
+/* Checks any Behemoth file (layout, attributes, digest; datasets and models are loaded in full).
+   JSON: {"path", "format", "format_version", "digest", "library_version", "arrays", "array_bytes", "loaded"}. */
+int32_t bh_file_verify(const char *path, char **json_out);
+/* Writes target, a current-format copy of source (a format version 1 file, or a current one after
+   verifying it). The command line does the same: `behemoth upgrade OLD NEW`. */
+int32_t bh_file_upgrade(const char *source, const char *target);
+/* The most memory one model, trainer, dataset or edit may allocate, in bytes; 0 restores the
+   default (80% of physical memory, or BEHEMOTH_MAX_MEMORY_GB from the environment). Anything that
+   would need more is refused with BH_ERR_NOMEM and the size it needs, before allocating. */
+int32_t bh_set_memory_limit(int64_t bytes);
+int64_t bh_get_memory_limit(void);
+
 /* ---- Datasets: synthetic facts, vocabulary, sentences, evaluation prompts -------------------- */
 typedef struct bh_dataset bh_dataset;
 

@@ -51,11 +51,13 @@ def make(parallel, path, seed):
     out = model(input_ids=ids, labels=labels)
     out.loss.backward()
     grads = {hf_name(n): p.grad.detach().clone() for n, p in model.named_parameters()}
-    with h5py.File(path, "w") as f:
-        f.attrs["format"] = "behemoth.parity"
+    with h5py.File(path, "w", libver=("v110", "latest")) as f:  # checksummed layout, as the library reads
+        # Fixed-length UTF-8 strings: the library refuses variable-length ones (they live in HDF5's unchecked heap).
+        fixed = lambda t: np.array(t.encode(), dtype=h5py.string_dtype("utf-8", len(t.encode())))
+        f.attrs["format"] = fixed("behemoth.parity")
         f.attrs["format_version"] = 1
-        f.attrs["config"] = json.dumps(cfg)
-        f.attrs["made_by"] = f"torch {torch.__version__}, transformers GPTNeoXForCausalLM (eager attention)"
+        f.attrs["config"] = fixed(json.dumps(cfg))
+        f.attrs["made_by"] = fixed(f"torch {torch.__version__}, transformers GPTNeoXForCausalLM (eager attention)")
         for n, w in weights.items():
             f[f"weights/{n}"] = w.numpy().astype(np.float32)
         for n, g in grads.items():

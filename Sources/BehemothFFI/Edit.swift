@@ -12,9 +12,21 @@ final class EditSetHandle {
     let facts: FactView
     let datasetVocab: Int
     let datasetTokenizer: String   // the dataset's vocabulary roles, as a model records them
-    init(set: EditSet, facts: FactView, datasetVocab: Int, datasetTokenizer: String) {
+    let datasetDigest: String
+    init(set: EditSet, facts: FactView, datasetVocab: Int, datasetTokenizer: String, datasetDigest: String) {
         self.set = set; self.facts = facts; self.datasetVocab = datasetVocab; self.datasetTokenizer = datasetTokenizer
+        self.datasetDigest = datasetDigest
     }
+
+    /// The content digest of the edit set: its spec and every array (ContentDigest).
+    lazy var digest: String = {
+        var d = ContentDigest(format: "behemoth.editset", spec: set.spec.toJSON().serialized())
+        for (name, dtype, shape) in arrayList().sorted(by: { $0.0 < $1.0 }) {
+            if dtype == "int64" { d.addArray(name, dtype: dtype, shape: shape, int64Array(name)!) }
+            else { d.addArray(name, dtype: dtype, shape: shape, int32Array(name)!) }
+        }
+        return d.finish()
+    }()
 
     func int32Array(_ name: String) -> [Int32]? {
         switch name {
@@ -41,23 +53,27 @@ final class EditSetHandle {
         return g.offsets
     }
 
-    func info() -> JSON {
-        var arrays: [(String, JSON)] = [
-            ("tokens", .object([("dtype", .string("int32")), ("shape", .ints([set.tokens.count]))])),
-            ("offsets", .object([("dtype", .string("int64")), ("shape", .ints([set.offsets.count]))])),
-            ("edits", .object([("dtype", .string("int32")), ("shape", .ints([set.edits.count, 4]))])),
+    /// Arrays by name, with dtype and shape.
+    func arrayList() -> [(String, String, [Int])] {
+        var arrays: [(String, String, [Int])] = [
+            ("tokens", "int32", [set.tokens.count]), ("offsets", "int64", [set.offsets.count]), ("edits", "int32", [set.edits.count, 4]),
         ]
         for g in set.groups {
             for (k, n) in [("prompts", g.prompts.count), ("targets", g.count), ("facts", g.count), ("relations", g.count)] {
-                arrays.append(("groups/\(g.name)/\(k)", .object([("dtype", .string("int32")), ("shape", .ints([n]))])))
+                arrays.append(("groups/\(g.name)/\(k)", "int32", [n]))
             }
-            if g.alternatives != nil {
-                arrays.append(("groups/\(g.name)/alternatives", .object([("dtype", .string("int32")), ("shape", .ints([g.count]))])))
-            }
-            arrays.append(("groups/\(g.name)/offsets", .object([("dtype", .string("int64")), ("shape", .ints([g.count + 1]))])))
+            if g.alternatives != nil { arrays.append(("groups/\(g.name)/alternatives", "int32", [g.count])) }
+            arrays.append(("groups/\(g.name)/offsets", "int64", [g.count + 1]))
         }
+        return arrays
+    }
+
+    func info() -> JSON {
+        let arrays: [(String, JSON)] = arrayList().map { ($0.0, .object([("dtype", .string($0.1)), ("shape", .ints($0.2))])) }
         guard case var .object(fields) = set.summary() else { return set.summary() }
         fields.append(("arrays", .object(arrays)))
+        fields.append(("digest", .string(digest)))
+        fields.append(("dataset_digest", .string(datasetDigest)))
         return .object(fields)
     }
 }
@@ -75,7 +91,7 @@ func editSetHandle(_ es: OpaquePointer?, _ fn: String) throws(EngineError) -> Ed
         let facts = d.factView()
         let set = try EditSetBuilder.build(spec, facts: facts)
         o.pointee = Handle.make(EditSetHandle(set: set, facts: facts, datasetVocab: d.vocabSize,
-                                              datasetTokenizer: d.tokenizerJSON().serialized()))
+                                              datasetTokenizer: d.tokenizerJSON().serialized(), datasetDigest: d.contentDigest()))
     }
 }
 
@@ -88,7 +104,7 @@ func editSetHandle(_ es: OpaquePointer?, _ fn: String) throws(EngineError) -> Ed
         guard !p.isEmpty else { throw .invalid("\(fn): dir is empty") }
         let set = try EditSetBuilder.importReference(p, dataset: d)
         o.pointee = Handle.make(EditSetHandle(set: set, facts: d.factView(), datasetVocab: d.vocabSize,
-                                              datasetTokenizer: d.tokenizerJSON().serialized()))
+                                              datasetTokenizer: d.tokenizerJSON().serialized(), datasetDigest: d.contentDigest()))
     }
 }
 
@@ -137,6 +153,7 @@ final class EditSession {
     let runner: EditRunner
     var result: EditResult?
     var report: JSON?
+    let modelDigestBefore: String
 
     init(model: LanguageModel, editSet: EditSetHandle, methodJSON: String) throws(EngineError) {
         let layers = model.config.layers
@@ -163,6 +180,7 @@ final class EditSession {
         self.model = model
         self.editSet = editSet
         self.method = method
+        modelDigestBefore = model.contentDigest
         runner = try EditRunner(network: model, editSet: editSet.set, method: method, layers: layers, perEditSets: perEdit)
     }
 }
@@ -187,6 +205,7 @@ func editSession(_ e: OpaquePointer?, _ fn: String) throws(EngineError) -> EditS
         let fn = "bh_edit_step"
         let s = try editSession(e, fn)
         if let report_json { report_json.pointee = nil }
+        guard s.result == nil else { throw .misuse("\(fn): the edit was ended by bh_edit_end; begin a new one to edit further") }
         guard let r = try s.runner.step() else { return BH_DONE }
         if let report_json { try returnString(r.toJSON().serialized(), report_json, fn) }
         return BH_STEP
@@ -200,7 +219,11 @@ func editSession(_ e: OpaquePointer?, _ fn: String) throws(EngineError) -> EditS
         if s.result == nil {
             let r = try s.runner.finish()  // before the last step: the edit as trained so far (stopped_early)
             s.result = r
-            s.report = r.reportJSON(editSet: s.editSet.set, method: s.method, layers: s.model.config.layers, model: s.model.config.toJSON())
+            let report = r.reportJSON(editSet: s.editSet.set, method: s.method, layers: s.model.config.layers, model: s.model.config.toJSON())
+            // What the edit ran on and produced, by content digest (keys for caches and for matching files).
+            let digests: JSON = .object([("model_before", .string(s.modelDigestBefore)), ("model_after", .string(s.model.contentDigest)),
+                                         ("edit_set", .string(s.editSet.digest)), ("dataset", .string(s.editSet.datasetDigest))])
+            if case var .object(fields) = report { fields.append(("digests", digests)); s.report = .object(fields) } else { s.report = report }
         }
         if let report_json { try returnString(s.report!.serialized(pretty: true), report_json, fn) }
     }

@@ -74,6 +74,7 @@ func makeConfig(_ json: String, dataset: Dataset?, fn: String) throws(EngineErro
         let info: JSON = .object([
             ("config", mm.config.toJSON()),
             ("parameters", .int(mm.parameterCount)),
+            ("digest", .string(mm.contentDigest)),
             ("tensors", .array(mm.tensorTable.map { .object([("name", .string($0.name)), ("shape", .ints($0.shape))]) })),
             ("tokenizer", mm.tokenizerJSON.isEmpty ? .null : (try? JSON.parse(mm.tokenizerJSON, what: "tokenizer")) ?? .null),
             ("history", .object([
@@ -170,6 +171,8 @@ final class TrainingSession {
     let trainer: Trainer
     let optimizer: BlockAdamW
     let started = monotonicSeconds()
+    /// Set by bh_trainer_end: a later bh_trainer_step is misuse, not more training.
+    var ended = false
 
     init(model: LanguageModel, dataset: Dataset, spec: TrainSpec) throws(EngineError) {
         try dataset.checkFits(vocabSize: model.vocabSize, what: "training")
@@ -223,6 +226,8 @@ final class TrainingSession {
             ("spec", trainer.spec.toJSON()),
             ("model", model.config.toJSON()),
             ("dataset_spec", dataset.spec.json),
+            ("model_digest", .string(model.contentDigest)),
+            ("dataset_digest", .string(dataset.contentDigest())),
             ("steps", .int(trainer.stepsTaken)),
             ("total_steps", .int(trainer.totalSteps)),
             ("finished", .bool(trainer.finished)),
@@ -258,6 +263,7 @@ func session(_ t: OpaquePointer?, _ fn: String) throws(EngineError) -> TrainingS
         let fn = "bh_trainer_step"
         let s = try session(t, fn)
         if let report_json { report_json.pointee = nil }
+        guard !s.ended else { throw .misuse("\(fn): the training session was ended by bh_trainer_end; begin a new one to train further") }
         guard let r = try s.trainer.step() else {
             s.model.history = s.trainer.history
             return BH_DONE
@@ -282,6 +288,7 @@ func session(_ t: OpaquePointer?, _ fn: String) throws(EngineError) -> TrainingS
     exported { () throws(EngineError) in
         let fn = "bh_trainer_end"
         let s = try session(t, fn)
+        s.ended = true
         s.model.history = s.trainer.history
         if let report_json { try returnString(s.report().serialized(pretty: true), report_json, fn) }
     }
@@ -317,6 +324,8 @@ func evaluate(_ m: LanguageModel, _ set: PromptSet, batch: Int) throws(EngineErr
             ("groups", .object(results)),
             ("model", mm.config.toJSON()),
             ("dataset_spec", d.spec.json),
+            ("model_digest", .string(mm.contentDigest)),
+            ("dataset_digest", .string(d.contentDigest())),
             ("seconds", .number(monotonicSeconds() - start)),
             ("library_version", .string(Version.string)),
         ])

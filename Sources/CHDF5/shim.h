@@ -27,4 +27,6 @@ static inline unsigned chdf5_f_acc_excl(void)    { return H5F_ACC_EXCL; }
 static inline unsigned chdf5_f_acc_rdonly(void)  { return H5F_ACC_RDONLY; }
 static inline unsigned chdf5_f_acc_rdwr(void)    { return H5F_ACC_RDWR; }
 static inline size_t   chdf5_variable(void)      { return H5T_VARIABLE; }
+/* The checksummed layout: superblock v3 and v2 object headers (HDF5 1.10 and later read it). */
+static inline herr_t   chdf5_set_libver_v110(hid_t fapl) { return H5Pset_libver_bounds(fapl, H5F_LIBVER_V110, H5F_LIBVER_LATEST); }
 #endif

@@ -47,8 +47,11 @@ import Glibc
             let check = """
             import h5py, json, sys
             f = h5py.File(sys.argv[1], 'r')
-            assert f.attrs['format'] == 'behemoth.dataset', f.attrs['format']
-            assert f.attrs['format_version'] == 1
+            assert f.attrs['format'].decode() == 'behemoth.dataset', f.attrs['format']
+            assert f.attrs['format_version'] == 2
+            assert f.attrs['digest'].decode().startswith('xxh64:')
+            assert f.id.get_create_plist().get_version()[0] >= 2, 'superblock: the checksummed layout'
+            assert f['tokens'].fletcher32 and f['facts'].fletcher32
             spec = json.loads(f.attrs['spec'])
             assert spec['subjects'] == 64 and spec['preset'] == 'tiny'
             assert f['facts'].shape == (192, 4) and f['facts'].dtype == 'int32'

@@ -377,6 +377,7 @@ public final class Dataset: @unchecked Sendable {
             ("eval_groups", groups),
             ("arrays", arrays),
             ("spec", spec.json),
+            ("digest", .string(contentDigest())),
         ])
     }
 }

@@ -29,7 +29,7 @@ extension EditResult {
 
     public func save(_ path: String, report: JSON) throws(EngineError) {
         try H5File.writeAtomically(path) { (f: H5File) throws(EngineError) in
-            try f.stampFormat("behemoth.edit", version: 1, spec: report["method"]?.serialized() ?? "{}")
+            try f.stampFormat(BehemothFile.editFormat, version: BehemothFile.editFormatVersion, spec: report["method"]?.serialized() ?? "{}")
             try f.setAttribute("report", string: report.serialized())
             try f.setAttribute("edit_set", string: report["edit_set"]?.serialized() ?? "{}")
             for (e, d) in deltas { try f.write("/deltas/\(e.name)", d, shape: e.shape) }

@@ -59,7 +59,8 @@ public struct TrainingHistory {
         if case let .array(items)? = try? JSON.parse(f.stringAttribute("groups", at: "/history"), what: "history groups") {
             h.evalGroups = items.compactMap { if case let .string(s) = $0 { return s }; return nil }
         }
-        guard h.loss.count == h.step.count, h.evalAccuracy.count == h.evalStep.count * h.evalGroups.count else {
+        guard h.loss.count == h.step.count, h.learningRate.count == h.step.count, h.gradNorm.count == h.step.count,
+              h.evalEpoch.count == h.evalStep.count, h.evalAccuracy.count == h.evalStep.count * h.evalGroups.count else {
             throw .format("\(f.path): /history arrays have inconsistent lengths")
         }
         return h
@@ -68,7 +69,7 @@ public struct TrainingHistory {
 
 public struct Checkpoint {
     public static let format = "behemoth.model"
-    public static let formatVersion: Int64 = 1
+    public static let formatVersion: Int64 = 2  // 2: checksummed layout (v110, Fletcher-32, fixed-length strings)
 
     public var configJSON: String
     public var tokenizerJSON: String = ""
@@ -102,6 +103,16 @@ public struct Checkpoint {
             }
             try history.write(f)
         }
+    }
+
+    /// The content digest of a model: its config and every weight tensor (ContentDigest), as the
+    /// file's `digest` holds it.
+    public static func digest(configJSON: String, table: [TensorEntry], weights: UnsafeBufferPointer<Float>) -> String {
+        var d = ContentDigest(format: format, spec: configJSON)
+        for e in table.sorted(by: { $0.name < $1.name }) {
+            d.addArray("weights/\(e.name)", dtype: Float.h5Name, shape: e.shape, UnsafeBufferPointer(rebasing: weights[e.offset..<(e.offset + e.count)]))
+        }
+        return d.finish()
     }
 
     private func writeBlock(_ f: H5File, _ group: String, _ block: [Float]) throws(EngineError) {
@@ -143,7 +154,13 @@ public struct Checkpoint {
         }
         if f.exists("/trainer") { c.trainerState = try f.stringAttribute("state", at: "/trainer") }
         c.history = try TrainingHistory.read(f)
+        try f.checkDigest(c.weights.withUnsafeBufferPointer { digest(configJSON: config, table: table, weights: $0) })
         for x in c.weights where !x.isFinite { throw .format("\(f.path): /weights hold NaN or Inf values") }
+        if let m = c.optimizerM, let v = c.optimizerV {
+            if let i = m.firstIndex(where: { !$0.isFinite }) { throw .format("\(f.path): /optimizer/m holds \(m[i]) at parameter \(i): the first moments must be finite") }
+            if let i = v.firstIndex(where: { !($0.isFinite && $0 >= 0) }) { throw .format("\(f.path): /optimizer/v holds \(v[i]) at parameter \(i): the second moments must be finite and at least 0") }
+            guard c.optimizerStep >= 0 else { throw .format("\(f.path): /optimizer step = \(c.optimizerStep) is negative") }
+        }
         return c
     }
 }

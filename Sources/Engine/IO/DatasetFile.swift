@@ -4,7 +4,7 @@ import CHDF5
 /// layout; h5py and h5dump read it without our code.
 extension Dataset {
     public static let fileFormat = "behemoth.dataset"
-    public static let fileFormatVersion: Int64 = 1
+    public static let fileFormatVersion: Int64 = 2  // 2: checksummed layout (v110, Fletcher-32, fixed-length strings)
 
     /// Writes the dataset through a temporary file renamed into place.
     public func save(_ path: String) throws(EngineError) {
@@ -45,6 +45,16 @@ extension Dataset {
             try w32("eval/\(g.name)/targets", g.targets)
             try w32("eval/\(g.name)/facts", g.facts)
         }
+    }
+
+    /// The content digest (ContentDigest) of the spec and every array, as the file's `digest` holds it.
+    public func contentDigest() -> String {
+        var d = ContentDigest(format: Dataset.fileFormat, spec: spec.json.serialized())
+        for a in arrayList().sorted(by: { $0.name < $1.name }) {
+            if a.dtype == "int64" { d.addArray(a.name, dtype: a.dtype, shape: a.shape, int64Array(a.name)!) }
+            else { d.addArray(a.name, dtype: a.dtype, shape: a.shape, int32Array(a.name)!) }
+        }
+        return d.finish()
     }
 
     /// Reads and checks a dataset file. A missing file is BH_ERR_IO; a foreign, damaged or
@@ -121,12 +131,15 @@ extension Dataset {
         }
         if offsets.isEmpty { throw bad("offsets is empty (it needs n+1 entries)") }
         for g in groups where g.promptOffsets.isEmpty { throw bad("eval/\(g.name)/prompt_offsets is empty") }
+        let ds: Dataset
         do {
-            return try Dataset(spec: spec, origin: origin, vocabulary: vocab, relations: relations, facts: facts, tokens: tokens,
-                               offsets: offsets, sequenceFacts: sequenceFacts, evalGroups: groups,
-                               questionSubjects: questionSubjects, nestedMap: nestedMap)
+            ds = try Dataset(spec: spec, origin: origin, vocabulary: vocab, relations: relations, facts: facts, tokens: tokens,
+                             offsets: offsets, sequenceFacts: sequenceFacts, evalGroups: groups,
+                             questionSubjects: questionSubjects, nestedMap: nestedMap)
         } catch {
             throw bad(error.message)
         }
+        try f.checkDigest(ds.contentDigest())
+        return ds
     }
 }

@@ -43,17 +43,39 @@ extension Int8: H5Scalar {
 /// HDF5's serial library is not thread-safe: every call goes through this one recursive lock.
 private final class H5Lock: @unchecked Sendable {
     var mutex = pthread_mutex_t()
+    /// Serialises our forks: OpenBLAS's fork handler deadlocks when two threads fork at once.
+    var forkMutex = pthread_mutex_t()
     init() {
+        initMutex()
+        pthread_mutex_init(&forkMutex, nil)
+        H5open()
+        H5Eset_auto2(chdf5_e_default(), nil, nil)  // errors come back through our status codes
+    }
+    func initMutex() {
         var attr = pthread_mutexattr_t()
         pthread_mutexattr_init(&attr)
         pthread_mutexattr_settype(&attr, Int32(PTHREAD_MUTEX_RECURSIVE))
         pthread_mutex_init(&mutex, &attr)
         pthread_mutexattr_destroy(&attr)
-        H5open()
-        H5Eset_auto2(chdf5_e_default(), nil, nil)  // errors come back through our status codes
     }
 }
 private let h5Lock = H5Lock()
+
+/// fork() with HDF5 quiescent: no other thread is inside libhdf5 when the child is made, and the
+/// child starts with the locks fresh (its only thread is the one that forked). Returns fork's value.
+func forkWithHDF5Quiescent() -> pid_t {
+    pthread_mutex_lock(&h5Lock.forkMutex)
+    pthread_mutex_lock(&h5Lock.mutex)
+    let pid = fork()
+    if pid == 0 {
+        h5Lock.initMutex()
+        pthread_mutex_init(&h5Lock.forkMutex, nil)
+        return 0
+    }
+    pthread_mutex_unlock(&h5Lock.mutex)
+    pthread_mutex_unlock(&h5Lock.forkMutex)
+    return pid
+}
 
 @inline(__always)
 func withH5<T>(_ body: () throws(EngineError) -> T) throws(EngineError) -> T {
@@ -76,6 +98,8 @@ private func unlockedAccess() -> hid_t {
 /// An open HDF5 file. Paths inside it are "/group/dataset". Writes of whole files go through
 /// `H5File.writeAtomically`, so a crash never leaves a half-written file where a good one was.
 public final class H5File {
+    /// The largest string attribute written or read (specs are capped at 16 MB, JSON.maxInputBytes).
+    public static let maxStringAttributeBytes = 16 << 20
     public let path: String
     private var id: hid_t
 
@@ -92,6 +116,8 @@ public final class H5File {
         try withH5 { () throws(EngineError) -> H5File in
             let fapl = unlockedAccess()
             defer { if fapl >= 0 { H5Pclose(fapl) } }
+            // Checksummed superblock and object headers: a damaged header is refused, not followed.
+            guard fapl >= 0, chdf5_set_libver_v110(fapl) >= 0 else { throw .io("cannot set up HDF5 file access for \(path)") }
             let fid = H5Fcreate(path, chdf5_f_acc_trunc(), chdf5_p_default(), fapl >= 0 ? fapl : chdf5_p_default())
             guard fid >= 0 else { throw .io("cannot create HDF5 file \(path) (does the folder exist and is it writable?)") }
             return H5File(path: path, id: fid)
@@ -99,7 +125,22 @@ public final class H5File {
     }
 
     /// Opens an existing file; a missing file is an I/O error, a foreign or damaged one a format error.
+    /// A file in HDF5's unchecksummed layout (format version 1) is first copied into the checksummed
+    /// one by a child process (LegacyFiles.swift), so damage in it can never reach this process.
     public static func open(_ path: String, writable: Bool = false) throws(EngineError) -> H5File {
+        if !writable, !LegacyFiles.inChild, FileSystem.exists(path), !FileSystem.isDirectory(path),
+           let version = LegacyFiles.superblockVersion(path), version < 2 {
+            let copy = try LegacyFiles.upgradeInChild(path)
+            defer { unlink(copy) }  // the open handle keeps the data; nothing is left behind
+            let f = try openChecked(copy, writable: false)
+            return H5File(path: path, id: f.takeID())
+        }
+        return try openChecked(path, writable: writable)
+    }
+
+    private func takeID() -> hid_t { let i = id; id = -1; return i }
+
+    private static func openChecked(_ path: String, writable: Bool) throws(EngineError) -> H5File {
         try withH5 { () throws(EngineError) -> H5File in
             guard FileSystem.exists(path) else { throw .io("no such file: \(path)") }
             guard !FileSystem.isDirectory(path) else { throw .io("\(path) is a folder, not an HDF5 file") }
@@ -118,6 +159,8 @@ public final class H5File {
         try FileSystem.atomically(path) { (tmp: String) throws(EngineError) in
             let f = try H5File.create(tmp)
             try fill(f)
+            // Every Behemoth file carries the digest of what it holds, computed from the file as written.
+            if f.hasAttribute("format") { try f.setAttribute("digest", string: try f.computeDigest()) }
             try withH5 { () throws(EngineError) in
                 if H5Fflush(f.id, H5F_SCOPE_GLOBAL) < 0 { throw .io("cannot flush \(tmp)") }
             }
@@ -159,10 +202,11 @@ public final class H5File {
             defer { H5Gclose(g) }
             var info = H5G_info_t()
             guard H5Gget_info(g, &info) >= 0 else { throw .format("\(path): cannot list \(groupPath)") }
+            guard info.nlinks <= 100_000 else { throw .format("\(path): \(groupPath) claims \(info.nlinks) members") }
             var names: [String] = []
             for i in 0..<info.nlinks {
                 let n = H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, nil, 0, chdf5_p_default())
-                guard n >= 0 else { continue }
+                guard n >= 0, n < 4096 else { throw .format("\(path): a bad link name in \(groupPath)") }
                 var buf = [CChar](repeating: 0, count: Int(n) + 1)
                 H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, &buf, buf.count, chdf5_p_default())
                 names.append(String(cString: buf))
@@ -196,13 +240,37 @@ public final class H5File {
             let space = H5Screate_simple(Int32(hdims.count), &hdims, nil)
             guard space >= 0 else { throw .io("\(path): cannot create dataspace for \(objectPath)") }
             defer { H5Sclose(space) }
-            let ds = H5Dcreate2(id, objectPath, T.h5File, space, chdf5_p_default(), chdf5_p_default(), chdf5_p_default())
+            // Non-empty arrays are chunked with the Fletcher-32 filter, which HDF5 verifies on every read.
+            let dcpl = H5Pcreate(chdf5_p_dataset_create())
+            guard dcpl >= 0 else { throw .io("\(path): cannot create dataset properties for \(objectPath)") }
+            defer { H5Pclose(dcpl) }
+            if data.count > 0 {
+                var chunk = H5File.chunkShape(dims, elementSize: MemoryLayout<T>.size).map { hsize_t($0) }
+                guard H5Pset_chunk(dcpl, Int32(chunk.count), &chunk) >= 0, H5Pset_fletcher32(dcpl) >= 0 else {
+                    throw .io("\(path): cannot set chunking and checksums for \(objectPath)")
+                }
+            }
+            let ds = H5Dcreate2(id, objectPath, T.h5File, space, chdf5_p_default(), dcpl, chdf5_p_default())
             guard ds >= 0 else { throw .io("\(path): cannot create dataset \(objectPath)") }
             defer { H5Dclose(ds) }
             if data.count > 0, H5Dwrite(ds, T.h5Memory, chdf5_s_all(), chdf5_s_all(), chdf5_p_default(), data.baseAddress) < 0 {
                 throw .io("\(path): cannot write dataset \(objectPath) (disk full?)")
             }
         }
+    }
+
+    /// Chunks of at most about 1 MiB: whole trailing rows where they fit, so a read touches few chunks.
+    static func chunkShape(_ dims: [Int], elementSize: Int, target: Int = 1 << 20) -> [Int] {
+        var chunk = dims.map { max($0, 1) }
+        var bytes = chunk.reduce(elementSize, *)
+        var axis = 0
+        while bytes > target, axis < chunk.count {
+            let rowBytes = bytes / chunk[axis]
+            chunk[axis] = max(1, target / max(rowBytes, 1))
+            bytes = rowBytes * chunk[axis]
+            axis += 1
+        }
+        return chunk
     }
 
     /// Shape of a dataset, or a format error naming it if it is missing.
@@ -219,7 +287,12 @@ public final class H5File {
             guard rank >= 0 else { throw .format("\(path): bad dataspace for \(objectPath)") }
             var dims = [hsize_t](repeating: 0, count: Int(rank))
             H5Sget_simple_extent_dims(space, &dims, nil)
-            return dims.map { Int($0) }
+            var out: [Int] = []
+            for d in dims {
+                guard let v = Int(exactly: d), v <= 1 << 48 else { throw .format("\(path): \(objectPath) has an impossible dimension \(d)") }
+                out.append(v)
+            }
+            return out
         }
     }
 
@@ -230,13 +303,21 @@ public final class H5File {
             let (count, overflow) = dims.reduce((1, false)) { acc, d in
                 let (r, o) = acc.0.multipliedReportingOverflow(by: d); return (r, acc.1 || o)
             }
-            guard !overflow, count < (1 << 34) else { throw .format("\(path): \(objectPath) is implausibly large \(dims)") }
+            guard !overflow else { throw .format("\(path): \(objectPath) is implausibly large \(dims)") }
             let ds = H5Dopen2(id, objectPath, chdf5_p_default())
             guard ds >= 0 else { throw .format("\(path): cannot open \(objectPath)") }
             defer { H5Dclose(ds) }
             let ftype = H5Dget_type(ds)
             defer { H5Tclose(ftype) }
             let cls = H5Tget_class(ftype)
+            // Behemoth never compresses, so an array cannot hold more bytes than the file: a damaged
+            // shape is refused here instead of becoming a huge allocation.
+            var fileSize: hsize_t = 0
+            guard H5Fget_filesize(id, &fileSize) >= 0 else { throw .format("\(path): cannot read the file's size") }
+            let (bytes, big) = count.multipliedReportingOverflow(by: max(H5Tget_size(ftype), 1))
+            guard !big, bytes <= Int(fileSize) else {
+                throw .format("\(path): \(objectPath) claims shape \(dims) (\(count) elements), more than the \(fileSize)-byte file can hold")
+            }
             let wantFloat = T.self == Float.self || T.self == Double.self
             guard cls == (wantFloat ? H5T_FLOAT : H5T_INTEGER) else {
                 throw .format("\(path): \(objectPath) holds \(cls == H5T_FLOAT ? "floats" : cls == H5T_INTEGER ? "integers" : "non-numeric data"), expected \(T.h5Name)")
@@ -247,6 +328,60 @@ public final class H5File {
                 guard status >= 0 else { throw .format("\(path): cannot read \(objectPath): the file is damaged or truncated") }
             }
             return (out, dims)
+        }
+    }
+
+    /// What a link inside the file names: a group, a dataset, or something else.
+    func objectKind(_ objectPath: String) throws(EngineError) -> H5O_type_t {
+        try withH5 { () throws(EngineError) -> H5O_type_t in
+            var info = H5O_info_t()
+            guard H5Oget_info_by_name2(id, objectPath, &info, UInt32(H5O_INFO_BASIC), chdf5_p_default()) >= 0 else {
+                throw .format("\(path): cannot inspect \(objectPath)")
+            }
+            return info.type
+        }
+    }
+
+    /// The names of an object's attributes, in creation order of their index.
+    func attributeNames(at objectPath: String) throws(EngineError) -> [String] {
+        try withObject(objectPath) { (obj: hid_t) throws(EngineError) -> [String] in
+            var info = H5O_info_t()
+            guard H5Oget_info2(obj, &info, UInt32(H5O_INFO_NUM_ATTRS)) >= 0 else { throw .format("\(path): cannot list attributes of \(objectPath)") }
+            guard info.num_attrs < 10_000 else { throw .format("\(path): \(objectPath) has \(info.num_attrs) attributes") }
+            var names: [String] = []
+            for i in 0..<info.num_attrs {
+                let n = H5Aget_name_by_idx(obj, ".", H5_INDEX_NAME, H5_ITER_INC, i, nil, 0, chdf5_p_default())
+                guard n >= 0, n < 4096 else { throw .format("\(path): bad attribute name on \(objectPath)") }
+                var buf = [CChar](repeating: 0, count: Int(n) + 1)
+                H5Aget_name_by_idx(obj, ".", H5_INDEX_NAME, H5_ITER_INC, i, &buf, buf.count, chdf5_p_default())
+                names.append(String(cString: buf))
+            }
+            return names
+        }
+    }
+
+    /// The stored class and size of an attribute (H5T_STRING / H5T_INTEGER ...).
+    func attributeClass(_ name: String, at objectPath: String) throws(EngineError) -> H5T_class_t {
+        try withObject(objectPath) { (obj: hid_t) throws(EngineError) -> H5T_class_t in
+            let attr = H5Aopen(obj, name, chdf5_p_default())
+            guard attr >= 0 else { throw .format("\(path): cannot open attribute \(name)") }
+            defer { H5Aclose(attr) }
+            let t = H5Aget_type(attr)
+            defer { H5Tclose(t) }
+            return H5Tget_class(t)
+        }
+    }
+
+    /// The stored element type of a dataset: its class, size in bytes and signedness.
+    func datasetType(_ objectPath: String) throws(EngineError) -> (cls: H5T_class_t, size: Int, signed: Bool) {
+        try withH5 { () throws(EngineError) -> (H5T_class_t, Int, Bool) in
+            let ds = H5Dopen2(id, objectPath, chdf5_p_default())
+            guard ds >= 0 else { throw .format("\(path): cannot open \(objectPath)") }
+            defer { H5Dclose(ds) }
+            let t = H5Dget_type(ds)
+            defer { H5Tclose(t) }
+            let cls = H5Tget_class(t)
+            return (cls, H5Tget_size(t), cls == H5T_INTEGER ? H5Tget_sign(t) == H5T_SGN_2 : true)
         }
     }
 
@@ -264,19 +399,24 @@ public final class H5File {
     public func setAttribute(_ name: String, string value: String, at objectPath: String = "/") throws(EngineError) {
         try withObject(objectPath) { (obj: hid_t) throws(EngineError) in
             if H5Aexists(obj, name) > 0 { H5Adelete(obj, name) }
+            // Fixed-length UTF-8 (null-padded): the text lives in the checksummed object header,
+            // not in HDF5's unchecked global heap.
+            var bytes = Array(value.utf8)
+            guard bytes.count <= H5File.maxStringAttributeBytes else {
+                throw .invalid("\(path): attribute \(name) is \(bytes.count) bytes; the limit is \(H5File.maxStringAttributeBytes)")
+            }
+            if bytes.isEmpty { bytes = [0] }
             let type = H5Tcopy(chdf5_c_s1())
             defer { H5Tclose(type) }
-            H5Tset_size(type, chdf5_variable())
+            H5Tset_size(type, bytes.count)
+            H5Tset_strpad(type, H5T_STR_NULLPAD)
             H5Tset_cset(type, H5T_CSET_UTF8)
             let space = H5Screate(H5S_SCALAR)
             defer { H5Sclose(space) }
             let attr = H5Acreate2(obj, name, type, space, chdf5_p_default(), chdf5_p_default())
             guard attr >= 0 else { throw .io("\(path): cannot create attribute \(name)") }
             defer { H5Aclose(attr) }
-            let status = value.withCString { (c: UnsafePointer<CChar>) -> herr_t in
-                var p: UnsafePointer<CChar>? = c
-                return H5Awrite(attr, type, &p)
-            }
+            let status = H5Awrite(attr, type, bytes)
             guard status >= 0 else { throw .io("\(path): cannot write attribute \(name)") }
         }
     }
@@ -311,7 +451,10 @@ public final class H5File {
             let space = H5Aget_space(attr)
             defer { H5Sclose(space) }
             guard H5Sget_simple_extent_npoints(space) == 1 else { throw .format("\(path): attribute \(name) is not a single string") }
-            if H5Tis_variable_str(ftype) > 0 {
+            // Variable-length strings sit in HDF5's unchecked global heap, where a damaged byte can
+            // crash the reader: files of format version 2 never hold them, and they are refused.
+            // (Version 1 files are read in a child process: see LegacyFiles.swift.)
+            if LegacyFiles.inChild, H5Tis_variable_str(ftype) > 0 {
                 let mtype = H5Tcopy(chdf5_c_s1())
                 defer { H5Tclose(mtype) }
                 H5Tset_size(mtype, chdf5_variable())
@@ -320,13 +463,23 @@ public final class H5File {
                 guard H5Aread(attr, mtype, &p) >= 0 else { throw .format("\(path): cannot read attribute \(name)") }
                 defer { if let p { H5free_memory(p) } }
                 return p.map { String(cString: $0) } ?? ""
-            } else {
-                let size = H5Tget_size(ftype)
-                guard size > 0, size < (1 << 30) else { throw .format("\(path): attribute \(name) has a bad size") }
-                var buf = [CChar](repeating: 0, count: size + 1)
-                guard H5Aread(attr, ftype, &buf) >= 0 else { throw .format("\(path): cannot read attribute \(name)") }
-                return String(cString: buf)
             }
+            guard H5Tis_variable_str(ftype) == 0 else {
+                throw .format("\(path): attribute \(name) on \(objectPath) is a variable-length string; Behemoth files store fixed-length strings (was the file edited by another tool? write it with h5py.string_dtype('utf-8', length=...))")
+            }
+            let size = H5Tget_size(ftype)
+            guard size > 0, size <= H5File.maxStringAttributeBytes else {
+                throw .format("\(path): attribute \(name) on \(objectPath) has size \(size); the limit is \(H5File.maxStringAttributeBytes) bytes")
+            }
+            var buf = [UInt8](repeating: 0, count: size)
+            let mtype = H5Tcopy(ftype)
+            defer { H5Tclose(mtype) }
+            guard H5Aread(attr, mtype, &buf) >= 0 else { throw .format("\(path): cannot read attribute \(name)") }
+            let end = buf.firstIndex(of: 0) ?? buf.count
+            guard let text = String(validating: buf[..<end], as: UTF8.self) else {
+                throw .format("\(path): attribute \(name) on \(objectPath) is not valid UTF-8")
+            }
+            return text
         }
     }
 
@@ -366,5 +519,58 @@ public final class H5File {
         try setAttribute("spec", string: spec)
         try setAttribute("library_version", string: Version.string)
         try setAttribute("layout", string: "row-major (C order); Julia's HDF5.jl shows dimensions reversed")
+    }
+}
+
+// MARK: content digest
+
+extension H5File {
+    /// The arrays a file's digest covers: every dataset, except in model files, where only the
+    /// weights are the content (optimizer moments and history are checksummed, not digested).
+    static func digestCovers(format: String, _ path: String) -> Bool {
+        format == "behemoth.model" ? path.hasPrefix("weights/") : true
+    }
+
+    /// Every dataset's path below `group` (without a leading slash), in no particular order.
+    func datasetPaths(_ group: String = "/", depth: Int = 0) throws(EngineError) -> [String] {
+        guard depth < 16 else { throw .format("\(path): groups nested too deep at \(group)") }
+        var out: [String] = []
+        for child in try children(group) {
+            let p = group == "/" ? child : "\(group.dropFirst())/\(child)"
+            switch try objectKind("/" + p) {
+            case H5O_TYPE_GROUP: out += try datasetPaths("/" + p, depth: depth + 1)
+            case H5O_TYPE_DATASET: out.append(p)
+            default: throw .format("\(path): /\(p) is neither a group nor a dataset")
+            }
+        }
+        return out
+    }
+
+    /// Recomputes the content digest (ContentDigest) from the spec attribute and the arrays.
+    public func computeDigest() throws(EngineError) -> String {
+        let format = try stringAttribute("format")
+        var d = ContentDigest(format: format, spec: try stringAttribute("spec"))
+        for p in try datasetPaths().filter({ H5File.digestCovers(format: format, $0) }).sorted() {
+            let t = try datasetType(p)
+            switch (t.cls, t.size, t.signed) {
+            case (H5T_FLOAT, 4, _): let (a, s) = try read(p, as: Float.self); d.addArray(p, dtype: Float.h5Name, shape: s, a)
+            case (H5T_FLOAT, 8, _): let (a, s) = try read(p, as: Double.self); d.addArray(p, dtype: Double.h5Name, shape: s, a)
+            case (H5T_INTEGER, 4, true): let (a, s) = try read(p, as: Int32.self); d.addArray(p, dtype: Int32.h5Name, shape: s, a)
+            case (H5T_INTEGER, 8, true): let (a, s) = try read(p, as: Int64.self); d.addArray(p, dtype: Int64.h5Name, shape: s, a)
+            case (H5T_INTEGER, 1, false): let (a, s) = try read(p, as: UInt8.self); d.addArray(p, dtype: UInt8.h5Name, shape: s, a)
+            case (H5T_INTEGER, 1, true): let (a, s) = try read(p, as: Int8.self); d.addArray(p, dtype: Int8.h5Name, shape: s, a)
+            default: throw .format("\(path): /\(p) has an element type Behemoth does not write")
+            }
+        }
+        return d.finish()
+    }
+
+    /// Compares the stored `digest` attribute with `computed` (the object as loaded).
+    public func checkDigest(_ computed: String) throws(EngineError) {
+        guard hasAttribute("digest") else { throw .format("\(path): no 'digest' attribute (every Behemoth file since format version 2 has one)") }
+        let stored = try stringAttribute("digest")
+        guard stored == computed else {
+            throw .format("\(path): content digest mismatch: the file says \(stored), its spec and arrays give \(computed) (the file was changed after it was written)")
+        }
     }
 }

@@ -76,8 +76,16 @@ public final class GPTNeoX {
         guard maxSeq <= config.maxPositions else {
             throw .invalid("model: sequence length \(maxSeq) exceeds max_positions = \(config.maxPositions)")
         }
+        let plannedTable = ParameterTable(config: config)
+        // Priced before anything is allocated: weights, gradients and the two AdamW moments a trainer
+        // adds, then the activation buffers below.
+        let (L0, D0, I0, V0, H0, n0) = (config.layers, config.hidden, config.intermediate, config.vocabSize, config.heads, maxBatch &* maxSeq)
+        let floats = MemoryBudget.total([[4, plannedTable.totalCount], [n0, D0, 10 * L0 + 10], [n0, I0, 2 * L0 + 1], [n0, V0],
+                                         [n0, 4 * L0 + 8], [L0, maxBatch, H0, maxSeq, maxSeq]])
+        try MemoryBudget.check(floats.flatMap { MemoryBudget.total([[$0, 4]]) },
+                               "model config: \(L0) layers × hidden \(D0) × intermediate \(I0) × vocabulary \(V0) (\(plannedTable.totalCount) parameters, at batch \(maxBatch) × \(maxSeq))")
         self.config = config
-        table = ParameterTable(config: config)
+        table = plannedTable
         params = ParameterBlock(table: table)
         grads = ParameterBlock(table: table)
         trainable = Array(repeating: true, count: table.tensors.count)

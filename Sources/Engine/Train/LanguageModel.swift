@@ -112,6 +112,11 @@ public final class LanguageModel: TrainableNetwork {
 
     public func save(_ path: String) throws(EngineError) { try checkpoint().save(path) }
 
+    /// The model's content digest (config and weights), equal to the `digest` of the file it saves to.
+    public var contentDigest: String {
+        Checkpoint.digest(configJSON: config.toJSON().serialized(), table: tensorTable, weights: UnsafeBufferPointer(parameterBlock))
+    }
+
     /// Loads a model file; returns the model and the full checkpoint (optimizer state, trainer position).
     public static func load(_ path: String) throws(EngineError) -> (LanguageModel, Checkpoint) {
         var config: ModelConfig?

@@ -131,7 +131,13 @@ public enum JSON: Equatable, Sendable {
     // MARK: parsing
 
     /// Parses UTF-8 JSON text. `what` names the document in error messages ("dataset spec").
+    /// The largest JSON document accepted (specs, reports, attributes): 16 MB.
+    public static let maxInputBytes = 16 << 20
+
     public static func parse(_ text: String, what: String) throws(EngineError) -> JSON {
+        guard text.utf8.count <= maxInputBytes else {
+            throw .invalid("\(what): the JSON text is \(text.utf8.count) bytes; the limit is \(maxInputBytes) (16 MB)")
+        }
         var p = Parser(bytes: Array(text.utf8), what: what)
         p.skipSpace()
         let v = try p.value(depth: 0)
@@ -165,13 +171,14 @@ public enum JSON: Equatable, Sendable {
             case UInt8(ascii: "{"):
                 i += 1
                 var fields: [(String, JSON)] = []
+                var seen = Set<String>()  // duplicate keys found in linear time
                 skipSpace()
                 if i < bytes.count, bytes[i] == UInt8(ascii: "}") { i += 1; return .object(fields) }
                 while true {
                     skipSpace()
                     guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { throw fail("expected a quoted key") }
                     let key = try string()
-                    if fields.contains(where: { $0.0 == key }) { throw fail("duplicate key '\(key)'") }
+                    if !seen.insert(key).inserted { throw fail("duplicate key '\(key)'") }
                     skipSpace()
                     guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { throw fail("expected ':' after key '\(key)'") }
                     i += 1

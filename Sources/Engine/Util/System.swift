@@ -74,12 +74,16 @@ public enum FileSystem {
         }
     }
 
-    /// Runs `write` on a temporary path beside `path`, then renames it into place; on failure the
-    /// temporary file is removed and whatever was at `path` is left untouched.
+    /// Runs `write` on a temporary path beside `path`, fsyncs it, renames it into place and fsyncs
+    /// the folder, so a crash or power loss leaves either the old file or the new one. On failure the
+    /// temporary file is removed and whatever was at `path` is left untouched; temporary files that
+    /// killed processes left beside `path` are removed first.
     public static func atomically(_ path: String, _ write: (String) throws(EngineError) -> Void) throws(EngineError) {
+        removeStaleTemporaries(of: path)
         let tmp = "\(path).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         do {
             try write(tmp)
+            try fsyncPath(tmp)
         } catch {
             unlink(tmp)
             throw error
@@ -89,6 +93,36 @@ public enum FileSystem {
             unlink(tmp)
             throw .io("cannot move \(tmp) to \(path): \(why)")
         }
+        try? fsyncPath(folder(of: path))
+    }
+
+    static func folder(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        return slash == path.startIndex ? "/" : String(path[..<slash])
+    }
+
+    static func fsyncPath(_ path: String) throws(EngineError) {
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { throw .io("cannot open \(path) to sync it: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        if fsync(fd) != 0 { throw .io("cannot sync \(path) to disk: \(String(cString: strerror(errno)))") }
+    }
+
+    /// Removes `<path>.tmp-<pid>-<n>` files whose process no longer exists.
+    static func removeStaleTemporaries(of path: String) {
+        let dir = folder(of: path)
+        let base = String(path.split(separator: "/").last ?? "") + ".tmp-"
+        for name in (try? listDirectory(dir)) ?? [] where name.hasPrefix(base) {
+            let rest = name.dropFirst(base.count)
+            guard let pid = Int32(rest.split(separator: "-").first ?? ""), pid > 0, pid != getpid() else { continue }
+            if kill(pid, 0) != 0 && errno == ESRCH { unlink(dir + "/" + name) }
+        }
+    }
+
+    /// The folder for temporary files: $TMPDIR, or /tmp.
+    public static func temporaryFolder() -> String {
+        if let t = getenv("TMPDIR"), let s = String(validatingCString: t), !s.isEmpty, isDirectory(s) { return s }
+        return "/tmp"
     }
 
     /// Removes a file, or a folder and everything in it (like rm -rf; errors are ignored).

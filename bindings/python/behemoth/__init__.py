@@ -37,7 +37,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "version", "abi_version", "set_num_threads", "get_num_threads", "runtime_info", "library_path", "last_error",
-    "status_str", "Dataset", "EvalGroup", "Model", "Trainer", "EditSet", "EditResult", "capacity_search", "hf",
+    "status_str", "verify_file", "upgrade_file", "set_memory_limit", "memory_limit", "Dataset", "EvalGroup", "Model", "Trainer", "EditSet", "EditResult", "capacity_search", "hf",
     "Status", "EXPECTED_ABI_VERSION", "BehemothError",
     "LibraryError", "InvalidArgumentError", "MisuseError", "FileIOError", "FormatError",
     "NumericError", "CancelledError", "BufferTooSmallError", "OutOfMemoryError", "InternalError",
@@ -85,3 +85,38 @@ def last_error() -> str:
 def status_str(status: int) -> str:
     """bh_status_str(): the library's static text for a status code."""
     return _lib.status_str(status)
+
+
+def verify_file(path) -> dict:
+    """Checks any Behemoth file (HDF5 layout, root attributes, content digest; datasets and models
+    are loaded in full) and describes it: {"format", "format_version", "digest", ...}. A damaged or
+    edited file raises FormatError naming the problem. (`behemoth verify FILE` on the command line.)"""
+    import json
+    import os
+
+    from ._handle import call_with_string_out
+    p = os.fspath(path)
+    return json.loads(call_with_string_out(lambda out: _lib.lib().bh_file_verify(p, out), "bh_file_verify"))
+
+
+def upgrade_file(source, target) -> None:
+    """Writes `target`, a current-format copy of `source`: for files written by Behemoth 0.1 (format
+    version 1), read in a separate process. (`behemoth upgrade OLD NEW` on the command line.)"""
+    import os
+    _lib.check(_lib.lib().bh_file_upgrade(os.fspath(source), os.fspath(target)), "bh_file_upgrade")
+
+
+def set_memory_limit(gigabytes: float | None) -> None:
+    """The most memory one model, trainer, dataset or edit may allocate; None restores the default
+    (80% of physical memory, or BEHEMOTH_MAX_MEMORY_GB). Larger requests raise OutOfMemoryError
+    naming the size needed, before anything is allocated."""
+    n = 0 if gigabytes is None else int(gigabytes * 1e9)
+    if n < 0 or (gigabytes is not None and n == 0):
+        raise InvalidArgumentError(Status.ERR_INVALID, f"set_memory_limit: {gigabytes} GB must be positive",
+                                   "bh_set_memory_limit")
+    _lib.check(_lib.lib().bh_set_memory_limit(n), "bh_set_memory_limit")
+
+
+def memory_limit() -> float:
+    """The current memory limit in gigabytes (10^9 bytes)."""
+    return int(_lib.lib().bh_get_memory_limit()) / 1e9

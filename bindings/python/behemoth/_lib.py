@@ -118,6 +118,11 @@ SIGNATURES: dict[str, tuple] = {
     "bh_set_num_threads": (c_int32, [c_int32]),
     "bh_get_num_threads": (c_int32, []),
     "bh_runtime_info": (c_int32, [StringOut]),
+    # files and limits
+    "bh_file_verify": (c_int32, [_Text, StringOut]),
+    "bh_file_upgrade": (c_int32, [_Text, _Text]),
+    "bh_set_memory_limit": (c_int32, [c_int64]),
+    "bh_get_memory_limit": (c_int64, []),
     # datasets
     "bh_dataset_generate": (c_int32, [_Text, POINTER(DatasetPtr)]),
     "bh_dataset_load": (c_int32, [_Text, POINTER(DatasetPtr)]),

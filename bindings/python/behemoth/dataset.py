@@ -117,6 +117,12 @@ class Dataset(Handle):
         """The full spec the dataset was made with (defaults filled in), from info["spec"]."""
         return self.info.get("spec", {})
 
+    @property
+    def digest(self) -> str:
+        """The content digest ("xxh64:..." over the spec and every array): equal datasets have equal
+        digests, and a saved file carries it as its `digest` attribute."""
+        return self.info["digest"]
+
     def array_specs(self) -> dict:
         """name -> {"dtype": numpy dtype, "shape": tuple} for every array info lists."""
         raw = self.info.get("arrays", [])

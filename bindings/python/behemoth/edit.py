@@ -73,6 +73,11 @@ class EditSet(Handle):
         return self.info["spec"]
 
     @property
+    def digest(self) -> str:
+        """The content digest ("xxh64:...") of the edit set's spec and arrays."""
+        return self.info["digest"]
+
+    @property
     def fingerprint(self) -> str:
         """The dataset's fingerprint (pass as `dataset_fingerprint` to pin a spec to this dataset)."""
         return self.info.get("dataset_fingerprint", "")

@@ -124,6 +124,12 @@ class Model(Handle):
         return json.loads(self.info_json())
 
     @property
+    def digest(self) -> str:
+        """The content digest ("xxh64:..." over the config and the weights): it changes with every
+        training step or edit, and a saved file carries it as its `digest` attribute."""
+        return self.info["digest"]
+
+    @property
     def config(self) -> dict:
         """The full ModelConfig (defaults filled in): layers, hidden, heads, vocab_size, ..."""
         with self._use():

@@ -1,0 +1,70 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Checks any file the library writes, whatever its type: the layout, the root attributes and the
+/// content digest recomputed from the arrays. Type-specific loaders (Dataset.load, Checkpoint.load)
+/// check more (shapes against the spec, values); this is what `behemoth verify` and
+/// bh_file_verify run first, and what covers file types that have no loader (edit results).
+public enum BehemothFile {
+    public static let editFormat = "behemoth.edit"
+    public static let editFormatVersion: Int64 = 2  // 2: checksummed layout (v110, Fletcher-32, fixed-length strings)
+
+    /// Each format's newest version and the root attributes its files may carry (beyond the common ones).
+    static let formats: [String: (version: Int64, attributes: Set<String>)] = [
+        "behemoth.dataset": (2, ["origin"]),
+        "behemoth.model": (2, ["tokenizer"]),
+        editFormat: (editFormatVersion, ["report", "edit_set"]),
+    ]
+    static let commonAttributes: Set<String> = ["format", "format_version", "spec", "library_version", "layout", "digest"]
+    /// Root attributes that hold JSON text.
+    static let jsonAttributes: Set<String> = ["spec", "tokenizer", "report", "edit_set"]
+
+    /// Verifies `path` and describes it: {path, format, format_version, digest, library_version,
+    /// arrays, array_bytes}. A damaged or foreign file is BH_ERR_FORMAT naming what is wrong.
+    public static func verify(_ path: String) throws(EngineError) -> JSON {
+        let f = try H5File.open(path)
+        defer { f.close() }
+        guard f.hasAttribute("format") else { throw .format("\(path) is not a Behemoth file (no 'format' attribute)") }
+        let format = try f.stringAttribute("format")
+        guard let known = formats[format] else {
+            throw .format("\(path) has format = \(format); this library reads \(formats.keys.sorted().joined(separator: ", "))")
+        }
+        let version = try f.checkFormat(format, maxVersion: known.version)
+        for name in try f.attributeNames(at: "/") {
+            guard commonAttributes.contains(name) || known.attributes.contains(name) else {
+                throw .format("\(path): unexpected root attribute '\(name)' in a \(format) file")
+            }
+            if name == "format_version" { continue }
+            let text = try f.stringAttribute(name)
+            if jsonAttributes.contains(name), !text.isEmpty { _ = try parseAttribute(text, name, path) }
+        }
+        for name in ["spec", "library_version", "digest"] where !f.hasAttribute(name) {
+            throw .format("\(path): missing root attribute '\(name)'")
+        }
+        let computed = try f.computeDigest()
+        try f.checkDigest(computed)
+        var bytes = 0, arrays = 0
+        for p in try f.datasetPaths() {
+            let s = try f.shape("/" + p)
+            bytes += s.reduce(try f.datasetType(p).size, *)
+            arrays += 1
+        }
+        return .object([
+            ("path", .string(path)), ("format", .string(format)), ("format_version", .int(Int(version))),
+            ("digest", .string(computed)), ("library_version", .string(try f.stringAttribute("library_version"))),
+            ("arrays", .int(arrays)), ("array_bytes", .int(bytes)),
+        ])
+    }
+
+    private static func parseAttribute(_ text: String, _ name: String, _ path: String) throws(EngineError) -> JSON {
+        do { return try JSON.parse(text, what: "\(path): attribute \(name)") } catch { throw .format(error.message) }
+    }
+
+    /// Writes `target`, a current-format copy of `source`: a legacy file through the tool in a
+    /// separate process (LegacyFiles), a current one after verifying it.
+    public static func upgrade(_ source: String, to target: String) throws(EngineError) {
+        if !LegacyFiles.isLegacy(source) { _ = try verify(source) }
+        try LegacyFiles.upgradeFile(source, to: target)
+    }
+}
