@@ -63,14 +63,15 @@ bench: deps build
 	$(PYTHON) bench/train_bench.py
 
 install: build
-	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 755 $(LIB) $(DESTDIR)$(PREFIX)/lib/libbehemoth.so
+	install -m 755 $(BUILD_DIR)/behemoth-cli $(DESTDIR)$(PREFIX)/bin/behemoth
 	install -m 644 include/behemoth.h $(DESTDIR)$(PREFIX)/include/behemoth.h
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e "s|@VERSION@|$$(sed -n 's/#define BH_VERSION \"\(.*\)\"/\1/p' include/behemoth.h)|" \
 	  bindings/c/behemoth.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/behemoth.pc
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/lib/libbehemoth.so $(DESTDIR)$(PREFIX)/include/behemoth.h $(DESTDIR)$(PREFIX)/lib/pkgconfig/behemoth.pc
+	rm -f $(DESTDIR)$(PREFIX)/lib/libbehemoth.so $(DESTDIR)$(PREFIX)/bin/behemoth $(DESTDIR)$(PREFIX)/include/behemoth.h $(DESTDIR)$(PREFIX)/lib/pkgconfig/behemoth.pc
 
 clean:
 	rm -rf .build out bindings/c/build
