@@ -193,6 +193,10 @@ public struct DatasetSpec: Equatable, Sendable {
         if tokens > DatasetSpec.maxTokens {
             throw .invalid("\(w): this dataset would have up to \(tokens) tokens (\(sentences) sentences), more than the \(DatasetSpec.maxTokens) a dataset may hold; lower repeats (epochs are the trainer's job) or the counts")
         }
+        // Priced before generating: tokens, sentence offsets and facts, the fact table (4 int32 and
+        // an index per edge), and the evaluation prompts (about 16 tokens, 3 ints, per edge and group).
+        try MemoryBudget.check(MemoryBudget.total([[tokens, 4], [sentences, 12], [edges, 4 * 5], [edges, 4, 4 * 19]]),
+                               "\(w): \(subjects) subjects × \(relationships) relations (\(tokens) tokens)")
         return (sentences, tokens)
     }
 

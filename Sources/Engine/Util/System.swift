@@ -50,6 +50,10 @@ public enum FileSystem {
     }
 
     public static func readText(_ path: String) throws(EngineError) -> String {
+        String(decoding: try readBytes(path), as: UTF8.self)
+    }
+
+    public static func readBytes(_ path: String) throws(EngineError) -> [UInt8] {
         guard let f = fopen(path, "rb") else { throw .io("cannot open \(path): \(String(cString: strerror(errno)))") }
         defer { fclose(f) }
         var bytes: [UInt8] = []
@@ -60,17 +64,22 @@ public enum FileSystem {
             if n < buf.count { break }
         }
         if ferror(f) != 0 { throw .io("cannot read \(path)") }
-        return String(decoding: bytes, as: UTF8.self)
+        return bytes
     }
 
     /// Writes through a temporary file in the same folder, renamed into place.
     public static func writeText(_ path: String, _ text: String) throws(EngineError) {
+        try writeBytes(path, Array(text.utf8))
+    }
+
+    /// Writes through a temporary file in the same folder, renamed into place.
+    public static func writeBytes(_ path: String, _ bytes: [UInt8]) throws(EngineError) {
         try atomically(path) { (tmp: String) throws(EngineError) in
             guard let f = fopen(tmp, "wb") else { throw .io("cannot create \(tmp): \(String(cString: strerror(errno)))") }
-            var utf8 = Array(text.utf8)
-            let n = utf8.isEmpty ? 0 : fwrite(&utf8, 1, utf8.count, f)
+            var data = bytes
+            let n = data.isEmpty ? 0 : fwrite(&data, 1, data.count, f)
             let closed = fclose(f)
-            if n != utf8.count || closed != 0 { throw .io("cannot write \(tmp) (disk full?)") }
+            if n != data.count || closed != 0 { throw .io("cannot write \(tmp) (disk full?)") }
         }
     }
 
