@@ -35,7 +35,7 @@ public enum MemoryBudget {
         let limit = limitBytes
         guard let bytes, bytes <= limit else {
             let need = bytes.map(gigabytes) ?? "more than 9.2 EB"
-            throw EngineError(.noMemory, "\(what) needs \(need); the limit is \(gigabytes(limit)) (set BEHEMOTH_MAX_MEMORY_GB to change it)")
+            throw EngineError(.noMemory, "\(what) needs \(need); the limit is \(gigabytes(limit)) (raise it with bh_set_memory_limit, behemoth.set_memory_limit or BEHEMOTH_MAX_MEMORY_GB)")
         }
     }
 

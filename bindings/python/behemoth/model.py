@@ -376,7 +376,7 @@ class Trainer(Handle):
 
     def end(self) -> dict:
         """bh_trainer_end: the final report (spec, model, steps, finished, final_loss, final_accuracy,
-        throughput, runtime). May be called more than once; the trainer stays usable until closed."""
+        throughput, runtime). May be called more than once; step() after it raises MisuseError."""
         with self._use() as h, self.model._lock:
             self.report = json.loads(_string_call("bh_trainer_end", h))
             return self.report
