@@ -31,17 +31,7 @@ public enum BehemothFile {
             throw .format("\(path) has format = \(format); this library reads \(formats.keys.sorted().joined(separator: ", "))")
         }
         let version = try f.checkFormat(format, maxVersion: known.version)
-        for name in try f.attributeNames(at: "/") {
-            guard commonAttributes.contains(name) || known.attributes.contains(name) else {
-                throw .format("\(path): unexpected root attribute '\(name)' in a \(format) file")
-            }
-            if name == "format_version" { continue }
-            let text = try f.stringAttribute(name)
-            if jsonAttributes.contains(name), !text.isEmpty { _ = try parseAttribute(text, name, path) }
-        }
-        for name in ["spec", "library_version", "digest"] where !f.hasAttribute(name) {
-            throw .format("\(path): missing root attribute '\(name)'")
-        }
+        try checkRootAttributes(f, format: format)
         let computed = try f.computeDigest()
         try f.checkDigest(computed)
         var bytes = 0, arrays = 0
@@ -55,6 +45,24 @@ public enum BehemothFile {
             ("digest", .string(computed)), ("library_version", .string(try f.stringAttribute("library_version"))),
             ("arrays", .int(arrays)), ("array_bytes", .int(bytes)),
         ])
+    }
+
+    /// The root attributes of an open file of `format`: only known names, strings where strings
+    /// belong, JSON where JSON belongs, and the required ones present.
+    public static func checkRootAttributes(_ f: H5File, format: String) throws(EngineError) {
+        let allowed = commonAttributes.union(formats[format]?.attributes ?? [])
+        for name in try f.attributeNames(at: "/") {
+            guard allowed.contains(name) else { throw .format("\(f.path): unexpected root attribute '\(name)' in a \(format) file") }
+            if name == "format_version" { continue }
+            let text = try f.stringAttribute(name)
+            if jsonAttributes.contains(name), !text.isEmpty { _ = try parseAttribute(text, name, f.path) }
+            if name == "digest", !(text.hasPrefix("xxh64:") && text.count == 22) {
+                throw .format("\(f.path): the digest attribute '\(text)' is not of the form xxh64:<16 hex digits>")
+            }
+        }
+        for name in ["spec", "library_version", "layout", "digest"] where !f.hasAttribute(name) {
+            throw .format("\(f.path): missing root attribute '\(name)'")
+        }
     }
 
     private static func parseAttribute(_ text: String, _ name: String, _ path: String) throws(EngineError) -> JSON {

@@ -129,6 +129,7 @@ public struct Checkpoint {
         let f = try H5File.open(path)
         defer { f.close() }
         _ = try f.checkFormat(format, maxVersion: formatVersion)
+        try BehemothFile.checkRootAttributes(f, format: format)
         let config = try f.stringAttribute("spec")
         let table = try expectedTable(config)
         let total = table.last.map { $0.offset + $0.count } ?? 0

@@ -63,6 +63,7 @@ extension Dataset {
         let f = try H5File.open(path)
         defer { f.close() }
         _ = try f.checkFormat(fileFormat, maxVersion: fileFormatVersion)
+        try BehemothFile.checkRootAttributes(f, format: fileFormat)
         func bad(_ m: String) -> EngineError { .format("\(path): \(m)") }
         let spec: DatasetSpec
         do { spec = try DatasetSpec.parse(try f.stringAttribute("spec")) } catch {
