@@ -162,7 +162,58 @@ static void test_generate_errors(void) {
     }
 }
 
+/* Any file: verification, upgrade, and the memory limit. */
+static void test_files_and_limits(const char *dir, const char *saved) {
+    char *json = NULL;
+    char path[1024];
+    CHECK_STATUS(bh_file_verify(saved, &json), BH_OK);
+    CHECK(json != NULL && contains(json, "\"format\":\"behemoth.dataset\"") && contains(json, "\"digest\":\"xxh64:"));
+    bh_string_free(json);
+    json = NULL;
+    CHECK_STATUS(bh_file_verify(NULL, &json), BH_ERR_INVALID);
+    CHECK_STATUS(bh_file_verify(saved, NULL), BH_ERR_INVALID);
+    snprintf(path, sizeof path, "%s/none.h5", dir);
+    CHECK_STATUS(bh_file_verify(path, &json), BH_ERR_IO);
+    CHECK(json == NULL);
+
+    /* A flipped byte in the data: refused (checksums, digest), never loaded. */
+    size_t n = 0;
+    char *data = read_file(saved, &n);
+    if (data && n > 4096) {
+        data[n - 2000] ^= 0x5a;
+        snprintf(path, sizeof path, "%s/flipped.h5", dir);
+        CHECK(write_file(path, data, n));
+        CHECK_STATUS(bh_file_verify(path, &json), BH_ERR_FORMAT);
+        bh_dataset *ds = SENTINEL;
+        CHECK_STATUS(bh_dataset_load(path, &ds), BH_ERR_FORMAT);
+        CHECK(ds == NULL);
+    }
+    free(data);
+
+    snprintf(path, sizeof path, "%s/upgraded.h5", dir);
+    CHECK_STATUS(bh_file_upgrade(saved, path), BH_OK);
+    CHECK_STATUS(bh_file_verify(path, &json), BH_OK);
+    bh_string_free(json);
+    CHECK_STATUS(bh_file_upgrade(NULL, path), BH_ERR_INVALID);
+    CHECK_STATUS(bh_file_upgrade(saved, ""), BH_ERR_INVALID);
+
+    int64_t limit = bh_get_memory_limit();
+    CHECK(limit > 0);
+    CHECK_STATUS(bh_set_memory_limit(-1), BH_ERR_INVALID);
+    CHECK_STATUS(bh_set_memory_limit(1000000), BH_OK);
+    CHECK(bh_get_memory_limit() == 1000000);
+    bh_model *m = (bh_model *)(void *)&sentinel_storage;
+    CHECK_STATUS(bh_model_create("{\"preset\": \"tiny\", \"vocab_size\": 100}", NULL, &m), BH_ERR_NOMEM);
+    CHECK(m == NULL && contains(bh_last_error(), "the limit is"));
+    CHECK_STATUS(bh_set_memory_limit(0), BH_OK);
+    CHECK(bh_get_memory_limit() == limit);
+    m = (bh_model *)(void *)&sentinel_storage;
+    CHECK_STATUS(bh_model_create("{\"preset\": \"tiny\", \"vocab_size\": 1407, \"hidden\": 65536}", NULL, &m), BH_ERR_NOMEM);
+    CHECK(m == NULL && contains(bh_last_error(), "GB"));
+}
+
 static void test_file_errors(const char *dir, const char *saved) {
+    test_files_and_limits(dir, saved);
     char path[1024];
     bh_dataset *ds = SENTINEL;
     CHECK_STATUS(bh_dataset_load(NULL, &ds), BH_ERR_INVALID);
