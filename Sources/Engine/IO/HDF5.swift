@@ -43,39 +43,17 @@ extension Int8: H5Scalar {
 /// HDF5's serial library is not thread-safe: every call goes through this one recursive lock.
 private final class H5Lock: @unchecked Sendable {
     var mutex = pthread_mutex_t()
-    /// Serialises our forks: OpenBLAS's fork handler deadlocks when two threads fork at once.
-    var forkMutex = pthread_mutex_t()
     init() {
-        initMutex()
-        pthread_mutex_init(&forkMutex, nil)
-        H5open()
-        H5Eset_auto2(chdf5_e_default(), nil, nil)  // errors come back through our status codes
-    }
-    func initMutex() {
         var attr = pthread_mutexattr_t()
         pthread_mutexattr_init(&attr)
         pthread_mutexattr_settype(&attr, Int32(PTHREAD_MUTEX_RECURSIVE))
         pthread_mutex_init(&mutex, &attr)
         pthread_mutexattr_destroy(&attr)
+        H5open()
+        H5Eset_auto2(chdf5_e_default(), nil, nil)  // errors come back through our status codes
     }
 }
 private let h5Lock = H5Lock()
-
-/// fork() with HDF5 quiescent: no other thread is inside libhdf5 when the child is made, and the
-/// child starts with the locks fresh (its only thread is the one that forked). Returns fork's value.
-func forkWithHDF5Quiescent() -> pid_t {
-    pthread_mutex_lock(&h5Lock.forkMutex)
-    pthread_mutex_lock(&h5Lock.mutex)
-    let pid = fork()
-    if pid == 0 {
-        h5Lock.initMutex()
-        pthread_mutex_init(&h5Lock.forkMutex, nil)
-        return 0
-    }
-    pthread_mutex_unlock(&h5Lock.mutex)
-    pthread_mutex_unlock(&h5Lock.forkMutex)
-    return pid
-}
 
 @inline(__always)
 func withH5<T>(_ body: () throws(EngineError) -> T) throws(EngineError) -> T {
@@ -126,10 +104,10 @@ public final class H5File {
 
     /// Opens an existing file; a missing file is an I/O error, a foreign or damaged one a format error.
     /// A file in HDF5's unchecksummed layout (format version 1) is first copied into the checksummed
-    /// one by a child process (LegacyFiles.swift), so damage in it can never reach this process.
+    /// one by the `behemoth` tool in a separate process (LegacyFiles.swift), so damage in it can
+    /// never reach this process.
     public static func open(_ path: String, writable: Bool = false) throws(EngineError) -> H5File {
-        if !writable, !LegacyFiles.inChild, FileSystem.exists(path), !FileSystem.isDirectory(path),
-           let version = LegacyFiles.superblockVersion(path), version < 2 {
+        if !writable, !LegacyFiles.inChild, !FileSystem.isDirectory(path), LegacyFiles.isLegacy(path) {
             let copy = try LegacyFiles.upgradeInChild(path)
             defer { unlink(copy) }  // the open handle keeps the data; nothing is left behind
             let f = try openChecked(copy, writable: false)
