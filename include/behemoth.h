@@ -156,7 +156,9 @@ typedef struct bh_edit bh_edit;
    "correlated", "relation", "count", "repeats", ...}; docs/formats.md). */
 int32_t bh_editset_create(const bh_dataset *ds, const char *spec_json, bh_editset **out);
 /* A fine-tuning folder written by the official generator (finetuning_data/, ft_validations/) for
-   the dataset imported from its parent folder. Official group names map to ours (docs). */
+   the dataset imported from its parent folder. Official group names map to ours (docs). Strict:
+   training files must match the folder's metadata/ and .jsonl records line by line and the counts
+   the generator fixes must hold; else BH_ERR_FORMAT. */
 int32_t bh_editset_import_reference(const bh_dataset *ds, const char *dir, bh_editset **out);
 /* JSON: spec (defaults filled in), edits, training counts per group, test groups and sizes, arrays. */
 int32_t bh_editset_info(const bh_editset *es, char **json_out);

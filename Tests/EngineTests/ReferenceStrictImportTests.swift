@@ -229,6 +229,69 @@ import Glibc
     }
 }
 
+extension ReferenceStrictImportTests {
+    static let ft = "ftremapping_1overrides_5overriderepeats/"
+
+    /// Damages of the fine-tuning folder of independent-s50-r3-o10 (paths relative to the dataset folder).
+    static let fineTuningDamages: [Damage] = [
+        Damage(name: "dropped training line", apply: { try editLines($0, ft + "finetuning_data/edited_data.txt") { Array($0.dropFirst()) } },
+               fragments: ["metadata/edited_relationship_graph_tokenized.txt has 5 lines, but", "finetuning_data/edited_data.txt has 4 (one per training sentence)"]),
+        Damage(name: "duplicated training line", apply: { try editLines($0, ft + "finetuning_data/with_same_rel_data.txt") { l in var l = l; l[2] = l[0]; return l } },
+               fragments: ["finetuning_data/with_same_rel_data.txt line 3 does not match", "metadata/with_same_rel_relationship_graph_tokenized.txt line 3"]),
+        Damage(name: "a LitGPT line that differs", apply: { try editLines($0, ft + "finetuning_data/edited_sro.jsonl") { l in
+                   var l = l; l[1] = l[1].replacingFirst("\"output\": \" 0140\"", with: "\"output\": \" 0141\""); return l } },
+               fragments: ["finetuning_data/edited_data.txt line 2 does not match", "finetuning_data/edited_sro.jsonl line 2"]),
+        Damage(name: "a group dropped everywhere but train.jsonl", apply: { dir in
+                   for f in ["finetuning_data/edited_data.txt", "finetuning_data/edited_sro.jsonl", "metadata/edited_relationship_graph_tokenized.txt"] {
+                       try editLines(dir, ft + f) { Array($0.dropFirst()) }
+                   }
+               }, fragments: ["finetuning_data/train.jsonl has 37 lines, expected 36"]),
+        Damage(name: "missing tokenized graph", apply: { _ = unlink($0 + "/" + ft + "metadata/reg_data_relationship_graph_tokenized.txt") },
+               fragments: ["metadata/reg_data_relationship_graph_tokenized.txt is missing"]),
+        Damage(name: "a training group we do not import", apply: { dir in
+                   try FileSystem.writeText(dir + "/" + ft + "finetuning_data/censored_data.txt", try FileSystem.readText(dir + "/" + ft + "finetuning_data/edited_data.txt"))
+               }, fragments: ["finetuning_data/censored_data.txt: training group 'censored' is not supported"]),
+        Damage(name: "duplicated test line", apply: { try editLines($0, ft + "ft_validations/reg_data_sro.txt") { $0 + [$0[1]] } },
+               fragments: ["ft_validations/reg_data_sro.txt line 36 duplicates line 2"]),
+        Damage(name: "truncated with_same_rel test", apply: { try editLines($0, ft + "ft_validations/with_same_rel_sro.txt") { Array($0.dropLast(2)) } },
+               fragments: ["ft_validations/with_same_rel_sro.txt has 22 lines, expected 24", "with_same_rel_data.txt trains on"]),
+        Damage(name: "dropped same_edges_diff_rel line", apply: { try editLines($0, ft + "ft_validations/same_edges_diff_rel_sro.txt") { Array($0.dropLast()) } },
+               fragments: ["ft_validations/same_edges_diff_rel_sro.txt has 1 lines, expected 2 (the edited subjects' other relationships)"]),
+        Damage(name: "missing edited test", apply: { _ = unlink($0 + "/" + ft + "ft_validations/edited_sro.txt") },
+               fragments: ["ft_validations/edited_sro.txt is missing, but", "edited_data.txt trains edits"]),
+        Damage(name: "an edited line that is no edit", apply: { dir in
+                   // Line 1 of edited becomes line 1 of reg_data in all four records, so only the edit check can tell.
+                   for (f, g) in [("finetuning_data/edited_data.txt", "finetuning_data/reg_data_data.txt"),
+                                  ("finetuning_data/edited_sro.jsonl", "finetuning_data/reg_data_sro.jsonl"),
+                                  ("metadata/edited_relationship_graph_tokenized.txt", "metadata/reg_data_relationship_graph_tokenized.txt")] {
+                       let reg = lines(try FileSystem.readText(dir + "/" + ft + g))[0]
+                       let old = lines(try FileSystem.readText(dir + "/" + ft + f))[0]
+                       try editLines(dir, ft + f) { l in var l = l; l[0] = reg; return l }
+                       if f.hasSuffix(".jsonl") {
+                           for t in ["train", "val", "test"] { try edit(dir, ft + "finetuning_data/\(t).jsonl") { $0.replacingFirst(old, with: reg) } }
+                       }
+                   }
+               }, fragments: ["finetuning_data/edited_data.txt line 1 is not one of the edits in", "ft_validations/edited_sro.txt"]),
+    ]
+
+    @Test(arguments: fineTuningDamages)
+    func aDamagedFineTuningFolderIsRefusedNamingTheFileAndTheMismatch(_ damage: Damage) throws {
+        let dir = DataTest.tempDir("strict-ft")
+        defer { DataTest.removeTree(dir) }
+        try DataTest.copyTree(DataTest.fixture(damage.fixture), dir)
+        let ds = try Dataset.importReference(dir)
+        _ = try EditSetBuilder.importReference(dir + "/" + Self.ft.dropLast(), dataset: ds)   // imports before the damage
+        try damage.apply(dir)
+        do {
+            _ = try EditSetBuilder.importReference(dir + "/" + Self.ft.dropLast(), dataset: ds)
+            Issue.record("\(damage.name): expected an error")
+        } catch {
+            #expect(error.status == .format, "\(damage.name): \(error.message)")
+            for f in damage.fragments { #expect(error.message.contains(f), "\(damage.name): \(error.message)") }
+        }
+    }
+}
+
 extension String {
     func replacingFirst(_ s: String, with r: String) -> String {
         guard let range = firstRange(of: s) else { return self }
