@@ -96,7 +96,10 @@ int32_t bh_dataset_generate(const char *spec_json, bh_dataset **out);
 /* HDF5 file with format = "behemoth.dataset". Writes go to a temporary file renamed into place. */
 int32_t bh_dataset_load(const char *path, bh_dataset **out);
 int32_t bh_dataset_save(const bh_dataset *ds, const char *path);
-/* The official generator's output folder (metadata/, data/, validations/). */
+/* The official generator's output folder (metadata/, data/, validations/). Strict: every count in
+   args.json and metadata.json must agree with the files (shards, sentences per fact, one validation
+   line per fact, total_num_tokens), and unknown keys are refused; else BH_ERR_FORMAT naming the file
+   and the mismatch (docs/formats.md). */
 int32_t bh_dataset_import_reference(const char *dir, bh_dataset **out);
 int32_t bh_dataset_export_reference(const bh_dataset *ds, const char *dir);
 /* JSON: counts, vocabulary roles, relations, evaluation groups, arrays (name, dtype, shape), spec. */
@@ -173,7 +176,9 @@ typedef struct bh_edit bh_edit;
    "correlated", "relation", "count", "repeats", ...}; docs/formats.md). */
 int32_t bh_editset_create(const bh_dataset *ds, const char *spec_json, bh_editset **out);
 /* A fine-tuning folder written by the official generator (finetuning_data/, ft_validations/) for
-   the dataset imported from its parent folder. Official group names map to ours (docs). */
+   the dataset imported from its parent folder. Official group names map to ours (docs). Strict:
+   training files must match the folder's metadata/ and .jsonl records line by line and the counts
+   the generator fixes must hold; else BH_ERR_FORMAT. */
 int32_t bh_editset_import_reference(const bh_dataset *ds, const char *dir, bh_editset **out);
 /* JSON: spec (defaults filled in), edits, training counts per group, test groups and sizes, arrays. */
 int32_t bh_editset_info(const bh_editset *es, char **json_out);

@@ -192,7 +192,7 @@ import Glibc
             ("data/full_text_0.txt", " SS 0108 0169 0170 RR 0136 0171 OO 0155.<|endoftext|> hello", "unexpected text"),
             ("data/full_text_0.txt", " SS 0108 0169 0170 RR 0136 0171 OO 0140.<|endoftext|>", "the fact table says"),
             ("validations/sro.txt", " SS 0125 0169 0170 RR 0136 0171 OO\t 0154 0155", "must be one token"),
-            ("metadata/args.json", "{\"subjects\": 50, \"relationships\": 3, \"objects\": 11}", "args.json implies"),
+            ("metadata/args.json", try Self.read(src + "/metadata/args.json").replacingFirst("\"objects\": 10", with: "\"objects\": 11"), "args.json implies"),
         ]
         for (file, content, fragment) in damages {
             let dir = DataTest.tempDir("damaged")

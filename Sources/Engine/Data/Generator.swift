@@ -188,10 +188,7 @@ extension Dataset {
             if rel.kind == .objectNested { return Head(a: layout.objectToken(relation: rel.baseRelation, ordinal: Int(facts[4 * f])), b: 0, width: 1) }
             return subjectHeads[Int(facts[4 * f])]
         }
-        let kinds: [(String, Range<Int>)] = K > 0
-            ? [("subject_object_", 0..<edges), ("subject_nested_object_", edges..<(2 * edges)), ("object_nested_object_", (2 * edges)..<numFacts)]
-            : [("", 0..<edges)]
-        for (prefix, range) in kinds {
+        for (prefix, range) in templateGroupFacts(nested: K > 0, edges: edges, numFacts: numFacts) {
             for t in grammar.evalTemplates {
                 group(prefix + t, Array(range)) { out, f in
                     grammar.evalPrompt(&out, template: t, head: headOf(f), relation: relations[Int(facts[4 * f + 1])].token, rng: &erng)

@@ -69,10 +69,8 @@ extension Dataset {
         ]
         try FileSystem.writeText(meta + "args.json", "{\n" + args.map { "    \"\($0.0)\": \($0.1)" }.joined(separator: ",\n") + "\n}")
 
-        // metadata.json: the official token count is 2*sentences - shards + 1 + the words of all sentences + 1 each.
-        var parts = 0
-        for t in tokens where (t >= Vocabulary.ss && t <= Vocabulary.aa) || Int(t) >= VocabularyLayout.firstMeaningful { parts += 1 }
-        let total = 2 * numSequences - shards + 1 + parts + numSequences
+        // metadata.json, with the official token count.
+        let total = OfficialText.totalNumTokens(sentences: numSequences, shards: shards, words: OfficialText.words(tokens))
         try FileSystem.writeText(meta + "metadata.json", "{\"graph_size\": \(edges), \"vocab_size\": \(L.unusedStart + 1), \"total_num_tokens\": \(total)}")
 
         // relationship_graph.txt and relationship_graph_tokenized.txt

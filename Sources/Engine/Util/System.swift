@@ -49,6 +49,12 @@ public enum FileSystem {
         }
     }
 
+    /// Size in bytes, or nil if there is nothing at `path`.
+    public static func fileSize(_ path: String) -> Int? {
+        var st = stat()
+        return stat(path, &st) == 0 ? Int(st.st_size) : nil
+    }
+
     public static func readText(_ path: String) throws(EngineError) -> String {
         String(decoding: try readBytes(path), as: UTF8.self)
     }

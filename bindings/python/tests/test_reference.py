@@ -105,3 +105,19 @@ def test_import_official_fine_tuning_folder_and_edit_with_it():
     with pytest.raises(behemoth.BehemothError, match="fine-tuning folder"):
         with Dataset.import_reference(folder) as ds:
             EditSet.import_reference(ds, folder)
+
+
+def test_import_of_a_damaged_official_folder_raises_format_error(tmp_path):
+    root = _official_fixtures()
+    if root is None:
+        pytest.skip("official generator fixtures not found (set BEHEMOTH_REFERENCE_FIXTURES)")
+    import shutil
+    folder = tmp_path / "damaged"
+    shutil.copytree(root / "independent-s50-r3-o10", folder)
+    with Dataset.import_reference(folder):
+        pass  # the copy imports before the damage
+    sro = folder / "validations" / "sro.txt"
+    sro.write_text("\n".join(sro.read_text().splitlines()[:120]))
+    with pytest.raises(behemoth.FormatError, match=r"validations/sro\.txt has 120 lines, expected 150 \(one per fact\)") as err:
+        Dataset.import_reference(folder)
+    assert err.value.status == behemoth.Status.ERR_FORMAT
