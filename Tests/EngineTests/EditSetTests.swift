@@ -70,6 +70,18 @@ func syntheticFacts(S: Int = 200, R: Int = 3, O: Int = 10, seed: UInt64 = 1, cor
         #expect(cs.group("correlated_retention")!.targets == [facts.objectToken(1, e.oldObject)])
     }
 
+    @Test func theSpecEchoDecodesToTheSameSpec() throws {
+        let text = #"{"kind": "diverse", "relation": 2, "count": 3, "subjects": [4, 5, 6], "repeats": 7, "same_value_max": 8, "same_relation_per_edit": 9, "regularization_per_edit": 10, "seed": 11, "forced_object": 1, "forget_fraction": 0.5}"#
+        let spec = try EditSpec(json: text)
+        let echo = spec.toJSON()
+        #expect(try EditSpec(json: echo.serialized()).toJSON() == echo)
+        #expect(echo["count"] == .int(3) && echo["repeats"] == .int(7) && echo["seed"] == .int(11))
+        // Defaults are echoed filled in: regularization_per_edit = repeats, count 10 for diverse.
+        let defaults = try EditSpec(json: #"{"kind": "identical"}"#).toJSON()
+        #expect(defaults["regularization_per_edit"] == .int(250) && defaults["count"] == .int(10))
+        #expect(defaults["new_object"] == .null)
+    }
+
     @Test func badSpecsAreClearErrors() throws {
         let facts = syntheticFacts(S: 20, R: 3, O: 6)
         func fails(_ json: String, _ needle: String) {
