@@ -41,6 +41,71 @@ func syntheticFacts(S: Int = 200, R: Int = 3, O: Int = 10, seed: UInt64 = 1, cor
         // determinism
         let again = try EditSetBuilder.build(spec, facts: facts)
         #expect(again.tokens == set.tokens)
+        // A dataset large enough for the counts: nothing scaled, nothing to warn about.
+        let mix = try #require(set.mix)
+        #expect(mix.scale == 1 && mix.warnings.isEmpty)
+        #expect(mix.parts.map(\.name) == ["edited", "with_same_value", "with_same_rel", "regularization"])
+        #expect(mix.parts.allSatisfy { $0.requested == $0.obtained && counts[$0.name] == $0.obtained })
+    }
+
+    /// A spec with the official 2 : 1 : 4 + 2 ratio on a dataset too small for its absolute counts.
+    static let smallMix = #"{"repeats": 40, "same_value_max": 20, "same_relation_per_edit": 80, "regularization_per_edit": 40, "seed": 4}"#
+
+    @Test func aTooSmallDatasetScalesEveryPartAndSaysSo() throws {
+        // 2 objects: about half the subjects hold the new value, so the same-value part is not short.
+        let facts = syntheticFacts(S: 120, R: 3, O: 2)
+        let set = try EditSetBuilder.build(try EditSpec(json: Self.smallMix), facts: facts)
+        let e = set.edits[0]
+        let mix = try #require(set.mix)
+        // The scale, recomputed: same relation (2 subjects a sentence) and regularisation (2 other
+        // relations a subject) share the subjects neither edited nor holding the new value.
+        let sameValue = (0..<120).filter { $0 != e.subject && facts.object($0, 0) == e.newObject }.count
+        let free = 120 - 1 - sameValue
+        #expect(mix.scale == Double(free) / (2 * 80 + 40 / 2))
+        #expect(mix.scale < 1)
+        let counts = Dictionary(uniqueKeysWithValues: set.trainingCounts())
+        let requested = ["edited": 40, "with_same_value": 20, "with_same_rel": 80, "regularization": 40]
+        for p in mix.parts {
+            #expect(p.requested == requested[p.name])
+            #expect(p.scaled == Int((mix.scale * Double(p.requested)).rounded(.down)), "\(p.name)")
+            #expect(p.obtained == p.scaled, "\(p.name): the scaled mix fits the dataset")
+            #expect(counts[p.name] == p.obtained, "\(p.name): the reported count is the trained count")
+        }
+        // The ratio holds: each part is its requested share of the edited part, within rounding.
+        let unit = Double(counts["edited"]!) / 40
+        for (name, asked) in requested { #expect(abs(Double(counts[name]!) - unit * Double(asked)) <= 2.5, "\(name)") }
+        #expect(counts["edited"]! < 40 && counts["regularization"]! > 0)
+        #expect(mix.warnings.count == 1)
+        #expect(mix.warnings[0].contains("scaled by") && mix.warnings[0].contains("absolute_counts"))
+        // The edit set info (and so every edit report, which embeds it) states all of this.
+        let info = set.summary()["mix"]
+        #expect(info?["scale"] == .number(mix.scale))
+        #expect(info?["parts"]?["regularization"]?["requested"] == .int(40))
+        #expect(info?["parts"]?["regularization"]?["obtained"] == .int(counts["regularization"]!))
+        #expect(info?["warnings"] == .strings(mix.warnings))
+    }
+
+    @Test func absoluteCountsKeepTheRequestedCountsAndReportTheShortfall() throws {
+        let facts = syntheticFacts(S: 120, R: 3, O: 2)
+        var spec = try EditSpec(json: Self.smallMix)
+        spec.absoluteCounts = true
+        #expect(try EditSpec(json: spec.toJSON().serialized()).absoluteCounts)   // echoed, and read back
+        let set = try EditSetBuilder.build(spec, facts: facts)
+        let mix = try #require(set.mix)
+        let counts = Dictionary(uniqueKeysWithValues: set.trainingCounts())
+        #expect(mix.scale == 1)
+        #expect(counts["edited"] == 40)
+        #expect(counts["with_same_value"] == 20)
+        // Same relation takes half the free subjects (the rest are held out), leaving too few for
+        // regularisation: both come out short and are named.
+        let sr = try #require(mix.parts.first { $0.name == "with_same_rel" })
+        let reg = try #require(mix.parts.first { $0.name == "regularization" })
+        #expect(sr.scaled == 80 && sr.obtained < 80 && sr.obtained == counts["with_same_rel"])
+        #expect(reg.scaled == 40 && reg.obtained < 40 && reg.obtained == counts["regularization", default: 0])
+        #expect(mix.warnings.count == 2)
+        #expect(mix.warnings.contains { $0.hasPrefix("with_same_rel: \(sr.obtained) of the 80 ") })
+        #expect(mix.warnings.contains { $0.hasPrefix("regularization: \(reg.obtained) of the 40 ") })
+        #expect(!mix.warnings.contains { $0.contains("scaled by") })
     }
 
     @Test func diverseAndIdenticalEdits() throws {
@@ -107,7 +172,7 @@ func syntheticFacts(S: Int = 200, R: Int = 3, O: Int = 10, seed: UInt64 = 1, cor
         let ds = try Dataset.generate(specJSON: #"{"preset": "tiny", "num_nested_objects": 4, "seed": 5}"#)
         let facts = ds.factView()
         #expect(facts.nested == 4)
-        let sub = try EditSetBuilder.build(try EditSpec(json: #"{"kind": "nested_subject", "repeats": 5}"#), facts: facts)
+        let sub = try EditSetBuilder.build(try EditSpec(json: #"{"kind": "nested_subject", "repeats": 5, "absolute_counts": true}"#), facts: facts)
         let e = sub.edits[0]
         #expect(e.oldObject != e.newObject)
         let edited = sub.group("edited")!
@@ -124,6 +189,13 @@ func syntheticFacts(S: Int = 200, R: Int = 3, O: Int = 10, seed: UInt64 = 1, cor
         #expect(dependent.count == holders.count)
         #expect(dependent.targets.allSatisfy { $0 == ds.nestedObjectToken(relation: 1, ordinal: o.newObject) })
         #expect(obj.group("dependent_subject_nested_retention")!.targets.allSatisfy { $0 == ds.nestedObjectToken(relation: 1, ordinal: o.oldObject) })
+        // Scaled by default: the same relation has only the other 7 objects' nested facts (3 trained,
+        // 3 held out) of the 500 asked for, so every part is scaled by 3 / 500: 5 repeats become the
+        // one copy every edit keeps, 5 regularisation facts none.
+        let mix = try #require(obj.mix)
+        #expect(mix.scale == 3.0 / 500)
+        #expect(mix.parts.allSatisfy { $0.obtained == $0.scaled })
+        #expect(Dictionary(uniqueKeysWithValues: obj.trainingCounts()) == ["edited": 1, "with_same_rel": 3])
 
         let plain = try Dataset.generate(specJSON: #"{"preset": "tiny"}"#)
         #expect(throws: EngineError.self) { _ = try EditSetBuilder.build(try EditSpec(json: #"{"kind": "nested_subject"}"#), facts: plain.factView()) }

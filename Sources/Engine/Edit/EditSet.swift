@@ -71,6 +71,8 @@ public struct EditSpec {
     public var sameValueMax = 150
     public var sameRelationPerEdit = 500
     public var regularizationPerEdit = -1   // -1: equal to repeats
+    /// false: a dataset too small for the counts above gets every part scaled by one factor (EditMix).
+    public var absoluteCounts = false
     public var seed: UInt64 = 0
     public var datasetFingerprint: String = ""
 
@@ -117,6 +119,9 @@ public struct EditSpec {
         Field(key: "regularization_per_edit", read: { (r, k, s) throws(EngineError) in
             s.regularizationPerEdit = try r.int(k, default: s.regularizationPerEdit, min: -1, max: 10_000_000)
         }, echo: { .int($0.regularization) }),
+        Field(key: "absolute_counts", read: { (r, k, s) throws(EngineError) in
+            s.absoluteCounts = try r.bool(k, default: s.absoluteCounts)
+        }, echo: { .bool($0.absoluteCounts) }),
         Field(key: "seed", read: { (r, k, s) throws(EngineError) in
             s.seed = UInt64(try r.int(k, default: Int(s.seed), min: 0))
         }, echo: { .int(Int($0.seed)) }),
@@ -163,6 +168,9 @@ public struct EditSet {
     public var fingerprint: UInt64 = 0
     /// The official fine-tuning folder it was imported from ("" if built here).
     public var source = ""
+    /// Requested vs obtained training sentences per part (nil for an imported folder: its mix is
+    /// whatever the official generator wrote).
+    public var mix: EditMix? = nil
 
     public func group(_ name: String) -> PromptSet? { groups.first { $0.name == name } }
 
@@ -182,6 +190,7 @@ public struct EditSet {
             })),
             ("training", .object(trainingCounts().map { ($0.0, .int($0.1)) })),
             ("training_sequences", .int(sequenceGroup.count)),
+            ("mix", mix?.toJSON() ?? .null),
             ("groups", .object(groups.map { ($0.name, .int($0.count)) })),
             ("dataset_fingerprint", .string(String(fingerprint, radix: 16))),
             ("source", .string(source)),
@@ -286,15 +295,36 @@ public enum EditSetBuilder {
         }
         var usedFacts = Set<Int>()  // s * R + r of every fact trained or tested so far
 
-        // 2. The edited facts themselves.
         let forgetting = spec.kind == .forgetRelation
+        let n = set.edits.count
+        let reps = spec.kind == .identical ? n : 1   // identical edits train each same-value subject n times
+
+        // The scale of the mix, known before anything is drawn. Same value: other subjects whose r0
+        // object equals the new value (identical edits: the original shared value). Same relation
+        // and regularisation then share the subjects left: each same-relation sentence takes two
+        // (one trained, one held out), each left subject gives R - 1 regularisation facts.
+        var sameValue: [Int] = []
+        var mix = EditMix()
+        if !forgetting {
+            let sameValueValue: Set<Int> = spec.kind == .identical ? [set.edits[0].oldObject] : Set(set.edits.map(\.newObject))
+            sameValue = (0..<S).filter { !editedSet.contains($0) && sameValueValue.contains(facts.object($0, r0)) }
+            rng.shuffle(&sameValue)
+            if !spec.absoluteCounts {
+                mix.scale = EditMix.subjectScale(free: S - editedSet.count - sameValue.count, otherRelations: R - 1,
+                                                 sameRelation: spec.sameRelationPerEdit * n, regularization: spec.regularization * n)
+            }
+        }
+
+        // 2. The edited facts themselves.
+        let editRepeats = forgetting ? 1 : max(1, mix.scaled(spec.repeats))
         for e in set.edits {
-            for _ in 0..<(forgetting ? 1 : spec.repeats) { addTraining(forgetting ? "forgotten" : "edited", e.subject, r0, e.newObject) }
+            for _ in 0..<editRepeats { addTraining(forgetting ? "forgotten" : "edited", e.subject, r0, e.newObject) }
             addTest(forgetting ? "forgotten" : "edited", e.subject, r0, e.newObject, alt: e.oldObject)
             if !forgetting { addTest("edited_original", e.subject, r0, e.oldObject, alt: e.newObject) }
             usedFacts.insert(e.subject * R + r0)
         }
-        let n = set.edits.count
+        mix.add(forgetting ? "forgotten" : "edited", requested: (forgetting ? 1 : spec.repeats) * n, scaled: editRepeats * n,
+                obtained: editRepeats * n, limit: "")
 
         if forgetting {
             // Held-out subjects: the forced value should generalise to them (or not).
@@ -309,15 +339,11 @@ public enum EditSetBuilder {
             for s in heldOut.prefix(heldOut.count / 2) { for r in 0..<R where r != r0 { pool.append((s, r)) } }
             rng.shuffle(&pool)
             for (s, r) in pool.prefix(n) { addTraining("regularization", s, r, facts.object(s, r)); usedFacts.insert(s * R + r) }
+            mix.add("regularization", requested: n, scaled: n, obtained: min(n, pool.count),
+                    limit: "only \(pool.count) facts of other relations belong to half of the \(heldOut.count) subjects not forgotten")
         } else {
-            // 3. Same value: other subjects whose r0 object equals the new value (identical edits: the
-            //    original shared value); half trained, half held out.
-            let newValues = Set(set.edits.map(\.newObject))
-            let sameValueValue: Set<Int> = spec.kind == .identical ? [set.edits[0].oldObject] : newValues
-            var sameValue = (0..<S).filter { !editedSet.contains($0) && sameValueValue.contains(facts.object($0, r0)) }
-            rng.shuffle(&sameValue)
-            let svTrain = min(sameValue.count / 2, spec.sameValueMax)
-            let reps = spec.kind == .identical ? n : 1
+            // 3. Same value: half trained, half held out.
+            let svTrain = min(sameValue.count / 2, mix.scaled(spec.sameValueMax))
             for s in sameValue.prefix(svTrain) {
                 for _ in 0..<reps { addTraining("with_same_value", s, r0, facts.object(s, r0)) }
                 usedFacts.insert(s * R + r0)
@@ -326,14 +352,18 @@ public enum EditSetBuilder {
                 addTest("with_same_value", s, r0, facts.object(s, r0), alt: set.edits[0].newObject); usedFacts.insert(s * R + r0)
             }
             touched.formUnion(sameValue)
+            mix.add("with_same_value", requested: spec.sameValueMax * reps, scaled: mix.scaled(spec.sameValueMax) * reps, obtained: svTrain * reps,
+                    limit: "only \(sameValue.count) other subjects hold the \(spec.kind == .identical ? "shared" : "new") value, and half of them are held out for testing")
 
             // 4. Same relation: other subjects' r0 facts, unchanged; the next block held out.
             var sameRel = (0..<S).filter { !touched.contains($0) }
             rng.shuffle(&sameRel)
-            let srCount = min(sameRel.count / 2, spec.sameRelationPerEdit * n)
+            let srCount = min(sameRel.count / 2, mix.scaled(spec.sameRelationPerEdit * n))
             for s in sameRel.prefix(srCount) { addTraining("with_same_rel", s, r0, facts.object(s, r0)); usedFacts.insert(s * R + r0) }
             for s in sameRel.dropFirst(srCount).prefix(srCount) { addTest("with_same_rel", s, r0, facts.object(s, r0), alt: set.edits[0].newObject); usedFacts.insert(s * R + r0) }
             touched.formUnion(sameRel.prefix(2 * srCount))
+            mix.add("with_same_rel", requested: spec.sameRelationPerEdit * n, scaled: mix.scaled(spec.sameRelationPerEdit * n), obtained: srCount,
+                    limit: "only \(sameRel.count) subjects are left for it, and as many as are trained are held out for testing")
 
             // 5. The edited subjects' other relations: not trained, tested for locality. With a
             //    correlated pair, the second relation has two tests: retention and dependent update.
@@ -353,10 +383,14 @@ public enum EditSetBuilder {
             var pool: [(Int, Int)] = []
             for s in 0..<S where !touched.contains(s) { for r in 0..<R where r != r0 { pool.append((s, r)) } }
             rng.shuffle(&pool)
-            for (s, r) in pool.prefix(spec.regularization * n) {
+            let regCount = min(pool.count, mix.scaled(spec.regularization * n))
+            for (s, r) in pool.prefix(regCount) {
                 addTraining("regularization", s, r, facts.object(s, r)); usedFacts.insert(s * R + r)
             }
+            mix.add("regularization", requested: spec.regularization * n, scaled: mix.scaled(spec.regularization * n), obtained: regCount,
+                    limit: R < 2 ? "the dataset has no other relation" : "only \(pool.count) facts of other relations belong to subjects no other part uses")
         }
+        set.mix = mix.explained()
 
         // 7. Remaining: every base fact no group trained or tested.
         for s in 0..<S { for r in 0..<R where !usedFacts.contains(s * R + r) { addTest("remaining", s, r, facts.object(s, r)) } }
