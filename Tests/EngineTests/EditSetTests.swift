@@ -147,6 +147,50 @@ func syntheticFacts(S: Int = 200, R: Int = 3, O: Int = 10, seed: UInt64 = 1, cor
         #expect(defaults["new_object"] == .null)
     }
 
+    @Test func aCorrelatedEditsNewValueDiffersFromTheDependentsOwnObject() throws {
+        // Correlation below 1: the second relation's object may differ from the first's. A new
+        // value equal to it would make the dependent update and retention the same answer.
+        var facts = syntheticFacts(S: 100, R: 3, O: 3)
+        facts.correlatedPair = (0, 1)
+        for seed in 0..<30 {
+            let set = try EditSetBuilder.build(try EditSpec(json: #"{"kind": "correlated", "seed": \#(seed)}"#), facts: facts)
+            let e = set.edits[0]
+            #expect(e.newObject != e.oldObject && e.newObject != facts.object(e.subject, 1))
+            #expect(set.group("correlated_dependent")!.targets != set.group("correlated_retention")!.targets)
+        }
+        let s = (0..<100).first { facts.object($0, 0) != facts.object($0, 1) }!
+        do {
+            _ = try EditSetBuilder.build(try EditSpec(json: #"{"kind": "correlated", "subjects": [\#(s)], "new_object": \#(facts.object(s, 1))}"#), facts: facts)
+            Issue.record("expected an error")
+        } catch { #expect(error.message.contains("could not be told from retention"), "\(error.message)") }
+    }
+
+    /// Each prompt of a split group has exactly one answer: the target, the alternative, another
+    /// object of its relation, or a leak (a token that is not an object of its relation).
+    @Test func everyAnswerIsNamedOnce() throws {
+        var prompts = PromptSet(name: "g", prompts: [1, 1, 1, 1, 1, 1], offsets: [0, 1, 2, 3, 4, 5, 6], targets: [10, 10, 10, 10, 10, 12])
+        prompts.alternatives = [11, 11, 11, 11, 11, 12]   // the last prompt's object did not change
+        var g = GroupResult(name: "g")
+        g.predicted = [10, 11, 15, 25, 3, 12]
+        g.correct = [1, 0, 0, 0, 0, 1]
+        let objects: Range<Int32> = 10..<20
+        func value(_ m: EditMetrics.Measure) -> Double? { EditMetrics.value(m, prompts, g, objects: objects) }
+        #expect(value(.accuracy) == 2.0 / 6)
+        #expect(value(.answer(.alternative)) == 1.0 / 6)
+        #expect(value(.answer(.other)) == 1.0 / 6)
+        #expect(value(.answer(.leak)) == 2.0 / 6)
+        #expect(value(.answer(.target)) == 2.0 / 6)
+        #expect(value(.accuracyWhereChanged) == 1.0 / 5)
+        #expect(value(.changedCount) == 5)
+        // Undefined, not zero: no objects range (an imported folder) or no changed prompt.
+        #expect(EditMetrics.value(.answer(.leak), prompts, g, objects: nil) == nil)
+        prompts.alternatives = prompts.targets
+        #expect(value(.accuracyWhereChanged) == nil)
+        // Every metric says how it is computed.
+        #expect(EditMetrics.definitions.allSatisfy { !$0.definition.isEmpty })
+        #expect(Set(EditMetrics.definitions.map(\.name)).count == EditMetrics.definitions.count)
+    }
+
     @Test func badSpecsAreClearErrors() throws {
         let facts = syntheticFacts(S: 20, R: 3, O: 6)
         func fails(_ json: String, _ needle: String) {
@@ -189,6 +233,9 @@ func syntheticFacts(S: Int = 200, R: Int = 3, O: Int = 10, seed: UInt64 = 1, cor
         #expect(dependent.count == holders.count)
         #expect(dependent.targets.allSatisfy { $0 == ds.nestedObjectToken(relation: 1, ordinal: o.newObject) })
         #expect(obj.group("dependent_subject_nested_retention")!.targets.allSatisfy { $0 == ds.nestedObjectToken(relation: 1, ordinal: o.oldObject) })
+        // A dependent answered with anything but one of relation 1's nested values is a leak.
+        let nested1 = ds.nestedObjectToken(relation: 1, ordinal: 0)..<(ds.nestedObjectToken(relation: 1, ordinal: 0) + 4)
+        #expect(obj.objectTokens["dependent_subject_nested"] == nested1 && obj.objectTokens["edited_original"] == nested1)
         // Scaled by default: the same relation has only the other 7 objects' nested facts (3 trained,
         // 3 held out) of the 500 asked for, so every part is scaled by 3 / 500: 5 repeats become the
         // one copy every edit keeps, 5 regularisation facts none.

@@ -168,6 +168,10 @@ public struct EditSet {
     public var fingerprint: UInt64 = 0
     /// The official fine-tuning folder it was imported from ("" if built here).
     public var source = ""
+    /// For the groups whose prompts share one relation and are split by answer (edited_original,
+    /// correlated_dependent, dependent_subject_nested): the token range of that relation's objects,
+    /// so an answer outside it (a leak) can be told from a wrong object of the right relation.
+    public var objectTokens: [String: Range<Int32>] = [:]
     /// Requested vs obtained training sentences per part (nil for an imported folder: its mix is
     /// whatever the official generator wrote).
     public var mix: EditMix? = nil
@@ -232,9 +236,16 @@ public enum EditSetBuilder {
             }
             let s = spec.subjects.first ?? rng.below(S)
             let old = facts.object(s, r0)
-            var new = spec.newObject ?? rng.below(O - 1)
-            if spec.newObject == nil, new >= old { new += 1 }
+            // A correlated edit's new value must also differ from the dependent relation's own
+            // object (possible below strength 1), or its update could not be told from retention.
+            let dependentOld = spec.kind == .correlated ? facts.object(s, facts.correlatedPair!.1) : old
+            let free = (0..<O).filter { $0 != old && $0 != dependentOld }
+            guard !free.isEmpty else { throw .invalid("edit spec: relation \(r0) has no object left for subject \(s) (\(O) objects)") }
+            let new = spec.newObject ?? free[rng.below(free.count)]
             guard new != old else { throw .invalid("edit spec: new_object = \(new) is already subject \(s)'s object") }
+            guard new != dependentOld else {
+                throw .invalid("edit spec: new_object = \(new) is already subject \(s)'s object of the correlated relation: its update could not be told from retention")
+            }
             set.edits = [Edit(subject: s, relation: r0, oldObject: old, newObject: new)]
         case .diverse:
             // Distinct subjects with distinct original objects, each to its own unused new object.
@@ -391,6 +402,9 @@ public enum EditSetBuilder {
                     limit: R < 2 ? "the dataset has no other relation" : "only \(pool.count) facts of other relations belong to subjects no other part uses")
         }
         set.mix = mix.explained()
+        let objectsOf = { (r: Int) in facts.objectToken(r, 0)..<(facts.objectToken(r, 0) + Int32(O)) }
+        if !forgetting { set.objectTokens["edited_original"] = objectsOf(r0) }
+        if let pair = facts.correlatedPair, spec.kind == .correlated { set.objectTokens["correlated_dependent"] = objectsOf(pair.1) }
 
         // 7. Remaining: every base fact no group trained or tested.
         for s in 0..<S { for r in 0..<R where !usedFacts.contains(s * R + r) { addTest("remaining", s, r, facts.object(s, r)) } }

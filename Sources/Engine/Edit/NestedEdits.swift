@@ -105,6 +105,10 @@ extension EditSetBuilder {
         mix.add("regularization", requested: spec.regularization, scaled: mix.scaled(spec.regularization), obtained: regCount,
                 limit: "only \(pool.count) facts of other relations are unused")
         set.mix = mix.explained()
+        // Both nested relations of r0 answer with r0's nested values.
+        let nestedValues = facts.tailToken(editedFact, 0)..<(facts.tailToken(editedFact, 0) + Int32(K))
+        set.objectTokens["edited_original"] = nestedValues
+        if spec.kind == .nestedObject { set.objectTokens["dependent_subject_nested"] = nestedValues }
         // Remaining: every base fact untouched.
         for s in 0..<S {
             for r in 0..<R {

@@ -199,6 +199,24 @@ def test_edit_result_save_and_frame(lora_edit, tmp_path):
     assert {r["name"]: r["value"] for r in rows} == res.metrics
 
 
+def test_forgetting_success_over_changed_subjects(trained, tiny, tmp_path):
+    with EditSet(tiny, kind="forget_relation", relation=1, forget_fraction=1.0) as es:
+        m = trained.clone()
+        res = m.edit(es, method="full", optimizer={"learning_rate": 1e-3, "epochs": 3}, progress=False)
+        g = es.group("forgotten")
+        changed = g["targets"] != g["alternatives"]          # old object != forced object 0
+        holders = sum(1 for s, r, o in tiny.facts[:, :3] if r == 1 and o == 0)
+        assert 0 < holders and res.metrics["forgetting_changed_subjects"] == changed.sum() == len(changed) - holders
+        res.save(tmp_path / "forget.h5")
+        with h5py.File(tmp_path / "forget.h5", "r") as f:
+            predicted = f["groups/forgotten/predicted_after"][()]
+        assert res.metrics["forgetting_success_changed"] == pytest.approx((predicted == g["targets"])[changed].mean())
+        assert res.metrics["forgetting_success"] == pytest.approx((predicted == g["targets"]).mean())
+        assert res.metrics["forgetting_success_changed_before"] == 0       # the model knew every fact
+        assert "changed" in res.definitions["forgetting_success_changed"]
+        m.close()
+
+
 def test_result_close_and_context(trained, single):
     m = trained.clone()
     with m.edit(single, layers={"blocks": [0], "sublayers": "attention"}, progress=False, **LORA) as res:
