@@ -1,8 +1,10 @@
 /// The fine-tuning mix part by part: what the spec asked for, what the scale made of it and what
-/// the dataset supplied. The official counts (250 : 150 : 500 : 250 per edit, i.e. 2 : 1 : 4 + 2)
-/// need about 12,500 subjects for one edit; on a smaller dataset the last parts used to come out
-/// short or empty. Unless the spec sets `absolute_counts`, every part is scaled by one factor
-/// instead, so the ratio holds; each part that still differs from what was asked gets a warning.
+/// the dataset supplied. The official counts (250 : ≤ 150 : 500 : 250 per edit, 2 : 1 : 4 + 2) need
+/// a large dataset; on a smaller one the last parts used to come out short or empty, silently.
+/// Unless the spec sets `absolute_counts`, every part is scaled by one factor instead, so the ratio
+/// holds; each part that still differs from what was asked gets a warning. The same-value part is
+/// an upper bound that depends on subjects per object, so it does not set the scale
+/// (docs/training-and-editing.md).
 public struct EditMix {
     public struct Part {
         public let name: String
