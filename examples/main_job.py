@@ -81,7 +81,9 @@ def main():
     # 3. Edit one fact two ways, each on its own copy of the trained model
     edit_set = EditSet(ds, kind="single", seed=a.seed)
     s, r, old, new = (int(x) for x in edit_set.edits[0])
-    print(f"edit: subject {s}, relation {r}: object {old} -> {new}")
+    print(f"edit: subject {s}, relation {r}: object {old} -> {new}; training sentences {edit_set.training_counts}")
+    for warning in edit_set.warnings:   # e.g. the official counts scaled to the dataset's size
+        print(f"  note: {warning}")
     last = model.config["layers"] - 1
     methods = {
         "lora": dict(method="lora", rank=32, alpha=32, layers={"blocks": [last], "sublayers": "mlp"}, optimizer=EDIT_OPTIMIZER),

@@ -180,7 +180,8 @@ int32_t bh_editset_create(const bh_dataset *ds, const char *spec_json, bh_editse
    training files must match the folder's metadata/ and .jsonl records line by line and the counts
    the generator fixes must hold; else BH_ERR_FORMAT. */
 int32_t bh_editset_import_reference(const bh_dataset *ds, const char *dir, bh_editset **out);
-/* JSON: spec (defaults filled in), edits, training counts per group, test groups and sizes, arrays. */
+/* JSON: spec (defaults filled in), edits, training counts per group, mix (requested / scaled /
+   obtained per part, scale, warnings), test groups and sizes, arrays. */
 int32_t bh_editset_info(const bh_editset *es, char **json_out);
 /* Arrays by name: "tokens", "offsets", "groups/<name>/prompts", ".../offsets", ".../targets", ".../facts". */
 int32_t bh_editset_array_i32(const bh_editset *es, const char *name, int32_t *buffer, int64_t capacity, int64_t *count);

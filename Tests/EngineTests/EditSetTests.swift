@@ -41,6 +41,71 @@ func syntheticFacts(S: Int = 200, R: Int = 3, O: Int = 10, seed: UInt64 = 1, cor
         // determinism
         let again = try EditSetBuilder.build(spec, facts: facts)
         #expect(again.tokens == set.tokens)
+        // A dataset large enough for the counts: nothing scaled, nothing to warn about.
+        let mix = try #require(set.mix)
+        #expect(mix.scale == 1 && mix.warnings.isEmpty)
+        #expect(mix.parts.map(\.name) == ["edited", "with_same_value", "with_same_rel", "regularization"])
+        #expect(mix.parts.allSatisfy { $0.requested == $0.obtained && counts[$0.name] == $0.obtained })
+    }
+
+    /// A spec with the official 2 : 1 : 4 + 2 ratio on a dataset too small for its absolute counts.
+    static let smallMix = #"{"repeats": 40, "same_value_max": 20, "same_relation_per_edit": 80, "regularization_per_edit": 40, "seed": 4}"#
+
+    @Test func aTooSmallDatasetScalesEveryPartAndSaysSo() throws {
+        // 2 objects: about half the subjects hold the new value, so the same-value part is not short.
+        let facts = syntheticFacts(S: 120, R: 3, O: 2)
+        let set = try EditSetBuilder.build(try EditSpec(json: Self.smallMix), facts: facts)
+        let e = set.edits[0]
+        let mix = try #require(set.mix)
+        // The scale, recomputed: same relation (2 subjects a sentence) and regularisation (2 other
+        // relations a subject) share the subjects neither edited nor holding the new value.
+        let sameValue = (0..<120).filter { $0 != e.subject && facts.object($0, 0) == e.newObject }.count
+        let free = 120 - 1 - sameValue
+        #expect(mix.scale == Double(free) / (2 * 80 + 40 / 2))
+        #expect(mix.scale < 1)
+        let counts = Dictionary(uniqueKeysWithValues: set.trainingCounts())
+        let requested = ["edited": 40, "with_same_value": 20, "with_same_rel": 80, "regularization": 40]
+        for p in mix.parts {
+            #expect(p.requested == requested[p.name])
+            #expect(p.scaled == Int((mix.scale * Double(p.requested)).rounded(.down)), "\(p.name)")
+            #expect(p.obtained == p.scaled, "\(p.name): the scaled mix fits the dataset")
+            #expect(counts[p.name] == p.obtained, "\(p.name): the reported count is the trained count")
+        }
+        // The ratio holds: each part is its requested share of the edited part, within rounding.
+        let unit = Double(counts["edited"]!) / 40
+        for (name, asked) in requested { #expect(abs(Double(counts[name]!) - unit * Double(asked)) <= 2.5, "\(name)") }
+        #expect(counts["edited"]! < 40 && counts["regularization"]! > 0)
+        #expect(mix.warnings.count == 1)
+        #expect(mix.warnings[0].contains("scaled by") && mix.warnings[0].contains("absolute_counts"))
+        // The edit set info (and so every edit report, which embeds it) states all of this.
+        let info = set.summary()["mix"]
+        #expect(info?["scale"] == .number(mix.scale))
+        #expect(info?["parts"]?["regularization"]?["requested"] == .int(40))
+        #expect(info?["parts"]?["regularization"]?["obtained"] == .int(counts["regularization"]!))
+        #expect(info?["warnings"] == .strings(mix.warnings))
+    }
+
+    @Test func absoluteCountsKeepTheRequestedCountsAndReportTheShortfall() throws {
+        let facts = syntheticFacts(S: 120, R: 3, O: 2)
+        var spec = try EditSpec(json: Self.smallMix)
+        spec.absoluteCounts = true
+        #expect(try EditSpec(json: spec.toJSON().serialized()).absoluteCounts)   // echoed, and read back
+        let set = try EditSetBuilder.build(spec, facts: facts)
+        let mix = try #require(set.mix)
+        let counts = Dictionary(uniqueKeysWithValues: set.trainingCounts())
+        #expect(mix.scale == 1)
+        #expect(counts["edited"] == 40)
+        #expect(counts["with_same_value"] == 20)
+        // Same relation takes half the free subjects (the rest are held out), leaving too few for
+        // regularisation: both come out short and are named.
+        let sr = try #require(mix.parts.first { $0.name == "with_same_rel" })
+        let reg = try #require(mix.parts.first { $0.name == "regularization" })
+        #expect(sr.scaled == 80 && sr.obtained < 80 && sr.obtained == counts["with_same_rel"])
+        #expect(reg.scaled == 40 && reg.obtained < 40 && reg.obtained == counts["regularization", default: 0])
+        #expect(mix.warnings.count == 2)
+        #expect(mix.warnings.contains { $0.hasPrefix("with_same_rel: \(sr.obtained) of the 80 ") })
+        #expect(mix.warnings.contains { $0.hasPrefix("regularization: \(reg.obtained) of the 40 ") })
+        #expect(!mix.warnings.contains { $0.contains("scaled by") })
     }
 
     @Test func diverseAndIdenticalEdits() throws {
@@ -70,6 +135,62 @@ func syntheticFacts(S: Int = 200, R: Int = 3, O: Int = 10, seed: UInt64 = 1, cor
         #expect(cs.group("correlated_retention")!.targets == [facts.objectToken(1, e.oldObject)])
     }
 
+    @Test func theSpecEchoDecodesToTheSameSpec() throws {
+        let text = #"{"kind": "diverse", "relation": 2, "count": 3, "subjects": [4, 5, 6], "repeats": 7, "same_value_max": 8, "same_relation_per_edit": 9, "regularization_per_edit": 10, "seed": 11, "forced_object": 1, "forget_fraction": 0.5}"#
+        let spec = try EditSpec(json: text)
+        let echo = spec.toJSON()
+        #expect(try EditSpec(json: echo.serialized()).toJSON() == echo)
+        #expect(echo["count"] == .int(3) && echo["repeats"] == .int(7) && echo["seed"] == .int(11))
+        // Defaults are echoed filled in: regularization_per_edit = repeats, count 10 for diverse.
+        let defaults = try EditSpec(json: #"{"kind": "identical"}"#).toJSON()
+        #expect(defaults["regularization_per_edit"] == .int(250) && defaults["count"] == .int(10))
+        #expect(defaults["new_object"] == .null)
+    }
+
+    @Test func aCorrelatedEditsNewValueDiffersFromTheDependentsOwnObject() throws {
+        // Correlation below 1: the second relation's object may differ from the first's. A new
+        // value equal to it would make the dependent update and retention the same answer.
+        var facts = syntheticFacts(S: 100, R: 3, O: 3)
+        facts.correlatedPair = (0, 1)
+        for seed in 0..<30 {
+            let set = try EditSetBuilder.build(try EditSpec(json: #"{"kind": "correlated", "seed": \#(seed)}"#), facts: facts)
+            let e = set.edits[0]
+            #expect(e.newObject != e.oldObject && e.newObject != facts.object(e.subject, 1))
+            #expect(set.group("correlated_dependent")!.targets != set.group("correlated_retention")!.targets)
+        }
+        let s = (0..<100).first { facts.object($0, 0) != facts.object($0, 1) }!
+        do {
+            _ = try EditSetBuilder.build(try EditSpec(json: #"{"kind": "correlated", "subjects": [\#(s)], "new_object": \#(facts.object(s, 1))}"#), facts: facts)
+            Issue.record("expected an error")
+        } catch { #expect(error.message.contains("could not be told from retention"), "\(error.message)") }
+    }
+
+    /// Each prompt of a split group has exactly one answer: the target, the alternative, another
+    /// object of its relation, or a leak (a token that is not an object of its relation).
+    @Test func everyAnswerIsNamedOnce() throws {
+        var prompts = PromptSet(name: "g", prompts: [1, 1, 1, 1, 1, 1], offsets: [0, 1, 2, 3, 4, 5, 6], targets: [10, 10, 10, 10, 10, 12])
+        prompts.alternatives = [11, 11, 11, 11, 11, 12]   // the last prompt's object did not change
+        var g = GroupResult(name: "g")
+        g.predicted = [10, 11, 15, 25, 3, 12]
+        g.correct = [1, 0, 0, 0, 0, 1]
+        let objects: Range<Int32> = 10..<20
+        func value(_ m: EditMetrics.Measure) -> Double? { EditMetrics.value(m, prompts, g, objects: objects) }
+        #expect(value(.accuracy) == 2.0 / 6)
+        #expect(value(.answer(.alternative)) == 1.0 / 6)
+        #expect(value(.answer(.other)) == 1.0 / 6)
+        #expect(value(.answer(.leak)) == 2.0 / 6)
+        #expect(value(.answer(.target)) == 2.0 / 6)
+        #expect(value(.accuracyWhereChanged) == 1.0 / 5)
+        #expect(value(.changedCount) == 5)
+        // Undefined, not zero: no objects range (an imported folder) or no changed prompt.
+        #expect(EditMetrics.value(.answer(.leak), prompts, g, objects: nil) == nil)
+        prompts.alternatives = prompts.targets
+        #expect(value(.accuracyWhereChanged) == nil)
+        // Every metric says how it is computed.
+        #expect(EditMetrics.definitions.allSatisfy { !$0.definition.isEmpty })
+        #expect(Set(EditMetrics.definitions.map(\.name)).count == EditMetrics.definitions.count)
+    }
+
     @Test func badSpecsAreClearErrors() throws {
         let facts = syntheticFacts(S: 20, R: 3, O: 6)
         func fails(_ json: String, _ needle: String) {
@@ -95,7 +216,7 @@ func syntheticFacts(S: Int = 200, R: Int = 3, O: Int = 10, seed: UInt64 = 1, cor
         let ds = try Dataset.generate(specJSON: #"{"preset": "tiny", "num_nested_objects": 4, "seed": 5}"#)
         let facts = ds.factView()
         #expect(facts.nested == 4)
-        let sub = try EditSetBuilder.build(try EditSpec(json: #"{"kind": "nested_subject", "repeats": 5}"#), facts: facts)
+        let sub = try EditSetBuilder.build(try EditSpec(json: #"{"kind": "nested_subject", "repeats": 5, "absolute_counts": true}"#), facts: facts)
         let e = sub.edits[0]
         #expect(e.oldObject != e.newObject)
         let edited = sub.group("edited")!
@@ -112,6 +233,16 @@ func syntheticFacts(S: Int = 200, R: Int = 3, O: Int = 10, seed: UInt64 = 1, cor
         #expect(dependent.count == holders.count)
         #expect(dependent.targets.allSatisfy { $0 == ds.nestedObjectToken(relation: 1, ordinal: o.newObject) })
         #expect(obj.group("dependent_subject_nested_retention")!.targets.allSatisfy { $0 == ds.nestedObjectToken(relation: 1, ordinal: o.oldObject) })
+        // A dependent answered with anything but one of relation 1's nested values is a leak.
+        let nested1 = ds.nestedObjectToken(relation: 1, ordinal: 0)..<(ds.nestedObjectToken(relation: 1, ordinal: 0) + 4)
+        #expect(obj.objectTokens["dependent_subject_nested"] == nested1 && obj.objectTokens["edited_original"] == nested1)
+        // Scaled by default: the same relation has only the other 7 objects' nested facts (3 trained,
+        // 3 held out) of the 500 asked for, so every part is scaled by 3 / 500: 5 repeats become the
+        // one copy every edit keeps, 5 regularisation facts none.
+        let mix = try #require(obj.mix)
+        #expect(mix.scale == 3.0 / 500)
+        #expect(mix.parts.allSatisfy { $0.obtained == $0.scaled })
+        #expect(Dictionary(uniqueKeysWithValues: obj.trainingCounts()) == ["edited": 1, "with_same_rel": 3])
 
         let plain = try Dataset.generate(specJSON: #"{"preset": "tiny"}"#)
         #expect(throws: EngineError.self) { _ = try EditSetBuilder.build(try EditSpec(json: #"{"kind": "nested_subject"}"#), facts: plain.factView()) }

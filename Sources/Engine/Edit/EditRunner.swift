@@ -1,22 +1,82 @@
+/// What a prompt was answered with, against its group's target and alternative: a group split by
+/// answer (edited_original, correlated_dependent, dependent_subject_nested) names every outcome,
+/// and the four fractions sum to 1.
+enum Answer {
+    case target, alternative
+    /// Not an object of the prompt's relation (EditSet.objectTokens), e.g. the edited relation's
+    /// new object given for the correlated relation.
+    case leak
+    /// Another object of the prompt's relation.
+    case other
+
+    static func of(_ predicted: Int32, target: Int32, alternative: Int32, objects: Range<Int32>) -> Answer {
+        if predicted == target { return .target }
+        if predicted == alternative { return .alternative }
+        return objects.contains(predicted) ? .other : .leak
+    }
+}
+
 /// Metrics of an edit experiment, each with how it is computed.
 public enum EditMetrics {
-    static let definitions: [(String, String, String)] = [
-        // (metric, group, definition)
-        ("edit_success", "edited", "exact-match accuracy on the edited prompts with the NEW object as target (greedy next token)"),
-        ("old_value_retained", "edited_original", "fraction of edited prompts still answered with the OLD object"),
-        ("remaining_accuracy", "remaining", "exact-match accuracy on every base fact no group trained or tested (untouched facts)"),
-        ("same_subject_other_relations", "same_subject_other_rel", "accuracy on the edited subjects' other relations (not trained)"),
-        ("same_value_neighbours", "with_same_value", "accuracy on held-out subjects that share the new value (not trained)"),
-        ("same_relation_neighbours", "with_same_rel", "accuracy on held-out subjects of the edited relation (not trained)"),
-        ("dependent_update_rate", "correlated_dependent", "fraction of edited subjects whose correlated relation now gives the object with the new value's ordinal"),
-        ("correlated_retention", "correlated_retention", "fraction of edited subjects whose correlated relation still gives its old object"),
-        ("forgetting_success", "forgotten", "fraction of forgotten (trained) prompts answered with the forced object"),
-        ("forgetting_generalization", "forgotten_heldout", "fraction of held-out subjects of the forgotten relation answered with the forced object"),
-        ("forgetting_heldout_retention", "forgotten_heldout_original", "fraction of held-out subjects of the forgotten relation still answered with their own object"),
-        ("same_subject_object", "same_subject_object", "nested_subject: accuracy on the edited subject's own object fact (kept, not trained)"),
-        ("nested_dependent_update_rate", "dependent_subject_nested", "nested_object: fraction of subjects holding the edited object whose subject→nested fact now gives the new nested value"),
-        ("nested_dependent_retention", "dependent_subject_nested_retention", "nested_object: fraction of those subjects still giving the old nested value"),
+    /// How a metric is read from its group's per-prompt results.
+    enum Measure {
+        /// Fraction of prompts answered with the group's target.
+        case accuracy
+        /// Fraction of prompts answered this way (the group needs alternatives and objectTokens).
+        case answer(Answer)
+        /// Accuracy over the prompts whose target differs from their alternative (the old object).
+        case accuracyWhereChanged
+        /// How many prompts have a target that differs from their alternative (not a rate: no _before).
+        case changedCount
+    }
+
+    static let definitions: [(name: String, group: String, measure: Measure, definition: String)] = [
+        ("edit_success", "edited", .accuracy, "exact-match accuracy on the edited prompts with the NEW object as target (greedy next token)"),
+        ("old_value_retained", "edited_original", .accuracy, "fraction of edited prompts still answered with the OLD object"),
+        ("edited_leak_rate", "edited_original", .answer(.leak), "fraction of edited prompts answered with a token that is not an object of the edited relation (e.g. another relation's object); edit_success + old_value_retained + edited_leak_rate + edited_other = 1"),
+        ("edited_other", "edited_original", .answer(.other), "fraction of edited prompts answered with an object of the edited relation that is neither the old nor the new one"),
+        ("remaining_accuracy", "remaining", .accuracy, "exact-match accuracy on every base fact no group trained or tested (untouched facts)"),
+        ("same_subject_other_relations", "same_subject_other_rel", .accuracy, "accuracy on the edited subjects' other relations (not trained)"),
+        ("same_value_neighbours", "with_same_value", .accuracy, "accuracy on held-out subjects that share the new value (not trained)"),
+        ("same_relation_neighbours", "with_same_rel", .accuracy, "accuracy on held-out subjects of the edited relation (not trained)"),
+        ("dependent_update_rate", "correlated_dependent", .accuracy, "fraction of edited subjects whose correlated relation now gives the object with the new value's ordinal"),
+        ("correlated_retention", "correlated_retention", .accuracy, "fraction of edited subjects whose correlated relation still gives its old object"),
+        ("correlated_leak_rate", "correlated_dependent", .answer(.leak), "fraction of edited subjects whose correlated relation is answered with a token that is not one of its objects, such as the edited relation's new object (the edit leaking into the dependent prompt); dependent_update_rate + correlated_retention + correlated_leak_rate + correlated_other = 1"),
+        ("correlated_other", "correlated_dependent", .answer(.other), "fraction of edited subjects whose correlated relation is answered with one of its objects other than the old one and the one with the new value's ordinal"),
+        ("forgetting_success", "forgotten", .accuracy, "fraction of forgotten (trained) prompts answered with the forced object"),
+        ("forgetting_success_changed", "forgotten", .accuracyWhereChanged, "forgetting_success over the forgotten subjects whose object changed (old object ≠ forced object); subjects that already held the forced object are left out"),
+        ("forgetting_changed_subjects", "forgotten", .changedCount, "number of forgotten subjects whose old object differs from the forced object (the prompts forgetting_success_changed is over)"),
+        ("forgetting_generalization", "forgotten_heldout", .accuracy, "fraction of held-out subjects of the forgotten relation answered with the forced object"),
+        ("forgetting_heldout_retention", "forgotten_heldout_original", .accuracy, "fraction of held-out subjects of the forgotten relation still answered with their own object"),
+        ("same_subject_object", "same_subject_object", .accuracy, "nested_subject: accuracy on the edited subject's own object fact (kept, not trained)"),
+        ("nested_dependent_update_rate", "dependent_subject_nested", .accuracy, "nested_object: fraction of subjects holding the edited object whose subject→nested fact now gives the new nested value"),
+        ("nested_dependent_retention", "dependent_subject_nested_retention", .accuracy, "nested_object: fraction of those subjects still giving the old nested value"),
+        ("nested_dependent_leak_rate", "dependent_subject_nested", .answer(.leak), "nested_object: fraction of those subjects whose subject→nested fact is answered with a token that is not a nested value of the relation; nested_dependent_update_rate + nested_dependent_retention + nested_dependent_leak_rate + nested_dependent_other = 1"),
+        ("nested_dependent_other", "dependent_subject_nested", .answer(.other), "nested_object: fraction of those subjects answered with a nested value of the relation other than the old and the new one"),
     ]
+
+    /// The metric's value on one group's results, or nil where it is not defined (a split group
+    /// without alternatives, as imported from an official folder; no changed prompt).
+    static func value(_ measure: Measure, _ prompts: PromptSet, _ result: GroupResult, objects: Range<Int32>?) -> Double? {
+        guard result.count > 0 else { return nil }
+        let alternatives = prompts.alternatives
+        switch measure {
+        case .accuracy:
+            return result.accuracy
+        case .answer(let wanted):
+            guard let alternatives, let objects else { return nil }
+            let n = (0..<result.count).filter {
+                Answer.of(result.predicted[$0], target: prompts.targets[$0], alternative: alternatives[$0], objects: objects) == wanted
+            }.count
+            return Double(n) / Double(result.count)
+        case .accuracyWhereChanged, .changedCount:
+            guard let alternatives else { return nil }
+            let changed = (0..<result.count).filter { prompts.targets[$0] != alternatives[$0] }
+            if case .changedCount = measure { return Double(changed.count) }
+            guard !changed.isEmpty else { return nil }
+            return Double(changed.filter { result.correct[$0] != 0 }.count) / Double(changed.count)
+        }
+    }
 
     /// CounterFact-style scores (Meng et al. 2022) on our groups.
     static func counterFact(edited: GroupResult?, neighbours: GroupResult?) -> [(String, Double, String)] {
@@ -76,6 +136,8 @@ public final class EditRunner {
     var wrapper: TrainableNetwork?
     var optimizer: BlockOptimizer?
     public private(set) var result = EditResult()
+    /// One at a time: the edited groups with row i as measured right after edit i's own run.
+    var ownRuns: [String: GroupResult] = [:]
     public private(set) var stepsTaken = 0
     public let totalSteps: Int
     let started = monotonicSeconds()
@@ -173,6 +235,16 @@ public final class EditRunner {
             let after = try evaluateAll()
             let e = editSet.edits[runIndex]
             let i = runIndex
+            // Edit i's own prompts (row i of the edited groups) as they are right after its run.
+            for g in after where g.name == "edited" || g.name == "edited_original" {
+                var own = ownRuns[g.name] ?? g
+                own.predicted[i] = g.predicted[i]
+                own.correct[i] = g.correct[i]
+                own.targetProbability[i] = g.targetProbability[i]
+                own.targetRank[i] = g.targetRank[i]
+                if !g.alternativeProbability.isEmpty { own.alternativeProbability[i] = g.alternativeProbability[i] }
+                ownRuns[g.name] = own
+            }
             let edited = after.first { $0.name == "edited" }
             let remaining = after.first { $0.name == "remaining" }
             result.perEdit.append(.object([
@@ -223,24 +295,24 @@ public final class EditRunner {
             restoreOriginal()
         }
         var metrics: [(String, Double, String)] = []
-        for (name, group, definition) in EditMetrics.definitions {
-            guard let a = result.after.first(where: { $0.name == group }), a.count > 0 else { continue }
-            var value = a.accuracy
+        for (name, group, measure, definition) in EditMetrics.definitions {
+            guard let prompts = editSet.group(group), let a = result.after.first(where: { $0.name == group }),
+                  var value = EditMetrics.value(measure, prompts, a, objects: editSet.objectTokens[group]) else { continue }
             var def = definition
-            if method.mode == .oneAtATime, name == "edit_success" {
-                let per = result.perEdit.compactMap { j -> Double? in if case let .number(x)? = j["edit_success"] { return x }; return nil }
-                value = per.reduce(0, +) / Double(max(1, per.count))
+            if let own = ownRuns[group], let v = EditMetrics.value(measure, prompts, own, objects: editSet.objectTokens[group]) {
+                value = v
                 def += " (one at a time: each edit applied alone to the original model, averaged)"
             }
             metrics.append((name, value, def))
-            if let b = result.before.first(where: { $0.name == group }) {
-                metrics.append((name + "_before", b.accuracy, "the same, before the edit"))
+            if case .changedCount = measure { continue }
+            if let b = result.before.first(where: { $0.name == group }), let v = EditMetrics.value(measure, prompts, b, objects: editSet.objectTokens[group]) {
+                metrics.append((name + "_before", v, "the same, before the edit"))
             }
         }
         if let rb = result.before.first(where: { $0.name == "remaining" }), let ra = result.after.first(where: { $0.name == "remaining" }) {
             metrics.append(("remaining_accuracy_drop", rb.accuracy - ra.accuracy, "remaining accuracy before minus after (points lost on untouched facts)"))
         }
-        metrics += EditMetrics.counterFact(edited: result.after.first { $0.name == "edited" },
+        metrics += EditMetrics.counterFact(edited: ownRuns["edited"] ?? result.after.first { $0.name == "edited" },
                                            neighbours: result.after.first { $0.name == "with_same_rel" })
         result.metrics = metrics.map { (name: $0.0, value: $0.1, definition: $0.2) }
         result.seconds = monotonicSeconds() - started

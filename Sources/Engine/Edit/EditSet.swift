@@ -71,27 +71,68 @@ public struct EditSpec {
     public var sameValueMax = 150
     public var sameRelationPerEdit = 500
     public var regularizationPerEdit = -1   // -1: equal to repeats
+    /// false: a dataset too small for the counts above gets every part scaled by one factor (EditMix).
+    public var absoluteCounts = false
     public var seed: UInt64 = 0
     public var datasetFingerprint: String = ""
 
     public init() {}
 
+    /// One field of the spec: its key, how it is read (the default is the property's initial value)
+    /// and how it is echoed. `init(json:)` and `toJSON()` both walk `fields`, so a field cannot be
+    /// decoded but missing from the echo, or the reverse.
+    struct Field {
+        let key: String
+        let read: (inout JSONReader, String, inout EditSpec) throws(EngineError) -> Void
+        let echo: (EditSpec) -> JSON
+    }
+
+    static func int(_ key: String, _ p: WritableKeyPath<EditSpec, Int>, min lo: Int, max hi: Int? = 10_000_000) -> Field {
+        Field(key: key, read: { (r, k, s) throws(EngineError) in
+            s[keyPath: p] = try r.int(k, default: s[keyPath: p], min: lo, max: hi)
+        }, echo: { .int($0[keyPath: p]) })
+    }
+
+    static let fields: [Field] = [
+        Field(key: "kind", read: { (r, k, s) throws(EngineError) in
+            s.kind = Kind(rawValue: try r.string(k, default: s.kind.rawValue, oneOf: Kind.allCases.map(\.rawValue)))!
+        }, echo: { .string($0.kind.rawValue) }),
+        int("relation", \.relation, min: 0, max: 100_000),
+        // Read after kind: diverse and identical make 10 edits unless told otherwise.
+        Field(key: "count", read: { (r, k, s) throws(EngineError) in
+            s.count = try r.int(k, default: [.diverse, .identical].contains(s.kind) ? 10 : 1, min: 1, max: 10_000_000)
+        }, echo: { .int($0.count) }),
+        Field(key: "subjects", read: { (r, k, s) throws(EngineError) in
+            s.subjects = try r.intArray(k, default: s.subjects, min: 0)
+        }, echo: { .ints($0.subjects) }),
+        Field(key: "new_object", read: { (r, k, s) throws(EngineError) in
+            s.newObject = try r.optionalInt(k, min: 0)
+        }, echo: { $0.newObject.map { .int($0) } ?? .null }),
+        Field(key: "forget_fraction", read: { (r, k, s) throws(EngineError) in
+            s.forgetFraction = try r.double(k, default: s.forgetFraction, min: 0, max: 1, exclusiveMin: true)
+        }, echo: { .number($0.forgetFraction) }),
+        int("forced_object", \.forcedObject, min: 0, max: nil),
+        int("repeats", \.repeats, min: 1, max: 1_000_000),
+        int("same_value_max", \.sameValueMax, min: 0),
+        int("same_relation_per_edit", \.sameRelationPerEdit, min: 0),
+        // Echoed resolved (-1 becomes `repeats`), so the echo decodes to the same mix.
+        Field(key: "regularization_per_edit", read: { (r, k, s) throws(EngineError) in
+            s.regularizationPerEdit = try r.int(k, default: s.regularizationPerEdit, min: -1, max: 10_000_000)
+        }, echo: { .int($0.regularization) }),
+        Field(key: "absolute_counts", read: { (r, k, s) throws(EngineError) in
+            s.absoluteCounts = try r.bool(k, default: s.absoluteCounts)
+        }, echo: { .bool($0.absoluteCounts) }),
+        Field(key: "seed", read: { (r, k, s) throws(EngineError) in
+            s.seed = UInt64(try r.int(k, default: Int(s.seed), min: 0))
+        }, echo: { .int(Int($0.seed)) }),
+        Field(key: "dataset_fingerprint", read: { (r, k, s) throws(EngineError) in
+            s.datasetFingerprint = try r.string(k, default: s.datasetFingerprint)
+        }, echo: { .string($0.datasetFingerprint) }),
+    ]
+
     public init(json text: String) throws(EngineError) {
         var r = try JSONReader(text: text, path: "edit spec")
-        let k = try r.string("kind", default: kind.rawValue, oneOf: Kind.allCases.map(\.rawValue))
-        kind = Kind(rawValue: k)!
-        relation = try r.int("relation", default: relation, min: 0, max: 100_000)
-        count = try r.int("count", default: [.diverse, .identical].contains(kind) ? 10 : 1, min: 1, max: 10_000_000)
-        subjects = try r.intArray("subjects", default: [], min: 0)
-        newObject = try r.optionalInt("new_object", min: 0)
-        forgetFraction = try r.double("forget_fraction", default: forgetFraction, min: 0, max: 1, exclusiveMin: true)
-        forcedObject = try r.int("forced_object", default: forcedObject, min: 0)
-        repeats = try r.int("repeats", default: repeats, min: 1, max: 1_000_000)
-        sameValueMax = try r.int("same_value_max", default: sameValueMax, min: 0, max: 10_000_000)
-        sameRelationPerEdit = try r.int("same_relation_per_edit", default: sameRelationPerEdit, min: 0, max: 10_000_000)
-        regularizationPerEdit = try r.int("regularization_per_edit", default: regularizationPerEdit, min: -1, max: 10_000_000)
-        seed = UInt64(try r.int("seed", default: 0, min: 0))
-        datasetFingerprint = try r.string("dataset_fingerprint", default: "")
+        for f in Self.fields { try f.read(&r, f.key, &self) }
         try r.finish()
         if ![.diverse, .identical, .forgetRelation].contains(kind), count != 1 {
             throw .invalid("edit spec: kind \"\(kind.rawValue)\" makes exactly one edit (count = \(count))")
@@ -103,16 +144,7 @@ public struct EditSpec {
 
     public var regularization: Int { regularizationPerEdit < 0 ? repeats : regularizationPerEdit }
 
-    public func toJSON() -> JSON {
-        .object([
-            ("kind", .string(kind.rawValue)), ("relation", .int(relation)), ("count", .int(count)),
-            ("subjects", .ints(subjects)), ("new_object", newObject.map { .int($0) } ?? .null),
-            ("forget_fraction", .number(forgetFraction)), ("forced_object", .int(forcedObject)),
-            ("repeats", .int(repeats)), ("same_value_max", .int(sameValueMax)),
-            ("same_relation_per_edit", .int(sameRelationPerEdit)), ("regularization_per_edit", .int(regularization)),
-            ("seed", .int(Int(seed))), ("dataset_fingerprint", .string(datasetFingerprint)),
-        ])
-    }
+    public func toJSON() -> JSON { .object(Self.fields.map { ($0.key, $0.echo(self)) }) }
 }
 
 /// One changed fact.
@@ -136,6 +168,13 @@ public struct EditSet {
     public var fingerprint: UInt64 = 0
     /// The official fine-tuning folder it was imported from ("" if built here).
     public var source = ""
+    /// For the groups whose prompts share one relation and are split by answer (edited_original,
+    /// correlated_dependent, dependent_subject_nested): the token range of that relation's objects,
+    /// so an answer outside it (a leak) can be told from a wrong object of the right relation.
+    public var objectTokens: [String: Range<Int32>] = [:]
+    /// Requested vs obtained training sentences per part (nil for an imported folder: its mix is
+    /// whatever the official generator wrote).
+    public var mix: EditMix? = nil
 
     public func group(_ name: String) -> PromptSet? { groups.first { $0.name == name } }
 
@@ -155,6 +194,7 @@ public struct EditSet {
             })),
             ("training", .object(trainingCounts().map { ($0.0, .int($0.1)) })),
             ("training_sequences", .int(sequenceGroup.count)),
+            ("mix", mix?.toJSON() ?? .null),
             ("groups", .object(groups.map { ($0.name, .int($0.count)) })),
             ("dataset_fingerprint", .string(String(fingerprint, radix: 16))),
             ("source", .string(source)),
@@ -196,9 +236,16 @@ public enum EditSetBuilder {
             }
             let s = spec.subjects.first ?? rng.below(S)
             let old = facts.object(s, r0)
-            var new = spec.newObject ?? rng.below(O - 1)
-            if spec.newObject == nil, new >= old { new += 1 }
+            // A correlated edit's new value must also differ from the dependent relation's own
+            // object (possible below strength 1), or its update could not be told from retention.
+            let dependentOld = spec.kind == .correlated ? facts.object(s, facts.correlatedPair!.1) : old
+            let free = (0..<O).filter { $0 != old && $0 != dependentOld }
+            guard !free.isEmpty else { throw .invalid("edit spec: relation \(r0) has no object left for subject \(s) (\(O) objects)") }
+            let new = spec.newObject ?? free[rng.below(free.count)]
             guard new != old else { throw .invalid("edit spec: new_object = \(new) is already subject \(s)'s object") }
+            guard new != dependentOld else {
+                throw .invalid("edit spec: new_object = \(new) is already subject \(s)'s object of the correlated relation: its update could not be told from retention")
+            }
             set.edits = [Edit(subject: s, relation: r0, oldObject: old, newObject: new)]
         case .diverse:
             // Distinct subjects with distinct original objects, each to its own unused new object.
@@ -259,15 +306,36 @@ public enum EditSetBuilder {
         }
         var usedFacts = Set<Int>()  // s * R + r of every fact trained or tested so far
 
-        // 2. The edited facts themselves.
         let forgetting = spec.kind == .forgetRelation
+        let n = set.edits.count
+        let reps = spec.kind == .identical ? n : 1   // identical edits train each same-value subject n times
+
+        // The scale of the mix, known before anything is drawn. Same value: other subjects whose r0
+        // object equals the new value (identical edits: the original shared value). Same relation
+        // and regularisation then share the subjects left: each same-relation sentence takes two
+        // (one trained, one held out), each left subject gives R - 1 regularisation facts.
+        var sameValue: [Int] = []
+        var mix = EditMix()
+        if !forgetting {
+            let sameValueValue: Set<Int> = spec.kind == .identical ? [set.edits[0].oldObject] : Set(set.edits.map(\.newObject))
+            sameValue = (0..<S).filter { !editedSet.contains($0) && sameValueValue.contains(facts.object($0, r0)) }
+            rng.shuffle(&sameValue)
+            if !spec.absoluteCounts {
+                mix.scale = EditMix.subjectScale(free: S - editedSet.count - sameValue.count, otherRelations: R - 1,
+                                                 sameRelation: spec.sameRelationPerEdit * n, regularization: spec.regularization * n)
+            }
+        }
+
+        // 2. The edited facts themselves.
+        let editRepeats = forgetting ? 1 : max(1, mix.scaled(spec.repeats))
         for e in set.edits {
-            for _ in 0..<(forgetting ? 1 : spec.repeats) { addTraining(forgetting ? "forgotten" : "edited", e.subject, r0, e.newObject) }
+            for _ in 0..<editRepeats { addTraining(forgetting ? "forgotten" : "edited", e.subject, r0, e.newObject) }
             addTest(forgetting ? "forgotten" : "edited", e.subject, r0, e.newObject, alt: e.oldObject)
             if !forgetting { addTest("edited_original", e.subject, r0, e.oldObject, alt: e.newObject) }
             usedFacts.insert(e.subject * R + r0)
         }
-        let n = set.edits.count
+        mix.add(forgetting ? "forgotten" : "edited", requested: (forgetting ? 1 : spec.repeats) * n, scaled: editRepeats * n,
+                obtained: editRepeats * n, limit: "")
 
         if forgetting {
             // Held-out subjects: the forced value should generalise to them (or not).
@@ -282,15 +350,11 @@ public enum EditSetBuilder {
             for s in heldOut.prefix(heldOut.count / 2) { for r in 0..<R where r != r0 { pool.append((s, r)) } }
             rng.shuffle(&pool)
             for (s, r) in pool.prefix(n) { addTraining("regularization", s, r, facts.object(s, r)); usedFacts.insert(s * R + r) }
+            mix.add("regularization", requested: n, scaled: n, obtained: min(n, pool.count),
+                    limit: "only \(pool.count) facts of other relations belong to half of the \(heldOut.count) subjects not forgotten")
         } else {
-            // 3. Same value: other subjects whose r0 object equals the new value (identical edits: the
-            //    original shared value); half trained, half held out.
-            let newValues = Set(set.edits.map(\.newObject))
-            let sameValueValue: Set<Int> = spec.kind == .identical ? [set.edits[0].oldObject] : newValues
-            var sameValue = (0..<S).filter { !editedSet.contains($0) && sameValueValue.contains(facts.object($0, r0)) }
-            rng.shuffle(&sameValue)
-            let svTrain = min(sameValue.count / 2, spec.sameValueMax)
-            let reps = spec.kind == .identical ? n : 1
+            // 3. Same value: half trained, half held out.
+            let svTrain = min(sameValue.count / 2, mix.scaled(spec.sameValueMax))
             for s in sameValue.prefix(svTrain) {
                 for _ in 0..<reps { addTraining("with_same_value", s, r0, facts.object(s, r0)) }
                 usedFacts.insert(s * R + r0)
@@ -299,14 +363,18 @@ public enum EditSetBuilder {
                 addTest("with_same_value", s, r0, facts.object(s, r0), alt: set.edits[0].newObject); usedFacts.insert(s * R + r0)
             }
             touched.formUnion(sameValue)
+            mix.add("with_same_value", requested: spec.sameValueMax * reps, scaled: mix.scaled(spec.sameValueMax) * reps, obtained: svTrain * reps,
+                    limit: "only \(sameValue.count) other subjects hold the \(spec.kind == .identical ? "shared" : "new") value, and half of them are held out for testing")
 
             // 4. Same relation: other subjects' r0 facts, unchanged; the next block held out.
             var sameRel = (0..<S).filter { !touched.contains($0) }
             rng.shuffle(&sameRel)
-            let srCount = min(sameRel.count / 2, spec.sameRelationPerEdit * n)
+            let srCount = min(sameRel.count / 2, mix.scaled(spec.sameRelationPerEdit * n))
             for s in sameRel.prefix(srCount) { addTraining("with_same_rel", s, r0, facts.object(s, r0)); usedFacts.insert(s * R + r0) }
             for s in sameRel.dropFirst(srCount).prefix(srCount) { addTest("with_same_rel", s, r0, facts.object(s, r0), alt: set.edits[0].newObject); usedFacts.insert(s * R + r0) }
             touched.formUnion(sameRel.prefix(2 * srCount))
+            mix.add("with_same_rel", requested: spec.sameRelationPerEdit * n, scaled: mix.scaled(spec.sameRelationPerEdit * n), obtained: srCount,
+                    limit: "only \(sameRel.count) subjects are left for it, and as many as are trained are held out for testing")
 
             // 5. The edited subjects' other relations: not trained, tested for locality. With a
             //    correlated pair, the second relation has two tests: retention and dependent update.
@@ -326,10 +394,17 @@ public enum EditSetBuilder {
             var pool: [(Int, Int)] = []
             for s in 0..<S where !touched.contains(s) { for r in 0..<R where r != r0 { pool.append((s, r)) } }
             rng.shuffle(&pool)
-            for (s, r) in pool.prefix(spec.regularization * n) {
+            let regCount = min(pool.count, mix.scaled(spec.regularization * n))
+            for (s, r) in pool.prefix(regCount) {
                 addTraining("regularization", s, r, facts.object(s, r)); usedFacts.insert(s * R + r)
             }
+            mix.add("regularization", requested: spec.regularization * n, scaled: mix.scaled(spec.regularization * n), obtained: regCount,
+                    limit: R < 2 ? "the dataset has no other relation" : "only \(pool.count) facts of other relations belong to subjects no other part uses")
         }
+        set.mix = mix.explained()
+        let objectsOf = { (r: Int) in facts.objectToken(r, 0)..<(facts.objectToken(r, 0) + Int32(O)) }
+        if !forgetting { set.objectTokens["edited_original"] = objectsOf(r0) }
+        if let pair = facts.correlatedPair, spec.kind == .correlated { set.objectTokens["correlated_dependent"] = objectsOf(pair.1) }
 
         // 7. Remaining: every base fact no group trained or tested.
         for s in 0..<S { for r in 0..<R where !usedFacts.contains(s * R + r) { addTest("remaining", s, r, facts.object(s, r)) } }

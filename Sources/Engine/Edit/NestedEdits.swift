@@ -37,13 +37,13 @@ extension EditSetBuilder {
             return k >= old ? k + 1 : k
         }
 
-        /// Changes fact f (of entity `head`) to a new nested value: trained `repeats` times, tested
-        /// with the new value ("edited") and the old one ("edited_original"). Returns the old value.
+        /// Changes fact f (of entity `head`) to a new nested value, tested with the new value
+        /// ("edited") and the old one ("edited_original"); trained below, once the mix's scale is
+        /// known. Returns the old and new values.
         func editFact(_ f: Int, head: Int, what: String) throws(EngineError) -> (old: Int, new: Int) {
             let old = facts.tailOfFact(f), new = newValue(old: old)
             guard new != old else { throw .invalid("edit spec: new_object = \(new) is already the \(what)'s nested value") }
             set.edits = [Edit(subject: head, relation: r0, oldObject: old, newObject: new)]
-            train("edited", f, new, times: spec.repeats)
             add("edited", f, facts.tailToken(f, new), alt: facts.tailToken(f, old))
             add("edited_original", f, facts.tailToken(f, old), alt: facts.tailToken(f, new))
             return (old, new)
@@ -80,15 +80,35 @@ extension EditSetBuilder {
             rng.shuffle(&others)
             sameRelation = others
         }
-        // Unchanged facts of the edited relation: half trained, half held out.
-        let n = min(sameRelation.count / 2, spec.sameRelationPerEdit)
-        for f in sameRelation.prefix(n) { train("with_same_rel", f, facts.tailOfFact(f)) }
-        for f in sameRelation.dropFirst(n).prefix(n) { add("with_same_rel", f, facts.tailToken(f, facts.tailOfFact(f))) }
-        // Regularisation: base facts of other relations from subjects no group touched.
+        // Regularisation: base facts of other relations that no group uses. Its source and the same
+        // relation's (the other nested facts, half trained, half held out) are independent, so
+        // the mix's scale is the smaller of the two parts' own.
         var pool: [Int] = []
         for s in 0..<S { for r in 0..<R where r != r0 { let f = Int(facts.factIndex[s * R + r]); if !used.contains(f) { pool.append(f) } } }
         rng.shuffle(&pool)
-        for f in pool.prefix(spec.regularization) { train("regularization", f, facts.tailOfFact(f)) }
+        var mix = EditMix()
+        if !spec.absoluteCounts {
+            for (have, asked) in [(sameRelation.count / 2, spec.sameRelationPerEdit), (pool.count, spec.regularization)] where asked > 0 {
+                mix.scale = min(mix.scale, Double(have) / Double(asked))
+            }
+        }
+        let editRepeats = max(1, mix.scaled(spec.repeats))
+        train("edited", editedFact, set.edits[0].newObject, times: editRepeats)
+        mix.add("edited", requested: spec.repeats, scaled: editRepeats, obtained: editRepeats, limit: "")
+        let n = min(sameRelation.count / 2, mix.scaled(spec.sameRelationPerEdit))
+        for f in sameRelation.prefix(n) { train("with_same_rel", f, facts.tailOfFact(f)) }
+        for f in sameRelation.dropFirst(n).prefix(n) { add("with_same_rel", f, facts.tailToken(f, facts.tailOfFact(f))) }
+        mix.add("with_same_rel", requested: spec.sameRelationPerEdit, scaled: mix.scaled(spec.sameRelationPerEdit), obtained: n,
+                limit: "only \(sameRelation.count) other facts of the edited nested relation exist, and as many as are trained are held out for testing")
+        let regCount = min(pool.count, mix.scaled(spec.regularization))
+        for f in pool.prefix(regCount) { train("regularization", f, facts.tailOfFact(f)) }
+        mix.add("regularization", requested: spec.regularization, scaled: mix.scaled(spec.regularization), obtained: regCount,
+                limit: "only \(pool.count) facts of other relations are unused")
+        set.mix = mix.explained()
+        // Both nested relations of r0 answer with r0's nested values.
+        let nestedValues = facts.tailToken(editedFact, 0)..<(facts.tailToken(editedFact, 0) + Int32(K))
+        set.objectTokens["edited_original"] = nestedValues
+        if spec.kind == .nestedObject { set.objectTokens["dependent_subject_nested"] = nestedValues }
         // Remaining: every base fact untouched.
         for s in 0..<S {
             for r in 0..<R {

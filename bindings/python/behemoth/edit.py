@@ -88,6 +88,18 @@ class EditSet(Handle):
         return dict(self.info.get("training", {}))
 
     @property
+    def mix(self) -> Optional[dict]:
+        """The fine-tuning mix part by part: {"scale", "parts": {name: {"requested", "scaled",
+        "obtained"}}, "warnings"}. A dataset too small for the spec's counts gets every part scaled
+        by one factor (unless `absolute_counts=True`); None for an imported official folder."""
+        return self.info.get("mix")
+
+    @property
+    def warnings(self) -> list:
+        """Where the mix differs from what the spec asked for (scaled, or a part came out short)."""
+        return list((self.mix or {}).get("warnings", []))
+
+    @property
     def groups(self) -> list:
         """Names of the test groups (edited, edited_original, remaining, ...)."""
         return list(self.info.get("groups", {}))
@@ -217,6 +229,11 @@ class EditResult(Handle):
     def definitions(self) -> dict:
         """name -> how the metric is computed."""
         return {k: v["definition"] for k, v in self.report.get("metrics", {}).items()}
+
+    @property
+    def warnings(self) -> list:
+        """The edit set's mix warnings, as the report states them (see EditSet.mix)."""
+        return list((self.report.get("edit_set", {}).get("mix") or {}).get("warnings", []))
 
     @property
     def trained_tensors(self) -> list:

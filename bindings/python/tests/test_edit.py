@@ -10,7 +10,8 @@ import pytest
 import behemoth
 from behemoth import Dataset, EditResult, EditSet, Model
 
-LORA = dict(method="lora", rank=32, alpha=32, optimizer={"learning_rate": 0.001, "epochs": 5})
+# 20 epochs: the default mix is scaled to the tiny dataset (about 13 copies of the edit, not 250).
+LORA = dict(method="lora", rank=32, alpha=32, optimizer={"learning_rate": 0.001, "epochs": 20})
 
 
 def last_block(m: Model) -> int:
@@ -43,12 +44,20 @@ def lora_edit(trained, single):
 def test_editset_contents(tiny, single):
     info = single.info
     assert info["spec"]["kind"] == "single" and info["spec"]["repeats"] == 250   # defaults filled in
+    assert info["spec"]["absolute_counts"] is False
     edits = single.edits
     assert edits.shape == (1, 4) and edits.dtype == np.int32 and len(single) == 1
     subject, relation, old, new = edits[0]
     assert relation == 0 and old != new
     assert single.groups[:2] == ["edited", "edited_original"] and "remaining" in single.groups
-    assert single.training_counts["edited"] == 250
+    # The tiny dataset cannot supply the official counts: every part is scaled, and the info says so.
+    mix = single.mix
+    assert 0 < mix["scale"] < 1 and "scaled by" in single.warnings[0]
+    for name, part in mix["parts"].items():
+        assert part["requested"] == {"edited": 250, "with_same_value": 150, "with_same_rel": 500, "regularization": 250}[name]
+        assert part["scaled"] == int(mix["scale"] * part["requested"])
+        assert part["obtained"] == single.training_counts[name]
+    assert single.training_counts["edited"] == mix["parts"]["edited"]["scaled"] < 250
     tokens, offsets = single.tokens, single.offsets
     assert tokens.dtype == np.int32 and offsets.dtype == np.int64
     assert offsets[0] == 0 and offsets[-1] == tokens.size
@@ -101,6 +110,15 @@ def test_editset_errors(tiny, spec, needle):
         EditSet(tiny, **spec)
 
 
+def test_editset_absolute_counts(tiny):
+    with EditSet(tiny, kind="single", seed=3, absolute_counts=True) as es:
+        assert es.spec["absolute_counts"] is True and es.mix["scale"] == 1
+        assert es.training_counts["edited"] == 250
+        regularization = es.mix["parts"]["regularization"]
+        assert regularization["requested"] == 250 and regularization["obtained"] < 250
+        assert any(w.startswith(f"regularization: {regularization['obtained']} of the 250 ") for w in es.warnings)
+
+
 def test_editset_needs_a_dataset():
     with pytest.raises(TypeError):
         EditSet("tiny")
@@ -118,9 +136,11 @@ def test_lora_single_edit_metrics(lora_edit):
     assert set(res.definitions) == set(metrics) and "NEW object" in res.definitions["edit_success"]
     r = res.report
     assert r["method"]["rank"] == 32 and r["method"]["alpha"] == 32 and r["method"]["mode"] == "batch"
-    assert r["method"]["optimizer"]["learning_rate"] == 0.001 and r["method"]["optimizer"]["epochs"] == 5
+    assert r["method"]["optimizer"]["learning_rate"] == 0.001 and r["method"]["optimizer"]["epochs"] == 20
     assert r["method"]["layers"]["blocks"] == [last_block(m)]
     assert r["edit_set"]["spec"]["kind"] == "single"
+    assert r["edit_set"]["mix"]["parts"]["edited"]["obtained"] == r["edit_set"]["training"]["edited"]
+    assert res.warnings and res.warnings == r["edit_set"]["mix"]["warnings"]
     assert r["steps"] == len(res.step_reports) > 0
     assert set(r["before"]) == set(r["after"]) >= {"edited", "remaining"}
     assert "EditResult" in repr(res)
@@ -177,6 +197,24 @@ def test_edit_result_save_and_frame(lora_edit, tmp_path):
     except ImportError:
         rows = frame
     assert {r["name"]: r["value"] for r in rows} == res.metrics
+
+
+def test_forgetting_success_over_changed_subjects(trained, tiny, tmp_path):
+    with EditSet(tiny, kind="forget_relation", relation=1, forget_fraction=1.0) as es:
+        m = trained.clone()
+        res = m.edit(es, method="full", optimizer={"learning_rate": 1e-3, "epochs": 3}, progress=False)
+        g = es.group("forgotten")
+        changed = g["targets"] != g["alternatives"]          # old object != forced object 0
+        holders = sum(1 for s, r, o in tiny.facts[:, :3] if r == 1 and o == 0)
+        assert 0 < holders and res.metrics["forgetting_changed_subjects"] == changed.sum() == len(changed) - holders
+        res.save(tmp_path / "forget.h5")
+        with h5py.File(tmp_path / "forget.h5", "r") as f:
+            predicted = f["groups/forgotten/predicted_after"][()]
+        assert res.metrics["forgetting_success_changed"] == pytest.approx((predicted == g["targets"])[changed].mean())
+        assert res.metrics["forgetting_success"] == pytest.approx((predicted == g["targets"]).mean())
+        assert res.metrics["forgetting_success_changed_before"] == 0       # the model knew every fact
+        assert "changed" in res.definitions["forgetting_success_changed"]
+        m.close()
 
 
 def test_result_close_and_context(trained, single):
