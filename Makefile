@@ -16,7 +16,7 @@ export BEHEMOTH_LIB = $(CURDIR)/$(LIB)
 
 SYSTEM_PACKAGES = libopenblas-dev libhdf5-dev hdf5-tools pkg-config
 
-.PHONY: all deps deps-system deps-python build test test-swift test-c test-python run install uninstall bench clean
+.PHONY: all deps deps-system deps-python build test test-slow test-swift test-c test-fuzz test-python run install uninstall bench clean
 
 all: build
 
@@ -47,11 +47,25 @@ test-c: build
 	$(MAKE) install PREFIX=$(CURDIR)/.build/prefix
 	PKG_CONFIG_PATH=$(CURDIR)/.build/prefix/lib/pkgconfig $(MAKE) -C bindings/c test
 
+# Damaged files against every loader, each load in a forked child (bindings/c/fuzz_files.c):
+# FUZZ_CASES cases from FUZZ_SEED; `make test` runs the CI size, `make test-slow` a large run.
+FUZZ_CASES ?= 1200
+FUZZ_SEED ?= 1
+test-fuzz: build
+	$(MAKE) install PREFIX=$(CURDIR)/.build/prefix
+	PKG_CONFIG_PATH=$(CURDIR)/.build/prefix/lib/pkgconfig $(MAKE) -C bindings/c fuzz CASES=$(FUZZ_CASES) SEED=$(FUZZ_SEED) \
+	  LEGACY_FIXTURES=$(CURDIR)/Tests/Fixtures/legacy-v1
+
 test-python: build deps-python
 	$(PYTHON) -m pytest -q bindings/python/tests
 
-test: deps test-swift test-c test-python
+test: deps test-swift test-c test-fuzz test-python
 	@echo "all test suites passed"
+
+# The slow tier: the fuzz suite at 6,000 cases from another seed (about 10 minutes on 2 cores).
+FUZZ_SLOW_SEED ?= 2
+test-slow: build
+	$(MAKE) test-fuzz FUZZ_CASES=6000 FUZZ_SEED=$(FUZZ_SLOW_SEED)
 
 run: deps build
 	$(PYTHON) examples/main_job.py --preset $(PRESET) --out out
