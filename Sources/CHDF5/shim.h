@@ -27,6 +27,14 @@ static inline unsigned chdf5_f_acc_excl(void)    { return H5F_ACC_EXCL; }
 static inline unsigned chdf5_f_acc_rdonly(void)  { return H5F_ACC_RDONLY; }
 static inline unsigned chdf5_f_acc_rdwr(void)    { return H5F_ACC_RDWR; }
 static inline size_t   chdf5_variable(void)      { return H5T_VARIABLE; }
+static inline hid_t    chdf5_p_group_create(void) { return H5P_GROUP_CREATE; }
+static inline hid_t    chdf5_p_file_create(void) { return H5P_FILE_CREATE; }
+/* Links and attributes kept in the (checksummed) object header, never in dense storage, whose
+   fractal heap blocks carry no checksum: a damaged one crashes libhdf5 1.10. */
+static inline herr_t   chdf5_set_compact_storage(hid_t plist, int links) {
+    if (links && H5Pset_link_phase_change(plist, 65535, 16) < 0) return -1;
+    return H5Pset_attr_phase_change(plist, 65535, 16);
+}
 /* The checksummed layout: superblock v3 and v2 object headers (HDF5 1.10 and later read it). */
 static inline herr_t   chdf5_set_libver_v110(hid_t fapl) { return H5Pset_libver_bounds(fapl, H5F_LIBVER_V110, H5F_LIBVER_LATEST); }
 #endif

@@ -157,6 +157,47 @@ import Glibc
         }
     }
 
+    @Test func aConfigLargerThanTheFileIsRefusedBeforeAllocating() throws {
+        // A well-formed file (valid checksums and digests) whose config asks for far more weights
+        // than it holds: refused from the table alone, nothing of the config's size is allocated.
+        let table = [TensorEntry(name: "a.weight", offset: 0, shape: [2, 3])]
+        let c = Checkpoint(configJSON: #"{"preset": "tiny", "vocab_size": 1407, "hidden": 8192, "heads": 8}"#, table: table, weights: [Float](repeating: 1, count: 6))
+        let path = "/tmp/bh-trust-\(getpid())-bigconfig.h5"
+        defer { unlink(path) }
+        try c.save(path)
+        let start = monotonicSeconds()
+        do { _ = try LanguageModel.load(path); Issue.record("loaded") } catch {
+            #expect(error.status == .format)
+            #expect(error.message.contains("more than the"), "\(error.message)")
+        }
+        #expect(monotonicSeconds() - start < 2)
+    }
+
+    @Test func editsOutsideTheContentDigestAreRefusedByTheFileDigest() throws {
+        guard DataTest.python("-c 'import h5py' >/dev/null 2>&1") == 0 else { return }
+        let dir = DataTest.tempDir("filedigest")
+        defer { DataTest.removeTree(dir) }
+        let table = [TensorEntry(name: "a.weight", offset: 0, shape: [2, 3])]
+        var c = Checkpoint(configJSON: "{}", table: table, weights: [Float](repeating: 1, count: 6))
+        c.optimizerM = [Float](repeating: 0, count: 6)
+        c.optimizerV = [Float](repeating: 0, count: 6)
+        c.history.step = [1]; c.history.loss = [2]; c.history.learningRate = [1e-3]; c.history.gradNorm = [1]
+        let path = dir + "/ck.h5"
+        try c.save(path)
+        _ = try Checkpoint.load(path) { (_: String) throws(EngineError) in table }
+        for (name, edit) in [("moments", "f['optimizer/m/a.weight'][0, 0] = 0.5"), ("history", "del f['history/step']"),
+                             ("attribute", "f.attrs['library_version'] = np.array(b'9.9.9', dtype=h5py.string_dtype('utf-8', 5))")] {
+            let copy = "\(dir)/\(name).h5"
+            #expect(DataTest.run("cp '\(path)' '\(copy)'") == 0)
+            try FileSystem.writeText("\(dir)/\(name).py", "import h5py, numpy as np\nf = h5py.File('\(copy)', 'r+')\n\(edit)\nf.close()\n")
+            #expect(DataTest.python("'\(dir)/\(name).py'") == 0)
+            do { _ = try Checkpoint.load(copy) { (_: String) throws(EngineError) in table }; Issue.record("\(name): an edited checkpoint loaded") } catch {
+                #expect(error.status == .format)
+                #expect(error.message.contains("file digest mismatch") || error.message.contains("missing /history"), "\(name): \(error.message)")
+            }
+        }
+    }
+
     // MARK: atomic writes
 
     @Test func staleTemporaryFilesOfDeadProcessesAreRemovedOnTheNextSave() throws {

@@ -936,40 +936,8 @@ typedef struct {
 #define CURRENT "dataset model checkpoint edit"
 #define V1 "v1-dataset v1-model v1-checkpoint v1-edit"
 static const known_issue KNOWN[] = {
-    {"model checkpoint", "load", F_DIFFERENT, NULL, "\"history\":{\"steps\":0",
-     "a damaged or missing /history/step reads as 'no history' (TrainingHistory.read: H5File.exists is false on an HDF5 error too)"},
-    {"checkpoint", "resume", F_DIFFERENT, "/optimizer", NULL,
-     "checkpoint optimizer moments and step are outside the digest: an HDF5-level edit resumes differently"},
-    {"checkpoint", "resume", F_DIFFERENT, "/trainer", NULL,
-     "the checkpoint's /trainer state is outside the digest: an HDF5-level edit resumes from another position"},
-    {"checkpoint", "resume", F_STATUS, "/trainer", "status 1 ",
-     "the checkpoint's /trainer state is outside the digest: an edited run length is BH_ERR_INVALID, not FORMAT"},
-    {"model checkpoint", "verify", F_DIFFERENT, "/optimizer", NULL,
-     "arrays outside /weights (optimizer, history) are outside a model file's digest: retyped or edited ones pass bh_file_verify"},
-    {"model checkpoint", "verify", F_DIFFERENT, "/history", NULL,
-     "arrays outside /weights (optimizer, history) are outside a model file's digest: retyped or edited ones pass bh_file_verify"},
-    {"model checkpoint", "verify", F_DIFFERENT, "/unexpected_dataset", NULL,
-     "arrays outside /weights are outside a model file's digest: an added one passes bh_file_verify"},
-    {"model checkpoint", "load", F_DIFFERENT, "/history", NULL,
-     "/history arrays are outside a model file's digest: an edited history loads"},
-    {CURRENT, NULL, F_DIFFERENT, "/@", NULL,
-     "root attributes other than spec (library_version, tokenizer, origin, ...) are outside the digest: an edited one loads"},
-    {"model checkpoint v1-model v1-checkpoint", NULL, F_STATUS, NULL, "status 1 (invalid argument): \"model config",
-     "a model file whose config is not valid is BH_ERR_INVALID, not FORMAT (LanguageModel.load builds the model first)"},
-    {"model checkpoint", NULL, F_CRASH, "/@spec", NULL,
-     "LanguageModel.load allocates and initializes a model of the file's config before checking the weights or the "
-     "digest: a 1 MB file can demand GBs (abort under RLIMIT_AS) and minutes"},
-    {"model checkpoint", NULL, F_HANG, "/@spec", NULL,
-     "LanguageModel.load allocates and initializes a model of the file's config before checking the weights or the "
-     "digest: a 1 MB file can demand GBs (abort under RLIMIT_AS) and minutes"},
-    {"model checkpoint", NULL, F_STATUS, "/@spec", "status 8 ",
-     "LanguageModel.load allocates a model of the file's config before checking the weights: a large config is NOMEM, not FORMAT"},
-    {CURRENT, "verify", F_CRASH, NULL, "H5G__link_release_table",
-     "libhdf5 1.10 frees garbage in H5Lget_name_by_idx after a bad block of dense link storage (H5File.children, bh_file_verify)"},
-    {V1, NULL, F_HANG, NULL, NULL,
-     "a damaged format version 1 file can keep the `behemoth` tool busy for its whole 60 s alarm: the call blocks that long"},
-    {V1, NULL, F_LITTER, NULL, ".tmp-",
-     "when the `behemoth` tool dies, its temporary file (TARGET.tmp-*) is left in TMPDIR"},
+    /* none known: every failure fails the suite */
+    {NULL, NULL, F_CRASH, NULL, NULL, NULL},
 };
 
 static int word_in(const char *list, const char *word) {
@@ -982,6 +950,7 @@ static int word_in(const char *list, const char *word) {
 static const known_issue *known_for(const case_desc *c, enum outcome o, const char *detail) {
     for (size_t i = 0; i < sizeof KNOWN / sizeof *KNOWN; i++) {
         const known_issue *k = &KNOWN[i];
+        if (!k->targets) continue; /* the table's end marker */
         if (k->outcome != o || !word_in(k->targets, targets[c->target].name)) continue;
         if (k->loader && strcmp(loader_names[c->loader], k->loader) != 0) continue;
         if (k->object && strncmp(c->object, k->object, strlen(k->object)) != 0) continue;

@@ -16,7 +16,7 @@ public enum BehemothFile {
         "behemoth.model": (2, ["tokenizer"]),
         editFormat: (editFormatVersion, ["report", "edit_set"]),
     ]
-    static let commonAttributes: Set<String> = ["format", "format_version", "spec", "library_version", "layout", "digest"]
+    static let commonAttributes: Set<String> = ["format", "format_version", "spec", "library_version", "layout", "digest", "file_digest"]
     /// Root attributes that hold JSON text.
     static let jsonAttributes: Set<String> = ["spec", "tokenizer", "report", "edit_set"]
 
@@ -34,6 +34,7 @@ public enum BehemothFile {
         try checkRootAttributes(f, format: format)
         let computed = try f.computeDigest()
         try f.checkDigest(computed)
+        try f.checkFileDigest()
         var bytes = 0, arrays = 0
         for p in try f.datasetPaths() {
             let s = try f.shape("/" + p)
@@ -56,11 +57,11 @@ public enum BehemothFile {
             if name == "format_version" { continue }
             let text = try f.stringAttribute(name)
             if jsonAttributes.contains(name), !text.isEmpty { _ = try parseAttribute(text, name, f.path) }
-            if name == "digest", !(text.hasPrefix("xxh64:") && text.count == 22) {
+            if name == "digest" || name == "file_digest", !(text.hasPrefix("xxh64:") && text.count == 22) {
                 throw .format("\(f.path): the digest attribute '\(text)' is not of the form xxh64:<16 hex digits>")
             }
         }
-        for name in ["spec", "library_version", "layout", "digest"] where !f.hasAttribute(name) {
+        for name in ["spec", "library_version", "layout", "digest", "file_digest"] where !f.hasAttribute(name) {
             throw .format("\(f.path): missing root attribute '\(name)'")
         }
     }

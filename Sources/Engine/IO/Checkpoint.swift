@@ -48,7 +48,10 @@ public struct TrainingHistory {
 
     static func read(_ f: H5File) throws(EngineError) -> TrainingHistory {
         var h = TrainingHistory()
-        guard f.exists("/history/step") else { return h }
+        // Every model file has a history (empty before training); a missing one is damage.
+        for name in ["step", "loss", "learning_rate", "grad_norm", "eval_step", "eval_epoch", "eval_accuracy"] {
+            guard try f.existsChecked("/history/\(name)") else { throw .format("\(f.path): missing /history/\(name)") }
+        }
         h.step = try f.read("/history/step", as: Int64.self).data
         h.loss = try f.read("/history/loss", as: Float.self).data
         h.learningRate = try f.read("/history/learning_rate", as: Float.self).data
@@ -56,8 +59,14 @@ public struct TrainingHistory {
         h.evalStep = try f.read("/history/eval_step", as: Int64.self).data
         h.evalEpoch = try f.read("/history/eval_epoch", as: Int64.self).data
         h.evalAccuracy = try f.read("/history/eval_accuracy", as: Float.self).data
-        if case let .array(items)? = try? JSON.parse(f.stringAttribute("groups", at: "/history"), what: "history groups") {
-            h.evalGroups = items.compactMap { if case let .string(s) = $0 { return s }; return nil }
+        let groups: JSON
+        do { groups = try JSON.parse(try f.stringAttribute("groups", at: "/history"), what: "\(f.path): /history groups") } catch {
+            throw .format(error.message)
+        }
+        guard case let .array(items) = groups else { throw .format("\(f.path): /history groups is not a JSON list") }
+        for item in items {
+            guard case let .string(s) = item else { throw .format("\(f.path): /history groups holds a non-string") }
+            h.evalGroups.append(s)
         }
         guard h.loss.count == h.step.count, h.learningRate.count == h.step.count, h.gradNorm.count == h.step.count,
               h.evalEpoch.count == h.evalStep.count, h.evalAccuracy.count == h.evalStep.count * h.evalGroups.count else {
@@ -133,6 +142,11 @@ public struct Checkpoint {
         let config = try f.stringAttribute("spec")
         let table = try expectedTable(config)
         let total = table.last.map { $0.offset + $0.count } ?? 0
+        // The weights are in the file, so the config cannot ask for more than the file holds.
+        let fileSize = try f.fileSize()
+        guard total <= fileSize / 4 else {
+            throw .format("\(f.path): the model config needs \(total) parameters (\(total * 4) bytes), more than the \(fileSize)-byte file can hold")
+        }
         func readBlock(_ group: String) throws(EngineError) -> [Float] {
             var block = [Float](repeating: 0, count: total)
             for e in table {
@@ -148,14 +162,15 @@ public struct Checkpoint {
         }
         var c = Checkpoint(configJSON: config, table: table, weights: try readBlock("/weights"))
         if f.hasAttribute("tokenizer") { c.tokenizerJSON = try f.stringAttribute("tokenizer") }
-        if f.exists("/optimizer/m") {
+        if try f.existsChecked("/optimizer") {
             c.optimizerM = try readBlock("/optimizer/m")
             c.optimizerV = try readBlock("/optimizer/v")
             c.optimizerStep = Int(try f.intAttribute("step", at: "/optimizer"))
         }
-        if f.exists("/trainer") { c.trainerState = try f.stringAttribute("state", at: "/trainer") }
+        if try f.existsChecked("/trainer") { c.trainerState = try f.stringAttribute("state", at: "/trainer") }
         c.history = try TrainingHistory.read(f)
         try f.checkDigest(c.weights.withUnsafeBufferPointer { digest(configJSON: config, table: table, weights: $0) })
+        try f.checkFileDigest()  // optimizer state, trainer position, history and attributes, too
         for x in c.weights where !x.isFinite { throw .format("\(f.path): /weights hold NaN or Inf values") }
         if let m = c.optimizerM, let v = c.optimizerV {
             if let i = m.firstIndex(where: { !$0.isFinite }) { throw .format("\(f.path): /optimizer/m holds \(m[i]) at parameter \(i): the first moments must be finite") }

@@ -141,6 +141,7 @@ extension Dataset {
             throw bad(error.message)
         }
         try f.checkDigest(ds.contentDigest())
+        try f.checkFileDigest()  // the attributes beyond the spec, too
         return ds
     }
 }

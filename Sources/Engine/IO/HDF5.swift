@@ -96,7 +96,10 @@ public final class H5File {
             defer { if fapl >= 0 { H5Pclose(fapl) } }
             // Checksummed superblock and object headers: a damaged header is refused, not followed.
             guard fapl >= 0, chdf5_set_libver_v110(fapl) >= 0 else { throw .io("cannot set up HDF5 file access for \(path)") }
-            let fid = H5Fcreate(path, chdf5_f_acc_trunc(), chdf5_p_default(), fapl >= 0 ? fapl : chdf5_p_default())
+            let fcpl = H5Pcreate(chdf5_p_file_create())
+            defer { if fcpl >= 0 { H5Pclose(fcpl) } }
+            guard fcpl >= 0, chdf5_set_compact_storage(fcpl, 1) >= 0 else { throw .io("cannot set up HDF5 file creation for \(path)") }
+            let fid = H5Fcreate(path, chdf5_f_acc_trunc(), fcpl, fapl >= 0 ? fapl : chdf5_p_default())
             guard fid >= 0 else { throw .io("cannot create HDF5 file \(path) (does the folder exist and is it writable?)") }
             return H5File(path: path, id: fid)
         }
@@ -138,7 +141,10 @@ public final class H5File {
             let f = try H5File.create(tmp)
             try fill(f)
             // Every Behemoth file carries the digest of what it holds, computed from the file as written.
-            if f.hasAttribute("format") { try f.setAttribute("digest", string: try f.computeDigest()) }
+            if f.hasAttribute("format") {
+                try f.setAttribute("digest", string: try f.computeDigest())
+                try f.setAttribute("file_digest", string: try f.computeFileDigest())
+            }
             try withH5 { () throws(EngineError) in
                 if H5Fflush(f.id, H5F_SCOPE_GLOBAL) < 0 { throw .io("cannot flush \(tmp)") }
             }
@@ -149,14 +155,30 @@ public final class H5File {
     // MARK: groups and links
 
     public func exists(_ objectPath: String) -> Bool {
-        (try? withH5 { () throws(EngineError) -> Bool in
+        (try? existsChecked(objectPath)) ?? false
+    }
+
+    /// Like `exists`, but an HDF5 error (a damaged link table) is a format error, not "absent".
+    public func existsChecked(_ objectPath: String) throws(EngineError) -> Bool {
+        try withH5 { () throws(EngineError) -> Bool in
             var prefix = ""
             for part in objectPath.split(separator: "/") {
                 prefix += "/" + part
-                if H5Lexists(id, prefix, chdf5_p_default()) <= 0 { return false }
+                let r = H5Lexists(id, prefix, chdf5_p_default())
+                if r < 0 { throw .format("\(path): cannot look up \(prefix): the file is damaged") }
+                if r == 0 { return false }
             }
             return true
-        }) ?? false
+        }
+    }
+
+    /// The file's size in bytes, as HDF5 sees it.
+    public func fileSize() throws(EngineError) -> Int {
+        try withH5 { () throws(EngineError) -> Int in
+            var size: hsize_t = 0
+            guard H5Fget_filesize(id, &size) >= 0, let n = Int(exactly: size) else { throw .format("\(path): cannot read the file's size") }
+            return n
+        }
     }
 
     public func createGroup(_ groupPath: String) throws(EngineError) {
@@ -165,7 +187,10 @@ public final class H5File {
             for part in groupPath.split(separator: "/") {
                 prefix += "/" + part
                 if H5Lexists(id, prefix, chdf5_p_default()) > 0 { continue }
-                let g = H5Gcreate2(id, prefix, chdf5_p_default(), chdf5_p_default(), chdf5_p_default())
+                let gcpl = H5Pcreate(chdf5_p_group_create())
+                defer { if gcpl >= 0 { H5Pclose(gcpl) } }
+                guard gcpl >= 0, chdf5_set_compact_storage(gcpl, 1) >= 0 else { throw .io("\(path): cannot set up group \(prefix)") }
+                let g = H5Gcreate2(id, prefix, chdf5_p_default(), gcpl, chdf5_p_default())
                 guard g >= 0 else { throw .io("\(path): cannot create group \(prefix)") }
                 H5Gclose(g)
             }
@@ -180,6 +205,11 @@ public final class H5File {
             defer { H5Gclose(g) }
             var info = H5G_info_t()
             guard H5Gget_info(g, &info) >= 0 else { throw .format("\(path): cannot list \(groupPath)") }
+            // Behemoth writes every group compact (links in the checksummed header); dense storage
+            // is unchecked and crash-prone in libhdf5, so it is refused (old layouts: the tool reads them).
+            guard LegacyFiles.inChild || info.storage_type == H5G_STORAGE_TYPE_COMPACT else {
+                throw .format("\(path): group \(groupPath) keeps its links in dense storage, which Behemoth files never use")
+            }
             guard info.nlinks <= 100_000 else { throw .format("\(path): \(groupPath) claims \(info.nlinks) members") }
             var names: [String] = []
             for i in 0..<info.nlinks {
@@ -220,7 +250,7 @@ public final class H5File {
             defer { H5Sclose(space) }
             // Non-empty arrays are chunked with the Fletcher-32 filter, which HDF5 verifies on every read.
             let dcpl = H5Pcreate(chdf5_p_dataset_create())
-            guard dcpl >= 0 else { throw .io("\(path): cannot create dataset properties for \(objectPath)") }
+            guard dcpl >= 0, chdf5_set_compact_storage(dcpl, 0) >= 0 else { throw .io("\(path): cannot create dataset properties for \(objectPath)") }
             defer { H5Pclose(dcpl) }
             if data.count > 0 {
                 var chunk = H5File.chunkShape(dims, elementSize: MemoryLayout<T>.size).map { hsize_t($0) }
@@ -290,10 +320,9 @@ public final class H5File {
             let cls = H5Tget_class(ftype)
             // Behemoth never compresses, so an array cannot hold more bytes than the file: a damaged
             // shape is refused here instead of becoming a huge allocation.
-            var fileSize: hsize_t = 0
-            guard H5Fget_filesize(id, &fileSize) >= 0 else { throw .format("\(path): cannot read the file's size") }
+            let fileSize = try self.fileSize()
             let (bytes, big) = count.multipliedReportingOverflow(by: max(H5Tget_size(ftype), 1))
-            guard !big, bytes <= Int(fileSize) else {
+            guard !big, bytes <= fileSize else {
                 throw .format("\(path): \(objectPath) claims shape \(dims) (\(count) elements), more than the \(fileSize)-byte file can hold")
             }
             let wantFloat = T.self == Float.self || T.self == Double.self
@@ -484,8 +513,9 @@ public final class H5File {
         let f = try stringAttribute("format")
         guard f == expected else { throw .format("\(path) has format = \(f), expected \(expected)") }
         let v = try intAttribute("format_version")
-        guard v >= 1, v <= maxVersion else {
-            throw .format("\(path) has \(expected) format_version \(v); this library reads versions 1 to \(maxVersion)")
+        // Version 1 files reach here as the tool's upgraded copies, so a checksummed file is always current.
+        guard v == maxVersion else {
+            throw .format("\(path) has \(expected) format_version \(v); this library reads version \(maxVersion) (and version 1 files through `behemoth upgrade`)")
         }
         return v
     }
@@ -528,22 +558,65 @@ extension H5File {
     public func computeDigest() throws(EngineError) -> String {
         let format = try stringAttribute("format")
         var d = ContentDigest(format: format, spec: try stringAttribute("spec"))
-        for p in try datasetPaths().filter({ H5File.digestCovers(format: format, $0) }).sorted() {
-            let t = try datasetType(p)
-            switch (t.cls, t.size, t.signed) {
-            case (H5T_FLOAT, 4, _): let (a, s) = try read(p, as: Float.self); d.addArray(p, dtype: Float.h5Name, shape: s, a)
-            case (H5T_FLOAT, 8, _): let (a, s) = try read(p, as: Double.self); d.addArray(p, dtype: Double.h5Name, shape: s, a)
-            case (H5T_INTEGER, 4, true): let (a, s) = try read(p, as: Int32.self); d.addArray(p, dtype: Int32.h5Name, shape: s, a)
-            case (H5T_INTEGER, 8, true): let (a, s) = try read(p, as: Int64.self); d.addArray(p, dtype: Int64.h5Name, shape: s, a)
-            case (H5T_INTEGER, 1, false): let (a, s) = try read(p, as: UInt8.self); d.addArray(p, dtype: UInt8.h5Name, shape: s, a)
-            case (H5T_INTEGER, 1, true): let (a, s) = try read(p, as: Int8.self); d.addArray(p, dtype: Int8.h5Name, shape: s, a)
-            default: throw .format("\(path): /\(p) has an element type Behemoth does not write")
+        for p in try datasetPaths().filter({ H5File.digestCovers(format: format, $0) }).sorted() { try addDataset(p, to: &d) }
+        return d.finish()
+    }
+
+    private func addDataset(_ p: String, to d: inout ContentDigest) throws(EngineError) {
+        let t = try datasetType(p)
+        switch (t.cls, t.size, t.signed) {
+        case (H5T_FLOAT, 4, _): let (a, s) = try read(p, as: Float.self); d.addArray(p, dtype: Float.h5Name, shape: s, a)
+        case (H5T_FLOAT, 8, _): let (a, s) = try read(p, as: Double.self); d.addArray(p, dtype: Double.h5Name, shape: s, a)
+        case (H5T_INTEGER, 4, true): let (a, s) = try read(p, as: Int32.self); d.addArray(p, dtype: Int32.h5Name, shape: s, a)
+        case (H5T_INTEGER, 8, true): let (a, s) = try read(p, as: Int64.self); d.addArray(p, dtype: Int64.h5Name, shape: s, a)
+        case (H5T_INTEGER, 1, false): let (a, s) = try read(p, as: UInt8.self); d.addArray(p, dtype: UInt8.h5Name, shape: s, a)
+        case (H5T_INTEGER, 1, true): let (a, s) = try read(p, as: Int8.self); d.addArray(p, dtype: Int8.h5Name, shape: s, a)
+        default: throw .format("\(path): /\(p) has an element type Behemoth does not write")
+        }
+    }
+
+    /// The digest of everything the file holds: every group's and dataset's attributes and every
+    /// dataset, in path order (the root's `file_digest` itself left out). The content digest covers
+    /// what an object is; this one also covers optimizer state, history and every attribute, so an
+    /// edit made with HDF5 itself (whose checksums stay valid) is refused.
+    public func computeFileDigest() throws(EngineError) -> String {
+        var d = ContentDigest(format: "behemoth-file", spec: "")
+        func addAttributes(_ obj: String) throws(EngineError) {
+            for name in try attributeNames(at: obj).sorted() where !(obj == "/" && name == "file_digest") {
+                let key = "\(obj)@\(name)"
+                switch try attributeClass(name, at: obj) {
+                case H5T_STRING: let text = Array(try stringAttribute(name, at: obj).utf8); d.addArray(key, dtype: "string", shape: [text.count], text)
+                case H5T_INTEGER: d.addArray(key, dtype: Int64.h5Name, shape: [], [try intAttribute(name, at: obj)])
+                default: throw .format("\(path): attribute \(name) on \(obj) is neither a string nor an integer")
+                }
             }
         }
+        func walk(_ group: String, depth: Int) throws(EngineError) {
+            guard depth < 16 else { throw .format("\(path): groups nested too deep at \(group)") }
+            try addAttributes(group)
+            for child in try children(group) {
+                let p = group == "/" ? "/\(child)" : "\(group)/\(child)"
+                switch try objectKind(p) {
+                case H5O_TYPE_GROUP: try walk(p, depth: depth + 1)
+                case H5O_TYPE_DATASET: try addAttributes(p); try addDataset(String(p.dropFirst()), to: &d)
+                default: throw .format("\(path): \(p) is neither a group nor a dataset")
+                }
+            }
+        }
+        try walk("/", depth: 0)
         return d.finish()
     }
 
     /// Compares the stored `digest` attribute with `computed` (the object as loaded).
+    /// Compares the stored `file_digest` with the file's contents (computeFileDigest).
+    public func checkFileDigest() throws(EngineError) {
+        guard hasAttribute("file_digest") else { throw .format("\(path): no 'file_digest' attribute (every Behemoth file since format version 2 has one)") }
+        let stored = try stringAttribute("file_digest"), computed = try computeFileDigest()
+        guard stored == computed else {
+            throw .format("\(path): file digest mismatch: the file says \(stored), its attributes and arrays give \(computed) (the file was changed after it was written)")
+        }
+    }
+
     public func checkDigest(_ computed: String) throws(EngineError) {
         guard hasAttribute("digest") else { throw .format("\(path): no 'digest' attribute (every Behemoth file since format version 2 has one)") }
         let stored = try stringAttribute("digest")

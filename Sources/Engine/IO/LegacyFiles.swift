@@ -14,8 +14,8 @@ import Glibc
 public enum LegacyFiles {
     /// True in the tool process that reads a legacy file (its readers accept variable-length strings).
     nonisolated(unsafe) public static var inChild = false
-    /// Seconds the tool may take.
-    nonisolated(unsafe) public static var childSeconds: UInt32 = 60
+    /// Seconds the tool may take: 5, plus one for every 20 MB of the file.
+    static func childSeconds(bytes: Int) -> UInt32 { UInt32(5 + min(bytes / 20_000_000, 3600)) }
     /// The address space the tool may use.
     static let childAddressSpace = 4 << 30
 
@@ -86,15 +86,22 @@ public enum LegacyFiles {
         let argv: [String] = [tool, "upgrade", "--isolated", source, target]
         var cArgs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
         defer { for a in cArgs { free(a) } }
+        // The tool's own output (a crash report) is not the caller's business: the status says it.
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, tool, nil, nil, &cArgs, environ)
+        let rc = posix_spawn(&pid, tool, &actions, nil, &cArgs, environ)
         guard rc == 0 else { throw .io("\(legacy); cannot start \(tool): \(String(cString: strerror(rc)))") }
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         let signal = status & 0x7f, code = (status >> 8) & 0xff
         guard signal == 0, code == 0, FileSystem.exists(target) else {
             unlink(target)
-            let how = signal == SIGALRM ? "reading it took over \(childSeconds) s"
+            FileSystem.removeStaleTemporaries(of: target)  // what a killed tool left beside the target
+            let how = signal == SIGALRM ? "reading it took too long"
                 : signal != 0 ? "reading it crashed the reader (signal \(signal))"
                 : code == 3 ? "it is damaged or not a Behemoth file" : "the tool failed (exit status \(code))"
             throw .format("\(legacy) and could not be read safely: \(how)")
@@ -106,7 +113,7 @@ public enum LegacyFiles {
         inChild = true
         var rl = rlimit(rlim_cur: rlim_t(childAddressSpace), rlim_max: rlim_t(childAddressSpace))
         setrlimit(Int32(RLIMIT_AS.rawValue), &rl)
-        alarm(childSeconds)
+        alarm(childSeconds(bytes: FileSystem.fileSize(source) ?? 0))
         try upgrade(source, to: target)
     }
 

@@ -125,11 +125,15 @@ public final class LanguageModel: TrainableNetwork {
             do throws(EngineError) { cfg = try ModelConfig(text: json, path: "\(path): model config") } catch {
                 throw .format(error.message)
             }
-            let m = try LanguageModel(config: cfg, batch: 1, seq: 1)
             config = cfg
-            return m.tensorTable
+            // The table alone: nothing is allocated before the file's weights are read and checked.
+            return ParameterTable(config: cfg).tensors.map { TensorEntry(name: $0.name, offset: $0.offset, shape: $0.shape) }
         }
-        let m = try LanguageModel(config: config!)
+        let m: LanguageModel
+        do { m = try LanguageModel(config: config!) } catch {
+            // The file passed its checks but describes a model this library cannot build.
+            throw EngineError(error.status == .noMemory ? .noMemory : .format, "\(path): \(error.message)")
+        }
         m.parameterBlock.baseAddress!.update(from: c.weights, count: min(c.weights.count, m.parameterBlock.count))
         m.tokenizerJSON = c.tokenizerJSON
         m.history = c.history
