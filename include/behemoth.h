@@ -71,8 +71,9 @@ int32_t bh_runtime_info(char **json_out);
 /* ---- Files and limits ----------------------------------------------------------------------- */
 /* Every file the library writes is HDF5 in the checksummed layout (superblock v3, Fletcher-32 on
    every array, fixed-length UTF-8 string attributes) with root attributes format, format_version,
-   spec, library_version, layout and digest: "xxh64:<16 hex digits>", the content digest of the spec
-   and the arrays (for models: the config and the weights; docs/formats.md). Loaders check all of it
+   spec, library_version, layout, digest: "xxh64:<16 hex digits>", the content digest of the spec
+   and the arrays (for models: the config and the weights; docs/formats.md), and file_digest, the
+   same over every attribute and array in the file. Loaders check all of it
    and refuse a damaged or edited file with BH_ERR_FORMAT naming the problem. Files of format
    version 1 (Behemoth 0.1, an unchecksummed layout) are read by the `behemoth` tool in a separate
    process (found beside the library, or through BEHEMOTH_TOOL), never in the caller's process. */
