@@ -10,7 +10,7 @@ import Glibc
 /// unlike fork) under an address-space limit and an alarm, copies it into the checksummed layout
 /// (format version 2) in a temporary file, and only that copy is read here. A tool that crashes,
 /// hangs or fails leaves a format error. `behemoth upgrade OLD NEW` (bh_file_upgrade,
-/// behemoth.upgrade in Python) writes the copy where the caller says, once and for all.
+/// behemoth.upgrade_file in Python) writes the copy where the caller says, once and for all.
 public enum LegacyFiles {
     /// True in the tool process that reads a legacy file (its readers accept variable-length strings).
     nonisolated(unsafe) public static var inChild = false
