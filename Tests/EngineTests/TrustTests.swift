@@ -198,6 +198,22 @@ import Glibc
         }
     }
 
+    @Test func largeStringAttributesRoundTrip() throws {
+        // An edit report can outgrow the 64 KB an object header holds.
+        let path = "/tmp/bh-trust-\(getpid())-bigattr.h5"
+        defer { unlink(path) }
+        let text = "{\"x\": \"" + String(repeating: "é", count: 150_000) + "\"}"
+        try H5File.writeAtomically(path) { (f: H5File) throws(EngineError) in
+            try f.stampFormat(BehemothFile.editFormat, version: BehemothFile.editFormatVersion, spec: "{}")
+            try f.setAttribute("report", string: text)
+            try f.setAttribute("edit_set", string: "{}")
+            try f.write("/groups/g/x", [Int32(1), 2, 3])
+        }
+        #expect(try BehemothFile.verify(path)["format"] == .string(BehemothFile.editFormat))
+        let f = try H5File.open(path)
+        #expect(try f.stringAttribute("report") == text)
+    }
+
     // MARK: atomic writes
 
     @Test func staleTemporaryFilesOfDeadProcessesAreRemovedOnTheNextSave() throws {
