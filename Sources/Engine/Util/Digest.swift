@@ -24,7 +24,7 @@ public struct ContentDigest {
 
     public mutating func addArray<T>(_ path: String, dtype: String, shape: [Int], _ data: UnsafeBufferPointer<T>) {
         add(path); add(dtype)
-        var header: [Int64] = [Int64(shape.count)] + shape.map { Int64($0) }
+        let header: [Int64] = [Int64(shape.count)] + shape.map { Int64($0) }
         header.withUnsafeBytes { state.update($0) }
         state.update(UnsafeRawBufferPointer(data))
     }
