@@ -533,46 +533,81 @@ public final class H5File {
 // MARK: content digest
 
 extension H5File {
-    /// The arrays a file's digest covers: every dataset, except in model files, where only the
-    /// weights are the content (optimizer moments and history are checksummed, not digested).
+    /// The arrays a file's content digest covers: every dataset, except in model files, where only
+    /// the weights are the content (optimizer state and history are in the file digest).
     static func digestCovers(format: String, _ path: String) -> Bool {
         format == "behemoth.model" ? path.hasPrefix("weights/") : true
     }
 
-    /// Every dataset's path below `group` (without a leading slash), in no particular order.
-    func datasetPaths(_ group: String = "/", depth: Int = 0) throws(EngineError) -> [String] {
+    /// Calls `body(path, isGroup)` for every group and dataset below `group`, parents before their
+    /// members, members in name order; paths start with "/".
+    func visit(_ group: String = "/", depth: Int = 0, _ body: (String, Bool) throws(EngineError) -> Void) throws(EngineError) {
         guard depth < 16 else { throw .format("\(path): groups nested too deep at \(group)") }
-        var out: [String] = []
         for child in try children(group) {
-            let p = group == "/" ? child : "\(group.dropFirst())/\(child)"
-            switch try objectKind("/" + p) {
-            case H5O_TYPE_GROUP: out += try datasetPaths("/" + p, depth: depth + 1)
-            case H5O_TYPE_DATASET: out.append(p)
-            default: throw .format("\(path): /\(p) is neither a group nor a dataset")
+            let p = group == "/" ? "/\(child)" : "\(group)/\(child)"
+            switch try objectKind(p) {
+            case H5O_TYPE_GROUP: try body(p, true); try visit(p, depth: depth + 1, body)
+            case H5O_TYPE_DATASET: try body(p, false)
+            default: throw .format("\(path): \(p) is neither a group nor a dataset")
             }
         }
+    }
+
+    /// Every dataset's path (without a leading slash).
+    func datasetPaths() throws(EngineError) -> [String] {
+        var out: [String] = []
+        try visit { (p: String, isGroup: Bool) throws(EngineError) in if !isGroup { out.append(String(p.dropFirst())) } }
         return out
+    }
+
+    /// A dataset of any element type Behemoth writes.
+    enum StoredArray {
+        case float32([Float], [Int]), float64([Double], [Int]), int32([Int32], [Int]), int64([Int64], [Int])
+        case uint8([UInt8], [Int]), int8([Int8], [Int])
+
+        func addTo(_ d: inout ContentDigest, as p: String) {
+            switch self {
+            case let .float32(a, s): d.addArray(p, dtype: Float.h5Name, shape: s, a)
+            case let .float64(a, s): d.addArray(p, dtype: Double.h5Name, shape: s, a)
+            case let .int32(a, s): d.addArray(p, dtype: Int32.h5Name, shape: s, a)
+            case let .int64(a, s): d.addArray(p, dtype: Int64.h5Name, shape: s, a)
+            case let .uint8(a, s): d.addArray(p, dtype: UInt8.h5Name, shape: s, a)
+            case let .int8(a, s): d.addArray(p, dtype: Int8.h5Name, shape: s, a)
+            }
+        }
+
+        func write(to f: H5File, _ p: String) throws(EngineError) {
+            switch self {
+            case let .float32(a, s): try f.write(p, a, shape: s)
+            case let .float64(a, s): try f.write(p, a, shape: s)
+            case let .int32(a, s): try f.write(p, a, shape: s)
+            case let .int64(a, s): try f.write(p, a, shape: s)
+            case let .uint8(a, s): try f.write(p, a, shape: s)
+            case let .int8(a, s): try f.write(p, a, shape: s)
+            }
+        }
+    }
+
+    /// Reads a dataset in whatever element type it is stored as (one of those Behemoth writes).
+    func readStored(_ p: String) throws(EngineError) -> StoredArray {
+        let t = try datasetType(p)
+        switch (t.cls, t.size, t.signed) {
+        case (H5T_FLOAT, 4, _): let (a, s) = try read(p, as: Float.self); return .float32(a, s)
+        case (H5T_FLOAT, 8, _): let (a, s) = try read(p, as: Double.self); return .float64(a, s)
+        case (H5T_INTEGER, 4, true): let (a, s) = try read(p, as: Int32.self); return .int32(a, s)
+        case (H5T_INTEGER, 8, true): let (a, s) = try read(p, as: Int64.self); return .int64(a, s)
+        case (H5T_INTEGER, 1, false): let (a, s) = try read(p, as: UInt8.self); return .uint8(a, s)
+        case (H5T_INTEGER, 1, true): let (a, s) = try read(p, as: Int8.self); return .int8(a, s)
+        default: throw .format("\(path): \(p) has an element type Behemoth does not write")
+        }
     }
 
     /// Recomputes the content digest (ContentDigest) from the spec attribute and the arrays.
     public func computeDigest() throws(EngineError) -> String {
         let format = try stringAttribute("format")
         var d = ContentDigest(format: format, spec: try stringAttribute("spec"))
-        for p in try datasetPaths().filter({ H5File.digestCovers(format: format, $0) }).sorted() { try addDataset(p, to: &d) }
+        for p in try datasetPaths().filter({ H5File.digestCovers(format: format, $0) }).sorted() { try readStored(p).addTo(&d, as: p) }
         return d.finish()
-    }
-
-    private func addDataset(_ p: String, to d: inout ContentDigest) throws(EngineError) {
-        let t = try datasetType(p)
-        switch (t.cls, t.size, t.signed) {
-        case (H5T_FLOAT, 4, _): let (a, s) = try read(p, as: Float.self); d.addArray(p, dtype: Float.h5Name, shape: s, a)
-        case (H5T_FLOAT, 8, _): let (a, s) = try read(p, as: Double.self); d.addArray(p, dtype: Double.h5Name, shape: s, a)
-        case (H5T_INTEGER, 4, true): let (a, s) = try read(p, as: Int32.self); d.addArray(p, dtype: Int32.h5Name, shape: s, a)
-        case (H5T_INTEGER, 8, true): let (a, s) = try read(p, as: Int64.self); d.addArray(p, dtype: Int64.h5Name, shape: s, a)
-        case (H5T_INTEGER, 1, false): let (a, s) = try read(p, as: UInt8.self); d.addArray(p, dtype: UInt8.h5Name, shape: s, a)
-        case (H5T_INTEGER, 1, true): let (a, s) = try read(p, as: Int8.self); d.addArray(p, dtype: Int8.h5Name, shape: s, a)
-        default: throw .format("\(path): /\(p) has an element type Behemoth does not write")
-        }
     }
 
     /// The digest of everything the file holds: every group's and dataset's attributes and every
@@ -591,23 +626,14 @@ extension H5File {
                 }
             }
         }
-        func walk(_ group: String, depth: Int) throws(EngineError) {
-            guard depth < 16 else { throw .format("\(path): groups nested too deep at \(group)") }
-            try addAttributes(group)
-            for child in try children(group) {
-                let p = group == "/" ? "/\(child)" : "\(group)/\(child)"
-                switch try objectKind(p) {
-                case H5O_TYPE_GROUP: try walk(p, depth: depth + 1)
-                case H5O_TYPE_DATASET: try addAttributes(p); try addDataset(String(p.dropFirst()), to: &d)
-                default: throw .format("\(path): \(p) is neither a group nor a dataset")
-                }
-            }
+        try addAttributes("/")
+        try visit { (p: String, isGroup: Bool) throws(EngineError) in
+            try addAttributes(p)
+            if !isGroup { try readStored(p).addTo(&d, as: String(p.dropFirst())) }
         }
-        try walk("/", depth: 0)
         return d.finish()
     }
 
-    /// Compares the stored `digest` attribute with `computed` (the object as loaded).
     /// Compares the stored `file_digest` with the file's contents (computeFileDigest).
     public func checkFileDigest() throws(EngineError) {
         guard hasAttribute("file_digest") else { throw .format("\(path): no 'file_digest' attribute (every Behemoth file since format version 2 has one)") }
@@ -617,6 +643,7 @@ extension H5File {
         }
     }
 
+    /// Compares the stored `digest` attribute with `computed` (the object as loaded).
     public func checkDigest(_ computed: String) throws(EngineError) {
         guard hasAttribute("digest") else { throw .format("\(path): no 'digest' attribute (every Behemoth file since format version 2 has one)") }
         let stored = try stringAttribute("digest")

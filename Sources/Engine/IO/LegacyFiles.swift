@@ -149,31 +149,10 @@ public enum LegacyFiles {
                     }
                 }
             }
-            func copyGroup(_ group: String, depth: Int) throws(EngineError) {
-                guard depth < 16 else { throw .format("\(source): groups nested too deep at \(group)") }
-                for child in try src.children(group) {
-                    let p = group == "/" ? "/\(child)" : "\(group)/\(child)"
-                    switch try src.objectKind(p) {
-                    case H5O_TYPE_GROUP:
-                        try dst.createGroup(p)
-                        try copyGroup(p, depth: depth + 1)
-                    case H5O_TYPE_DATASET:
-                        let t = try src.datasetType(p)
-                        switch (t.cls, t.size, t.signed) {
-                        case (H5T_FLOAT, 4, _): let (d, s) = try src.read(p, as: Float.self); try dst.write(p, d, shape: s)
-                        case (H5T_FLOAT, 8, _): let (d, s) = try src.read(p, as: Double.self); try dst.write(p, d, shape: s)
-                        case (H5T_INTEGER, 8, _): let (d, s) = try src.read(p, as: Int64.self); try dst.write(p, d, shape: s)
-                        case (H5T_INTEGER, 4, _): let (d, s) = try src.read(p, as: Int32.self); try dst.write(p, d, shape: s)
-                        case (H5T_INTEGER, 1, false): let (d, s) = try src.read(p, as: UInt8.self); try dst.write(p, d, shape: s)
-                        case (H5T_INTEGER, 1, true): let (d, s) = try src.read(p, as: Int8.self); try dst.write(p, d, shape: s)
-                        default: throw .format("\(source): \(p) has an element type Behemoth does not write")
-                        }
-                    default: throw .format("\(source): \(p) is neither a group nor a dataset")
-                    }
-                    try copyAttributes(p)
-                }
+            try src.visit { (p: String, isGroup: Bool) throws(EngineError) in
+                if isGroup { try dst.createGroup(p) } else { try src.readStored(p).write(to: dst, p) }
+                try copyAttributes(p)
             }
-            try copyGroup("/", depth: 0)
             try copyAttributes("/")
         }
     }
