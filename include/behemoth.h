@@ -78,7 +78,9 @@ int32_t bh_runtime_info(char **json_out);
    version 1 (Behemoth 0.1, an unchecksummed layout) are read by the `behemoth` tool in a separate
    process (found beside the library, or through BEHEMOTH_TOOL), never in the caller's process. */
 /* Checks any Behemoth file (layout, attributes, digest; datasets and models are loaded in full).
-   JSON: {"path", "format", "format_version", "digest", "library_version", "arrays", "array_bytes", "loaded"}. */
+   JSON: {"path", "format", "format_version", "digest", "library_version", "arrays" (a count), "array_bytes",
+   "loaded", "attributes" (the root attributes; spec, report, edit_set, tokenizer parsed as JSON),
+   "contents" ([{"name", "dtype", "shape"}] for every array)}. */
 int32_t bh_file_verify(const char *path, char **json_out);
 /* Writes target, a current-format copy of source (a format version 1 file, or a current one after
    verifying it). The command line does the same: `behemoth upgrade OLD NEW`. */

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CHDF5
 
 /// Checks any file the library writes, whatever its type: the layout, the root attributes and the
 /// content digest recomputed from the arrays. Type-specific loaders (Dataset.load, Checkpoint.load)
@@ -21,7 +22,8 @@ public enum BehemothFile {
     static let jsonAttributes: Set<String> = ["spec", "tokenizer", "report", "edit_set"]
 
     /// Verifies `path` and describes it: {path, format, format_version, digest, library_version,
-    /// arrays, array_bytes}. A damaged or foreign file is BH_ERR_FORMAT naming what is wrong.
+    /// arrays (a count), array_bytes, attributes (the root attributes, JSON ones parsed), contents
+    /// ([{name, dtype, shape}] for every array)}. A damaged or foreign file is BH_ERR_FORMAT naming what is wrong.
     public static func verify(_ path: String) throws(EngineError) -> JSON {
         let f = try H5File.open(path)
         defer { f.close() }
@@ -35,17 +37,32 @@ public enum BehemothFile {
         let computed = try f.computeDigest()
         try f.checkDigest(computed)
         try f.checkFileDigest()
-        var bytes = 0, arrays = 0
+        var bytes = 0, contents: [JSON] = []
         for p in try f.datasetPaths() {
-            let s = try f.shape("/" + p)
-            bytes += s.reduce(try f.datasetType(p).size, *)
-            arrays += 1
+            let shape = try f.shape("/" + p)
+            let type = try f.datasetType(p)
+            bytes += shape.reduce(type.size, *)
+            contents.append(.object([("name", .string("/" + p)), ("dtype", .string(dtypeName(type))),
+                                     ("shape", .array(shape.map { .int($0) }))]))
+        }
+        var attributes: [(String, JSON)] = []
+        for name in try f.attributeNames(at: "/") where name != "format_version" {
+            let text = try f.stringAttribute(name)
+            attributes.append((name, jsonAttributes.contains(name) && !text.isEmpty ? try parseAttribute(text, name, f.path) : .string(text)))
         }
         return .object([
             ("path", .string(path)), ("format", .string(format)), ("format_version", .int(Int(version))),
             ("digest", .string(computed)), ("library_version", .string(try f.stringAttribute("library_version"))),
-            ("arrays", .int(arrays)), ("array_bytes", .int(bytes)),
+            ("arrays", .int(contents.count)), ("array_bytes", .int(bytes)),
+            ("attributes", .object(attributes)), ("contents", .array(contents)),
         ])
+    }
+
+    /// numpy's name for a stored element type ("float32", "int64", "uint8", ...).
+    static func dtypeName(_ type: (cls: H5T_class_t, size: Int, signed: Bool)) -> String {
+        if type.cls == H5T_FLOAT { return "float\(8 * type.size)" }
+        if type.cls == H5T_INTEGER { return "\(type.signed ? "int" : "uint")\(8 * type.size)" }
+        return "other\(8 * type.size)"
     }
 
     /// The root attributes of an open file of `format`: only known names, strings where strings

@@ -67,7 +67,16 @@ def test_h5py_and_h5dump_open_every_file_type(every_file_type, kind):
         subprocess.run(["h5dump", "-H", str(path)], check=True, capture_output=True)
     info = behemoth.verify_file(path)
     assert info["format"] == f"behemoth.{'model' if kind == 'checkpoint' else kind}"
-    assert info["digest"] == h5py.File(path, "r").attrs["digest"].decode()
+    with h5py.File(path, "r") as f:
+        assert info["digest"] == f.attrs["digest"].decode()
+        # The description lists every array with h5py's dtype and shape, and every root attribute.
+        arrays = {}
+        f.visititems(lambda name, obj: arrays.update({"/" + name: (str(obj.dtype), list(obj.shape))})
+                     if isinstance(obj, h5py.Dataset) else None)
+        assert {c["name"]: (c["dtype"], c["shape"]) for c in info["contents"]} == arrays
+        assert info["arrays"] == len(arrays)
+        assert set(info["attributes"]) == set(f.attrs) - {"format_version"}
+        assert info["attributes"]["spec"] == json.loads(f.attrs["spec"])
 
 
 def test_digests_are_exposed_and_follow_the_content(tiny, trained, every_file_type):
