@@ -1,7 +1,7 @@
 """Keyword arguments and dicts to the JSON specs of the C API.
 
 `spec_json(base, kwargs, what=...)` merges a base spec (a dict, a JSON string or None) with keyword
-arguments (which win), drops `None` values at every depth (so "not given" means "the library's
+arguments (which win when they are not None), drops `None` values at every depth (so "not given" means "the library's
 default"), turns numpy scalars/arrays, tuples and paths into JSON values, and refuses NaN or
 infinite numbers with an InvalidArgumentError that names the key (JSON has no NaN; the library
 would only see a syntax error).
@@ -60,5 +60,6 @@ def spec_json(base=None, kwargs: Mapping[str, Any] | None = None, what: str = "s
         merged = dict(base)
     else:
         raise TypeError(f"{what} must be a dict, a JSON string or None, not {type(base).__name__}")
-    merged.update(kwargs)
+    # A keyword argument left None means "not given": it must not hide the base spec's value.
+    merged.update({k: v for k, v in kwargs.items() if v is not None})
     return json.dumps(clean(merged, "", what), allow_nan=False)

@@ -276,14 +276,15 @@ class Model(Handle):
         with Trainer(self, dataset, spec, **train_spec) as t:
             return t.run(progress=progress, callback=callback)
 
-    def edit(self, editset, method: str = "lora", *, layers: Optional[Mapping[str, Any]] = None,
+    def edit(self, editset, method: Optional[str] = None, *, layers: Optional[Mapping[str, Any]] = None,
              rank: Optional[int] = None, alpha: Optional[float] = None, mode: Optional[str] = None,
              optimizer: Optional[Mapping[str, Any]] = None, spec: Spec = None,
              progress: Optional[bool] = True, callback: Optional[Callable[[dict], Any]] = None,
              **method_spec) -> "EditResult":
         """Edits this model in place with an EditSet (bh_edit_begin/step/end) and returns the
-        EditResult (metrics, report, deltas). Arguments left None take the library's defaults
-        (rank 32, alpha 16, mode "batch", every block, both sublayers; docs/training-and-editing.md).
+        EditResult (metrics, report, deltas). Arguments left None take `spec`'s values, else the
+        library's defaults (method "lora", rank 32, alpha 16, mode "batch", every block, both
+        sublayers; docs/training-and-editing.md).
         Clone the model first to keep the original. `callback(step_report)` returning False
         stops the edit early; the result then measures it as trained so far (report["stopped_early"])."""
         from .edit import EditSet, run_edit

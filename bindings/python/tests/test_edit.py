@@ -309,3 +309,18 @@ def test_edit_argument_types(trained, tiny, single):
         trained.edit(tiny)            # a dataset is not an edit set
     with pytest.raises(TypeError):
         EditResult()
+
+
+def test_edit_spec_dict_is_not_overridden_by_unset_arguments(trained, single):
+    """`spec=` alone decides: the keyword arguments left at None must not put LoRA on every block."""
+    m = trained.clone()
+    spec = {"method": "full", "layers": {"blocks": [last_block(m)], "sublayers": "mlp"},
+            "optimizer": {"learning_rate": 0.001, "epochs": 1}}
+    res = m.edit(single, spec=spec, progress=False)
+    assert res.report["method"]["method"] == "full"
+    assert all(f".layers.{last_block(m)}.mlp." in n for n in res.trained_tensors), res.trained_tensors
+    res.close()
+    res = m.edit(single, spec=spec, method="lora", rank=4, progress=False)   # given arguments still win
+    assert res.report["method"]["method"] == "lora" and res.report["method"]["rank"] == 4
+    res.close()
+    m.close()
