@@ -1,12 +1,18 @@
 # Behemoth: build, test, run.  `make run` and `make test` work on a fresh Debian 12 machine with Swift.
 PREFIX ?= /usr/local
 PYTHON ?= python3
-# One set of flags for the library and the tests (testing enabled only exposes internal symbols to
-# the test targets), so `make test` builds the release library once.
-SWIFT_FLAGS = -c release -Xswiftc -enable-testing
-SWIFT_RELEASE = swift build $(SWIFT_FLAGS)
-BUILD_DIR = .build/release
+# Two release builds of the same sources:
+#  - the shipped library and its file tool (`make build`, .build-dist): the Swift runtime linked in
+#    statically, so libbehemoth.so needs only libc, libstdc++, OpenBLAS and HDF5 and loads on machines
+#    without Swift; the C tests, the Python tests, the wheel and `make install` use it;
+#  - the Swift tests (`swift test`, .build): XCTest links the Swift runtime dynamically, and testing
+#    is enabled so the tests see internal symbols.
+DIST_FLAGS = -c release --scratch-path .build-dist -Xswiftc -static-stdlib -Xswiftc -DBH_STATIC_RUNTIME
+TEST_FLAGS = -c release -Xswiftc -enable-testing
+BUILD_DIR = .build-dist/release
 LIB = $(BUILD_DIR)/libbehemoth.so
+TOOL = $(BUILD_DIR)/behemoth-files
+WHEEL_DIR = .build-dist/wheel
 PRESET ?= demo
 
 # OpenBLAS chooses its kernels when it is loaded; name the right ones for this CPU unless the user did.
@@ -16,7 +22,7 @@ export BEHEMOTH_LIB = $(CURDIR)/$(LIB)
 
 SYSTEM_PACKAGES = libopenblas-dev libhdf5-dev hdf5-tools pkg-config
 
-.PHONY: all deps deps-system deps-python build test test-slow test-swift test-c test-fuzz test-python run install uninstall bench clean
+.PHONY: all deps deps-system deps-python build wheel test test-slow test-swift test-c test-fuzz test-python test-dist run install uninstall bench clean
 
 all: build
 
@@ -33,14 +39,20 @@ deps-system:
 deps-python:
 	@$(PYTHON) -c "import numpy, h5py, pytest, tqdm, matplotlib, tokenizers" 2>/dev/null || \
 	  $(PYTHON) -m pip install -q -r requirements.txt
-	@$(PYTHON) -c "import behemoth" 2>/dev/null || $(PYTHON) -m pip install -q -e bindings/python
 
 build: deps-system
-	$(SWIFT_RELEASE)
+	swift build $(DIST_FLAGS)
+
+# The Python wheel, with the library built above inside it (the package's build backend takes it
+# from BEHEMOTH_LIB; without it, it runs `make build` itself).
+wheel: build
+	rm -rf $(WHEEL_DIR)
+	$(PYTHON) -m pip wheel -q --no-deps -w $(WHEEL_DIR) ./bindings/python
+	@ls -l $(WHEEL_DIR)/*.whl
 
 # Release mode with testing enabled: the engine's tests train small models and need optimized code.
 test-swift: deps-system
-	swift test $(SWIFT_FLAGS)
+	swift test $(TEST_FLAGS)
 
 # The C tests link the INSTALLED library through pkg-config, as a user's program would.
 test-c: build
@@ -59,7 +71,14 @@ test-fuzz: build
 test-python: build deps-python
 	$(PYTHON) -m pytest -q bindings/python/tests
 
-test: deps test-swift test-c test-fuzz test-python
+# The shipped library, the wheel and the command line on a machine without Swift: the toolchain's
+# folder hidden by a mount namespace (tools/test-without-swift).
+test-dist: wheel
+	$(MAKE) install PREFIX=$(CURDIR)/.build/prefix
+	PKG_CONFIG_PATH=$(CURDIR)/.build/prefix/lib/pkgconfig $(MAKE) -C bindings/c all
+	PYTHON=$(PYTHON) tools/test-without-swift $(CURDIR)/.build/prefix $(WHEEL_DIR)
+
+test: deps test-swift test-c test-fuzz test-python test-dist
 	@echo "all test suites passed"
 
 # The slow tier: the fuzz suite at 6,000 cases from another seed (about 10 minutes on 2 cores).
@@ -67,8 +86,11 @@ FUZZ_SLOW_SEED ?= 2
 test-slow: build
 	$(MAKE) test-fuzz FUZZ_CASES=6000 FUZZ_SEED=$(FUZZ_SLOW_SEED)
 
+# The main job through the command line of the installed package, as a user runs it: the package
+# is installed from bindings/python with the library just built inside it (no second build).
 run: deps build
-	$(PYTHON) examples/main_job.py --preset $(PRESET) --out out
+	$(PYTHON) -m pip install -q --no-deps ./bindings/python
+	$(PYTHON) -m behemoth run --preset $(PRESET) --out out
 
 # Speed, measured against the references in the same run (PyTorch needs requirements-reference.txt).
 bench: deps build
@@ -76,16 +98,19 @@ bench: deps build
 	bash bench/generate_bench.sh
 	$(PYTHON) bench/train_bench.py
 
+# The library, its file tool (libexec/behemoth-files: the library runs it to read format version 1
+# files in a separate process), the header and the pkg-config file (OpenBLAS and HDF5 as private libs).
 install: build
-	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/libexec $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 755 $(LIB) $(DESTDIR)$(PREFIX)/lib/libbehemoth.so
-	install -m 755 $(BUILD_DIR)/behemoth-cli $(DESTDIR)$(PREFIX)/bin/behemoth
+	install -m 755 $(TOOL) $(DESTDIR)$(PREFIX)/libexec/behemoth-files
 	install -m 644 include/behemoth.h $(DESTDIR)$(PREFIX)/include/behemoth.h
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e "s|@VERSION@|$$(sed -n 's/#define BH_VERSION \"\(.*\)\"/\1/p' include/behemoth.h)|" \
+	  -e "s|@LIBS_PRIVATE@|$$(pkg-config --libs openblas hdf5)|" \
 	  bindings/c/behemoth.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/behemoth.pc
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/lib/libbehemoth.so $(DESTDIR)$(PREFIX)/bin/behemoth $(DESTDIR)$(PREFIX)/include/behemoth.h $(DESTDIR)$(PREFIX)/lib/pkgconfig/behemoth.pc
+	rm -f $(DESTDIR)$(PREFIX)/lib/libbehemoth.so $(DESTDIR)$(PREFIX)/libexec/behemoth-files $(DESTDIR)$(PREFIX)/include/behemoth.h $(DESTDIR)$(PREFIX)/lib/pkgconfig/behemoth.pc
 
 clean:
-	rm -rf .build out bindings/c/build
+	rm -rf .build .build-dist out bindings/c/build bindings/python/build

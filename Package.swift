@@ -5,7 +5,7 @@ import PackageDescription
 // SIMD types; on x86-64 they are compiled for AVX2 + FMA (Haswell, 2013, and every later x86
 // server), which makes them 1.5–2× faster. The Python binding refuses to load on a CPU without AVX2.
 #if arch(x86_64)
-let engineReleaseFlags = ["-Ounchecked", "-wmo", "-target-cpu", "haswell"]
+let engineReleaseFlags = ["-Ounchecked", "-wmo", "-target-cpu", "haswell", "-DBH_KERNELS_AVX2"]
 #else
 let engineReleaseFlags = ["-Ounchecked", "-wmo"]
 #endif
@@ -17,7 +17,7 @@ let package = Package(
     products: [
         .library(name: "behemoth", type: .dynamic, targets: ["BehemothFFI"]),
         .executable(name: "bh-bench", targets: ["BenchTool"]),
-        .executable(name: "behemoth-cli", targets: ["BehemothTool"]),
+        .executable(name: "behemoth-files", targets: ["BehemothTool"]),
     ],
     targets: [
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
@@ -42,7 +42,7 @@ let package = Package(
             dependencies: ["Engine", "COpenBLAS"],
             swiftSettings: [.swiftLanguageMode(.v5), .unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
         ),
-        // The command line; the library also starts it to read format version 1 files in isolation.
+        // behemoth-files: verify and upgrade files; the library starts it to read format version 1 files in isolation.
         .executableTarget(name: "BehemothTool", dependencies: ["Engine"], swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "EngineTests", dependencies: ["Engine"], exclude: [], resources: [], swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "FFITests", dependencies: ["BehemothFFI", "CBehemoth", "Engine"], swiftSettings: [.swiftLanguageMode(.v5)]),

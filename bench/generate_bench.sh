@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 make -s build >/dev/null
 export OPENBLAS_CORETYPE="${OPENBLAS_CORETYPE:-$(tools/blas-core)}"
-LIB="$PWD/.build/release/libbehemoth.so"
+LIB="$PWD/.build-dist/release/libbehemoth.so"
 OUT="$(mktemp -d /tmp/behemoth-bench-XXXXXX)"
 trap 'rm -rf "$OUT"' EXIT
 python3 - "$LIB" "$OUT" "${@:-tiny demo paper}" <<'PY'

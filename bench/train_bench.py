@@ -39,7 +39,7 @@ def main():
                                                               capture_output=True, text=True).stdout.strip())
     common = ["--preset", a.preset, "--vocab", str(a.vocab), "--batch", str(a.batch), "--seq", str(a.seq),
               "--threads", str(a.threads), "--steps", str(a.steps)]
-    bench = os.path.join(ROOT, ".build", "release", "bh-bench")
+    bench = os.path.join(ROOT, ".build-dist", "release", "bh-bench")
     ours, theirs, last = [], [], ""
     ours_best, theirs_best = [], []
     for r in range(a.rounds):

@@ -62,8 +62,10 @@ void        bh_string_free(char *s);     /* frees a string the library returned;
 int32_t bh_set_num_threads(int32_t n);
 int32_t bh_get_num_threads(void);
 
-/* JSON about the machine and the BLAS in use: {"blas_core", "blas_config", "threads", "cpu_model",
-   "cpu_features": [...], "recommended_core", "openblas_coretype_env", "warning"}. "warning" is
+/* JSON about the build, the machine and the BLAS in use: {"library_version", "build": {"swift_runtime":
+   "static" (the shipped library) or "dynamic", "compiler", "kernels" (the instruction set of the
+   engine's own kernels), "configuration"}, "blas_core", "blas_config", "threads", "blas_threads",
+   "cpu_model", "cpu_features": [...], "recommended_core", "openblas_coretype_env", "warning"}. "warning" is
    non-empty when OpenBLAS runs kernels slower than the CPU supports (set OPENBLAS_CORETYPE to
    "recommended_core" in the environment before the program starts: OpenBLAS reads it at load). */
 int32_t bh_runtime_info(char **json_out);
@@ -75,8 +77,8 @@ int32_t bh_runtime_info(char **json_out);
    and the arrays (for models: the config and the weights; docs/formats.md), and file_digest, the
    same over every attribute and array in the file. Loaders check all of it
    and refuse a damaged or edited file with BH_ERR_FORMAT naming the problem. Files of format
-   version 1 (Behemoth 0.1, an unchecksummed layout) are read by the `behemoth` tool in a separate
-   process (found beside the library, or through BEHEMOTH_TOOL), never in the caller's process. */
+   version 1 (Behemoth 0.1, an unchecksummed layout) are read by the `behemoth-files` tool in a separate
+   process (found beside the library or in ../libexec, or through BEHEMOTH_TOOL), never in the caller's process. */
 /* Checks any Behemoth file (layout, attributes, digest; datasets and models are loaded in full).
    JSON: {"path", "format", "format_version", "digest", "library_version", "arrays" (a count), "array_bytes",
    "loaded", "attributes" (the root attributes; spec, report, edit_set, tokenizer parsed as JSON),

@@ -1,7 +1,8 @@
-// behemoth: the command line.
-//   behemoth verify FILE...        checks each file (layout, attributes, content digest); prints JSON
-//   behemoth upgrade OLD NEW       writes NEW in the current format (for files of Behemoth 0.1)
-// The library also runs `behemoth upgrade --isolated OLD TMP` itself, in a separate process, to read
+// behemoth-files: the file tool that ships beside the library (the Python package's `behemoth`
+// command line does the same through the library: `behemoth verify`, `behemoth upgrade`).
+//   behemoth-files verify FILE...        checks each file (layout, attributes, content digest); prints JSON
+//   behemoth-files upgrade OLD NEW       writes NEW in the current format (for files of Behemoth 0.1)
+// The library also runs `behemoth-files upgrade --isolated OLD TMP` itself, in a separate process, to read
 // files of format version 1 without exposing the caller's process to them (LegacyFiles.swift).
 #if canImport(Glibc)
 import Glibc
@@ -9,12 +10,12 @@ import Glibc
 import Engine
 
 let usage = """
-usage: behemoth verify FILE...
-       behemoth upgrade OLD NEW
+usage: behemoth-files verify FILE...
+       behemoth-files upgrade OLD NEW
 """
 
 func fail(_ message: String, code: Int32) -> Never {
-    fputs("behemoth: \(message)\n", stderr)
+    fputs("behemoth-files: \(message)\n", stderr)
     exit(code)
 }
 
@@ -37,7 +38,7 @@ case "verify":
     var failed = false
     for path in args {
         do { print(try BehemothFile.verify(path).serialized()) } catch {
-            fputs("behemoth: \(error.message)\n", stderr)
+            fputs("behemoth-files: \(error.message)\n", stderr)
             failed = true
         }
     }

@@ -6,7 +6,7 @@ import Glibc
 /// Files of format version 1 were written in HDF5's oldest layout (superblock v0, v1 object headers,
 /// variable-length string attributes in the global heap): nothing in them is checksummed, and a
 /// damaged byte can crash or hang libhdf5. Such a file is never opened in the caller's process: the
-/// `behemoth` command-line tool, started as a separate process (posix_spawn: safe in a threaded host,
+/// `behemoth-files` tool, started as a separate process (posix_spawn: safe in a threaded host,
 /// unlike fork) under an address-space limit and an alarm, copies it into the checksummed layout
 /// (format version 2) in a temporary file, and only that copy is read here. A tool that crashes,
 /// hangs or fails leaves a format error. `behemoth upgrade OLD NEW` (bh_file_upgrade,
@@ -40,14 +40,13 @@ public enum LegacyFiles {
         return v < 2
     }
 
-    /// The `behemoth` tool: $BEHEMOTH_TOOL, else beside the library (or the test binary) that holds
-    /// this code, or in ../bin from it (the build folder names it behemoth-cli; `make install`
-    /// installs it as bin/behemoth).
+    /// The `behemoth-files` tool: $BEHEMOTH_TOOL, else beside the library (or the test binary) that
+    /// holds this code (a build folder, the Python wheel), or in ../libexec from it (`make install`).
     public static func toolPath() -> String? {
         if let e = getenv("BEHEMOTH_TOOL"), let s = String(validatingCString: e), !s.isEmpty { return s }
         guard let image = imagePath() else { return nil }
         let dir = FileSystem.folder(of: image)
-        for candidate in ["\(dir)/behemoth-cli", "\(dir)/behemoth", "\(dir)/../bin/behemoth"]
+        for candidate in ["\(dir)/behemoth-files", "\(dir)/../libexec/behemoth-files"]
         where access(candidate, X_OK) == 0 && !FileSystem.isDirectory(candidate) {
             return candidate
         }
@@ -81,7 +80,7 @@ public enum LegacyFiles {
     static func runTool(_ source: String, _ target: String) throws(EngineError) {
         let legacy = "\(source) is a format version 1 file (HDF5's unchecksummed layout, written by Behemoth 0.1)"
         guard let tool = toolPath() else {
-            throw .format("\(legacy); such files are read by the `behemoth` tool in a separate process, and it was not found beside the library (install it with `make install`, or set BEHEMOTH_TOOL to its path)")
+            throw .format("\(legacy); such files are read by the `behemoth-files` tool in a separate process, and it was not found beside the library or in ../libexec (`make install` and the Python wheel install it; or set BEHEMOTH_TOOL to its path)")
         }
         let argv: [String] = [tool, "upgrade", "--isolated", source, target]
         var cArgs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]

@@ -40,6 +40,42 @@ public enum Runtime {
     static let avx2Cores: Set<String> = ["Haswell", "Zen", "SkylakeX", "Cooperlake", "SapphireRapids", "Excavator"]
     static let avx512Cores: Set<String> = ["SkylakeX", "Cooperlake", "SapphireRapids"]
 
+    /// How this library was built: the Swift runtime (linked in statically for the shipped library,
+    /// `make build`; dynamically for `swift test`), the compiler, and the instruction set the
+    /// engine's own kernels were compiled for (Package.swift, engineReleaseFlags).
+    public static var build: JSON {
+        #if BH_STATIC_RUNTIME
+        let runtime = "static"
+        #else
+        let runtime = "dynamic"
+        #endif
+        #if compiler(>=6.4)
+        let compiler = "Swift 6.4 or later"
+        #elseif compiler(>=6.3.1)
+        let compiler = "Swift 6.3.1"
+        #elseif compiler(>=6.3)
+        let compiler = "Swift 6.3"
+        #else
+        let compiler = "Swift 6.2"
+        #endif
+        #if BH_KERNELS_AVX2
+        let kernels = "x86-64 AVX2+FMA (-target-cpu haswell)"
+        #elseif arch(x86_64)
+        let kernels = "x86-64 baseline (SSE2)"
+        #elseif arch(arm64)
+        let kernels = "arm64 (NEON)"
+        #else
+        let kernels = "generic"
+        #endif
+        #if DEBUG
+        let configuration = "debug"
+        #else
+        let configuration = "release"
+        #endif
+        return .object([("swift_runtime", .string(runtime)), ("compiler", .string(compiler)),
+                        ("kernels", .string(kernels)), ("configuration", .string(configuration))])
+    }
+
     public static func info() -> JSON {
         let (model, flags) = cpuInfo()
         let core = blasCore
@@ -57,6 +93,7 @@ public enum Runtime {
         let shown = ["avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512_bf16", "avx512_vnni", "amx_tile"]
         return .object([
             ("library_version", .string(Version.string)),
+            ("build", build),
             ("blas_core", .string(core)),
             ("blas_config", .string(blasConfig)),
             ("threads", .int(threads)),

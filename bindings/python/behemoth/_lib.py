@@ -2,9 +2,10 @@
 
 The library is looked up, in order:
   1. the ``BEHEMOTH_LIB`` environment variable (the path of the .so; an error if it does not exist),
-  2. ``libbehemoth.so`` beside this file (a wheel or a copied build),
-  3. ``.build/release/libbehemoth.so`` in the nearest folder above this file that has one (the
-     repository, for an editable install).
+  2. ``libbehemoth.so`` beside this file (the installed package: the wheel bundles it),
+  3. ``.build-dist/release/libbehemoth.so`` (``make build``), then ``.build/release/libbehemoth.so``
+     (``swift build``), in the nearest folder above this file that has one (the repository, when the
+     package is used from the checkout).
 
 It is loaded lazily, on the first call that needs it, so ``import behemoth`` works before the library
 is built. Before loading, OPENBLAS_CORETYPE is set from the CPU flags when the user has not set it
@@ -178,6 +179,7 @@ def candidate_paths() -> list[Path]:
     here = Path(__file__).resolve().parent
     paths = [here / LIBRARY_NAME]
     for folder in here.parents:
+        paths.append(folder / ".build-dist" / "release" / LIBRARY_NAME)
         paths.append(folder / ".build" / "release" / LIBRARY_NAME)
     return paths
 
@@ -194,8 +196,8 @@ def find_library() -> Path:
         if path.is_file():
             return path
     raise LibraryError(
-        f"{LIBRARY_NAME} not found. Build it with `swift build -c release` in the repository, or set "
-        f"{ENV_VAR} to its path. Looked in: " + ", ".join(str(p) for p in tried[:4]) + ", ...")
+        f"{LIBRARY_NAME} not found. Install the wheel (`pip install ./bindings/python` builds one with "
+        f"the library inside), run `make build` in the repository, or set {ENV_VAR} to its path. Looked in: " + ", ".join(str(p) for p in tried[:4]) + ", ...")
 
 
 def blas_core(cpuinfo: str) -> str | None:

@@ -10,19 +10,25 @@ from pathlib import Path
 import pytest
 
 TESTS = Path(__file__).resolve().parent
-PACKAGE_ROOT = TESTS.parent  # bindings/python: test the package beside these tests, whatever is installed
-sys.path.insert(0, str(PACKAGE_ROOT))
+# In the checkout, test the package beside these tests, whatever is installed. A copy of the tests
+# elsewhere (tools/test-without-swift) tests the installed package: the wheel and its bundled library.
+PACKAGE_ROOT = TESTS.parent
+FROM_CHECKOUT = (PACKAGE_ROOT / "behemoth" / "__init__.py").is_file()
+if FROM_CHECKOUT:
+    sys.path.insert(0, str(PACKAGE_ROOT))
 
 import behemoth  # noqa: E402
 from behemoth import _lib  # noqa: E402
 
-assert Path(behemoth.__file__).resolve().parent == PACKAGE_ROOT / "behemoth", behemoth.__file__
+if FROM_CHECKOUT:
+    assert Path(behemoth.__file__).resolve().parent == PACKAGE_ROOT / "behemoth", behemoth.__file__
 
 
 def subprocess_env(**overrides) -> dict:
     """The environment for a child Python: imports the same package; `None` removes a variable."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(PACKAGE_ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    if FROM_CHECKOUT:
+        env["PYTHONPATH"] = os.pathsep.join([str(PACKAGE_ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     for k, v in overrides.items():
         if v is None:
             env.pop(k, None)

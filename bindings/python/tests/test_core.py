@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ctypes
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -291,3 +292,14 @@ def test_cpu_without_avx2_is_refused_with_a_clear_message():
     _lib.check_cpu("flags\t\t: fpu sse2 avx avx2 fma")  # fine
     with pytest.raises(behemoth.LibraryError, match="AVX2"):
         _lib.check_cpu("flags\t\t: fpu sse2 avx")
+
+
+def test_runtime_info_says_how_the_library_was_built(lib):
+    build = behemoth.runtime_info()["build"]
+    assert set(build) == {"swift_runtime", "compiler", "kernels", "configuration"}
+    assert build["compiler"].startswith("Swift 6.") and build["configuration"] == "release"
+    if shutil.which("readelf") is None:
+        pytest.skip("readelf is not installed")
+    needed = subprocess.run(["readelf", "-d", str(lib.path)], capture_output=True, text=True, check=True).stdout
+    # "static" exactly when the library does not link the Swift runtime as a shared library
+    assert (build["swift_runtime"] == "static") == ("libswiftCore.so" not in needed), (build, lib.path)

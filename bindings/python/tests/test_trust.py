@@ -132,12 +132,12 @@ def test_format_version_1_files_load_and_upgrade(tmp_path):
     assert again.digest == ds.digest
     assert np.array_equal(again.array("tokens"), ds.array("tokens"))
     # the command line does the same
-    tool = _lib.lib().path.parent / "behemoth-cli"
-    if tool.exists():
-        subprocess.run([str(tool), "upgrade", str(LEGACY / "model.h5"), str(tmp_path / "m.h5")], check=True)
-        assert Model.load(tmp_path / "m.h5").digest == m.digest
-        out = subprocess.run([str(tool), "verify", str(tmp_path / "m.h5")], check=True, capture_output=True, text=True)
-        assert json.loads(out.stdout)["digest"] == m.digest
+    tool = _lib.lib().path.parent / "behemoth-files"   # beside the library: a build folder or the wheel
+    assert tool.is_file(), f"{tool}: the file tool should ship beside the library"
+    subprocess.run([str(tool), "upgrade", str(LEGACY / "model.h5"), str(tmp_path / "m.h5")], check=True)
+    assert Model.load(tmp_path / "m.h5").digest == m.digest
+    out = subprocess.run([str(tool), "verify", str(tmp_path / "m.h5")], check=True, capture_output=True, text=True)
+    assert json.loads(out.stdout)["digest"] == m.digest
 
 
 def test_oversized_configs_and_the_memory_limit(isolated):
