@@ -82,7 +82,8 @@ int32_t bh_runtime_info(char **json_out);
 /* Checks any Behemoth file (layout, attributes, digest; datasets and models are loaded in full).
    JSON: {"path", "format", "format_version", "digest", "library_version", "arrays" (a count), "array_bytes",
    "loaded", "attributes" (the root attributes; spec, report, edit_set, tokenizer parsed as JSON),
-   "contents" ([{"name", "dtype", "shape"}] for every array)}. */
+   "group_attributes" ({"/trainer": {"state": {...}}, "/optimizer": {"step": n}} in a checkpoint), "contents" ([{"name", "dtype",
+   "shape"}] for every array)}. */
 int32_t bh_file_verify(const char *path, char **json_out);
 /* Writes target, a current-format copy of source (a format version 1 file, or a current one after
    verifying it). The command line does the same: `behemoth upgrade OLD NEW`. */

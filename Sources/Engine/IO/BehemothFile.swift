@@ -22,7 +22,8 @@ public enum BehemothFile {
     static let jsonAttributes: Set<String> = ["spec", "tokenizer", "report", "edit_set"]
 
     /// Verifies `path` and describes it: {path, format, format_version, digest, library_version,
-    /// arrays (a count), array_bytes, attributes (the root attributes, JSON ones parsed), contents
+    /// arrays (a count), array_bytes, attributes (the root attributes, JSON ones parsed),
+    /// group_attributes ({group: {name: value}}: a checkpoint's /trainer state and /optimizer step), contents
     /// ([{name, dtype, shape}] for every array)}. A damaged or foreign file is BH_ERR_FORMAT naming what is wrong.
     public static func verify(_ path: String) throws(EngineError) -> JSON {
         let f = try H5File.open(path)
@@ -37,12 +38,28 @@ public enum BehemothFile {
         let computed = try f.computeDigest()
         try f.checkDigest(computed)
         try f.checkFileDigest()
-        var bytes = 0, contents: [JSON] = []
-        for p in try f.datasetPaths() {
-            let shape = try f.shape("/" + p)
+        var bytes = 0, contents: [JSON] = [], groupAttributes: [(String, JSON)] = []
+        try f.visit { (p: String, isGroup: Bool) throws(EngineError) in
+            if isGroup {
+                // e.g. a checkpoint's /trainer state (JSON); anything else as its text
+                let names = try f.attributeNames(at: p)
+                guard !names.isEmpty else { return }
+                var values: [(String, JSON)] = []
+                for name in names {
+                    if try f.attributeClass(name, at: p) == H5T_INTEGER {   // /optimizer's step
+                        values.append((name, .int(Int(try f.intAttribute(name, at: p)))))
+                        continue
+                    }
+                    let text = try f.stringAttribute(name, at: p)
+                    values.append((name, (try? JSON.parse(text, what: name)) ?? .string(text)))
+                }
+                groupAttributes.append((p, .object(values)))
+                return
+            }
+            let shape = try f.shape(p)
             let type = try f.datasetType(p)
             bytes += shape.reduce(type.size, *)
-            contents.append(.object([("name", .string("/" + p)), ("dtype", .string(dtypeName(type))),
+            contents.append(.object([("name", .string(p)), ("dtype", .string(dtypeName(type))),
                                      ("shape", .array(shape.map { .int($0) }))]))
         }
         var attributes: [(String, JSON)] = []
@@ -54,7 +71,7 @@ public enum BehemothFile {
             ("path", .string(path)), ("format", .string(format)), ("format_version", .int(Int(version))),
             ("digest", .string(computed)), ("library_version", .string(try f.stringAttribute("library_version"))),
             ("arrays", .int(contents.count)), ("array_bytes", .int(bytes)),
-            ("attributes", .object(attributes)), ("contents", .array(contents)),
+            ("attributes", .object(attributes)), ("group_attributes", .object(groupAttributes)), ("contents", .array(contents)),
         ])
     }
 

@@ -263,19 +263,11 @@ def is_checkpoint(verified: dict) -> bool:
     return any(n.startswith("/optimizer/") for n in names)
 
 
-def trainer_state(path: str) -> Optional[dict]:
-    """A checkpoint's /trainer `state` attribute (steps taken, total steps, training spec), read with
-    h5py when it is installed (bh_file_verify lists root attributes only)."""
-    try:
-        import h5py
-    except ImportError:
-        return None
-    try:
-        with h5py.File(path, "r") as f:
-            raw = f["trainer"].attrs.get("state") if "trainer" in f else None
-        return json.loads(raw) if raw is not None else None
-    except (OSError, KeyError, ValueError):
-        return None
+def trainer_state(verified: dict) -> Optional[dict]:
+    """A checkpoint's /trainer `state` attribute (steps taken, total steps, training spec), as
+    bh_file_verify reports it."""
+    state = verified.get("group_attributes", {}).get("/trainer", {}).get("state")
+    return state if isinstance(state, dict) else None
 
 
 def file_summary(path: str, verified: dict) -> dict:
@@ -293,7 +285,7 @@ def file_summary(path: str, verified: dict) -> dict:
         summary = {"parameters": info.get("parameters"), "history": info.get("history"),
                    "checkpoint": is_checkpoint(verified)}
         if summary["checkpoint"]:
-            summary["trainer"] = trainer_state(path)
+            summary["trainer"] = trainer_state(verified)
         return summary
     report = verified.get("attributes", {}).get("report")
     if isinstance(report, dict) and isinstance(report.get("metrics"), dict):

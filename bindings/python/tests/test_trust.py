@@ -77,6 +77,14 @@ def test_h5py_and_h5dump_open_every_file_type(every_file_type, kind):
         assert info["arrays"] == len(arrays)
         assert set(info["attributes"]) == set(f.attrs) - {"format_version"}
         assert info["attributes"]["spec"] == json.loads(f.attrs["spec"])
+        groups = {}
+        f.visititems(lambda name, obj: groups.update({"/" + name: set(obj.attrs)})
+                     if isinstance(obj, h5py.Group) and len(obj.attrs) else None)
+        assert {g: set(a) for g, a in info["group_attributes"].items()} == groups
+        if kind == "checkpoint":
+            state = info["group_attributes"]["/trainer"]["state"]
+            assert state == json.loads(f["trainer"].attrs["state"]) and isinstance(state, dict)
+            assert info["group_attributes"]["/optimizer"]["step"] == int(f["optimizer"].attrs["step"])
 
 
 def test_digests_are_exposed_and_follow_the_content(tiny, trained, every_file_type):
