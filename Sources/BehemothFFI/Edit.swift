@@ -19,57 +19,10 @@ final class EditSetHandle {
     }
 
     /// The content digest of the edit set: its spec and every array (ContentDigest).
-    lazy var digest: String = {
-        var d = ContentDigest(format: "behemoth.editset", spec: set.spec.toJSON().serialized())
-        for (name, dtype, shape) in arrayList().sorted(by: { $0.0 < $1.0 }) {
-            if dtype == "int64" { d.addArray(name, dtype: dtype, shape: shape, int64Array(name)!) }
-            else { d.addArray(name, dtype: dtype, shape: shape, int32Array(name)!) }
-        }
-        return d.finish()
-    }()
-
-    func int32Array(_ name: String) -> [Int32]? {
-        switch name {
-        case "tokens": return set.tokens
-        case "edits": return set.edits.flatMap { [Int32($0.subject), Int32($0.relation), Int32($0.oldObject), Int32($0.newObject)] }
-        default: break
-        }
-        let parts = name.split(separator: "/").map(String.init)
-        guard parts.count == 3, parts[0] == "groups", let g = set.group(parts[1]) else { return nil }
-        switch parts[2] {
-        case "prompts": return g.prompts
-        case "targets": return g.targets
-        case "facts": return g.facts
-        case "relations": return g.relations
-        case "alternatives": return g.alternatives
-        default: return nil
-        }
-    }
-
-    func int64Array(_ name: String) -> [Int64]? {
-        if name == "offsets" { return set.offsets }
-        let parts = name.split(separator: "/").map(String.init)
-        guard parts.count == 3, parts[0] == "groups", parts[2] == "offsets", let g = set.group(parts[1]) else { return nil }
-        return g.offsets
-    }
-
-    /// Arrays by name, with dtype and shape.
-    func arrayList() -> [(String, String, [Int])] {
-        var arrays: [(String, String, [Int])] = [
-            ("tokens", "int32", [set.tokens.count]), ("offsets", "int64", [set.offsets.count]), ("edits", "int32", [set.edits.count, 4]),
-        ]
-        for g in set.groups {
-            for (k, n) in [("prompts", g.prompts.count), ("targets", g.count), ("facts", g.count), ("relations", g.count)] {
-                arrays.append(("groups/\(g.name)/\(k)", "int32", [n]))
-            }
-            if g.alternatives != nil { arrays.append(("groups/\(g.name)/alternatives", "int32", [g.count])) }
-            arrays.append(("groups/\(g.name)/offsets", "int64", [g.count + 1]))
-        }
-        return arrays
-    }
+    lazy var digest: String = set.contentDigest
 
     func info() -> JSON {
-        let arrays: [(String, JSON)] = arrayList().map { ($0.0, .object([("dtype", .string($0.1)), ("shape", .ints($0.2))])) }
+        let arrays: [(String, JSON)] = set.arrayList().map { ($0.name, .object([("dtype", .string($0.dtype)), ("shape", .ints($0.shape))])) }
         guard case var .object(fields) = set.summary() else { return set.summary() }
         fields.append(("arrays", .object(arrays)))
         fields.append(("digest", .string(digest)))
@@ -121,8 +74,8 @@ func editSetHandle(_ es: OpaquePointer?, _ fn: String) throws(EngineError) -> Ed
         let fn = "bh_editset_array_i32"
         let h = try editSetHandle(es, fn)
         let n = try cString(name, fn, "name")
-        guard let a = h.int32Array(n) else {
-            if h.int64Array(n) != nil { throw .invalid("\(fn): array \"\(n)\" is int64; use bh_editset_array_i64") }
+        guard let a = h.set.int32Array(n) else {
+            if h.set.int64Array(n) != nil { throw .invalid("\(fn): array \"\(n)\" is int64; use bh_editset_array_i64") }
             throw .invalid("\(fn): no array \"\(n)\" (bh_editset_info lists them)")
         }
         try copyOut(a, buffer, capacity, count, fn)
@@ -135,8 +88,8 @@ func editSetHandle(_ es: OpaquePointer?, _ fn: String) throws(EngineError) -> Ed
         let fn = "bh_editset_array_i64"
         let h = try editSetHandle(es, fn)
         let n = try cString(name, fn, "name")
-        guard let a = h.int64Array(n) else {
-            if h.int32Array(n) != nil { throw .invalid("\(fn): array \"\(n)\" is int32; use bh_editset_array_i32") }
+        guard let a = h.set.int64Array(n) else {
+            if h.set.int32Array(n) != nil { throw .invalid("\(fn): array \"\(n)\" is int32; use bh_editset_array_i32") }
             throw .invalid("\(fn): no array \"\(n)\" (bh_editset_info lists them)")
         }
         try copyOut(a, buffer, capacity, count, fn)
@@ -149,39 +102,16 @@ func editSetHandle(_ es: OpaquePointer?, _ fn: String) throws(EngineError) -> Ed
 final class EditSession {
     let model: LanguageModel
     let editSet: EditSetHandle
-    let method: EditMethodSpec
-    let runner: EditRunner
+    let experiment: EditExperiment
     var result: EditResult?
     var report: JSON?
-    let modelDigestBefore: String
 
     init(model: LanguageModel, editSet: EditSetHandle, methodJSON: String) throws(EngineError) {
-        let layers = model.config.layers
-        let method = try EditMethodSpec(json: methodJSON, layers: layers)
-        guard editSet.datasetVocab <= model.vocabSize else {
-            throw .invalid("edit: the edit set's dataset has \(editSet.datasetVocab) tokens but the model's vocabulary has \(model.vocabSize): the edit set belongs to a different dataset")
-        }
-        if !model.tokenizerJSON.isEmpty, model.tokenizerJSON != editSet.datasetTokenizer {
-            throw .invalid("edit: the edit set's dataset has a different vocabulary layout from the one the model was made for: the edit set belongs to a different dataset")
-        }
-        var perEdit: [EditSet] = []
-        if method.mode != .batch {
-            for e in editSet.set.edits {
-                var spec = editSet.set.spec
-                spec.kind = .single
-                spec.count = 1
-                spec.subjects = [e.subject]
-                spec.newObject = e.newObject
-                spec.relation = e.relation
-                spec.datasetFingerprint = ""
-                perEdit.append(try EditSetBuilder.build(spec, facts: editSet.facts))
-            }
-        }
+        let method = try EditMethodSpec(json: methodJSON, layers: model.config.layers)
+        try EditExperiment.checkCompatible(model: model, datasetVocab: editSet.datasetVocab, datasetTokenizer: editSet.datasetTokenizer)
         self.model = model
         self.editSet = editSet
-        self.method = method
-        modelDigestBefore = model.contentDigest
-        runner = try EditRunner(network: model, editSet: editSet.set, method: method, layers: layers, perEditSets: perEdit)
+        experiment = try EditExperiment(model: model, editSet: editSet.set, facts: editSet.facts, method: method)
     }
 }
 
@@ -206,7 +136,7 @@ func editSession(_ e: OpaquePointer?, _ fn: String) throws(EngineError) -> EditS
         let s = try editSession(e, fn)
         if let report_json { report_json.pointee = nil }
         guard s.result == nil else { throw .misuse("\(fn): the edit was ended by bh_edit_end; begin a new one to edit further") }
-        guard let r = try s.runner.step() else { return BH_DONE }
+        guard let r = try s.experiment.step() else { return BH_DONE }
         if let report_json { try returnString(r.toJSON().serialized(), report_json, fn) }
         return BH_STEP
     }
@@ -217,11 +147,11 @@ func editSession(_ e: OpaquePointer?, _ fn: String) throws(EngineError) -> EditS
         let fn = "bh_edit_end"
         let s = try editSession(e, fn)
         if s.result == nil {
-            let r = try s.runner.finish()  // before the last step: the edit as trained so far (stopped_early)
+            let r = try s.experiment.finish()  // before the last step: the edit as trained so far (stopped_early)
             s.result = r
-            let report = r.reportJSON(editSet: s.editSet.set, method: s.method, layers: s.model.config.layers, model: s.model.config.toJSON())
+            let report = r.reportJSON(editSet: s.editSet.set, method: s.experiment.method, model: s.model.config.toJSON())
             // What the edit ran on and produced, by content digest (keys for caches and for matching files).
-            let digests: JSON = .object([("model_before", .string(s.modelDigestBefore)), ("model_after", .string(s.model.contentDigest)),
+            let digests: JSON = .object([("model_before", .string(s.experiment.modelDigestBefore)), ("model_after", .string(s.model.contentDigest)),
                                          ("edit_set", .string(s.editSet.digest)), ("dataset", .string(s.editSet.datasetDigest))])
             if case var .object(fields) = report { fields.append(("digests", digests)); s.report = .object(fields) } else { s.report = report }
         }

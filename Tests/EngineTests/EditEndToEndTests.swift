@@ -6,16 +6,9 @@ import Testing
     func run(_ m: LanguageModel, _ ds: Dataset, edit: String, method: String) throws -> EditResult {
         let set = try EditSetBuilder.build(try EditSpec(json: edit), facts: ds.factView())
         let spec = try EditMethodSpec(json: method, layers: m.config.layers)
-        var perEdit: [EditSet] = []
-        if spec.mode != .batch {
-            for e in set.edits {
-                var s = set.spec; s.kind = .single; s.count = 1; s.subjects = [e.subject]; s.newObject = e.newObject
-                perEdit.append(try EditSetBuilder.build(s, facts: ds.factView()))
-            }
-        }
-        let runner = try EditRunner(network: m, editSet: set, method: spec, layers: m.config.layers, perEditSets: perEdit)
-        while try runner.step() != nil {}
-        return try runner.finish()
+        let experiment = try EditExperiment(model: m, editSet: set, facts: ds.factView(), method: spec)
+        while try experiment.step() != nil {}
+        return try experiment.finish()
     }
 
     func metric(_ r: EditResult, _ name: String) -> Double { r.metrics.first { $0.name == name }!.value }

@@ -10,6 +10,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <behemoth.h>
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -648,6 +649,31 @@ static void test_edit(const char *dir, bh_dataset *ds) {
         CHECK_STATUS(bh_edit_delta(e, NULL, NULL, 0, &count), BH_ERR_INVALID);
         CHECK_STATUS(bh_edit_save(e, path), BH_OK);
         CHECK_STATUS(bh_edit_save(e, NULL), BH_ERR_INVALID);
+        bh_edit_free(e);
+    }
+    CHECK_STATUS(bh_edit_begin(m, es, "{\"method\": \"rome\"}", &e), BH_ERR_INVALID);
+    CHECK(contains(bh_last_error(), "registered: \"full\", \"lora\", \"fixed_rank_one\""));
+
+    /* The demonstration editor (one file in the engine) runs through the same calls: one step,
+       a rank-one change of Frobenius norm `scale` on each selected matrix. */
+    CHECK_STATUS(bh_edit_begin(m, es, "{\"method\": \"fixed_rank_one\", \"scale\": 0.25, "
+                                      "\"layers\": {\"blocks\": [0], \"sublayers\": \"mlp\"}}", &e), BH_OK);
+    if (e) {
+        int steps = 0, status;
+        while ((status = bh_edit_step(e, NULL)) == BH_STEP) steps++;
+        CHECK(status == BH_DONE && steps == 1);
+        char *end = NULL;
+        CHECK_STATUS(bh_edit_end(e, &end), BH_OK);
+        CHECK(contains(end, "\"fixed_rank_one\"") && contains(end, "\"scale\": 0.25"));
+        bh_string_free(end);
+        const char *name = "gpt_neox.layers.0.mlp.dense_h_to_4h.weight";
+        CHECK_STATUS(bh_edit_delta(e, name, NULL, 0, &count), BH_OK);
+        float *delta = calloc((size_t)count, sizeof *delta);
+        CHECK_STATUS(bh_edit_delta(e, name, delta, count, &count), BH_OK);
+        double norm = 0;
+        for (int64_t i = 0; i < count; i++) norm += (double)delta[i] * delta[i];
+        CHECK(fabs(sqrt(norm) - 0.25) < 1e-4);
+        free(delta);
         bh_edit_free(e);
     }
     bh_editset_free(es);

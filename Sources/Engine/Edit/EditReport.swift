@@ -1,7 +1,7 @@
 /// Reports and files of an edit: JSON with the full specs, metrics and per-group results; HDF5 with
 /// the weight deltas, LoRA adapters and per-fact correctness before and after.
 extension EditResult {
-    public func reportJSON(editSet: EditSet, method: EditMethodSpec, layers: Int, model: JSON) -> JSON {
+    public func reportJSON(editSet: EditSet, method: EditMethodSpec, model: JSON) -> JSON {
         func groups(_ rs: [GroupResult]) -> JSON { .object(rs.map { ($0.name, $0.summary()) }) }
         var ranks: [(String, JSON)] = []
         for (e, d) in deltas where e.shape.count == 2 {
@@ -11,7 +11,7 @@ extension EditResult {
         }
         return .object([
             ("edit_set", editSet.summary()),
-            ("method", method.toJSON(layers: layers)),
+            ("method", method.toJSON()),
             ("model", model),
             ("metrics", metricsJSON()),
             ("before", groups(before)),

@@ -324,3 +324,31 @@ def test_edit_spec_dict_is_not_overridden_by_unset_arguments(trained, single):
     assert res.report["method"]["method"] == "lora" and res.report["method"]["rank"] == 4
     res.close()
     m.close()
+
+
+def test_a_registered_demonstration_editor_runs_through_python(trained, single, tmp_path):
+    """fixed_rank_one is one file in the engine plus a registry line: nothing in the binding knows it."""
+    m = trained.clone()
+    res = m.edit(single, method="fixed_rank_one", scale=0.25, seed=2, layers={"blocks": [0], "sublayers": "mlp"}, progress=False)
+    assert res.report["method"]["method"] == "fixed_rank_one" and res.report["method"]["scale"] == 0.25
+    assert res.report["steps"] == 1
+    for name in res.trained_tensors:
+        d = res.deltas[name]
+        assert abs(np.linalg.norm(d) - 0.25) < 1e-4
+        assert np.linalg.matrix_rank(d, tol=1e-6) == 1
+    res.save(tmp_path / "rank_one.h5")
+    assert behemoth.verify_file(tmp_path / "rank_one.h5")["attributes"]["spec"]["method"] == "fixed_rank_one"
+    res.close()
+    with pytest.raises(behemoth.InvalidArgumentError, match='registered: "full", "lora", "fixed_rank_one"'):
+        m.edit(single, method="rome", progress=False)
+    m.close()
+
+
+def test_edit_reports_echo_the_optimizer_betas(trained, single):
+    m = trained.clone()
+    res = m.edit(single, method="lora", rank=4, layers={"blocks": [1], "sublayers": "mlp"},
+                 optimizer={"epochs": 1, "beta2": 0.99}, progress=False)
+    opt = res.report["method"]["optimizer"]
+    assert (opt["beta1"], opt["beta2"], opt["eps"]) == (0.9, 0.99, 1e-8)
+    res.close()
+    m.close()

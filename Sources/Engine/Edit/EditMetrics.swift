@@ -78,6 +78,34 @@ public enum EditMetrics {
         }
     }
 
+    /// Every metric the edit set's groups allow, with its value before the edit, the remaining
+    /// accuracy drop and the CounterFact scores. `ownRuns` (one at a time): the edited groups as
+    /// measured right after each edit's own run, which replace the after results for them.
+    static func all(editSet: EditSet, before: [GroupResult], after: [GroupResult],
+                    ownRuns: [String: GroupResult]) -> [(name: String, value: Double, definition: String)] {
+        var metrics: [(String, Double, String)] = []
+        for (name, group, measure, definition) in definitions {
+            guard let prompts = editSet.group(group), let a = after.first(where: { $0.name == group }),
+                  var measured = self.value(measure, prompts, a, objects: editSet.objectTokens[group]) else { continue }
+            var def = definition
+            if let own = ownRuns[group], let v = self.value(measure, prompts, own, objects: editSet.objectTokens[group]) {
+                measured = v
+                def += " (one at a time: each edit applied alone to the original model, averaged)"
+            }
+            metrics.append((name, measured, def))
+            if case .changedCount = measure { continue }
+            if let b = before.first(where: { $0.name == group }), let v = self.value(measure, prompts, b, objects: editSet.objectTokens[group]) {
+                metrics.append((name + "_before", v, "the same, before the edit"))
+            }
+        }
+        if let rb = before.first(where: { $0.name == "remaining" }), let ra = after.first(where: { $0.name == "remaining" }) {
+            metrics.append(("remaining_accuracy_drop", rb.accuracy - ra.accuracy, "remaining accuracy before minus after (points lost on untouched facts)"))
+        }
+        metrics += counterFact(edited: ownRuns["edited"] ?? after.first { $0.name == "edited" },
+                               neighbours: after.first { $0.name == "with_same_rel" })
+        return metrics.map { (name: $0.0, value: $0.1, definition: $0.2) }
+    }
+
     /// CounterFact-style scores (Meng et al. 2022) on our groups.
     static func counterFact(edited: GroupResult?, neighbours: GroupResult?) -> [(String, Double, String)] {
         var out: [(String, Double, String)] = []
@@ -119,203 +147,5 @@ public struct EditResult {
 
     public func metricsJSON() -> JSON {
         .object(metrics.map { ($0.name, .object([("value", .number($0.value)), ("definition", .string($0.definition))])) })
-    }
-}
-
-/// Runs an edit (fine-tuning on an edit set) as a state machine: `step()` until nil, then `finish()`.
-public final class EditRunner {
-    public let network: TrainableNetwork
-    public let editSet: EditSet
-    public let method: EditMethodSpec
-    public let layers: Int
-    let original: [Float]
-    let trained: [String]
-    var runs: [EditSet]
-    var runIndex = 0
-    var trainer: Trainer?
-    var wrapper: TrainableNetwork?
-    var optimizer: BlockOptimizer?
-    public private(set) var result = EditResult()
-    /// One at a time: the edited groups with row i as measured right after edit i's own run.
-    var ownRuns: [String: GroupResult] = [:]
-    public private(set) var stepsTaken = 0
-    public let totalSteps: Int
-    let started = monotonicSeconds()
-    var done = false
-
-    /// `perEditSets` gives each edit's own set, for the sequential and one-at-a-time modes.
-    public init(network: TrainableNetwork, editSet: EditSet, method: EditMethodSpec, layers: Int,
-                perEditSets: [EditSet] = []) throws(EngineError) {
-        self.network = network
-        self.editSet = editSet
-        self.method = method
-        self.layers = layers
-        original = Array(network.parameterBlock)
-        trained = method.method == .full ? method.selection.tensorNames(layers: layers) : method.selection.matrixNames(layers: layers)
-        for n in trained where !network.tensorTable.contains(where: { $0.name == n }) {
-            throw .invalid("edit method: the model has no tensor \(n)")
-        }
-        if method.method == .lora {
-            for n in trained {
-                let e = network.tensorTable.first { $0.name == n }!
-                guard method.rank <= min(e.shape[0], e.shape[1]) else {
-                    throw .invalid("edit method: rank = \(method.rank) is larger than \(n) allows (shape \(e.shape[0])x\(e.shape[1]), at most \(min(e.shape[0], e.shape[1])))")
-                }
-            }
-        }
-        switch method.mode {
-        case .batch: runs = [editSet]
-        case .sequential, .oneAtATime:
-            guard perEditSets.count == editSet.edits.count, !perEditSets.isEmpty else {
-                throw .invalid("edit method: mode \"\(method.mode.rawValue)\" needs one edit set per edit")
-            }
-            runs = perEditSets
-        }
-        var total = 0
-        for r in runs {
-            let batches = (r.sequenceGroup.count + method.training.batchSize - 1) / method.training.batchSize
-            total += batches * method.training.epochs
-        }
-        totalSteps = total
-        result.before = try evaluateAll()
-        try startRun()
-    }
-
-    func evaluateAll() throws(EngineError) -> [GroupResult] {
-        var out: [GroupResult] = []
-        for g in editSet.groups {
-            out.append(try evaluatePrompts(g, vocab: network.vocabSize, batchSize: 256) { (tk, rows, width, lengths, o) throws(EngineError) in
-                try network.logitsAtLast(tokens: tk, rows: rows, width: width, lengths: lengths, out: o)
-            })
-        }
-        return out
-    }
-
-    func startRun() throws(EngineError) {
-        let set = runs[runIndex]
-        guard !set.sequenceGroup.isEmpty else { throw .invalid("edit set: no training sentences") }
-        if method.mode == .oneAtATime { restoreOriginal() }
-        var spec = method.training
-        spec.seed = method.training.seed &+ UInt64(runIndex)
-        let w: TrainableNetwork
-        if method.method == .full {
-            w = try SubsetNetwork(base: network, names: trained)
-        } else {
-            w = try LoRANetwork(base: network, names: trained, rank: method.rank, alpha: method.alpha, dropout: method.dropout, seed: spec.seed)
-        }
-        let opt = BlockAdamW(table: w.tensorTable, blockSize: w.parameterBlock.count, spec: spec)
-        trainer = try Trainer(network: w, optimizer: opt, spec: spec, tokens: set.tokens, offsets: set.offsets, evalSets: [])
-        wrapper = w
-        optimizer = opt
-    }
-
-    func restoreOriginal() {
-        original.withUnsafeBufferPointer { network.parameterBlock.baseAddress!.update(from: $0.baseAddress!, count: $0.count) }
-    }
-
-    /// Writes the wrapper's current parameters into the network (LoRA: merged weights).
-    func commitRun() {
-        if let l = wrapper as? LoRANetwork { l.merge(); result.adapters = l.adapters }
-        if let s = wrapper as? SubsetNetwork { s.scatter() }
-    }
-
-    public func step() throws(EngineError) -> StepReport? {
-        if done { return nil }
-        guard let t = trainer else { return nil }
-        if let r = try t.step() {
-            stepsTaken += 1
-            result.finalLoss = r.loss
-            var rep = r
-            rep.step = stepsTaken
-            rep.totalSteps = totalSteps
-            return rep
-        }
-        commitRun()
-        if method.mode == .oneAtATime {
-            let after = try evaluateAll()
-            let e = editSet.edits[runIndex]
-            let i = runIndex
-            // Edit i's own prompts (row i of the edited groups) as they are right after its run.
-            for g in after where g.name == "edited" || g.name == "edited_original" {
-                var own = ownRuns[g.name] ?? g
-                own.predicted[i] = g.predicted[i]
-                own.correct[i] = g.correct[i]
-                own.targetProbability[i] = g.targetProbability[i]
-                own.targetRank[i] = g.targetRank[i]
-                if !g.alternativeProbability.isEmpty { own.alternativeProbability[i] = g.alternativeProbability[i] }
-                ownRuns[g.name] = own
-            }
-            let edited = after.first { $0.name == "edited" }
-            let remaining = after.first { $0.name == "remaining" }
-            result.perEdit.append(.object([
-                ("subject", .int(e.subject)), ("relation", .int(e.relation)), ("new_object", .int(e.newObject)),
-                ("edit_success", .number(Double(edited?.correct[i] ?? 0))),
-                ("remaining_accuracy", .number(remaining?.accuracy ?? 0)),
-            ]))
-        }
-        wrapper = nil  // releases the wrapper: the network's trainable set is reset
-        trainer = nil
-        runIndex += 1
-        if runIndex < runs.count {
-            try startRun()
-            return try step()
-        }
-        done = true
-        return nil
-    }
-
-    /// Evaluates after the edit and assembles metrics and deltas. In one-at-a-time mode the model
-    /// is restored to its original weights and the metrics average the per-edit results.
-    public func finish() throws(EngineError) -> EditResult {
-        if !done {
-            // Stopped early (a callback, a budget): keep what was trained so far and measure it.
-            if trainer != nil { commitRun() }
-            wrapper = nil
-            trainer = nil
-            done = true
-            result.stoppedEarly = true
-        }
-        result.steps = stepsTaken
-        // Deltas of every trained tensor.
-        let block = network.parameterBlock
-        for n in trained {
-            let e = network.tensorTable.first { $0.name == n }!
-            var d = [Float](repeating: 0, count: e.count)
-            for i in 0..<e.count { d[i] = block[e.offset + i] - original[e.offset + i] }
-            result.deltas.append((e, d))
-        }
-        for e in network.tensorTable {
-            var s = 0.0
-            for i in e.offset..<(e.offset + e.count) { let d = Double(block[i] - original[i]); s += d * d }
-            result.deltaNorms.append((e.name, s.squareRoot()))
-        }
-        result.after = try evaluateAll()
-        if method.mode == .oneAtATime || (method.method == .lora && !method.mergeLoRA) {
-            // One at a time leaves the original model; unmerged LoRA keeps the adapters beside it.
-            restoreOriginal()
-        }
-        var metrics: [(String, Double, String)] = []
-        for (name, group, measure, definition) in EditMetrics.definitions {
-            guard let prompts = editSet.group(group), let a = result.after.first(where: { $0.name == group }),
-                  var value = EditMetrics.value(measure, prompts, a, objects: editSet.objectTokens[group]) else { continue }
-            var def = definition
-            if let own = ownRuns[group], let v = EditMetrics.value(measure, prompts, own, objects: editSet.objectTokens[group]) {
-                value = v
-                def += " (one at a time: each edit applied alone to the original model, averaged)"
-            }
-            metrics.append((name, value, def))
-            if case .changedCount = measure { continue }
-            if let b = result.before.first(where: { $0.name == group }), let v = EditMetrics.value(measure, prompts, b, objects: editSet.objectTokens[group]) {
-                metrics.append((name + "_before", v, "the same, before the edit"))
-            }
-        }
-        if let rb = result.before.first(where: { $0.name == "remaining" }), let ra = result.after.first(where: { $0.name == "remaining" }) {
-            metrics.append(("remaining_accuracy_drop", rb.accuracy - ra.accuracy, "remaining accuracy before minus after (points lost on untouched facts)"))
-        }
-        metrics += EditMetrics.counterFact(edited: ownRuns["edited"] ?? result.after.first { $0.name == "edited" },
-                                           neighbours: result.after.first { $0.name == "with_same_rel" })
-        result.metrics = metrics.map { (name: $0.0, value: $0.1, definition: $0.2) }
-        result.seconds = monotonicSeconds() - started
-        return result
     }
 }

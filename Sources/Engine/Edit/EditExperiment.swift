@@ -1,0 +1,230 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An edit experiment: any editor on a model and an edit set, in one of the modes, measured before
+/// and after on every test group of the edit set (EditMetrics), with the deltas of the changed
+/// tensors, the report and the file (EditReport.swift). A state machine: `step()` until nil, then
+/// `finish()`.
+///
+/// Modes: batch (one run on the whole set), sequential (one run per edit, each on the model the
+/// previous left), one_at_a_time (each edit alone on the original model; the metrics average them
+/// and the model is restored). "Before" results are computed once per (model digest, edit set
+/// digest) and reused across editors and grid cells (BeforeResults).
+public final class EditExperiment {
+    public let model: LanguageModel
+    public let editSet: EditSet
+    public let method: EditMethodSpec
+    let original: [Float]
+    let changed: [String]
+    var runs: [EditSet]
+    var runIndex = 0
+    var editor: Editor?
+    public private(set) var result = EditResult()
+    /// One at a time: the edited groups with row i as measured right after edit i's own run.
+    var ownRuns: [String: GroupResult] = [:]
+    public private(set) var stepsTaken = 0
+    public let totalSteps: Int
+    /// The model's content digest before the edit.
+    public let modelDigestBefore: String
+    /// Whether the before results came from BeforeResults (an earlier experiment on the same model and set).
+    public private(set) var beforeWasCached = false
+    let started = monotonicSeconds()
+    var done = false
+
+    /// `facts` (the dataset's) splits the edit set into one set per edit for the sequential modes.
+    public convenience init(model: LanguageModel, editSet: EditSet, facts: FactView, method: EditMethodSpec) throws(EngineError) {
+        let perEdit = method.mode == .batch ? [] : try EditExperiment.perEditSets(editSet, facts: facts)
+        try self.init(model: model, editSet: editSet, method: method, perEditSets: perEdit)
+    }
+
+    /// `perEditSets` gives each edit's own set, for the sequential and one-at-a-time modes.
+    public init(model: LanguageModel, editSet: EditSet, method: EditMethodSpec, perEditSets: [EditSet] = []) throws(EngineError) {
+        self.model = model
+        self.editSet = editSet
+        self.method = method
+        original = Array(model.parameterBlock)
+        changed = method.changedTensors
+        for n in changed where !model.tensorTable.contains(where: { $0.name == n }) {
+            throw .invalid("edit method: the model has no tensor \(n)")
+        }
+        try method.editor.check(model, selection: method.selection)
+        switch method.mode {
+        case .batch: runs = [editSet]
+        case .sequential, .oneAtATime:
+            guard perEditSets.count == editSet.edits.count, !perEditSets.isEmpty else {
+                throw .invalid("edit method: mode \"\(method.mode.rawValue)\" needs one edit set per edit")
+            }
+            runs = perEditSets
+        }
+        totalSteps = runs.reduce(0) { $0 + method.editor.steps(for: $1) }
+        modelDigestBefore = model.contentDigest
+        let key = BeforeResults.Key(model: modelDigestBefore, editSet: editSet.contentDigest)
+        if let cached = BeforeResults.shared.get(key) {
+            result.before = cached
+            beforeWasCached = true
+        } else {
+            result.before = try evaluateAll()
+            BeforeResults.shared.put(key, result.before)
+        }
+        try startRun()
+    }
+
+    /// One edit set per edit (kind single, that edit's subject, relation and new object), built with
+    /// the same spec from the dataset's facts: the runs of the sequential modes.
+    public static func perEditSets(_ set: EditSet, facts: FactView) throws(EngineError) -> [EditSet] {
+        var out: [EditSet] = []
+        for e in set.edits {
+            var spec = set.spec
+            spec.kind = .single
+            spec.count = 1
+            spec.subjects = [e.subject]
+            spec.newObject = e.newObject
+            spec.relation = e.relation
+            spec.datasetFingerprint = ""
+            out.append(try EditSetBuilder.build(spec, facts: facts))
+        }
+        return out
+    }
+
+    /// Refuses an edit set made from another dataset than the model's.
+    public static func checkCompatible(model: LanguageModel, datasetVocab: Int, datasetTokenizer: String) throws(EngineError) {
+        guard datasetVocab <= model.vocabSize else {
+            throw .invalid("edit: the edit set's dataset has \(datasetVocab) tokens but the model's vocabulary has \(model.vocabSize): the edit set belongs to a different dataset")
+        }
+        if !model.tokenizerJSON.isEmpty, model.tokenizerJSON != datasetTokenizer {
+            throw .invalid("edit: the edit set's dataset has a different vocabulary layout from the one the model was made for: the edit set belongs to a different dataset")
+        }
+    }
+
+    func evaluateAll() throws(EngineError) -> [GroupResult] {
+        var out: [GroupResult] = []
+        for g in editSet.groups {
+            out.append(try evaluatePrompts(g, vocab: model.vocabSize, batchSize: 256) { (tk, rows, width, lengths, o) throws(EngineError) in
+                try model.logitsAtLast(tokens: tk, rows: rows, width: width, lengths: lengths, out: o)
+            })
+        }
+        return out
+    }
+
+    func startRun() throws(EngineError) {
+        if method.mode == .oneAtATime { restoreOriginal() }
+        editor = try method.editor.makeEditor(EditContext(model: model, editSet: runs[runIndex], selection: method.selection, run: runIndex))
+    }
+
+    func restoreOriginal() {
+        original.withUnsafeBufferPointer { model.parameterBlock.baseAddress!.update(from: $0.baseAddress!, count: $0.count) }
+    }
+
+    /// Writes the run's edit into the model and keeps its artifacts.
+    func commitRun() throws(EngineError) {
+        guard let e = editor else { return }
+        editor = nil  // releases a fine-tuning wrapper: the model's trainable set is reset
+        let artifacts = try e.commit()
+        if !artifacts.adapters.isEmpty { result.adapters = artifacts.adapters }
+    }
+
+    public func step() throws(EngineError) -> StepReport? {
+        if done { return nil }
+        guard let e = editor else { return nil }
+        if let r = try e.step() {
+            stepsTaken += 1
+            result.finalLoss = r.loss
+            var rep = r
+            rep.step = stepsTaken
+            rep.totalSteps = totalSteps
+            return rep
+        }
+        try commitRun()
+        if method.mode == .oneAtATime { try recordOwnRun() }
+        runIndex += 1
+        if runIndex < runs.count {
+            try startRun()
+            return try step()
+        }
+        done = true
+        return nil
+    }
+
+    /// One at a time: edit i's own prompts (row i of the edited groups) as they are right after its run.
+    func recordOwnRun() throws(EngineError) {
+        let after = try evaluateAll()
+        let e = editSet.edits[runIndex]
+        let i = runIndex
+        for g in after where g.name == "edited" || g.name == "edited_original" {
+            var own = ownRuns[g.name] ?? g
+            own.predicted[i] = g.predicted[i]
+            own.correct[i] = g.correct[i]
+            own.targetProbability[i] = g.targetProbability[i]
+            own.targetRank[i] = g.targetRank[i]
+            if !g.alternativeProbability.isEmpty { own.alternativeProbability[i] = g.alternativeProbability[i] }
+            ownRuns[g.name] = own
+        }
+        let edited = after.first { $0.name == "edited" }
+        let remaining = after.first { $0.name == "remaining" }
+        result.perEdit.append(.object([
+            ("subject", .int(e.subject)), ("relation", .int(e.relation)), ("new_object", .int(e.newObject)),
+            ("edit_success", .number(Double(edited?.correct[i] ?? 0))),
+            ("remaining_accuracy", .number(remaining?.accuracy ?? 0)),
+        ]))
+    }
+
+    /// Evaluates after the edit and assembles metrics and deltas. In one-at-a-time mode (and for an
+    /// editor that keeps the model unchanged, unmerged LoRA) the model is restored afterwards.
+    public func finish() throws(EngineError) -> EditResult {
+        if !done {
+            // Stopped early (a callback, a budget): keep what was done so far and measure it.
+            try commitRun()
+            done = true
+            result.stoppedEarly = true
+        }
+        result.steps = stepsTaken
+        let block = model.parameterBlock
+        for n in changed {
+            let e = model.tensorTable.first { $0.name == n }!
+            var d = [Float](repeating: 0, count: e.count)
+            for i in 0..<e.count { d[i] = block[e.offset + i] - original[e.offset + i] }
+            result.deltas.append((e, d))
+        }
+        for e in model.tensorTable {
+            var s = 0.0
+            for i in e.offset..<(e.offset + e.count) { let d = Double(block[i] - original[i]); s += d * d }
+            result.deltaNorms.append((e.name, s.squareRoot()))
+        }
+        result.after = try evaluateAll()
+        if method.mode == .oneAtATime || method.editor.keepsModelUnchanged { restoreOriginal() }
+        result.metrics = EditMetrics.all(editSet: editSet, before: result.before, after: result.after, ownRuns: ownRuns)
+        result.seconds = monotonicSeconds() - started
+        return result
+    }
+}
+
+/// Before results by (model content digest, edit set content digest): an experiment on a model and
+/// an edit set that were measured before takes their results instead of evaluating again. Holds
+/// the last `capacity` entries.
+public final class BeforeResults {
+    public struct Key: Hashable { let model: String; let editSet: String }
+    public static let shared = BeforeResults()
+    let capacity = 16
+    var entries: [(Key, [GroupResult])] = []
+    var lock = pthread_mutex_t()
+
+    init() { pthread_mutex_init(&lock, nil) }
+
+    func get(_ key: Key) -> [GroupResult]? {
+        pthread_mutex_lock(&lock); defer { pthread_mutex_unlock(&lock) }
+        return entries.first { $0.0 == key }?.1
+    }
+
+    func put(_ key: Key, _ value: [GroupResult]) {
+        pthread_mutex_lock(&lock); defer { pthread_mutex_unlock(&lock) }
+        entries.removeAll { $0.0 == key }
+        entries.append((key, value))
+        if entries.count > capacity { entries.removeFirst() }
+    }
+
+    public func removeAll() {
+        pthread_mutex_lock(&lock); defer { pthread_mutex_unlock(&lock) }
+        entries.removeAll()
+    }
+}

@@ -1,0 +1,108 @@
+/// Editors: one per method (full fine-tuning, LoRA, ...). An editor is made from its own spec, sees
+/// the model, the run's edit set and the layer selection, advances by `step()` and ends with
+/// `commit()`, which writes its change into the model. EditExperiment runs any editor: the before
+/// and after evaluation, the modes, deltas, metrics, the report and the file.
+///
+/// Adding a method is one file (its spec and its editor) plus one line in EditorRegistry.methods.
+
+/// What an editor works on in one run (the sequential modes make one run per edit).
+public struct EditContext {
+    public let model: LanguageModel
+    /// This run's edit set: the whole set in batch mode, one edit's own set in the sequential modes.
+    public let editSet: EditSet
+    public let selection: LayerSelection
+    /// 0-based index of the run (seeds differ per run).
+    public let run: Int
+}
+
+/// What an editor leaves besides the weights it changed.
+public struct EditArtifacts {
+    /// LoRA adapters (A, B) of the run, as trained.
+    public var adapters: [LoRAAdapter] = []
+    public init(adapters: [LoRAAdapter] = []) { self.adapters = adapters }
+}
+
+public protocol Editor: AnyObject {
+    /// One unit of work (an optimizer step, a closed-form solve); nil when there is nothing left.
+    func step() throws(EngineError) -> StepReport?
+    /// Writes the edit into the model (LoRA: the merged weights) and returns the artifacts. Called
+    /// once, also after fewer steps than planned (the edit was stopped early).
+    func commit() throws(EngineError) -> EditArtifacts
+}
+
+/// A method's own spec: the keys of the edit method JSON beyond method, mode and layers.
+public protocol EditorSpec {
+    /// The value of "method" that selects it.
+    static var method: String { get }
+    /// Reads the method's own keys; `r` is finished (unknown keys refused) by the caller.
+    init(_ r: inout JSONReader, selection: LayerSelection, layers: Int) throws(EngineError)
+    /// Every one of the method's fields with defaults filled in, in the order they are documented.
+    func echo() -> [(String, JSON)]
+    /// The tensors the edit may change (the report gives their deltas).
+    func changedTensors(_ selection: LayerSelection, layers: Int) -> [String]
+    /// Steps one run on `set` takes (for progress).
+    func steps(for set: EditSet) -> Int
+    /// Checks the spec against the model before anything runs (e.g. a LoRA rank the matrices allow).
+    func check(_ model: LanguageModel, selection: LayerSelection) throws(EngineError)
+    /// True when the model must be restored after the after-evaluation (unmerged LoRA: the change
+    /// is kept as adapters beside the model).
+    var keepsModelUnchanged: Bool { get }
+    func makeEditor(_ context: EditContext) throws(EngineError) -> Editor
+}
+
+extension EditorSpec {
+    public func check(_ model: LanguageModel, selection: LayerSelection) throws(EngineError) {}
+    public var keepsModelUnchanged: Bool { false }
+}
+
+/// The methods "method" may name.
+public enum EditorRegistry {
+    public static let methods: [any EditorSpec.Type] = [
+        FullFineTuneSpec.self,
+        LoRASpec.self,
+        FixedRankOneSpec.self,
+    ]
+
+    public static var names: [String] { methods.map { $0.method } }
+
+    static func spec(for method: String) throws(EngineError) -> any EditorSpec.Type {
+        guard let t = methods.first(where: { $0.method == method }) else {
+            throw .invalid("edit method: method = \"\(method)\" is not a registered editor (registered: \(names.map { "\"\($0)\"" }.joined(separator: ", ")))")
+        }
+        return t
+    }
+}
+
+/// How to edit (docs/training-and-editing.md, "Edit method"): the method and its own spec, the
+/// mode and the layer selection.
+public struct EditMethodSpec {
+    public enum Mode: String { case batch, sequential, oneAtATime = "one_at_a_time" }
+    public let method: String
+    public let mode: Mode
+    public let selection: LayerSelection
+    public let editor: any EditorSpec
+    public let layers: Int
+
+    public init(json text: String, layers: Int) throws(EngineError) {
+        var r = try JSONReader(text: text, path: "edit method")
+        method = try r.string("method", default: "lora")
+        let type = try EditorRegistry.spec(for: method)
+        mode = Mode(rawValue: try r.string("mode", default: "batch", oneOf: ["batch", "sequential", "one_at_a_time"]))!
+        var sel = try r.object("layers")
+        selection = try LayerSelection(&sel, layers: layers)
+        try sel.finish()
+        editor = try type.init(&r, selection: selection, layers: layers)
+        try r.finish()
+        self.layers = layers
+        if changedTensors.isEmpty {
+            throw .invalid("edit method: the layer selection selects nothing for method \"\(method)\" (sublayers = \"\(selection.sublayers)\", no embeddings or unembedding)")
+        }
+    }
+
+    public var changedTensors: [String] { editor.changedTensors(selection, layers: layers) }
+
+    public func toJSON() -> JSON {
+        .object([("method", .string(method)), ("mode", .string(mode.rawValue)), ("layers", selection.toJSON())]
+                + editor.echo() + [("trained_tensors", .strings(changedTensors))])
+    }
+}
