@@ -120,3 +120,19 @@ public struct ModelConfig: Equatable, Sendable {
         ])
     }
 }
+
+extension ModelConfig {
+    /// A config from JSON, with the vocabulary taken from the dataset when there is one (which must
+    /// then fit in it). `what` names the spec in messages.
+    public static func forDataset(json: String, dataset: Dataset?, what: String = "model config") throws(EngineError) -> ModelConfig {
+        var cfg = try ModelConfig(text: json.isEmpty ? "{}" : json)
+        if let ds = dataset {
+            if cfg.vocabSize == 0 { cfg.vocabSize = ds.vocabSize }
+            try ds.checkFits(vocabSize: cfg.vocabSize, what: what)
+        }
+        guard cfg.vocabSize >= 2 else { throw .invalid("\(what) has no vocab_size; pass a dataset or set vocab_size") }
+        try cfg.validate()
+        return cfg
+    }
+}
+

@@ -97,3 +97,60 @@ func printError(_ line: String) {
 #if canImport(Glibc)
 import Glibc
 #endif
+
+/// The whole search as bh_capacity_search runs it: {"dataset": spec, "model": config, "training":
+/// spec, "search": CapacitySearchSpec}. Every probe generates the dataset with that many subjects,
+/// trains a new model on it and measures fact accuracy ("sro").
+public struct CapacitySearchRun {
+    public let dataset: JSON
+    public let model: JSON
+    public let training: TrainSpec
+    public let search: CapacitySearchSpec
+
+    /// Reads and checks every part before the first (long) probe.
+    public init(json text: String) throws(EngineError) {
+        var r = try JSONReader(text: text, path: "capacity search spec")
+        dataset = r.value("dataset") ?? .object([])
+        model = r.value("model") ?? .object([])
+        let trainJSON = r.value("training") ?? .object([])
+        var searchReader = try r.object("search")
+        search = try CapacitySearchSpec(&searchReader)
+        try searchReader.finish()
+        try r.finish()
+        training = try TrainSpec(json: trainJSON.serialized())
+        let base = try Dataset.generate(specJSON: try datasetSpec(subjects: search.minSubjects).serialized())
+        _ = try ModelConfig.forDataset(json: model.serialized(), dataset: base, what: "capacity search spec: model")
+    }
+
+    /// The dataset spec with its subject count replaced.
+    func datasetSpec(subjects n: Int) throws(EngineError) -> JSON {
+        guard case var .object(fields) = dataset else { throw .invalid("capacity search spec: dataset must be an object") }
+        fields.removeAll { $0.0 == "subjects" }
+        fields.append(("subjects", .int(n)))
+        return .object(fields)
+    }
+
+    /// One probe: a new model trained on `subjects` subjects; its fact accuracy and details.
+    public func probe(subjects: Int) throws(EngineError) -> (accuracy: Double, details: JSON) {
+        let t0 = monotonicSeconds()
+        let ds = try Dataset.generate(specJSON: try datasetSpec(subjects: subjects).serialized())
+        let m = try LanguageModel(config: try ModelConfig.forDataset(json: model.serialized(), dataset: ds, what: "capacity search spec: model"))
+        var spec = training
+        spec.evalGroups = ["sro"]
+        let session = try TrainingSession(model: m, dataset: ds, spec: spec)
+        try session.run()
+        let accuracy = try Evaluation.group(m, try ds.promptSet("sro")).accuracy
+        return (accuracy, .object([("facts", .int(ds.numFacts)), ("vocab_size", .int(ds.vocabSize)),
+                                   ("steps", .int(session.trainer.stepsTaken)), ("seconds", .number(monotonicSeconds() - t0))]))
+    }
+
+    /// Runs the search; the report holds every probe and the specs.
+    public func run() throws(EngineError) -> JSON {
+        let start = monotonicSeconds()
+        let result = try capacitySearch(search) { (subjects: Int) throws(EngineError) in try probe(subjects: subjects) }
+        guard case var .object(fields) = result.toJSON(spec: search) else { return result.toJSON(spec: search) }
+        fields += [("dataset", dataset), ("model", model), ("training", training.toJSON()),
+                   ("seconds", .number(monotonicSeconds() - start)), ("library_version", .string(Version.string))]
+        return .object(fields)
+    }
+}

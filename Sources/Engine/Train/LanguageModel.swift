@@ -140,3 +140,26 @@ public final class LanguageModel: TrainableNetwork {
         return (m, c)
     }
 }
+
+extension LanguageModel {
+    /// What bh_model_info returns: config, parameter count, digest, tensors, tokenizer, history summary.
+    public func info() -> JSON {
+        let h = history
+        return .object([
+            ("config", config.toJSON()),
+            ("parameters", .int(parameterCount)),
+            ("digest", .string(contentDigest)),
+            ("tensors", .array(tensorTable.map { .object([("name", .string($0.name)), ("shape", .ints($0.shape))]) })),
+            ("tokenizer", tokenizerJSON.isEmpty ? .null : (try? JSON.parse(tokenizerJSON, what: "tokenizer")) ?? .null),
+            ("history", .object([
+                ("steps", .int(h.step.count)),
+                ("final_loss", h.loss.last.map { .number(Double($0)) } ?? .null),
+                ("evaluations", .int(h.evalStep.count)),
+                ("eval_groups", .strings(h.evalGroups)),
+                ("final_accuracy", h.evalStep.isEmpty ? .null : .array(h.evalAccuracy.suffix(h.evalGroups.count).map { .number(Double($0)) })),
+            ])),
+            ("library_version", .string(Version.string)),
+        ])
+    }
+}
+

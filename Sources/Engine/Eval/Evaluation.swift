@@ -1,0 +1,43 @@
+/// Evaluation of a model on a dataset's evaluation groups (bh_evaluate, Model.evaluate): exact-match
+/// accuracy, target probability and rank per group, with the spec, digests and versions.
+public struct EvaluationSpec {
+    public var groups: [String]
+    public var batchSize = 256
+
+    /// {"groups": [...] (default: every group of the dataset), "batch_size": 256}
+    public init(json text: String, dataset: Dataset) throws(EngineError) {
+        var r = try JSONReader(text: text, path: "evaluation spec")
+        groups = try r.stringArray("groups", default: dataset.evalGroups.map(\.name))
+        batchSize = try r.int("batch_size", default: batchSize, min: 1, max: 65536)
+        try r.finish()
+    }
+
+    public func toJSON() -> JSON { .object([("groups", .strings(groups)), ("batch_size", .int(batchSize))]) }
+}
+
+public enum Evaluation {
+    /// Per-prompt results of one prompt set.
+    public static func group(_ model: LanguageModel, _ set: PromptSet, batchSize: Int = 256) throws(EngineError) -> GroupResult {
+        try evaluatePrompts(set, vocab: model.vocabSize, batchSize: batchSize) { (tk, rows, width, lengths, o) throws(EngineError) in
+            try model.logitsAtLast(tokens: tk, rows: rows, width: width, lengths: lengths, out: o)
+        }
+    }
+
+    /// The report of bh_evaluate.
+    public static func run(_ model: LanguageModel, _ dataset: Dataset, spec: EvaluationSpec) throws(EngineError) -> JSON {
+        try dataset.checkFits(vocabSize: model.vocabSize, what: "evaluation")
+        let start = monotonicSeconds()
+        var results: [(String, JSON)] = []
+        for g in spec.groups { results.append((g, try group(model, try dataset.promptSet(g), batchSize: spec.batchSize).summary())) }
+        return .object([
+            ("spec", spec.toJSON()),
+            ("groups", .object(results)),
+            ("model", model.config.toJSON()),
+            ("dataset_spec", dataset.spec.json),
+            ("model_digest", .string(model.contentDigest)),
+            ("dataset_digest", .string(dataset.contentDigest())),
+            ("seconds", .number(monotonicSeconds() - start)),
+            ("library_version", .string(Version.string)),
+        ])
+    }
+}
