@@ -174,7 +174,7 @@ int32_t bh_evaluate_group(bh_model *m, const bh_dataset *ds, const char *group, 
    "print_progress" (a line per probe on stderr)}}. The report lists every probe. */
 int32_t bh_capacity_search(const char *spec_json, char **report_json);
 
-/* ---- Editing: edit sets, fine-tuning editors (full, LoRA) over a layer selection ------------- */
+/* ---- Editing: edit sets, editors (full, LoRA, ...) over a layer selection --------------------- */
 typedef struct bh_editset bh_editset;
 typedef struct bh_edit bh_edit;
 
@@ -194,7 +194,8 @@ int32_t bh_editset_array_i32(const bh_editset *es, const char *name, int32_t *bu
 int32_t bh_editset_array_i64(const bh_editset *es, const char *name, int64_t *buffer, int64_t capacity, int64_t *count);
 void    bh_editset_free(bh_editset *es);
 
-/* method_json: {"method": "full" | "lora", "mode": "batch" | "sequential" | "one_at_a_time",
+/* method_json: {"method": a registered editor ("full", "lora", "fixed_rank_one"; another name is
+   BH_ERR_INVALID listing them), "mode": "batch" | "sequential" | "one_at_a_time",
    "layers": {"blocks": [..], "sublayers": "mlp" | "attention" | "both", "matrices": [..],
    "embeddings": true/false, "unembedding": true/false}, "rank", "alpha", "dropout", "merge",
    "optimizer": {...}}. The model is
@@ -211,6 +212,28 @@ int32_t bh_edit_save(const bh_edit *e, const char *path);
 /* The weight change of one trained tensor (after bh_edit_end). */
 int32_t bh_edit_delta(const bh_edit *e, const char *name, float *buffer, int64_t capacity, int64_t *count);
 void    bh_edit_free(bh_edit *e);
+
+/* ---- Adapters: LoRA adapter sets as values ---------------------------------------------------- */
+/* rank, alpha and, per target matrix (block, matrix), A [rank, in] and B [out, rank]:
+   ΔW = alpha/rank · B·A. An edit with method "lora" has one (merge: false keeps the model's weights
+   and leaves the change only here). */
+typedef struct bh_adapter bh_adapter;
+/* The adapters of an ended LoRA edit (BH_ERR_MISUSE before bh_edit_end; BH_ERR_INVALID for a
+   method without adapters). */
+int32_t bh_edit_adapter(const bh_edit *e, bh_adapter **out);
+/* HDF5, format = "behemoth.adapter": /lora/<tensor>/{A,B}; the spec attribute lists the targets. */
+int32_t bh_adapter_save(const bh_adapter *a, const char *path);
+int32_t bh_adapter_load(const char *path, bh_adapter **out);
+/* JSON: {"rank", "alpha", "targets": [{"block", "matrix", "tensor", "shape"}]}. */
+int32_t bh_adapter_info(const bh_adapter *a, char **json_out);
+/* merge != 0: W += alpha/rank · B·A in the model's weights. merge == 0: a side path (the weights
+   stay; every forward pass adds the adapters); one side path at a time, and none during a LoRA
+   edit (BH_ERR_MISUSE). A model of other shapes is BH_ERR_INVALID naming the tensor. */
+int32_t bh_adapter_apply(bh_model *m, const bh_adapter *a, int32_t merge);
+/* Undoes bh_adapter_apply: detaches the side path if this adapter is it, else subtracts the merged
+   change (the weights before the merge, up to float rounding). */
+int32_t bh_adapter_remove(bh_model *m, const bh_adapter *a);
+void    bh_adapter_free(bh_adapter *a);
 
 #ifdef __cplusplus
 }

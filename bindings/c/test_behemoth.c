@@ -605,7 +605,8 @@ static void test_edit(const char *dir, bh_dataset *ds) {
     CHECK_STATUS(bh_editset_array_i32(es, "no/such", NULL, 0, &count), BH_ERR_INVALID);
     CHECK_STATUS(bh_editset_info((bh_editset *)(void *)ds, &info), BH_ERR_INVALID); /* wrong kind */
 
-    bh_edit *e = (bh_edit *)(void *)&sentinel_storage;
+    bh_edit *e = (bh_edit *)(void *)&sentinel_storage, *e2_unused = NULL;
+    bh_adapter *b_unused = NULL;
     CHECK_STATUS(bh_edit_begin(m, es, "{\"layers\": {\"blocks\": [9]}}", &e), BH_ERR_INVALID);
     CHECK(e == NULL && contains(bh_last_error(), "blocks"));
     CHECK_STATUS(bh_edit_begin(m, es, "{\"rank\": 0}", &e), BH_ERR_INVALID);
@@ -649,6 +650,26 @@ static void test_edit(const char *dir, bh_dataset *ds) {
         CHECK_STATUS(bh_edit_delta(e, NULL, NULL, 0, &count), BH_ERR_INVALID);
         CHECK_STATUS(bh_edit_save(e, path), BH_OK);
         CHECK_STATUS(bh_edit_save(e, NULL), BH_ERR_INVALID);
+
+        /* The edit's adapters as a value: saved, loaded, applied as a side path and removed. */
+        bh_adapter *a = NULL, *b = NULL;
+        CHECK_STATUS(bh_edit_adapter(e, &a), BH_OK);
+        CHECK_STATUS(bh_adapter_info(a, &info), BH_OK);
+        CHECK(contains(info, "\"rank\":4") && contains(info, "\"dense_4h_to_h\""));
+        bh_string_free(info);
+        snprintf(path, sizeof path, "%s/adapter.h5", dir);
+        CHECK_STATUS(bh_adapter_save(a, path), BH_OK);
+        CHECK_STATUS(bh_adapter_load(path, &b), BH_OK);
+        CHECK_STATUS(bh_adapter_apply(m, b, 0), BH_OK);
+        CHECK_STATUS(bh_adapter_apply(m, b, 0), BH_ERR_MISUSE);           /* one side path at a time */
+        CHECK_STATUS(bh_edit_begin(m, es, method, &e2_unused), BH_ERR_MISUSE); /* no edit under a side path */
+        CHECK_STATUS(bh_adapter_remove(m, b), BH_OK);
+        CHECK_STATUS(bh_adapter_apply(NULL, b, 1), BH_ERR_INVALID);
+        CHECK_STATUS(bh_adapter_apply(m, (bh_adapter *)(void *)m, 1), BH_ERR_INVALID); /* wrong kind */
+        CHECK_STATUS(bh_adapter_load("/nonexistent/adapter.h5", &b_unused), BH_ERR_IO);
+        CHECK(b_unused == NULL);
+        bh_adapter_free(b);
+        bh_adapter_free(a);
         bh_edit_free(e);
     }
     CHECK_STATUS(bh_edit_begin(m, es, "{\"method\": \"rome\"}", &e), BH_ERR_INVALID);

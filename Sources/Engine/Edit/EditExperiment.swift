@@ -40,6 +40,10 @@ public final class EditExperiment {
 
     /// `perEditSets` gives each edit's own set, for the sequential and one-at-a-time modes.
     public init(model: LanguageModel, editSet: EditSet, method: EditMethodSpec, perEditSets: [EditSet] = []) throws(EngineError) {
+        // A side path is not in the weights or the digest: the before results would be ambiguous.
+        guard model.net.adapter == nil else {
+            throw .misuse("edit: the model runs a side-path adapter; remove it (or apply it merged) before editing")
+        }
         self.model = model
         self.editSet = editSet
         self.method = method

@@ -32,6 +32,11 @@ public struct LoRAAdapter {
         b = [Float](repeating: 0, count: out * rank)
     }
 
+    /// An adapter with given factors (read from a file; sizes checked by the caller).
+    public init(target: TensorEntry, rank: Int, alpha: Double, a: [Float], b: [Float]) {
+        self.target = target; self.rank = rank; self.alpha = alpha; self.a = a; self.b = b
+    }
+
     /// ΔW = s·B·A, [out, in].
     public func delta() -> [Float] {
         var d = [Float](repeating: 0, count: rows * cols)

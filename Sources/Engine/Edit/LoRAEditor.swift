@@ -82,7 +82,7 @@ final class LoRANetwork: EditWrapper, LinearAdapter {
     let base: LanguageModel
     var adapters: [LoRAAdapter]
     var adapted: [Adapted]
-    let index: [Int: Int]          // layer * 16 + slot → adapted index
+    let index: [AdapterKey: Int]   // (block, matrix) → adapted index
     let rank: Int
     let scale: Float
     let dropout: Float
@@ -96,10 +96,13 @@ final class LoRANetwork: EditWrapper, LinearAdapter {
     var trainingFlopsPerToken: Double { base.trainingFlopsPerToken }
 
     init(base lm: LanguageModel, names: [String], rank: Int, alpha: Double, dropout: Double, seed: UInt64) throws(EngineError) {
+        guard lm.net.adapter == nil else {
+            throw .misuse("LoRA: the model runs a side-path adapter; remove it (or merge it) before a LoRA edit")
+        }
         base = lm
         var rng = RNG(seed: seed, stream: "lora init")
         var adapters: [LoRAAdapter] = [], adapted: [Adapted] = [], table: [TensorEntry] = [], offset = 0
-        var index: [Int: Int] = [:]
+        var index: [AdapterKey: Int] = [:]
         let slots: [ParameterTable.Slot] = [.qkvW, .denseW, .fc1W, .fc2W]
         for n in names {
             guard let e = lm.tensorTable.first(where: { $0.name == n }) else { throw .internalError("no tensor named \(n)") }
@@ -110,7 +113,7 @@ final class LoRANetwork: EditWrapper, LinearAdapter {
             let a = try LoRAAdapter(target: e, rank: rank, alpha: alpha, rng: &rng)
             table.append(TensorEntry(name: "lora_A." + n, offset: offset, shape: [rank, e.shape[1]]))
             table.append(TensorEntry(name: "lora_B." + n, offset: offset + a.a.count, shape: [e.shape[0], rank]))
-            index[layer * 16 + slot.rawValue] = adapted.count
+            index[AdapterKey(block: layer, slot: slot)] = adapted.count
             adapted.append(Adapted(layer: layer, slot: slot, aOffset: offset, bOffset: offset + a.a.count, rows: e.shape[0], cols: e.shape[1]))
             offset += a.a.count + a.b.count
             adapters.append(a)
@@ -141,10 +144,10 @@ final class LoRANetwork: EditWrapper, LinearAdapter {
         gradientBlock.deallocate()
     }
 
-    func adapts(layer: Int, slot: ParameterTable.Slot) -> Bool { index[layer * 16 + slot.rawValue] != nil }
+    func adapts(layer: Int, slot: ParameterTable.Slot) -> Bool { index[AdapterKey(block: layer, slot: slot)] != nil }
 
     func forward(layer: Int, slot: ParameterTable.Slot, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, rows n: Int) {
-        guard let k = index[layer * 16 + slot.rawValue] else { return }
+        guard let k = index[AdapterKey(block: layer, slot: slot)] else { return }
         let a = adapted[k], (out, inp, r) = (a.rows, a.cols, rank)
         let p = parameterBlock.baseAddress!
         let drop = training && dropout > 0
@@ -168,7 +171,7 @@ final class LoRANetwork: EditWrapper, LinearAdapter {
 
     func backward(layer: Int, slot: ParameterTable.Slot, x: UnsafePointer<Float>, dy: UnsafePointer<Float>,
                   dx: UnsafeMutablePointer<Float>?, rows n: Int) {
-        guard let k = index[layer * 16 + slot.rawValue] else { return }
+        guard let k = index[AdapterKey(block: layer, slot: slot)] else { return }
         let a = adapted[k], (out, inp, r) = (a.rows, a.cols, rank)
         let p = parameterBlock.baseAddress!, g = gradientBlock.baseAddress!
         let drop = training && dropout > 0

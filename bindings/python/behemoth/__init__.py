@@ -17,7 +17,7 @@ from . import _lib
 from ._lib import EXPECTED_ABI_VERSION, LibraryError, library_path
 from . import hf
 from .dataset import Dataset, EvalGroup
-from .edit import EditResult, EditSet
+from .edit import Adapter, EditResult, EditSet
 from .errors import (
     BehemothError,
     BufferTooSmallError,
@@ -37,7 +37,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "version", "abi_version", "set_num_threads", "get_num_threads", "runtime_info", "library_path", "last_error",
-    "status_str", "verify_file", "upgrade_file", "set_memory_limit", "memory_limit", "Dataset", "EvalGroup", "Model", "Trainer", "EditSet", "EditResult", "capacity_search", "hf",
+    "status_str", "verify_file", "upgrade_file", "set_memory_limit", "memory_limit", "Dataset", "EvalGroup", "Model", "Trainer", "EditSet", "EditResult", "Adapter", "capacity_search", "hf",
     "Status", "EXPECTED_ABI_VERSION", "BehemothError",
     "LibraryError", "InvalidArgumentError", "MisuseError", "FileIOError", "FormatError",
     "NumericError", "CancelledError", "BufferTooSmallError", "OutOfMemoryError", "InternalError",

@@ -94,11 +94,16 @@ class bh_edit(ctypes.Structure):
     pass
 
 
+class bh_adapter(ctypes.Structure):
+    pass
+
+
 DatasetPtr = POINTER(bh_dataset)
 ModelPtr = POINTER(bh_model)
 TrainerPtr = POINTER(bh_trainer)
 EditSetPtr = POINTER(bh_editset)
 EditPtr = POINTER(bh_edit)
+AdapterPtr = POINTER(bh_adapter)
 I32Out = _buffer(c_int32, np.int32, writable=True)
 I64Out = _buffer(c_int64, np.int64, writable=True)
 F32Out = _buffer(ctypes.c_float, np.float32, writable=True)
@@ -169,6 +174,14 @@ SIGNATURES: dict[str, tuple] = {
     "bh_edit_save": (c_int32, [EditPtr, _Text]),
     "bh_edit_delta": (c_int32, [EditPtr, _Text, F32Out, c_int64, POINTER(c_int64)]),
     "bh_edit_free": (None, [EditPtr]),
+    # adapters
+    "bh_edit_adapter": (c_int32, [EditPtr, POINTER(AdapterPtr)]),
+    "bh_adapter_save": (c_int32, [AdapterPtr, _Text]),
+    "bh_adapter_load": (c_int32, [_Text, POINTER(AdapterPtr)]),
+    "bh_adapter_info": (c_int32, [AdapterPtr, StringOut]),
+    "bh_adapter_apply": (c_int32, [ModelPtr, AdapterPtr, c_int32]),
+    "bh_adapter_remove": (c_int32, [ModelPtr, AdapterPtr]),
+    "bh_adapter_free": (None, [AdapterPtr]),
 }
 
 

@@ -262,6 +262,13 @@ class EditResult(Handle):
         the report as an attribute."""
         self._call("bh_edit_save", os.fspath(path))
 
+    @property
+    def adapter(self) -> "Adapter":
+        """The LoRA adapters of this edit as an Adapter (bh_edit_adapter); InvalidArgumentError for a
+        method without adapters. With merge=False the model keeps its weights and the change is only here."""
+        with self._use() as h:
+            return Adapter._create("bh_edit_adapter", h)
+
     def to_frame(self):
         """The metrics as a pandas DataFrame (name, value, definition), or a list of dicts without pandas."""
         rows = [{"name": k, "value": v["value"], "definition": v["definition"]}
@@ -276,6 +283,58 @@ class EditResult(Handle):
         m = self.metrics
         shown = ", ".join(f"{k}={m[k]:.3f}" for k in ("edit_success", "remaining_accuracy") if k in m)
         return f"<behemoth.EditResult {shown}{' (closed)' if self.closed else ''}>"
+
+
+class Adapter(Handle):
+    """A set of LoRA adapters (rank, alpha, A and B per target matrix; ΔW = alpha/rank · B·A) as a
+    value: from an edit (`EditResult.adapter`) or a file (`Adapter.load`); saved as a
+    "behemoth.adapter" file; applied to a model of the same shapes merged into its weights or as a
+    side path, and removed again.
+
+        a = result.adapter; a.save("adapter.h5")
+        b = Adapter.load("adapter.h5"); b.apply(model, merge=False); ...; b.remove(model)
+    """
+
+    _free_function = "bh_adapter_free"
+    _pointer_type = _lib.AdapterPtr
+    _kind = "adapter"
+
+    def __init__(self, *_a, **_kw):
+        Handle.__init__(self)
+        raise TypeError("an Adapter comes from EditResult.adapter or Adapter.load(path)")
+
+    @classmethod
+    def load(cls, path) -> "Adapter":
+        return cls._create("bh_adapter_load", os.fspath(path))
+
+    def save(self, path) -> None:
+        self._call("bh_adapter_save", os.fspath(path))
+
+    def info_json(self) -> str:
+        with self._use() as h:
+            return call_with_string_out(lambda out: _lib.lib().bh_adapter_info(h, out), "bh_adapter_info")
+
+    @property
+    def info(self) -> dict:
+        """{"rank", "alpha", "targets": [{"block", "matrix", "tensor", "shape"}]}"""
+        return self._cached_info()
+
+    def apply(self, model, merge: bool = True) -> None:
+        """merge=True: W += alpha/rank · B·A in the model's weights; False: a side path (the weights
+        stay; every forward pass adds the adapters; one at a time, none during an edit)."""
+        with self._use() as h, model._use() as mh:
+            _lib.check(_lib.lib().bh_adapter_apply(mh, h, 1 if merge else 0), "bh_adapter_apply")
+
+    def remove(self, model) -> None:
+        """Undoes `apply`: detaches the side path, or subtracts the merged change (up to float rounding)."""
+        with self._use() as h, model._use() as mh:
+            _lib.check(_lib.lib().bh_adapter_remove(mh, h), "bh_adapter_remove")
+
+    def __repr__(self) -> str:
+        if self.closed:
+            return "<behemoth.Adapter (closed)>"
+        i = self.info
+        return f"<behemoth.Adapter rank={i['rank']} alpha={i['alpha']} targets={len(i['targets'])}>"
 
 
 def _edit_postfix(report: Mapping[str, Any]) -> dict:

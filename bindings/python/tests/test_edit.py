@@ -352,3 +352,40 @@ def test_edit_reports_echo_the_optimizer_betas(trained, single):
     assert (opt["beta1"], opt["beta2"], opt["eps"]) == (0.9, 0.99, 1e-8)
     res.close()
     m.close()
+
+
+def test_adapters_as_values(trained, single, tiny, tmp_path):
+    """An unmerged LoRA edit leaves the model and hands back an Adapter: saved, loaded, applied
+    merged or as a side path, removed; another model shape is refused naming the tensor."""
+    m = trained.clone()
+    before = m.tensor("gpt_neox.layers.1.mlp.dense_4h_to_h.weight")
+    res = m.edit(single, method="lora", rank=8, alpha=16, merge=False, layers={"blocks": [1], "sublayers": "mlp"},
+                 optimizer={"learning_rate": 0.001, "epochs": 3}, progress=False)
+    assert np.array_equal(m.tensor("gpt_neox.layers.1.mlp.dense_4h_to_h.weight"), before)
+    a = res.adapter
+    assert a.info["rank"] == 8 and [t["matrix"] for t in a.info["targets"]] == ["dense_h_to_4h", "dense_4h_to_h"]
+    a.save(tmp_path / "a.h5")
+    assert behemoth.verify_file(tmp_path / "a.h5")["format"] == "behemoth.adapter"
+    b = behemoth.Adapter.load(tmp_path / "a.h5")
+    tokens = tiny.sentence(0)[None, :8].astype(np.int32)
+    plain = m.logits(tokens)
+    b.apply(m, merge=False)                       # side path: weights unchanged, outputs changed
+    assert np.array_equal(m.tensor("gpt_neox.layers.1.mlp.dense_4h_to_h.weight"), before)
+    side = m.logits(tokens)
+    assert not np.allclose(side, plain)
+    with pytest.raises(behemoth.MisuseError):
+        b.apply(m, merge=False)
+    b.remove(m)
+    assert np.array_equal(m.logits(tokens), plain)
+    b.apply(m, merge=True)                        # merged: the same function as the side path
+    assert np.allclose(m.logits(tokens), side, atol=1e-4)
+    b.remove(m)
+    assert np.allclose(m.tensor("gpt_neox.layers.1.mlp.dense_4h_to_h.weight"), before, atol=1e-6)
+    other = Model.create(dataset=tiny, preset="tiny", intermediate=128)
+    with pytest.raises(behemoth.InvalidArgumentError, match="dense_h_to_4h"):
+        b.apply(other)
+    full = m.edit(single, method="full", layers={"blocks": [1], "sublayers": "mlp"}, optimizer={"epochs": 1}, progress=False)
+    with pytest.raises(behemoth.InvalidArgumentError, match="no adapters"):
+        full.adapter
+    for x in (a, b, res, full, other, m):
+        x.close()

@@ -1,0 +1,203 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Where an adapter sits: a block and one of its four matrices.
+public struct AdapterKey: Hashable, Comparable, Sendable {
+    public let block: Int
+    public let slot: ParameterTable.Slot   // qkvW, denseW, fc1W or fc2W
+
+    static let matrices: [(ParameterTable.Slot, String)] = [
+        (.qkvW, "attention.query_key_value"), (.denseW, "attention.dense"), (.fc1W, "mlp.dense_h_to_4h"), (.fc2W, "mlp.dense_4h_to_h"),
+    ]
+    /// The matrix's short name ("query_key_value", ...).
+    public var matrix: String { String(AdapterKey.matrices.first { $0.0 == slot }!.1.split(separator: ".").last!) }
+    /// The weight's Hugging Face name.
+    public var tensorName: String { "gpt_neox.layers.\(block).\(AdapterKey.matrices.first { $0.0 == slot }!.1).weight" }
+
+    public init(block: Int, slot: ParameterTable.Slot) { self.block = block; self.slot = slot }
+
+    /// The key of a block matrix's weight name; nil for any other tensor.
+    public init?(tensorName name: String) {
+        let parts = name.split(separator: ".")
+        guard parts.count == 6, parts[0] == "gpt_neox", parts[1] == "layers", let b = Int(parts[2]), parts[5] == "weight",
+              let s = AdapterKey.matrices.first(where: { $0.1 == "\(parts[3]).\(parts[4])" })?.0 else { return nil }
+        block = b; slot = s
+    }
+
+    public static func < (a: AdapterKey, b: AdapterKey) -> Bool { (a.block, a.slot.rawValue) < (b.block, b.slot.rawValue) }
+}
+
+/// A set of LoRA adapters as a value: rank, alpha and, for each target matrix (block, matrix), the
+/// factors A [rank, in] and B [out, rank], ΔW = alpha/rank · B·A. An edit with LoRA returns one; it
+/// is saved and loaded on its own (format behemoth.adapter), and applied to any model of the same
+/// shapes, merged into the weights or as a side path (the model keeps its weights; every forward
+/// pass adds the adapters), and removed again.
+public struct AdapterSet {
+    public var rank: Int
+    public var alpha: Double
+    public var adapters: [AdapterKey: LoRAAdapter]
+
+    public static let format = "behemoth.adapter"
+    public static let formatVersion: Int64 = 2
+
+    public init(_ list: [LoRAAdapter]) throws(EngineError) {
+        guard let first = list.first else { throw .invalid("adapter set: no adapters") }
+        rank = first.rank
+        alpha = first.alpha
+        adapters = [:]
+        for a in list {
+            guard let key = AdapterKey(tensorName: a.target.name) else { throw .invalid("adapter set: \(a.target.name) is not a block's attention or MLP matrix") }
+            adapters[key] = a
+        }
+    }
+
+    public var keys: [AdapterKey] { adapters.keys.sorted() }
+    public var scale: Float { Float(alpha / Double(rank)) }
+
+    public func toJSON() -> JSON {
+        .object([("rank", .int(rank)), ("alpha", .number(alpha)),
+                  ("targets", .array(keys.map { k in
+                      let a = adapters[k]!
+                      return .object([("block", .int(k.block)), ("matrix", .string(k.matrix)), ("tensor", .string(k.tensorName)),
+                                      ("shape", .ints(a.target.shape))])
+                  }))])
+    }
+
+    /// Each adapter's target in `model`, checked to exist with the adapter's shape.
+    func targets(in model: LanguageModel) throws(EngineError) -> [(AdapterKey, LoRAAdapter, TensorEntry)] {
+        var out: [(AdapterKey, LoRAAdapter, TensorEntry)] = []
+        for k in keys {
+            let a = adapters[k]!
+            guard let e = model.tensorTable.first(where: { $0.name == k.tensorName }) else {
+                throw .invalid("adapter: the model has no \(k.tensorName) (it has \(model.config.layers) blocks): the adapter was made for another model")
+            }
+            guard e.shape == a.target.shape else {
+                throw .invalid("adapter: \(k.tensorName) is \(e.shape[0])x\(e.shape[1]) in the model but \(a.target.shape[0])x\(a.target.shape[1]) in the adapter: the adapter was made for a model of another shape")
+            }
+            out.append((k, a, e))
+        }
+        return out
+    }
+
+    /// W += s·B·A for every target (merge) or W -= s·B·A (unmerge; equal to the weights before the
+    /// merge up to float rounding).
+    public func merge(into model: LanguageModel, sign: Float = 1) throws(EngineError) {
+        let w = model.parameterBlock.baseAddress!
+        for (_, a, e) in try targets(in: model) {
+            var d = a.delta()
+            if sign != 1 { for i in 0..<d.count { d[i] *= sign } }
+            for i in 0..<e.count { w[e.offset + i] += d[i] }
+        }
+    }
+
+    /// Runs the adapters as a side path of the model's forward passes (the weights are untouched).
+    public func attach(to model: LanguageModel) throws(EngineError) {
+        guard model.net.adapter == nil else {
+            throw .misuse("adapter: the model already runs a side-path adapter (or a LoRA edit is in progress); remove it first")
+        }
+        model.net.adapter = AdapterSidePath(try targets(in: model).map { ($0.0, $0.1) }, scale: scale)
+    }
+
+    /// True if this set runs as the model's side path.
+    public func isAttached(to model: LanguageModel) -> Bool {
+        (model.net.adapter as? AdapterSidePath)?.matches(self) ?? false
+    }
+
+    /// Stops the side path attached by `attach` (a misuse if this set is not the one attached).
+    public func detach(from model: LanguageModel) throws(EngineError) {
+        guard let side = model.net.adapter as? AdapterSidePath, side.matches(self) else {
+            throw .misuse("adapter: this adapter is not attached to the model as a side path")
+        }
+        model.net.adapter = nil
+    }
+
+    public func save(_ path: String) throws(EngineError) {
+        try H5File.writeAtomically(path) { (f: H5File) throws(EngineError) in
+            try f.stampFormat(AdapterSet.format, version: AdapterSet.formatVersion, spec: toJSON().serialized())
+            for k in keys {
+                let a = adapters[k]!
+                try f.write("/lora/\(k.tensorName)/A", a.a, shape: [a.rank, a.cols])
+                try f.write("/lora/\(k.tensorName)/B", a.b, shape: [a.rows, a.rank])
+            }
+        }
+    }
+
+    public static func load(_ path: String) throws(EngineError) -> AdapterSet {
+        let f = try H5File.open(path)
+        defer { f.close() }
+        _ = try f.checkFormat(format, maxVersion: formatVersion)
+        try BehemothFile.checkRootAttributes(f, format: format)
+        var r = try JSONReader(text: try f.stringAttribute("spec"), path: "\(path): spec")
+        let rank = try r.int("rank", default: 0, min: 1, max: 1 << 20)
+        let alpha = try r.double("alpha", default: 0, min: 0, max: 1e6, exclusiveMin: true)
+        guard case let .array(targets)? = r.value("targets"), !targets.isEmpty, targets.count <= 4096 else {
+            throw .format("\(path): spec.targets must be a non-empty list of at most 4096 targets")
+        }
+        try r.finish()
+        var list: [LoRAAdapter] = []
+        for (i, t) in targets.enumerated() {
+            var tr = try JSONReader(t, path: "\(path): spec.targets[\(i)]")
+            let name = try tr.string("tensor", default: "")
+            _ = try tr.int("block", default: 0, min: 0)
+            _ = try tr.string("matrix", default: "")
+            let shape = try tr.intArray("shape", default: [], min: 1, max: 1 << 20)
+            try tr.finish()
+            guard AdapterKey(tensorName: name) != nil, shape.count == 2 else { throw .format("\(path): spec.targets[\(i)] names no block matrix with a 2-D shape") }
+            let (a, aShape) = try f.read("/lora/\(name)/A", as: Float.self)
+            let (b, bShape) = try f.read("/lora/\(name)/B", as: Float.self)
+            guard aShape == [rank, shape[1]], bShape == [shape[0], rank] else {
+                throw .format("\(path): /lora/\(name) has A \(aShape) and B \(bShape), expected [\(rank), \(shape[1])] and [\(shape[0]), \(rank)]")
+            }
+            guard a.allSatisfy({ $0.isFinite }), b.allSatisfy({ $0.isFinite }) else { throw .format("\(path): /lora/\(name) holds NaN or Inf") }
+            list.append(LoRAAdapter(target: TensorEntry(name: name, offset: 0, shape: shape), rank: rank, alpha: alpha, a: a, b: b))
+        }
+        try f.checkDigest(try f.computeDigest())
+        try f.checkFileDigest()
+        return try AdapterSet(list)
+    }
+}
+
+/// Adapters as a side path at inference: y += s·(x·Aᵀ)·Bᵀ on each target; in a backward pass (a
+/// fine-tuning run over an adapted model) dx gets the side path's share, and A, B get no gradient.
+final class AdapterSidePath: LinearAdapter {
+    let adapters: [AdapterKey: LoRAAdapter]
+    let scale: Float
+    var u: [Float] = []
+
+    init(_ list: [(AdapterKey, LoRAAdapter)], scale: Float) {
+        adapters = Dictionary(uniqueKeysWithValues: list)
+        self.scale = scale
+    }
+
+    func matches(_ set: AdapterSet) -> Bool {
+        Set(adapters.keys) == Set(set.adapters.keys) && adapters.allSatisfy { set.adapters[$0.key]?.a == $0.value.a && set.adapters[$0.key]?.b == $0.value.b }
+    }
+
+    func adapts(layer: Int, slot: ParameterTable.Slot) -> Bool { adapters[AdapterKey(block: layer, slot: slot)] != nil }
+
+    func forward(layer: Int, slot: ParameterTable.Slot, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, rows n: Int) {
+        guard let a = adapters[AdapterKey(block: layer, slot: slot)] else { return }
+        if u.count < n * a.rank { u = [Float](repeating: 0, count: n * a.rank) }
+        a.a.withUnsafeBufferPointer { A in a.b.withUnsafeBufferPointer { B in u.withUnsafeMutableBufferPointer { U in
+            // u[n, r] = x[n, in] · Aᵀ ;  y[n, out] += s · u · Bᵀ
+            BLAS.gemm(transA: false, transB: true, m: n, n: a.rank, k: a.cols, a: x, lda: a.cols, b: A.baseAddress!, ldb: a.cols,
+                      beta: 0, c: U.baseAddress!, ldc: a.rank)
+            BLAS.gemm(transA: false, transB: true, m: n, n: a.rows, k: a.rank, alpha: scale, a: U.baseAddress!, lda: a.rank,
+                      b: B.baseAddress!, ldb: a.rank, beta: 1, c: y, ldc: a.rows)
+        } } }
+    }
+
+    func backward(layer: Int, slot: ParameterTable.Slot, x: UnsafePointer<Float>, dy: UnsafePointer<Float>,
+                  dx: UnsafeMutablePointer<Float>?, rows n: Int) {
+        guard let dx, let a = adapters[AdapterKey(block: layer, slot: slot)] else { return }
+        var du = [Float](repeating: 0, count: n * a.rank)
+        a.a.withUnsafeBufferPointer { A in a.b.withUnsafeBufferPointer { B in du.withUnsafeMutableBufferPointer { D in
+            // du[n, r] = s · dy[n, out] · B ;  dx[n, in] += du · A
+            BLAS.gemm(transA: false, transB: false, m: n, n: a.rank, k: a.rows, alpha: scale, a: dy, lda: a.rows, b: B.baseAddress!, ldb: a.rank,
+                      beta: 0, c: D.baseAddress!, ldc: a.rank)
+            BLAS.gemm(transA: false, transB: false, m: n, n: a.cols, k: a.rank, a: D.baseAddress!, lda: a.rank, b: A.baseAddress!, ldb: a.cols,
+                      beta: 1, c: dx, ldc: a.cols)
+        } } }
+    }
+}
