@@ -30,14 +30,18 @@ public protocol Editor: AnyObject {
     func commit() throws(EngineError) -> EditArtifacts
 }
 
-/// A method's own spec: the keys of the edit method JSON beyond method, mode and layers.
+/// A method's own spec: the keys of the edit method JSON beyond method, mode and layers, declared
+/// once in `fields` (SpecFields) with the defaults in `init()`.
 public protocol EditorSpec {
     /// The value of "method" that selects it.
     static var method: String { get }
-    /// Reads the method's own keys; `r` is finished (unknown keys refused) by the caller.
-    init(_ r: inout JSONReader, selection: LayerSelection, layers: Int) throws(EngineError)
-    /// Every one of the method's fields with defaults filled in, in the order they are documented.
-    func echo() -> [(String, JSON)]
+    /// The defaults.
+    init()
+    static var fields: [SpecField<Self>] { get }
+    /// The fields' keys (for docs and messages).
+    static var keys: [String] { get }
+    /// Checks that span fields or need the layer selection, after decoding.
+    func validate(_ selection: LayerSelection, layers: Int) throws(EngineError)
     /// The tensors the edit may change (the report gives their deltas).
     func changedTensors(_ selection: LayerSelection, layers: Int) -> [String]
     /// Steps one run on `set` takes (for progress).
@@ -51,6 +55,18 @@ public protocol EditorSpec {
 }
 
 extension EditorSpec {
+    /// Reads the method's own keys; `r` is finished (unknown keys refused) by the caller.
+    public init(_ r: inout JSONReader, selection: LayerSelection, layers: Int) throws(EngineError) {
+        self.init()
+        try SpecFields.decode(Self.fields, into: &self, from: &r)
+        try validate(selection, layers: layers)
+    }
+
+    /// Every one of the method's fields with defaults filled in, in the declared (documented) order.
+    public func echo() -> [(String, JSON)] { SpecFields.echo(Self.fields, self) }
+
+    public static var keys: [String] { fields.map(\.key) }
+    public func validate(_ selection: LayerSelection, layers: Int) throws(EngineError) {}
     public func check(_ model: LanguageModel, selection: LayerSelection) throws(EngineError) {}
     public var keepsModelUnchanged: Bool { false }
 }
@@ -92,8 +108,12 @@ public struct EditMethodSpec {
         selection = try LayerSelection(&sel, layers: layers)
         try sel.finish()
         editor = try type.init(&r, selection: selection, layers: layers)
-        try r.finish()
         self.layers = layers
+        // A report's method echo can be run again: its trained_tensors must be what the selection gives.
+        if let listed = r.value("trained_tensors"), listed != .strings(changedTensors) {
+            throw .invalid("edit method: trained_tensors is \(listed.serialized()) but the method and layers select \(JSON.strings(changedTensors).serialized()) (it is output only; leave it out)")
+        }
+        try r.finish()
         if changedTensors.isEmpty {
             throw .invalid("edit method: the layer selection selects nothing for method \"\(method)\" (sublayers = \"\(selection.sublayers)\", no embeddings or unembedding)")
         }

@@ -8,38 +8,55 @@
 public struct EditOptimizerSpec {
     public var training = TrainSpec()
 
-    init(_ r: inout JSONReader, epochs: Int, learningRate: Double) throws(EngineError) {
-        var opt = try r.object("optimizer")
+    /// The optimizer's fields, declared once (over the TrainSpec they fill), in the documented order.
+    public static let fields: [SpecField<TrainSpec>] = [
+        .int("epochs", \.epochs, min: 1, max: 100_000),
+        .int("batch_size", \.batchSize, min: 1, max: 65536),
+        .double("learning_rate", \.learningRate, min: 0, max: 10, exclusiveMin: true),
+        .double("min_learning_rate", \.minLearningRate, min: 0, max: 10),
+        .int("warmup_steps", \.warmupSteps, min: -1, max: 10_000_000),
+        .double("warmup_fraction", \.warmupFraction, min: 0, max: 1),
+        .double("weight_decay", \.weightDecay, min: 0, max: 10),
+        .double("grad_clip", \.gradClip, min: 0, max: 1e6),
+        .double("beta1", \.beta1, min: 0, max: 1),
+        .double("beta2", \.beta2, min: 0, max: 1),
+        .double("eps", \.eps, min: 0, max: 1, exclusiveMin: true),
+        .seed("seed", \.seed),
+    ]
+
+    /// The editing defaults, with the method's epochs and learning rate.
+    public init(epochs: Int, learningRate: Double) {
         var t = TrainSpec()
-        t.epochs = try opt.int("epochs", default: epochs, min: 1, max: 100_000)
-        t.batchSize = try opt.int("batch_size", default: 32, min: 1, max: 65536)
-        t.learningRate = try opt.double("learning_rate", default: learningRate, min: 0, max: 10, exclusiveMin: true)
-        t.minLearningRate = try opt.double("min_learning_rate", default: 0, min: 0, max: 10)
-        t.warmupSteps = try opt.int("warmup_steps", default: -1, min: -1, max: 10_000_000)
-        t.warmupFraction = try opt.double("warmup_fraction", default: 0.05, min: 0, max: 1)
-        t.weightDecay = try opt.double("weight_decay", default: 0, min: 0, max: 10)
-        t.gradClip = try opt.double("grad_clip", default: 1.0, min: 0, max: 1e6)
-        t.beta1 = try opt.double("beta1", default: 0.9, min: 0, max: 1)
-        t.beta2 = try opt.double("beta2", default: 0.999, min: 0, max: 1)
-        t.eps = try opt.double("eps", default: 1e-8, min: 0, max: 1, exclusiveMin: true)
-        t.seed = UInt64(try opt.int("seed", default: 0, min: 0))
-        try opt.finish()
-        guard t.beta1 < 1, t.beta2 < 1 else { throw .invalid("edit method: optimizer.beta1 and optimizer.beta2 must be below 1") }
+        t.epochs = epochs
+        t.batchSize = 32
+        t.learningRate = learningRate
+        t.minLearningRate = 0
+        t.warmupSteps = -1
+        t.warmupFraction = 0.05
+        t.weightDecay = 0
+        t.gradClip = 1
+        t.beta1 = 0.9
+        t.beta2 = 0.999
+        t.eps = 1e-8
+        t.seed = 0
         t.evalEveryEpochs = 0
         t.evalGroups = []
-        guard t.minLearningRate <= t.learningRate else { throw .invalid("edit method: optimizer.min_learning_rate is above learning_rate") }
         training = t
     }
 
-    func echo() -> (String, JSON) {
-        let t = training
-        return ("optimizer", .object([
-            ("epochs", .int(t.epochs)), ("batch_size", .int(t.batchSize)), ("learning_rate", .number(t.learningRate)),
-            ("min_learning_rate", .number(t.minLearningRate)), ("warmup_steps", .int(t.warmupSteps)),
-            ("warmup_fraction", .number(t.warmupFraction)), ("weight_decay", .number(t.weightDecay)),
-            ("grad_clip", .number(t.gradClip)), ("beta1", .number(t.beta1)), ("beta2", .number(t.beta2)),
-            ("eps", .number(t.eps)), ("seed", .int(Int(t.seed))),
-        ]))
+    /// The "optimizer" field of a method spec (a nested object over these defaults).
+    public static func field<S>(_ p: WritableKeyPath<S, EditOptimizerSpec>) -> SpecField<S> {
+        SpecField("optimizer", read: { (r: inout JSONReader, s: inout S) throws(EngineError) in
+            var opt = try r.object("optimizer")
+            try SpecFields.decode(fields, into: &s[keyPath: p].training, from: &opt)
+            try opt.finish()
+            try s[keyPath: p].validate()
+        }, write: { .object(SpecFields.echo(fields, $0[keyPath: p].training)) })
+    }
+
+    func validate() throws(EngineError) {
+        guard training.beta1 < 1, training.beta2 < 1 else { throw .invalid("edit method: optimizer.beta1 and optimizer.beta2 must be below 1") }
+        guard training.minLearningRate <= training.learningRate else { throw .invalid("edit method: optimizer.min_learning_rate is above learning_rate") }
     }
 
     /// Optimizer steps of one run on `set`.
@@ -80,14 +97,10 @@ final class FineTuneEditor: Editor {
 /// and the unembedding); every other parameter stays bit for bit as it was.
 public struct FullFineTuneSpec: EditorSpec {
     public static let method = "full"
-    public let optimizer: EditOptimizerSpec
+    public var optimizer = EditOptimizerSpec(epochs: 5, learningRate: 1e-4)
 
-    public init(_ r: inout JSONReader, selection: LayerSelection, layers: Int) throws(EngineError) {
-        if r.has("rank") { throw .invalid("edit method: rank applies to method \"lora\" only") }
-        optimizer = try EditOptimizerSpec(&r, epochs: 5, learningRate: 1e-4)
-    }
-
-    public func echo() -> [(String, JSON)] { [optimizer.echo()] }
+    public init() {}
+    public static let fields: [SpecField<FullFineTuneSpec>] = [EditOptimizerSpec.field(\.optimizer)]
     public func changedTensors(_ selection: LayerSelection, layers: Int) -> [String] { selection.tensorNames(layers: layers) }
     public func steps(for set: EditSet) -> Int { optimizer.steps(for: set) }
 

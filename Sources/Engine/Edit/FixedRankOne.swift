@@ -5,15 +5,11 @@
 /// Python like the real methods.
 public struct FixedRankOneSpec: EditorSpec {
     public static let method = "fixed_rank_one"
-    public let scale: Double
-    public let seed: UInt64
+    public var scale = 0.01
+    public var seed: UInt64 = 0
 
-    public init(_ r: inout JSONReader, selection: LayerSelection, layers: Int) throws(EngineError) {
-        scale = try r.double("scale", default: 0.01, min: 0, max: 1e3)
-        seed = UInt64(try r.int("seed", default: 0, min: 0))
-    }
-
-    public func echo() -> [(String, JSON)] { [("scale", .number(scale)), ("seed", .int(Int(seed)))] }
+    public init() {}
+    public static let fields: [SpecField<FixedRankOneSpec>] = [.double("scale", \.scale, min: 0, max: 1e3), .seed("seed", \.seed)]
     public func changedTensors(_ selection: LayerSelection, layers: Int) -> [String] { selection.matrixNames(layers: layers) }
     public func steps(for set: EditSet) -> Int { 1 }
 

@@ -14,27 +14,29 @@ public struct LayerSelection {
 
     public init() {}
 
+    /// The "layers" object's fields, declared once.
+    public static let fields: [SpecField<LayerSelection>] = [
+        .ints("blocks", \.blocks),
+        .string("sublayers", \.sublayers, oneOf: ["attention", "mlp", "both", "none"]),
+        .strings("matrices", \.matrices),
+        .bool("embeddings", \.embeddings),
+        .bool("unembedding", \.unembedding),
+        .bool("biases", \.biases),
+    ]
+
     public init(_ r: inout JSONReader, layers: Int) throws(EngineError) {
-        blocks = try r.intArray("blocks", default: [])
+        try SpecFields.decode(LayerSelection.fields, into: &self, from: &r)
         for (i, b) in blocks.enumerated() where b < 0 || b >= layers {
             throw .invalid("\(r.path): blocks[\(i)] = \(b) but the model has \(layers) blocks (0...\(layers - 1))")
         }
-        sublayers = try r.string("sublayers", default: sublayers, oneOf: ["attention", "mlp", "both", "none"])
-        matrices = try r.stringArray("matrices", default: [])
         let short = LayerSelection.allMatrices.map { String($0.split(separator: ".").last!) }
         for (i, m) in matrices.enumerated() where !short.contains(m) && !LayerSelection.allMatrices.contains(m) {
             throw .invalid("\(r.path): matrices[\(i)] = \"\(m)\" is not one of \(short.joined(separator: ", "))")
         }
-        embeddings = try r.bool("embeddings", default: false)
-        unembedding = try r.bool("unembedding", default: false)
-        biases = try r.bool("biases", default: true)
         if blocks.isEmpty { blocks = Array(0..<layers) }
     }
 
-    public func toJSON() -> JSON {
-        .object([("blocks", .ints(blocks)), ("sublayers", .string(sublayers)), ("matrices", .strings(matrices)),
-                 ("embeddings", .bool(embeddings)), ("unembedding", .bool(unembedding)), ("biases", .bool(biases))])
-    }
+    public func toJSON() -> JSON { .object(SpecFields.echo(LayerSelection.fields, self)) }
 
     /// The selected weight matrices' names (Hugging Face), in table order.
     public func matrixNames(layers: Int) -> [String] {

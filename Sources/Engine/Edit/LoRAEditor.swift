@@ -8,25 +8,25 @@ import Glibc
 /// The LoRA method's own keys: rank, alpha, dropout, merge, optimizer.
 public struct LoRASpec: EditorSpec {
     public static let method = "lora"
-    public let rank: Int
-    public let alpha: Double
-    public let dropout: Double
-    public let merge: Bool
-    public let optimizer: EditOptimizerSpec
+    public var rank = 32
+    public var alpha = 16.0
+    public var dropout = 0.0
+    public var merge = true
+    public var optimizer = EditOptimizerSpec(epochs: 10, learningRate: 3e-4)
 
-    public init(_ r: inout JSONReader, selection: LayerSelection, layers: Int) throws(EngineError) {
-        rank = try r.int("rank", default: 32, min: 1, max: 1 << 20)
-        alpha = try r.double("alpha", default: 16, min: 0, max: 1e6, exclusiveMin: true)
-        dropout = try r.double("dropout", default: 0, min: 0, max: 0.9)
-        merge = try r.bool("merge", default: true)
-        optimizer = try EditOptimizerSpec(&r, epochs: 10, learningRate: 3e-4)
+    public init() {}
+    public static let fields: [SpecField<LoRASpec>] = [
+        .int("rank", \.rank, min: 1, max: 1 << 20),
+        .double("alpha", \.alpha, min: 0, max: 1e6, exclusiveMin: true),
+        .double("dropout", \.dropout, min: 0, max: 0.9),
+        .bool("merge", \.merge),
+        EditOptimizerSpec.field(\.optimizer),
+    ]
+
+    public func validate(_ selection: LayerSelection, layers: Int) throws(EngineError) {
         if selection.matrixNames(layers: layers).isEmpty {
             throw .invalid("edit method: LoRA needs at least one selected matrix (attention or MLP)")
         }
-    }
-
-    public func echo() -> [(String, JSON)] {
-        [("rank", .int(rank)), ("alpha", .number(alpha)), ("dropout", .number(dropout)), ("merge", .bool(merge)), optimizer.echo()]
     }
 
     public func changedTensors(_ selection: LayerSelection, layers: Int) -> [String] { selection.matrixNames(layers: layers) }

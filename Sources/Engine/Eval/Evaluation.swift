@@ -1,18 +1,19 @@
 /// Evaluation of a model on a dataset's evaluation groups (bh_evaluate, Model.evaluate): exact-match
 /// accuracy, target probability and rank per group, with the spec, digests and versions.
-public struct EvaluationSpec {
-    public var groups: [String]
+public struct EvaluationSpec: DeclaredSpec {
+    /// Empty: every evaluation group of the dataset.
+    public var groups: [String] = []
     public var batchSize = 256
+
+    public init() {}
+    public static let specPath = "evaluation spec"
+    public static let fields: [SpecField<EvaluationSpec>] = [.strings("groups", \.groups), .int("batch_size", \.batchSize, min: 1, max: 65536)]
 
     /// {"groups": [...] (default: every group of the dataset), "batch_size": 256}
     public init(json text: String, dataset: Dataset) throws(EngineError) {
-        var r = try JSONReader(text: text, path: "evaluation spec")
-        groups = try r.stringArray("groups", default: dataset.evalGroups.map(\.name))
-        batchSize = try r.int("batch_size", default: batchSize, min: 1, max: 65536)
-        try r.finish()
+        self = try EvaluationSpec(json: text)
+        if groups.isEmpty { groups = dataset.evalGroups.map(\.name) }
     }
-
-    public func toJSON() -> JSON { .object([("groups", .strings(groups)), ("batch_size", .int(batchSize))]) }
 }
 
 public enum Evaluation {

@@ -1,7 +1,7 @@
 /// The paper sizes its data by binary search: the largest number of subjects (other counts fixed)
 /// whose facts a model learns to a target accuracy within a fixed epoch budget. Accuracy is assumed
 /// to fall as subjects grow; every probe is recorded.
-public struct CapacitySearchSpec {
+public struct CapacitySearchSpec: DeclaredSpec {
     public var minSubjects = 16
     public var maxSubjects = 4096
     public var targetAccuracy = 0.95
@@ -13,24 +13,20 @@ public struct CapacitySearchSpec {
 
     public init() {}
 
-    public init(_ r: inout JSONReader) throws(EngineError) {
-        minSubjects = try r.int("min_subjects", default: minSubjects, min: 1, max: 10_000_000)
-        maxSubjects = try r.int("max_subjects", default: maxSubjects, min: 1, max: 10_000_000)
-        targetAccuracy = try r.double("target_accuracy", default: targetAccuracy, min: 0, max: 1, exclusiveMin: true)
-        relativeTolerance = try r.double("relative_tolerance", default: relativeTolerance, min: 0, max: 1)
-        maxProbes = try r.int("max_probes", default: maxProbes, min: 1, max: 64)
-        printProgress = try r.bool("print_progress", default: printProgress)
-        guard maxSubjects >= minSubjects else {
-            throw .invalid("\(r.path): max_subjects = \(maxSubjects) is smaller than min_subjects = \(minSubjects)")
-        }
-    }
+    public static let specPath = "capacity search spec.search"
+    public static let fields: [SpecField<CapacitySearchSpec>] = [
+        .int("min_subjects", \.minSubjects, min: 1, max: 10_000_000),
+        .int("max_subjects", \.maxSubjects, min: 1, max: 10_000_000),
+        .double("target_accuracy", \.targetAccuracy, min: 0, max: 1, exclusiveMin: true),
+        .double("relative_tolerance", \.relativeTolerance, min: 0, max: 1),
+        .int("max_probes", \.maxProbes, min: 1, max: 64),
+        .bool("print_progress", \.printProgress),
+    ]
 
-    public func toJSON() -> JSON {
-        .object([
-            ("min_subjects", .int(minSubjects)), ("max_subjects", .int(maxSubjects)),
-            ("target_accuracy", .number(targetAccuracy)), ("relative_tolerance", .number(relativeTolerance)),
-            ("max_probes", .int(maxProbes)), ("print_progress", .bool(printProgress)),
-        ])
+    public func validate() throws(EngineError) {
+        guard maxSubjects >= minSubjects else {
+            throw .invalid("\(CapacitySearchSpec.specPath): max_subjects = \(maxSubjects) is smaller than min_subjects = \(minSubjects)")
+        }
     }
 }
 
@@ -114,7 +110,7 @@ public struct CapacitySearchRun {
         model = r.value("model") ?? .object([])
         let trainJSON = r.value("training") ?? .object([])
         var searchReader = try r.object("search")
-        search = try CapacitySearchSpec(&searchReader)
+        search = try CapacitySearchSpec(reading: &searchReader)
         try searchReader.finish()
         try r.finish()
         training = try TrainSpec(json: trainJSON.serialized())

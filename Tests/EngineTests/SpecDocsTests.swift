@@ -1,0 +1,82 @@
+import Testing
+@testable import Engine
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Specs declared once: decoding a spec's echo gives the same spec (every field echoed, none lost),
+/// and the docs' tables list exactly the declared fields.
+struct SpecDocsTests {
+    /// decode(echo(x)) echoes x again, for the defaults and for a spec with every field changed.
+    func roundTrip<S: DeclaredSpec>(_ type: S.Type, _ json: String) throws {
+        for text in ["{}", json] {
+            let x = try S(json: text)
+            let again = try S(json: x.toJSON().serialized())
+            #expect(again.toJSON() == x.toJSON(), "\(S.self): \(x.toJSON().serialized())")
+            guard case let .object(fields) = x.toJSON() else { Issue.record("\(S.self) echoes no object"); return }
+            #expect(fields.map(\.0) == S.keys, "\(S.self) echoes every declared field, in order")
+        }
+    }
+
+    @Test func everySpecRoundTrips() throws {
+        try roundTrip(TrainSpec.self, #"{"epochs": 7, "stop_at_accuracy": 0.5, "batch_size": 3, "learning_rate": 0.01, "min_learning_rate": 0.001, "warmup_steps": 4, "warmup_fraction": 0.2, "weight_decay": 0.3, "beta1": 0.8, "beta2": 0.9, "eps": 1e-6, "grad_clip": 2, "seed": 9, "eval_every_epochs": 2, "eval_groups": ["a", "b"], "checkpoint_path": "x.h5", "checkpoint_every_epochs": 3, "resume_from": "y.h5"}"#)
+        try roundTrip(CapacitySearchSpec.self, #"{"min_subjects": 3, "max_subjects": 30, "target_accuracy": 0.5, "relative_tolerance": 0.1, "max_probes": 4, "print_progress": true}"#)
+        try roundTrip(EvaluationSpec.self, #"{"groups": ["sro"], "batch_size": 17}"#)
+
+        // The edit method, for every registered editor: the report's echo runs again as the same spec.
+        let methods = [
+            #"{"method": "full", "mode": "sequential", "layers": {"blocks": [1], "sublayers": "mlp", "matrices": [], "embeddings": true, "unembedding": true, "biases": false}, "optimizer": {"epochs": 3, "batch_size": 5, "learning_rate": 0.01, "min_learning_rate": 0.001, "warmup_steps": 2, "warmup_fraction": 0.1, "weight_decay": 0.2, "grad_clip": 3, "beta1": 0.5, "beta2": 0.6, "eps": 1e-5, "seed": 4}}"#,
+            #"{"method": "lora", "mode": "one_at_a_time", "layers": {"blocks": [0], "matrices": ["dense_4h_to_h"]}, "rank": 4, "alpha": 8, "dropout": 0.1, "merge": false, "optimizer": {"beta2": 0.9}}"#,
+            #"{"method": "fixed_rank_one", "layers": {"sublayers": "attention"}, "scale": 0.5, "seed": 3}"#,
+        ]
+        #expect(Set(try methods.map { try EditMethodSpec(json: $0, layers: 2).method }) == Set(EditorRegistry.names))
+        for m in methods {
+            let x = try EditMethodSpec(json: m, layers: 2)
+            let again = try EditMethodSpec(json: x.toJSON().serialized(), layers: 2)
+            #expect(again.toJSON() == x.toJSON(), "\(x.toJSON().serialized())")
+            #expect(try EditMethodSpec(json: "{\"method\": \"\(x.method)\"}", layers: 2).toJSON() != x.toJSON(), "the example changes fields")
+        }
+        // trained_tensors is output: accepted only when it matches.
+        #expect(throws: EngineError.self) { try EditMethodSpec(json: #"{"method": "lora", "trained_tensors": ["x"]}"#, layers: 2) }
+    }
+
+    /// The `key` column (and the optimizer row's keys) of a table in docs/training-and-editing.md.
+    func documentedKeys(section: String) throws -> (keys: [String], rows: [String: String]) {
+        let here = URLlessPath.folder(of: #filePath)
+        let text = try FileSystem.readText("\(here)/../../docs/training-and-editing.md")
+        var inSection = false, keys: [String] = [], rows: [String: String] = [:]
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.hasPrefix("## ") { if inSection && !keys.isEmpty { break }; inSection = line.hasPrefix("## \(section)"); continue }
+            guard inSection, line.hasPrefix("| `") else { continue }
+            let cells = line.split(separator: "|", omittingEmptySubsequences: false).map(String.init)
+            guard cells.count >= 4 else { continue }
+            for k in backticked(cells[1]) { keys.append(k); rows[k] = cells[3] }
+        }
+        return (keys, rows)
+    }
+
+    func backticked(_ s: String) -> [String] {
+        s.split(separator: "`", omittingEmptySubsequences: false).enumerated().filter { $0.offset % 2 == 1 }.map { String($0.element) }
+    }
+
+    @Test func theDocsListExactlyTheDeclaredFields() throws {
+        #expect(Set(try documentedKeys(section: "Training spec").keys) == Set(TrainSpec.keys))
+        #expect(Set(try documentedKeys(section: "Evaluation spec").keys) == Set(EvaluationSpec.keys))
+        #expect(Set(try documentedKeys(section: "Capacity search").keys) == Set(CapacitySearchSpec.keys))
+        let (keys, rows) = try documentedKeys(section: "Edit method")
+        var declared = Set(["method", "mode"] + LayerSelection.fields.map { "layers.\($0.key)" })
+        for t in EditorRegistry.methods { declared.formUnion(t.keys) }
+        #expect(Set(keys) == declared)
+        // The optimizer row names every optimizer field (and the methods it applies to).
+        let inRow = Set(backticked(rows["optimizer"] ?? "")).subtracting(EditorRegistry.names)
+        #expect(inRow == Set(EditOptimizerSpec.fields.map(\.key)))
+    }
+}
+
+/// The folder of a source file path (no Foundation).
+enum URLlessPath {
+    static func folder(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        return String(path[..<slash])
+    }
+}
