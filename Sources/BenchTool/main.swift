@@ -54,7 +54,11 @@ func sgemmPeak(m: Int, n: Int, k: Int, transB: Bool, reps: Int) -> Double {
 do {
     let config = try ModelConfig.named(preset, vocabSize: vocab)
     let model = try GPTNeoX(config: config, maxBatch: batch, maxSeq: seq)
-    let opt = AdamW(table: model.table, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, maxGradNorm: 1.0)
+    // The training step's optimizer path, as the Trainer runs it: global norm, clip at 1, AdamW.
+    let entries = model.table.tensors.map { TensorEntry(name: $0.name, offset: $0.offset, shape: $0.shape) }
+    let params = UnsafeMutableBufferPointer(start: model.params.storage.ptr, count: model.params.storage.count)
+    let grads = UnsafeBufferPointer(start: model.grads.storage.ptr, count: model.grads.storage.count)
+    let opt = AdamW(table: entries, blockSize: params.count, spec: TrainSpec())   // betas 0.9/0.95, eps 1e-8, decay 0.1
     let schedule = LRSchedule(lr: 1e-3, minLR: 1e-4, warmupSteps: 2, totalSteps: 1000)
     var rng = RNG(seed: 42)
     let n = batch * seq
@@ -72,7 +76,9 @@ do {
         model.zeroGrad()
         try model.backward()
         let t0 = model.profiler != nil ? monotonicSeconds() : 0
-        opt.update(params: model.params, grads: model.grads, trainable: model.trainable, schedule: schedule)
+        let norm = AdamW.globalNorm(grads, table: entries, trainable: model.trainable)
+        opt.update(parameters: params, gradients: grads, learningRate: Float(schedule.rate(at: opt.stepCount)),
+                   gradientScale: AdamW.clipScale(norm: norm, maxNorm: 1), trainable: model.trainable)
         if let p = model.profiler { p.seconds[Profiler.Phase.optimizer.rawValue] += monotonicSeconds() - t0; p.calls[Profiler.Phase.optimizer.rawValue] += 1 }
         return loss
     }

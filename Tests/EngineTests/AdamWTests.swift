@@ -20,22 +20,30 @@ import Testing
         m.zeroGrad()
         let before = m.params.storage.toArray()
         m.setTrainable(false) { $0.name == "gpt_neox.layers.1.attention.dense.weight" }
-        let opt = AdamW(table: m.table, weightDecay: 0.1, maxGradNorm: 1)
-        opt.update(params: m.params, grads: m.grads, trainable: m.trainable, lr: 0.5)
+        let entries = m.table.tensors.map { TensorEntry(name: $0.name, offset: $0.offset, shape: $0.shape) }
+        var spec = TrainSpec()
+        spec.weightDecay = 0.1
+        let opt = AdamW(table: entries, blockSize: m.params.storage.count, spec: spec)
+        opt.update(parameters: UnsafeMutableBufferPointer(start: m.params.storage.ptr, count: m.params.storage.count),
+                   gradients: UnsafeBufferPointer(start: m.grads.storage.ptr, count: m.grads.storage.count),
+                   learningRate: 0.5, gradientScale: 1, trainable: m.trainable)
         for (k, info) in m.table.tensors.enumerated() {
             let now = Array(m.params.view(k)), was = Array(before[info.offset..<info.offset + info.count])
             if !m.trainable[k] { #expect(now == was) }
             else if info.decays { #expect(relError(now, was.map { $0 * 0.95 }) < 1e-6, "\(info.name)") }
             else { #expect(now == was, "\(info.name) decayed") }
         }
-        #expect(opt.step == 1)
+        #expect(opt.stepCount == 1)
     }
 
     @Test func clippingScalesToMaxNorm() throws {
         let m = try tinyModel(vocab: 11, batch: 1, seq: 3)
         let g = m.grads.storage
         for i in 0..<g.count { g.ptr[i] = 1 }
-        let n = AdamW.gradNorm(m.grads, trainable: m.trainable)
-        #expect(abs(n - Double(g.count).squareRoot()) < 1e-6 * n)
+        let entries = m.table.tensors.map { TensorEntry(name: $0.name, offset: $0.offset, shape: $0.shape) }
+        let n = AdamW.globalNorm(UnsafeBufferPointer(start: g.ptr, count: g.count), table: entries, trainable: m.trainable)
+        #expect(abs(Double(n) - Double(g.count).squareRoot()) < 1e-6 * Double(n))
+        #expect(AdamW.clipScale(norm: n, maxNorm: 1) == Float(1 / (Double(n) + 1e-6)))
+        #expect(AdamW.clipScale(norm: 0.5, maxNorm: 1) == 1 && AdamW.clipScale(norm: n, maxNorm: 0) == 1)
     }
 }

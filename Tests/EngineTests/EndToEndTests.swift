@@ -21,7 +21,7 @@ enum TinyRun {
     }
 
     static func train(_ m: LanguageModel, _ ds: Dataset, _ spec: TrainSpec) throws -> Trainer {
-        let t = try Trainer(network: m, optimizer: BlockAdamW(table: m.tensorTable, blockSize: m.parameterBlock.count, spec: spec),
+        let t = try Trainer(network: m, optimizer: AdamW(table: m.tensorTable, blockSize: m.parameterBlock.count, spec: spec),
                             spec: spec, tokens: ds.tokens, offsets: ds.offsets, evalSets: [try ds.promptSet("sro")])
         while try t.step() != nil {}
         return t
@@ -77,7 +77,7 @@ enum TinyRun {
 
         // Interrupted run: 9 steps, checkpoint (weights + moments + position) to disk, new process state.
         let b = try TinyRun.model(ds)
-        let optB = BlockAdamW(table: b.tensorTable, blockSize: b.parameterBlock.count, spec: spec)
+        let optB = AdamW(table: b.tensorTable, blockSize: b.parameterBlock.count, spec: spec)
         let tb = try Trainer(network: b, optimizer: optB, spec: spec, tokens: ds.tokens, offsets: ds.offsets, evalSets: [try ds.promptSet("sro")])
         for _ in 0..<9 { _ = try tb.step() }
         var ck = b.checkpoint()
@@ -88,7 +88,7 @@ enum TinyRun {
         try ck.save(path)
 
         let (c, loaded) = try LanguageModel.load(path)
-        let optC = BlockAdamW(table: c.tensorTable, blockSize: c.parameterBlock.count, spec: spec)
+        let optC = AdamW(table: c.tensorTable, blockSize: c.parameterBlock.count, spec: spec)
         optC.firstMoment.replaceSubrange(0..<loaded.optimizerM!.count, with: loaded.optimizerM!)
         optC.secondMoment.replaceSubrange(0..<loaded.optimizerV!.count, with: loaded.optimizerV!)
         optC.stepCount = loaded.optimizerStep

@@ -64,18 +64,27 @@ import Testing
         #expect(relError(m.grads.storage.toArray(), g1) < 1e-6)
     }
 
+    /// The optimizer path as the Trainer runs it (AdamW.globalNorm, AdamW.clipScale, AdamW.update):
+    /// three steps on the model's own gradients, constant lr, clipping at 0.05 (active every step).
     @Test func adamWThreeStepsMatchTorch() throws {
         let L = try Self.load("parity_parallel.h5")
         let m = L.model
         let g = "/adamw"
-        let opt = AdamW(table: m.table, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, maxGradNorm: 0.05)
+        let entries = m.table.tensors.map { TensorEntry(name: $0.name, offset: $0.offset, shape: $0.shape) }
+        var spec = TrainSpec()
+        spec.beta1 = 0.9; spec.beta2 = 0.95; spec.eps = 1e-8; spec.weightDecay = 0.1
+        let opt = AdamW(table: entries, blockSize: m.params.storage.count, spec: spec)
+        let params = UnsafeMutableBufferPointer(start: m.params.storage.ptr, count: m.params.storage.count)
+        let grads = UnsafeBufferPointer(start: m.grads.storage.ptr, count: m.grads.storage.count)
         let refNorms = try L.file.read("\(g)/grad_norms", as: Double.self).data
         var worst = 0.0
         for step in 1...3 {
             try m.forward(tokens: L.ids, targets: L.targets, batch: L.b, seq: L.t, fuseLossGradient: true)
             m.zeroGrad(); try m.backward()
-            let norm = opt.update(params: m.params, grads: m.grads, trainable: m.trainable, schedule: .constant(1e-2))
-            #expect(abs(norm - refNorms[step - 1]) / refNorms[step - 1] < 1e-4)
+            let norm = AdamW.globalNorm(grads, table: entries, trainable: m.trainable)
+            #expect(abs(Double(norm) - refNorms[step - 1]) / refNorms[step - 1] < 1e-4)
+            opt.update(parameters: params, gradients: grads, learningRate: Float(LRSchedule.constant(1e-2).rate(at: step - 1)),
+                       gradientScale: AdamW.clipScale(norm: norm, maxNorm: 0.05), trainable: m.trainable)
             for (k, info) in m.table.tensors.enumerated() {
                 let ref = try L.file.read("\(g)/step\(step)/\(info.name)", as: Float.self).data
                 let p = Array(m.params.view(k))
@@ -87,7 +96,54 @@ import Testing
                 worst = max(worst, e)
             }
         }
-        #expect(opt.step == 3)
+        #expect(opt.stepCount == 3)
         print("parity adamw: worst parameter abs diff after 3 steps \(worst)")
+    }
+
+    /// The production optimizer path fed PyTorch's own gradients (adamw_production.h5): clipping that
+    /// is active in some steps only, warm-up then cosine decay (LRSchedule), AdamW with decay on 2-D
+    /// tensors. Every parameter after every step matches torch.optim.AdamW to 1e-5.
+    @Test func productionOptimizerPathMatchesTorch() throws {
+        let f = try H5File.open(Fixture.path("adamw_production.h5"))
+        defer { f.close() }
+        var r = try JSONReader(text: try f.stringAttribute("config"), path: "fixture config")
+        var spec = TrainSpec()
+        spec.learningRate = try r.double("lr", default: 0)
+        spec.minLearningRate = try r.double("min_lr", default: 0)
+        let warmup = try r.int("warmup_steps", default: 0), total = try r.int("total_steps", default: 0)
+        spec.beta1 = try r.double("beta1", default: 0); spec.beta2 = try r.double("beta2", default: 0)
+        spec.eps = try r.double("eps", default: 0); spec.weightDecay = try r.double("weight_decay", default: 0)
+        let maxNorm = try r.double("max_grad_norm", default: 0), steps = try r.int("steps", default: 0)
+        let schedule = LRSchedule(lr: spec.learningRate, minLR: spec.minLearningRate, warmupSteps: warmup, totalSteps: total)
+        let m = try Self.load("parity_parallel.h5").model   // for its tensor table
+        let entries = m.table.tensors.map { TensorEntry(name: $0.name, offset: $0.offset, shape: $0.shape) }
+        let size = m.params.storage.count
+        var params = [Float](repeating: 0, count: size), grads = params
+        func fill(_ block: inout [Float], _ group: String) throws {
+            for e in entries { block.replaceSubrange(e.offset..<(e.offset + e.count), with: try f.read("\(group)/\(e.name)", as: Float.self).data) }
+        }
+        try fill(&params, "/params0")
+        let opt = AdamW(table: entries, blockSize: size, spec: spec)
+        let norms = try f.read("/norms", as: Double.self).data, lrs = try f.read("/lrs", as: Double.self).data
+        var clipped = 0, worst = 0.0
+        for k in 1...steps {
+            try fill(&grads, "/step\(k)/grad")
+            let norm = grads.withUnsafeBufferPointer { AdamW.globalNorm($0, table: entries, trainable: nil) }
+            #expect(abs(Double(norm) - norms[k - 1]) <= 1e-6 * norms[k - 1])
+            #expect(abs(schedule.rate(at: k - 1) - lrs[k - 1]) <= 1e-12)
+            let scale = AdamW.clipScale(norm: norm, maxNorm: maxNorm)
+            if scale < 1 { clipped += 1 }
+            params.withUnsafeMutableBufferPointer { p in grads.withUnsafeBufferPointer { g in
+                opt.update(parameters: p, gradients: g, learningRate: Float(schedule.rate(at: k - 1)), gradientScale: scale, trainable: nil)
+            } }
+            var want = [Float](repeating: 0, count: size)
+            try fill(&want, "/step\(k)/params")
+            for e in entries {
+                for i in e.offset..<(e.offset + e.count) { worst = max(worst, Double(abs(params[i] - want[i]))) }
+            }
+        }
+        #expect(clipped > 0 && clipped < steps, "clipping active in some steps only")
+        #expect(worst <= 1e-5, "worst parameter difference \(worst)")
+        print("production optimizer path vs torch.optim.AdamW: worst abs diff \(worst) over \(steps) steps (\(clipped) clipped)")
     }
 }

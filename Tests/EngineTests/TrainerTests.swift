@@ -159,7 +159,7 @@ final class PlainAdam: BlockOptimizer {
         var spec = TrainSpec(); spec.eps = 0.5; spec.weightDecay = 0
         let g: [Float] = [1, -2, 3, 4], half = g.map { $0 * 0.5 }
         var p1: [Float] = [0, 0, 0, 0], p2 = p1
-        let a = BlockAdamW(table: table, blockSize: 4, spec: spec), b = BlockAdamW(table: table, blockSize: 4, spec: spec)
+        let a = AdamW(table: table, blockSize: 4, spec: spec), b = AdamW(table: table, blockSize: 4, spec: spec)
         p1.withUnsafeMutableBufferPointer { p in g.withUnsafeBufferPointer { a.update(parameters: p, gradients: $0, learningRate: 0.1, gradientScale: 0.5, trainable: nil) } }
         p2.withUnsafeMutableBufferPointer { p in half.withUnsafeBufferPointer { b.update(parameters: p, gradients: $0, learningRate: 0.1, gradientScale: 1, trainable: nil) } }
         #expect(p1 == p2)

@@ -84,7 +84,7 @@ final class FineTuneEditor: Editor {
 
     init(_ wrapper: EditWrapper, training: TrainSpec, set: EditSet) throws(EngineError) {
         guard !set.sequenceGroup.isEmpty else { throw .invalid("edit set: no training sentences") }
-        let opt = BlockAdamW(table: wrapper.tensorTable, blockSize: wrapper.parameterBlock.count, spec: training)
+        let opt = AdamW(table: wrapper.tensorTable, blockSize: wrapper.parameterBlock.count, spec: training)
         trainer = try Trainer(network: wrapper, optimizer: opt, spec: training, tokens: set.tokens, offsets: set.offsets, evalSets: [])
         self.wrapper = wrapper
     }

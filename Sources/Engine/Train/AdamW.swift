@@ -2,41 +2,59 @@
 import Glibc
 #endif
 
-/// AdamW as `torch.optim.AdamW` computes it, over the flat parameter block:
-///   p ← p − lr·λ·p                      (decoupled weight decay, only tensors with `decays`: 2-D
-///                                         weight matrices and both embeddings; never biases or LayerNorms)
+/// The optimizer: AdamW as `torch.optim.AdamW` computes it, over any flat block a tensor table
+/// describes (the model's, or an editing wrapper's subset or LoRA adapters):
+///   p ← p − lr·λ·p                      (decoupled weight decay on 2-D tensors only: weight matrices
+///                                         and both embeddings; never biases or LayerNorms)
 ///   m ← β1·m + (1−β1)·g;  v ← β2·v + (1−β2)·g²
 ///   p ← p − (lr / (1−β1ᵗ)) · m / (√v / √(1−β2ᵗ) + ε)
-/// with gradients first clipped to a global L2 norm (as `torch.nn.utils.clip_grad_norm_`:
-/// g ← g · min(1, maxNorm / (‖g‖ + 1e-6)), the norm over all trainable tensors).
-/// Frozen tensors (trainable = false) are neither read nor changed. `step` counts the updates done.
-public final class AdamW {
-    public var beta1: Float, beta2: Float, eps: Float, weightDecay: Float
-    /// Global-norm clip threshold; nil or ≤ 0 disables clipping.
-    public var maxGradNorm: Float?
-    public let m: ParameterBlock, v: ParameterBlock
-    public private(set) var step: Int = 0
+/// with g already scaled by the clip factor (`clipScale`, as `torch.nn.utils.clip_grad_norm_`).
+/// The Trainer runs the whole step: `globalNorm`, `clipScale`, the schedule (LRSchedule) and
+/// `update`; the PyTorch parity fixture checks that path. Frozen tensors are neither read nor changed.
+public final class AdamW: BlockOptimizer {
+    public var stepCount = 0
+    public var firstMoment: [Float]
+    public var secondMoment: [Float]
+    let beta1: Float, beta2: Float, eps: Float, weightDecay: Float
+    let table: [TensorEntry]
 
-    public init(table: ParameterTable, beta1: Float = 0.9, beta2: Float = 0.95, eps: Float = 1e-8,
-                weightDecay: Float = 0.1, maxGradNorm: Float? = 1.0) {
-        self.beta1 = beta1; self.beta2 = beta2; self.eps = eps; self.weightDecay = weightDecay; self.maxGradNorm = maxGradNorm
-        m = ParameterBlock(table: table); v = ParameterBlock(table: table)
+    public init(table: [TensorEntry], blockSize: Int, spec: TrainSpec) {
+        firstMoment = [Float](repeating: 0, count: blockSize)
+        secondMoment = firstMoment
+        beta1 = Float(spec.beta1); beta2 = Float(spec.beta2); eps = Float(spec.eps); weightDecay = Float(spec.weightDecay)
+        self.table = table
     }
 
-    /// Restores the step count (for resuming; the moments are restored through `m` and `v`).
-    public func setStep(_ s: Int) { step = s }
-
-    public func reset() { m.zero(); v.zero(); step = 0 }
-
-    /// Global L2 norm of the trainable gradients.
-    public static func gradNorm(_ grads: ParameterBlock, trainable: [Bool]) -> Double {
-        var total = 0.0
-        for (k, t) in grads.table.tensors.enumerated() where trainable[k] {
-            let g = grads.ptr(k)
-            let n = t.count
-            total += sumSquares(g, n)
+    public func update(parameters: UnsafeMutableBufferPointer<Float>, gradients: UnsafeBufferPointer<Float>, learningRate lr: Float,
+                       gradientScale: Float, trainable: [Bool]?) {
+        stepCount += 1
+        let bc1 = 1 - pow(Double(beta1), Double(stepCount)), bc2 = 1 - pow(Double(beta2), Double(stepCount))
+        let stepSize = Float(Double(lr) / bc1), bc2sqrt = Float(bc2.squareRoot())
+        firstMoment.withUnsafeMutableBufferPointer { m in
+            secondMoment.withUnsafeMutableBufferPointer { v in
+                for (k, e) in table.enumerated() where trainable?[k] ?? true {
+                    AdamW.kernel(p: parameters.baseAddress! + e.offset, g: gradients.baseAddress! + e.offset,
+                                 m: m.baseAddress! + e.offset, v: v.baseAddress! + e.offset, count: e.count, clip: gradientScale,
+                                 beta1: beta1, beta2: beta2, eps: eps, stepSize: stepSize, bc2sqrt: bc2sqrt,
+                                 decay: e.shape.count == 2 ? 1 - lr * weightDecay : 1)
+                }
+            }
         }
-        return total.squareRoot()
+    }
+
+    /// The global L2 norm of the trainable tensors' gradients (float sums per 4096, summed in double).
+    public static func globalNorm(_ gradients: UnsafeBufferPointer<Float>, table: [TensorEntry], trainable: [Bool]?) -> Float {
+        var sq = 0.0
+        for (k, e) in table.enumerated() where trainable?[k] ?? true {
+            sq += sumSquares(UnsafeMutablePointer(mutating: gradients.baseAddress! + e.offset), e.count)
+        }
+        return Float(sq.squareRoot())
+    }
+
+    /// The factor gradients are scaled by: maxNorm / (norm + 1e-6) when the norm exceeds maxNorm
+    /// (maxNorm 0 = no clipping), else 1.
+    public static func clipScale(norm: Float, maxNorm: Double) -> Float {
+        maxNorm > 0 && Double(norm) > maxNorm ? Float(maxNorm / (Double(norm) + 1e-6)) : 1
     }
 
     static func sumSquares(_ p: UnsafeMutablePointer<Float>, _ n: Int) -> Double {
@@ -55,29 +73,7 @@ public final class AdamW {
         return acc
     }
 
-    /// One update with learning rate `lr`; returns the gradient norm before clipping.
-    @discardableResult
-    public func update(params: ParameterBlock, grads: ParameterBlock, trainable: [Bool], lr: Float) -> Double {
-        let norm = AdamW.gradNorm(grads, trainable: trainable)
-        var clip: Float = 1
-        if let mx = maxGradNorm, mx > 0 {
-            let c = Double(mx) / (norm + 1e-6)
-            if c < 1 { clip = Float(c) }
-        }
-        step += 1
-        let bc1 = 1 - pow(Double(beta1), Double(step)), bc2 = 1 - pow(Double(beta2), Double(step))
-        let stepSize = Float(Double(lr) / bc1)
-        let bc2sqrt = Float(bc2.squareRoot())
-        for (k, t) in params.table.tensors.enumerated() where trainable[k] {
-            AdamW.kernel(p: params.ptr(k), g: grads.ptr(k), m: m.ptr(k), v: v.ptr(k), count: t.count, clip: clip,
-                         beta1: beta1, beta2: beta2, eps: eps, stepSize: stepSize, bc2sqrt: bc2sqrt,
-                         decay: t.decays ? 1 - lr * weightDecay : 1)
-        }
-        return norm
-    }
-
-    /// The AdamW update of one tensor (count floats), clipped gradients, decoupled decay factor `decay`:
-    /// shared by this optimizer and `BlockAdamW` (editing wrappers' own blocks).
+    /// The AdamW update of one tensor (count floats), clipped gradients, decoupled decay factor `decay`.
     @inline(__always)
     static func kernel(p: UnsafeMutablePointer<Float>, g: UnsafePointer<Float>, m mm: UnsafeMutablePointer<Float>,
                        v vv: UnsafeMutablePointer<Float>, count: Int, clip: Float, beta1 b1: Float, beta2 b2: Float,
@@ -107,11 +103,5 @@ public final class AdamW {
                 i += 1
             }
         }
-    }
-
-    /// Update using `schedule.rate(at: step)` (the step count before this update).
-    @discardableResult
-    public func update(params: ParameterBlock, grads: ParameterBlock, trainable: [Bool], schedule: LRSchedule) -> Double {
-        update(params: params, grads: grads, trainable: trainable, lr: Float(schedule.rate(at: step)))
     }
 }

@@ -31,6 +31,6 @@ public struct LRSchedule: Equatable, Sendable {
         if step < warmupSteps { return lr * Double(step + 1) / Double(warmupSteps) }
         if step >= totalSteps { return minLR }
         let progress = Double(step - warmupSteps) / Double(totalSteps - warmupSteps)
-        return minLR + (lr - minLR) * 0.5 * (1 + cos(Double.pi * progress))
+        return minLR + 0.5 * (lr - minLR) * (1 + cos(Double.pi * progress))
     }
 }

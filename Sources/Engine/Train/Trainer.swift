@@ -99,14 +99,13 @@ public final class Trainer {
         targets = inputs
     }
 
-    /// Learning rate at 0-based step `s`: linear warm-up, then cosine decay to the floor.
-    public func learningRate(at s: Int) -> Double {
-        let warm = spec.warmup(totalSteps: totalSteps)
-        if s < warm { return spec.learningRate * Double(s + 1) / Double(warm) }
-        let span = max(1, totalSteps - warm)
-        let progress = min(1, Double(s - warm) / Double(span))
-        return spec.minLearningRate + 0.5 * (spec.learningRate - spec.minLearningRate) * (1 + cos(Double.pi * progress))
+    /// The learning-rate schedule of this run (linear warm-up, then cosine decay to the floor).
+    public var schedule: LRSchedule {
+        LRSchedule(lr: spec.learningRate, minLR: spec.minLearningRate, warmupSteps: spec.warmup(totalSteps: totalSteps), totalSteps: totalSteps)
     }
+
+    /// Learning rate at 0-based step `s`.
+    public func learningRate(at s: Int) -> Double { schedule.rate(at: s) }
 
     /// Trainer position for checkpoints: JSON {"steps_taken", "total_steps", "spec"}.
     public func stateJSON() -> JSON {
@@ -164,15 +163,10 @@ public final class Trainer {
         // Global-norm clipping.
         let grads = network.gradientBlock
         let mask = network.trainableMask
-        var sq: Double = 0
-        for (k, e) in network.tensorTable.enumerated() where mask?[k] ?? true {
-            sq += AdamW.sumSquares(grads.baseAddress! + e.offset, e.count)
-        }
-        let norm = Float(sq.squareRoot())
+        let norm = AdamW.globalNorm(UnsafeBufferPointer(grads), table: network.tensorTable, trainable: mask)
         guard norm.isFinite else { throw .numeric("training: the gradient norm became \(norm) at step \(stepsTaken + 1)") }
         // Clipping is applied inside the optimizer's pass (no extra pass over the gradients).
-        var scale: Float = 1
-        if spec.gradClip > 0, Double(norm) > spec.gradClip { scale = Float(spec.gradClip / (Double(norm) + 1e-6)) }
+        let scale = AdamW.clipScale(norm: norm, maxNorm: spec.gradClip)
         let lr = Float(learningRate(at: stepsTaken))
         optimizer.update(parameters: network.parameterBlock, gradients: UnsafeBufferPointer(grads), learningRate: lr,
                          gradientScale: scale, trainable: mask)

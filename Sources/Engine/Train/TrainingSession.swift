@@ -5,7 +5,7 @@ public final class TrainingSession {
     public let model: LanguageModel
     public let dataset: Dataset
     public let trainer: Trainer
-    public let optimizer: BlockAdamW
+    public let optimizer: AdamW
     let started = monotonicSeconds()
     /// Set by end(): a later step is misuse, not more training.
     public private(set) var ended = false
@@ -17,7 +17,7 @@ public final class TrainingSession {
         self.dataset = dataset
         var evalSets: [PromptSet] = []
         for g in spec.evalGroups { evalSets.append(try dataset.promptSet(g)) }
-        optimizer = BlockAdamW(table: model.tensorTable, blockSize: model.parameterBlock.count, spec: spec)
+        optimizer = AdamW(table: model.tensorTable, blockSize: model.parameterBlock.count, spec: spec)
         trainer = try Trainer(network: model, optimizer: optimizer, spec: spec, tokens: dataset.tokens, offsets: dataset.offsets, evalSets: evalSets)
         try model.ensureCapacity(batch: spec.batchSize, seq: trainer.batcher.width)
         if !spec.resumeFrom.isEmpty { try resume(from: spec.resumeFrom) }
