@@ -124,7 +124,7 @@ func promptsFromCaller(_ prompts: UnsafePointer<Int32>?, _ offsets: UnsafePointe
         let fn = "bh_model_tensor"
         let mm = try model(m, fn)
         let n = try cString(name, fn, "name")
-        guard let e = mm.tensorTable.first(where: { $0.name == n }) else {
+        guard let e = mm.tensorTable[n] else {
             throw .invalid("\(fn): the model has no tensor \"\(n)\" (names as in Hugging Face, e.g. gpt_neox.layers.0.mlp.dense_4h_to_h.weight)")
         }
         try copyOut(UnsafeBufferPointer(rebasing: mm.parameterBlock[e.offset..<(e.offset + e.count)]), buffer, capacity, count, fn)

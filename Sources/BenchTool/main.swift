@@ -55,7 +55,7 @@ do {
     let config = try ModelConfig.named(preset, vocabSize: vocab)
     let model = try GPTNeoX(config: config, maxBatch: batch, maxSeq: seq)
     // The training step's optimizer path, as the Trainer runs it: global norm, clip at 1, AdamW.
-    let entries = model.table.tensors.map { TensorEntry(name: $0.name, offset: $0.offset, shape: $0.shape) }
+    let entries = model.table.tensors
     let params = UnsafeMutableBufferPointer(start: model.params.storage.ptr, count: model.params.storage.count)
     let grads = UnsafeBufferPointer(start: model.grads.storage.ptr, count: model.grads.storage.count)
     let opt = AdamW(table: entries, blockSize: params.count, spec: TrainSpec())   // betas 0.9/0.95, eps 1e-8, decay 0.1

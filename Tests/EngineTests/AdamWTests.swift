@@ -20,7 +20,7 @@ import Testing
         m.zeroGrad()
         let before = m.params.storage.toArray()
         m.setTrainable(false) { $0.name == "gpt_neox.layers.1.attention.dense.weight" }
-        let entries = m.table.tensors.map { TensorEntry(name: $0.name, offset: $0.offset, shape: $0.shape) }
+        let entries = m.table.tensors
         var spec = TrainSpec()
         spec.weightDecay = 0.1
         let opt = AdamW(table: entries, blockSize: m.params.storage.count, spec: spec)
@@ -40,10 +40,26 @@ import Testing
         let m = try tinyModel(vocab: 11, batch: 1, seq: 3)
         let g = m.grads.storage
         for i in 0..<g.count { g.ptr[i] = 1 }
-        let entries = m.table.tensors.map { TensorEntry(name: $0.name, offset: $0.offset, shape: $0.shape) }
+        let entries = m.table.tensors
         let n = AdamW.globalNorm(UnsafeBufferPointer(start: g.ptr, count: g.count), table: entries, trainable: m.trainable)
         #expect(abs(Double(n) - Double(g.count).squareRoot()) < 1e-6 * Double(n))
         #expect(AdamW.clipScale(norm: n, maxNorm: 1) == Float(1 / (Double(n) + 1e-6)))
         #expect(AdamW.clipScale(norm: 0.5, maxNorm: 1) == 1 && AdamW.clipScale(norm: n, maxNorm: 0) == 1)
+    }
+}
+
+/// One tensor table type: the model's table looks names up in O(1), and an entry made from a name
+/// alone (a checkpoint's or a wrapper's) has the kind and block the model's layout gives it.
+@Suite struct TensorTableTests {
+    @Test func lookupAndDerivedKinds() throws {
+        let t = ParameterTable(config: try ModelConfig.named("tiny", vocabSize: 50)).tensors
+        #expect(t.count == 4 + 12 * 2)
+        for (k, e) in t.enumerated() {
+            #expect(t[e.name] == e && t.position(of: e.name) == k)
+            let plain = TensorEntry(name: e.name, offset: e.offset, shape: e.shape)
+            #expect(plain.kind == e.kind && plain.layer == e.layer, "\(e.name)")
+        }
+        #expect(t["nope"] == nil && !t.contains(name: "nope"))
+        #expect(t.blockSize == t.map { $0.offset + $0.count }.max())
     }
 }

@@ -5,7 +5,7 @@ import Glibc
 #endif
 
 @Suite struct CheckpointTests {
-    let table = [TensorEntry(name: "a.weight", offset: 0, shape: [2, 3]), TensorEntry(name: "a.bias", offset: 6, shape: [2])]
+    let table = TensorTable([TensorEntry(name: "a.weight", offset: 0, shape: [2, 3]), TensorEntry(name: "a.bias", offset: 6, shape: [2])])
 
     func tempPath(_ name: String) -> String { "/tmp/bh-ckpt-\(getpid())-\(name).h5" }
 
@@ -35,7 +35,7 @@ import Glibc
         let path = tempPath("mismatch")
         try c.save(path)
         defer { unlink(path) }
-        let other = [TensorEntry(name: "a.weight", offset: 0, shape: [3, 2]), TensorEntry(name: "a.bias", offset: 6, shape: [2])]
+        let other = TensorTable([TensorEntry(name: "a.weight", offset: 0, shape: [3, 2]), TensorEntry(name: "a.bias", offset: 6, shape: [2])])
         do { _ = try Checkpoint.load(path) { (_: String) throws(EngineError) in other }; Issue.record("expected error") } catch {
             #expect(error.status == .format)
             #expect(error.message.contains("a.weight"))

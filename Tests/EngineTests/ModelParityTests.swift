@@ -70,7 +70,7 @@ import Testing
         let L = try Self.load("parity_parallel.h5")
         let m = L.model
         let g = "/adamw"
-        let entries = m.table.tensors.map { TensorEntry(name: $0.name, offset: $0.offset, shape: $0.shape) }
+        let entries = m.table.tensors
         var spec = TrainSpec()
         spec.beta1 = 0.9; spec.beta2 = 0.95; spec.eps = 1e-8; spec.weightDecay = 0.1
         let opt = AdamW(table: entries, blockSize: m.params.storage.count, spec: spec)
@@ -116,7 +116,7 @@ import Testing
         let maxNorm = try r.double("max_grad_norm", default: 0), steps = try r.int("steps", default: 0)
         let schedule = LRSchedule(lr: spec.learningRate, minLR: spec.minLearningRate, warmupSteps: warmup, totalSteps: total)
         let m = try Self.load("parity_parallel.h5").model   // for its tensor table
-        let entries = m.table.tensors.map { TensorEntry(name: $0.name, offset: $0.offset, shape: $0.shape) }
+        let entries = m.table.tensors
         let size = m.params.storage.count
         var params = [Float](repeating: 0, count: size), grads = params
         func fill(_ block: inout [Float], _ group: String) throws {

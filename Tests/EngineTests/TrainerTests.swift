@@ -12,7 +12,7 @@ final class BigramNetwork: TrainableNetwork {
     var params: [Float]
     var grads: [Float]
     var poison = false
-    let tensorTable: [TensorEntry]
+    let tensorTable: TensorTable
     let parameterBlock: UnsafeMutableBufferPointer<Float>
     let gradientBlock: UnsafeMutableBufferPointer<Float>
     var trainingFlopsPerToken: Double { Double(6 * vocabSize) }
@@ -21,7 +21,7 @@ final class BigramNetwork: TrainableNetwork {
         vocabSize = vocab
         params = [Float](repeating: 0, count: vocab * vocab)
         grads = params
-        tensorTable = [TensorEntry(name: "w", offset: 0, shape: [vocab, vocab])]
+        tensorTable = TensorTable([TensorEntry(name: "w", offset: 0, shape: [vocab, vocab])])
         parameterBlock = .allocate(capacity: vocab * vocab)
         parameterBlock.initialize(repeating: 0)
         gradientBlock = .allocate(capacity: vocab * vocab)
@@ -155,7 +155,7 @@ final class PlainAdam: BlockOptimizer {
     }
 
     @Test func blockAdamWAppliesTheGradientScale() {
-        let table = [TensorEntry(name: "w", offset: 0, shape: [2, 2])]
+        let table = TensorTable([TensorEntry(name: "w", offset: 0, shape: [2, 2])])
         var spec = TrainSpec(); spec.eps = 0.5; spec.weightDecay = 0
         let g: [Float] = [1, -2, 3, 4], half = g.map { $0 * 0.5 }
         var p1: [Float] = [0, 0, 0, 0], p2 = p1

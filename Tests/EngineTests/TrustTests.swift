@@ -141,7 +141,7 @@ import Glibc
     // MARK: checkpoints
 
     @Test func badOptimizerMomentsAreRefused() throws {
-        let table = [TensorEntry(name: "a.weight", offset: 0, shape: [2, 3])]
+        let table = TensorTable([TensorEntry(name: "a.weight", offset: 0, shape: [2, 3])])
         for (m, v, fragment) in [(Float.nan, Float(1), "/optimizer/m"), (Float(0), Float(-1), "/optimizer/v"),
                                  (Float(0), Float.infinity, "/optimizer/v"), (Float(0), Float.nan, "/optimizer/v")] {
             var c = Checkpoint(configJSON: "{}", table: table, weights: [Float](repeating: 1, count: 6))
@@ -160,7 +160,7 @@ import Glibc
     @Test func aConfigLargerThanTheFileIsRefusedBeforeAllocating() throws {
         // A well-formed file (valid checksums and digests) whose config asks for far more weights
         // than it holds: refused from the table alone, nothing of the config's size is allocated.
-        let table = [TensorEntry(name: "a.weight", offset: 0, shape: [2, 3])]
+        let table = TensorTable([TensorEntry(name: "a.weight", offset: 0, shape: [2, 3])])
         let c = Checkpoint(configJSON: #"{"preset": "tiny", "vocab_size": 1407, "hidden": 8192, "heads": 8}"#, table: table, weights: [Float](repeating: 1, count: 6))
         let path = "/tmp/bh-trust-\(getpid())-bigconfig.h5"
         defer { unlink(path) }
@@ -177,7 +177,7 @@ import Glibc
         guard DataTest.python("-c 'import h5py' >/dev/null 2>&1") == 0 else { return }
         let dir = DataTest.tempDir("filedigest")
         defer { DataTest.removeTree(dir) }
-        let table = [TensorEntry(name: "a.weight", offset: 0, shape: [2, 3])]
+        let table = TensorTable([TensorEntry(name: "a.weight", offset: 0, shape: [2, 3])])
         var c = Checkpoint(configJSON: "{}", table: table, weights: [Float](repeating: 1, count: 6))
         c.optimizerM = [Float](repeating: 0, count: 6)
         c.optimizerV = [Float](repeating: 0, count: 6)

@@ -69,7 +69,7 @@ public struct AdapterSet {
         var out: [(AdapterKey, LoRAAdapter, TensorEntry)] = []
         for k in keys {
             let a = adapters[k]!
-            guard let e = model.tensorTable.first(where: { $0.name == k.tensorName }) else {
+            guard let e = model.tensorTable[k.tensorName] else {
                 throw .invalid("adapter: the model has no \(k.tensorName) (it has \(model.config.layers) blocks): the adapter was made for another model")
             }
             guard e.shape == a.target.shape else {

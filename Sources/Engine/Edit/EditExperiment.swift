@@ -49,7 +49,7 @@ public final class EditExperiment {
         self.method = method
         original = Array(model.parameterBlock)
         changed = method.changedTensors
-        for n in changed where !model.tensorTable.contains(where: { $0.name == n }) {
+        for n in changed where !model.tensorTable.contains(name: n) {
             throw .invalid("edit method: the model has no tensor \(n)")
         }
         try method.editor.check(model, selection: method.selection)
@@ -185,7 +185,7 @@ public final class EditExperiment {
         result.steps = stepsTaken
         let block = model.parameterBlock
         for n in changed {
-            let e = model.tensorTable.first { $0.name == n }!
+            let e = model.tensorTable[n]!
             var d = [Float](repeating: 0, count: e.count)
             for i in 0..<e.count { d[i] = block[e.offset + i] - original[e.offset + i] }
             result.deltas.append((e, d))

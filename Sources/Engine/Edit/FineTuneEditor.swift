@@ -116,7 +116,7 @@ public struct FullFineTuneSpec: EditorSpec {
 final class SubsetNetwork: EditWrapper {
     let base: TrainableNetwork
     let entries: [TensorEntry]          // offsets into the base block
-    let tensorTable: [TensorEntry]      // offsets into the subset block
+    let tensorTable: TensorTable        // offsets into the subset block
     let parameterBlock: UnsafeMutableBufferPointer<Float>
     let gradientBlock: UnsafeMutableBufferPointer<Float>
     var vocabSize: Int { base.vocabSize }
@@ -127,13 +127,13 @@ final class SubsetNetwork: EditWrapper {
         self.base = base
         var entries: [TensorEntry] = [], table: [TensorEntry] = [], offset = 0
         for n in names {
-            guard let e = base.tensorTable.first(where: { $0.name == n }) else { throw .internalError("no tensor named \(n)") }
+            guard let e = base.tensorTable[n] else { throw .internalError("no tensor named \(n)") }
             entries.append(e)
             table.append(TensorEntry(name: n, offset: offset, shape: e.shape))
             offset += e.count
         }
         self.entries = entries
-        tensorTable = table
+        tensorTable = TensorTable(table)
         parameterBlock = .allocate(capacity: offset)
         gradientBlock = .allocate(capacity: offset)
         gradientBlock.initialize(repeating: 0)

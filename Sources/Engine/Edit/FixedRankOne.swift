@@ -44,7 +44,7 @@ final class FixedRankOneEditor: Editor {
         if stepped { return nil }
         stepped = true
         for n in names {
-            guard let e = model.tensorTable.first(where: { $0.name == n }), e.shape.count == 2 else {
+            guard let e = model.tensorTable[n], e.shape.count == 2 else {
                 throw .invalid("fixed_rank_one: \(n) is not a matrix of the model")
             }
             let u = unitVector(e.shape[0]), v = unitVector(e.shape[1])

@@ -35,7 +35,7 @@ public struct LoRASpec: EditorSpec {
 
     public func check(_ model: LanguageModel, selection: LayerSelection) throws(EngineError) {
         for n in changedTensors(selection, layers: model.config.layers) {
-            guard let e = model.tensorTable.first(where: { $0.name == n }) else { continue }
+            guard let e = model.tensorTable[n] else { continue }
             guard rank <= min(e.shape[0], e.shape[1]) else {
                 throw .invalid("edit method: rank = \(rank) is larger than \(n) allows (shape \(e.shape[0])x\(e.shape[1]), at most \(min(e.shape[0], e.shape[1])))")
             }
@@ -88,7 +88,7 @@ final class LoRANetwork: EditWrapper, LinearAdapter {
     let dropout: Float
     var training = false
     var rng: RNG
-    let tensorTable: [TensorEntry]  // lora_A.<name>, lora_B.<name> in the adapter block
+    let tensorTable: TensorTable    // lora_A.<name>, lora_B.<name> in the adapter block
     let parameterBlock: UnsafeMutableBufferPointer<Float>
     let gradientBlock: UnsafeMutableBufferPointer<Float>
     var vocabSize: Int { base.vocabSize }
@@ -105,7 +105,7 @@ final class LoRANetwork: EditWrapper, LinearAdapter {
         var index: [AdapterKey: Int] = [:]
         let slots: [ParameterTable.Slot] = [.qkvW, .denseW, .fc1W, .fc2W]
         for n in names {
-            guard let e = lm.tensorTable.first(where: { $0.name == n }) else { throw .internalError("no tensor named \(n)") }
+            guard let e = lm.tensorTable[n] else { throw .internalError("no tensor named \(n)") }
             guard let (layer, slot) = (0..<lm.config.layers).lazy.flatMap({ l in slots.map { (l, $0) } })
                 .first(where: { lm.net.table.tensors[lm.net.table.index(layer: $0.0, $0.1)].name == n }) else {
                 throw .invalid("LoRA: \(n) is not a block's attention or MLP matrix")
@@ -125,7 +125,7 @@ final class LoRANetwork: EditWrapper, LinearAdapter {
         scale = Float(alpha / Double(rank))
         self.dropout = Float(dropout)
         self.rng = RNG(seed: seed, stream: "lora dropout")
-        tensorTable = table
+        tensorTable = TensorTable(table)
         parameterBlock = .allocate(capacity: max(1, offset))
         gradientBlock = .allocate(capacity: max(1, offset))
         gradientBlock.initialize(repeating: 0)

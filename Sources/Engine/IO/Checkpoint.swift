@@ -7,13 +7,6 @@
 ///   /history/step, /history/loss, /history/learning_rate, /history/grad_norm
 ///   /history/eval_step, /history/eval_epoch, /history/eval_accuracy   (one column per eval group,
 ///          attr groups = JSON list of names)
-public struct TensorEntry: Equatable {
-    public let name: String
-    public let offset: Int
-    public let shape: [Int]
-    public var count: Int { shape.reduce(1, *) }
-    public init(name: String, offset: Int, shape: [Int]) { self.name = name; self.offset = offset; self.shape = shape }
-}
 
 public struct TrainingHistory {
     public var step: [Int64] = []
@@ -82,7 +75,7 @@ public struct Checkpoint {
 
     public var configJSON: String
     public var tokenizerJSON: String = ""
-    public var table: [TensorEntry]
+    public var table: TensorTable
     public var weights: [Float]
     public var optimizerM: [Float]? = nil
     public var optimizerV: [Float]? = nil
@@ -90,7 +83,7 @@ public struct Checkpoint {
     public var trainerState: String = ""
     public var history = TrainingHistory()
 
-    public init(configJSON: String, table: [TensorEntry], weights: [Float]) {
+    public init(configJSON: String, table: TensorTable, weights: [Float]) {
         self.configJSON = configJSON
         self.table = table
         self.weights = weights
@@ -116,7 +109,7 @@ public struct Checkpoint {
 
     /// The content digest of a model: its config and every weight tensor (ContentDigest), as the
     /// file's `digest` holds it.
-    public static func digest(configJSON: String, table: [TensorEntry], weights: UnsafeBufferPointer<Float>) -> String {
+    public static func digest(configJSON: String, table: TensorTable, weights: UnsafeBufferPointer<Float>) -> String {
         var d = ContentDigest(format: format, spec: configJSON)
         for e in table.sorted(by: { $0.name < $1.name }) {
             d.addArray("weights/\(e.name)", dtype: Float.h5Name, shape: e.shape, UnsafeBufferPointer(rebasing: weights[e.offset..<(e.offset + e.count)]))
@@ -134,7 +127,7 @@ public struct Checkpoint {
 
     /// Reads a checkpoint; `expectedTable(configJSON)` gives the tensor table the config implies, so
     /// a file whose shapes do not match its config is refused with the first mismatch named.
-    public static func load(_ path: String, expectedTable: (String) throws(EngineError) -> [TensorEntry]) throws(EngineError) -> Checkpoint {
+    public static func load(_ path: String, expectedTable: (String) throws(EngineError) -> TensorTable) throws(EngineError) -> Checkpoint {
         let f = try H5File.open(path)
         defer { f.close() }
         _ = try f.checkFormat(format, maxVersion: formatVersion)

@@ -156,7 +156,7 @@ public final class GPTNeoX {
     // MARK: freezing
 
     /// Sets the trainable flag of every tensor matching `predicate`.
-    public func setTrainable(_ flag: Bool, where predicate: (ParameterInfo) -> Bool) {
+    public func setTrainable(_ flag: Bool, where predicate: (TensorEntry) -> Bool) {
         for (k, t) in table.tensors.enumerated() where predicate(t) { trainable[k] = flag }
     }
 

@@ -16,9 +16,9 @@ public final class AdamW: BlockOptimizer {
     public var firstMoment: [Float]
     public var secondMoment: [Float]
     let beta1: Float, beta2: Float, eps: Float, weightDecay: Float
-    let table: [TensorEntry]
+    let table: TensorTable
 
-    public init(table: [TensorEntry], blockSize: Int, spec: TrainSpec) {
+    public init(table: TensorTable, blockSize: Int, spec: TrainSpec) {
         firstMoment = [Float](repeating: 0, count: blockSize)
         secondMoment = firstMoment
         beta1 = Float(spec.beta1); beta2 = Float(spec.beta2); eps = Float(spec.eps); weightDecay = Float(spec.weightDecay)
@@ -43,7 +43,7 @@ public final class AdamW: BlockOptimizer {
     }
 
     /// The global L2 norm of the trainable tensors' gradients (float sums per 4096, summed in double).
-    public static func globalNorm(_ gradients: UnsafeBufferPointer<Float>, table: [TensorEntry], trainable: [Bool]?) -> Float {
+    public static func globalNorm(_ gradients: UnsafeBufferPointer<Float>, table: TensorTable, trainable: [Bool]?) -> Float {
         var sq = 0.0
         for (k, e) in table.enumerated() where trainable?[k] ?? true {
             sq += sumSquares(UnsafeMutablePointer(mutating: gradients.baseAddress! + e.offset), e.count)

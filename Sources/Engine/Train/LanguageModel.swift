@@ -6,7 +6,7 @@ public final class LanguageModel: TrainableNetwork {
     /// Vocabulary roles JSON of the dataset the model was made for ("" if none).
     public var tokenizerJSON = ""
     public var history = TrainingHistory()
-    public let tensorTable: [TensorEntry]
+    public let tensorTable: TensorTable
 
     public var config: ModelConfig { net.config }
     public var vocabSize: Int { net.config.vocabSize }
@@ -24,7 +24,7 @@ public final class LanguageModel: TrainableNetwork {
     /// A freshly initialised model (weights from `config.seed`).
     public init(config: ModelConfig, batch: Int = 8, seq: Int = 32) throws(EngineError) {
         net = try GPTNeoX(config: config, maxBatch: batch, maxSeq: min(seq, config.maxPositions))
-        tensorTable = net.table.tensors.map { TensorEntry(name: $0.name, offset: $0.offset, shape: $0.shape) }
+        tensorTable = net.table.tensors
     }
 
     /// Grows the activation buffers to hold `batch` sequences of `seq` tokens (weights are kept).
@@ -120,14 +120,14 @@ public final class LanguageModel: TrainableNetwork {
     /// Loads a model file; returns the model and the full checkpoint (optimizer state, trainer position).
     public static func load(_ path: String) throws(EngineError) -> (LanguageModel, Checkpoint) {
         var config: ModelConfig?
-        let c = try Checkpoint.load(path) { (json: String) throws(EngineError) -> [TensorEntry] in
+        let c = try Checkpoint.load(path) { (json: String) throws(EngineError) -> TensorTable in
             let cfg: ModelConfig
             do throws(EngineError) { cfg = try ModelConfig(text: json, path: "\(path): model config") } catch {
                 throw .format(error.message)
             }
             config = cfg
             // The table alone: nothing is allocated before the file's weights are read and checked.
-            return ParameterTable(config: cfg).tensors.map { TensorEntry(name: $0.name, offset: $0.offset, shape: $0.shape) }
+            return ParameterTable(config: cfg).tensors
         }
         let m: LanguageModel
         do { m = try LanguageModel(config: config!) } catch {

@@ -1,7 +1,7 @@
 /// What the trainer needs from a network: a flat parameter block with a gradient block of the same
 /// layout, a fused forward+backward over a batch, and logits at the last prompt positions.
 public protocol TrainableNetwork: AnyObject {
-    var tensorTable: [TensorEntry] { get }
+    var tensorTable: TensorTable { get }
     var vocabSize: Int { get }
     var maxPositions: Int { get }
     var parameterBlock: UnsafeMutableBufferPointer<Float> { get }
