@@ -32,23 +32,6 @@ public struct Fact: Equatable, Sendable {
     }
 }
 
-/// Evaluation prompts with one target token each: prompt i is prompts[promptOffsets[i]..<promptOffsets[i+1]],
-/// its target token targets[i], and the fact it asks about facts[i].
-public struct EvalGroup: Equatable, Sendable {
-    public let name: String
-    public let prompts: [Int32]
-    public let promptOffsets: [Int64]
-    public let targets: [Int32]
-    public let facts: [Int32]
-
-    public init(name: String, prompts: [Int32], promptOffsets: [Int64], targets: [Int32], facts: [Int32]) {
-        self.name = name; self.prompts = prompts; self.promptOffsets = promptOffsets; self.targets = targets; self.facts = facts
-    }
-
-    public var count: Int { targets.count }
-    public func prompt(_ i: Int) -> ArraySlice<Int32> { prompts[Int(promptOffsets[i])..<Int(promptOffsets[i + 1])] }
-}
-
 /// A synthetic knowledge dataset: vocabulary with roles, relations, the fact table, the training
 /// token sequences (one sentence each, ending in EOS; `repeats` copies of each) and the evaluation
 /// groups, plus the spec it was made from. Immutable once built; safe to share across threads.
@@ -66,14 +49,15 @@ public final class Dataset: @unchecked Sendable {
     public let offsets: [Int64]
     /// The fact each sequence states (its object may be the fact's alt).
     public let sequenceFacts: [Int32]
-    public let evalGroups: [EvalGroup]
+    /// Evaluation groups (PromptSet: prompts, targets, the fact and relation each asks about).
+    public let evalGroups: [PromptSet]
     /// Subjects that also get question sentences (sorted), empty without questions.
     public let questionSubjects: [Int32]
     /// For nested data: R x O, the nested object of object o of relation r (-1 where no fact uses o).
     public let nestedMap: [Int32]
 
     public init(spec: DatasetSpec, origin: String, vocabulary: Vocabulary, relations: [Relation], facts: [Int32],
-                tokens: [Int32], offsets: [Int64], sequenceFacts: [Int32], evalGroups: [EvalGroup],
+                tokens: [Int32], offsets: [Int64], sequenceFacts: [Int32], evalGroups: [PromptSet],
                 questionSubjects: [Int32], nestedMap: [Int32]) throws(EngineError) {
         self.spec = spec
         self.origin = origin
@@ -83,7 +67,13 @@ public final class Dataset: @unchecked Sendable {
         self.tokens = tokens
         self.offsets = offsets
         self.sequenceFacts = sequenceFacts
-        self.evalGroups = evalGroups
+        // Each prompt's relation, from the fact it asks about (per-relation accuracy).
+        let nFacts = facts.count / 4
+        self.evalGroups = evalGroups.map { g in
+            var g = g
+            g.relations = g.facts.map { $0 >= 0 && Int($0) < nFacts ? facts[4 * Int($0) + 1] : -1 }
+            return g
+        }
         self.questionSubjects = questionSubjects
         self.nestedMap = nestedMap
         try validate()
@@ -113,7 +103,7 @@ public final class Dataset: @unchecked Sendable {
 
     public func sequence(_ i: Int) -> ArraySlice<Int32> { tokens[Int(offsets[i])..<Int(offsets[i + 1])] }
 
-    public func evalGroup(named name: String) -> EvalGroup? { evalGroups.first { $0.name == name } }
+    public func evalGroup(named name: String) -> PromptSet? { evalGroups.first { $0.name == name } }
 
     public func subjectTokens(_ s: Int) -> [Int32] { layout.subjectTokens(s) }
     public func relationToken(_ r: Int) -> Int32 { relations[r].token }
@@ -218,10 +208,10 @@ public final class Dataset: @unchecked Sendable {
         var names = Set<String>()
         for g in evalGroups {
             guard names.insert(g.name).inserted else { throw bad("two evaluation groups are named \(g.name)") }
-            guard g.targets.count == g.facts.count, g.promptOffsets.count == g.targets.count + 1 else {
-                throw bad("evaluation group \(g.name): \(g.targets.count) targets, \(g.facts.count) facts and \(g.promptOffsets.count) prompt offsets do not match")
+            guard g.targets.count == g.facts.count, g.offsets.count == g.targets.count + 1 else {
+                throw bad("evaluation group \(g.name): \(g.targets.count) targets, \(g.facts.count) facts and \(g.offsets.count) prompt offsets do not match")
             }
-            try Dataset.checkOffsets(g.promptOffsets, total: g.prompts.count, what: "eval/\(g.name)/prompt_offsets")
+            try Dataset.checkOffsets(g.offsets, total: g.prompts.count, what: "eval/\(g.name)/prompt_offsets")
             try Dataset.checkTokens(g.prompts, vocab: V, what: "eval/\(g.name)/prompts")
             try Dataset.checkTokens(g.targets, vocab: V, what: "eval/\(g.name)/targets")
             for (i, f) in g.facts.enumerated() where f < 0 || Int(f) >= numFacts {
@@ -292,7 +282,7 @@ public final class Dataset: @unchecked Sendable {
         if !questionSubjects.isEmpty { a.append(("question_subjects", "int32", [questionSubjects.count])) }
         for g in evalGroups {
             a.append(("eval/\(g.name)/prompts", "int32", [g.prompts.count]))
-            a.append(("eval/\(g.name)/prompt_offsets", "int64", [g.promptOffsets.count]))
+            a.append(("eval/\(g.name)/prompt_offsets", "int64", [g.offsets.count]))
             a.append(("eval/\(g.name)/targets", "int32", [g.targets.count]))
             a.append(("eval/\(g.name)/facts", "int32", [g.facts.count]))
         }
@@ -334,7 +324,7 @@ public final class Dataset: @unchecked Sendable {
     /// An int64 array by its HDF5 path, or nil.
     public func int64Array(_ name: String) -> [Int64]? {
         if name == "offsets" { return offsets }
-        for g in evalGroups where name == "eval/\(g.name)/prompt_offsets" { return g.promptOffsets }
+        for g in evalGroups where name == "eval/\(g.name)/prompt_offsets" { return g.offsets }
         return nil
     }
 

@@ -169,7 +169,7 @@ extension Dataset {
 
         // 8. Evaluation groups: every fact as prompt (up to OO) -> object token.
         var erng = RNG(seed: spec.seed, stream: "eval")
-        var groups: [EvalGroup] = []
+        var groups: [PromptSet] = []
         func group(_ name: String, _ factRange: [Int], _ make: (inout [Int32], Int) -> Void) {
             var prompts: [Int32] = [], po: [Int64] = [0], targets: [Int32] = [], gf: [Int32] = []
             prompts.reserveCapacity(factRange.count * 12)
@@ -181,7 +181,7 @@ extension Dataset {
                 targets.append(Int32(vocab.roles[rel.tailRole].first) + facts[4 * f + 2])
                 gf.append(Int32(f))
             }
-            groups.append(EvalGroup(name: name, prompts: prompts, promptOffsets: po, targets: targets, facts: gf))
+            groups.append(PromptSet(name: name, prompts: prompts, offsets: po, targets: targets, facts: gf))
         }
         func headOf(_ f: Int) -> Head {
             let rel = relations[Int(facts[4 * f + 1])]

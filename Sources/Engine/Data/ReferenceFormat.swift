@@ -259,7 +259,7 @@ extension Dataset {
 
         // Evaluation groups: exactly the validation files the official generator writes for these
         // args, each with one line per fact.
-        var groups: [EvalGroup] = []
+        var groups: [PromptSet] = []
         let valDir = dir + "/validations"
         guard FileSystem.isDirectory(valDir) else { throw .format("import: \(dir) has no validations folder") }
         let templates = Grammar(layout: layout, creator: spec.phraseCreator, inversionFrac: spec.inversionFrac).evalTemplates
@@ -312,7 +312,7 @@ extension Dataset {
     }
 
     /// Groups in a fixed order: the official template groups first, then questions, then the rest by name.
-    static func sortedGroups(_ g: [EvalGroup]) -> [EvalGroup] {
+    static func sortedGroups(_ g: [PromptSet]) -> [PromptSet] {
         var known: [String] = []
         for p in ["", "subject_object_", "subject_nested_object_", "object_nested_object_"] { for t in ["sro", "rso"] { known.append(p + t) } }
         known += ["qa", "qa_new"]
@@ -332,7 +332,7 @@ extension Dataset {
     /// One prompt file: each line a prompt for a fact in `expected`, no fact twice, and (when
     /// `complete`) every fact of `expected` once, as the official generator writes them.
     static func readGroup(path: String, name: String, layout: VocabularyLayout, resolver: FactResolver, question: Bool,
-                          expected: Range<Int>, complete: Bool = true) throws(EngineError) -> EvalGroup {
+                          expected: Range<Int>, complete: Bool = true) throws(EngineError) -> PromptSet {
         var prompts: [Int32] = [], po: [Int64] = [0], targets: [Int32] = [], gf: [Int32] = []
         var target: [Int32] = []
         let text = try OfficialText.read(path, maxBytes: (expected.count + 1) * OfficialText.maxLineBytes)
@@ -373,7 +373,7 @@ extension Dataset {
         if complete && lines.count != expected.count {
             throw .format("import: \(path) has \(lines.count) lines, expected \(expected.count) (one per fact)")
         }
-        return EvalGroup(name: name, prompts: prompts, promptOffsets: po, targets: targets, facts: gf)
+        return PromptSet(name: name, prompts: prompts, offsets: po, targets: targets, facts: gf)
     }
 
     /// Every argument the official create_data.py writes to args.json (all of them, always).

@@ -35,13 +35,12 @@ extension Dataset {
         return view
     }
 
-    /// An evaluation group as a prompt set (with each prompt's relation, for per-relation accuracy).
+    /// An evaluation group by name (an error naming the groups there are).
     public func promptSet(_ name: String) throws(EngineError) -> PromptSet {
         guard let g = evalGroup(named: name) else {
             throw .invalid("evaluation: the dataset has no group \"\(name)\" (it has \(evalGroups.map(\.name).joined(separator: ", ")))")
         }
-        let rels = g.facts.map { $0 >= 0 && Int($0) < numFacts ? fact(Int($0)).relation : -1 }
-        return PromptSet(name: name, prompts: g.prompts, offsets: g.promptOffsets, targets: g.targets, facts: g.facts, relations: rels)
+        return g
     }
 
     /// Whether a model's vocabulary can hold this dataset's tokens.

@@ -2,8 +2,9 @@
 import Glibc
 #endif
 
-/// Prompts with one target token each: an evaluation group of a dataset or an edit set.
-public struct PromptSet {
+/// Prompts with one target token each: an evaluation group of a dataset or a group of an edit set
+/// (the one prompt-group type). Prompt i is prompts[offsets[i]..<offsets[i+1]].
+public struct PromptSet: Equatable, Sendable {
     public var name: String
     public var prompts: [Int32]      // flat prompt tokens
     public var offsets: [Int64]      // count + 1
@@ -26,6 +27,7 @@ public struct PromptSet {
     }
 
     public func length(_ i: Int) -> Int { Int(offsets[i + 1] - offsets[i]) }
+    public func prompt(_ i: Int) -> ArraySlice<Int32> { prompts[Int(offsets[i])..<Int(offsets[i + 1])] }
 }
 
 /// Exact results for one group: per-prompt prediction, correctness, target probability and rank.

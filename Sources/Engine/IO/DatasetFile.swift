@@ -41,7 +41,7 @@ extension Dataset {
         try f.setAttribute("groups", string: JSON.strings(evalGroups.map(\.name)).serialized(), at: "/eval")
         for g in evalGroups {
             try w32("eval/\(g.name)/prompts", g.prompts)
-            try w64("eval/\(g.name)/prompt_offsets", g.promptOffsets)
+            try w64("eval/\(g.name)/prompt_offsets", g.offsets)
             try w32("eval/\(g.name)/targets", g.targets)
             try w32("eval/\(g.name)/facts", g.facts)
         }
@@ -124,14 +124,14 @@ extension Dataset {
         }
         let nestedMap = spec.numNestedObjects > 0 ? try i32("nested_map", shape: [spec.relationships, spec.objects]) : []
         let questionSubjects = f.exists("question_subjects") ? try i32("question_subjects") : []
-        var groups: [EvalGroup] = []
+        var groups: [PromptSet] = []
         for name in try jsonStrings("groups", at: "/eval") {
             let p = "eval/\(name)/"
-            groups.append(EvalGroup(name: name, prompts: try i32(p + "prompts"), promptOffsets: try i64(p + "prompt_offsets"),
+            groups.append(PromptSet(name: name, prompts: try i32(p + "prompts"), offsets: try i64(p + "prompt_offsets"),
                                     targets: try i32(p + "targets"), facts: try i32(p + "facts")))
         }
         if offsets.isEmpty { throw bad("offsets is empty (it needs n+1 entries)") }
-        for g in groups where g.promptOffsets.isEmpty { throw bad("eval/\(g.name)/prompt_offsets is empty") }
+        for g in groups where g.offsets.isEmpty { throw bad("eval/\(g.name)/prompt_offsets is empty") }
         let ds: Dataset
         do {
             ds = try Dataset(spec: spec, origin: origin, vocabulary: vocab, relations: relations, facts: facts, tokens: tokens,
