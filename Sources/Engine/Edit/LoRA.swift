@@ -1,4 +1,3 @@
-import COpenBLAS
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -40,16 +39,21 @@ public struct LoRAAdapter {
     /// ΔW = s·B·A, [out, in].
     public func delta() -> [Float] {
         var d = [Float](repeating: 0, count: rows * cols)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(cols), Int32(rank),
-                    scale, b, Int32(rank), a, Int32(cols), 0, &d, Int32(cols))
+        addDelta(into: &d, beta: 0)
         return d
     }
 
     /// weights[target] += s·B·A (the flat block's layout).
     public func addDelta(into weights: UnsafeMutablePointer<Float>) {
-        let w = weights + target.offset
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(cols), Int32(rank),
-                    scale, b, Int32(rank), a, Int32(cols), 1, w, Int32(cols))
+        addDelta(into: weights + target.offset, beta: 1)
+    }
+
+    /// w[out, in] = s · B[out, r] · A[r, in] + beta · w.
+    func addDelta(into w: UnsafeMutablePointer<Float>, beta: Float) {
+        b.withUnsafeBufferPointer { bp in a.withUnsafeBufferPointer { ap in
+            BLAS.gemm(transA: false, transB: false, m: rows, n: cols, k: rank, alpha: scale, a: bp.baseAddress!, lda: rank,
+                      b: ap.baseAddress!, ldb: cols, beta: beta, c: w, ldc: cols)
+        } }
     }
 
 }

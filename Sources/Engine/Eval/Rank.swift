@@ -1,4 +1,3 @@
-import COpenBLAS
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -22,27 +21,10 @@ public struct RankAnalysis {
     public var frobeniusNorm: Double { singularValues.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot() }
 }
 
-/// Computes the singular values of a row-major matrix with LAPACK (sgesdd, values only).
+/// The singular values of a row-major matrix, descending (LinearAlgebra.svd, values only).
 public func singularValues(_ matrix: UnsafeBufferPointer<Float>, rows: Int, cols: Int) throws(EngineError) -> [Float] {
     guard rows > 0, cols > 0, matrix.count == rows * cols else { throw .invalid("singular values: bad matrix shape \(rows)x\(cols)") }
-    // LAPACK is column-major: a row-major [rows, cols] is the column-major [cols, rows] transpose,
-    // which has the same singular values.
-    var a = Array(matrix)
-    var m = Int32(cols), n = Int32(rows), lda = Int32(cols)
-    var s = [Float](repeating: 0, count: min(rows, cols))
-    var u: Float = 0, vt: Float = 0
-    var ldu: Int32 = 1, ldvt: Int32 = 1
-    var iwork = [Int32](repeating: 0, count: 8 * min(rows, cols))
-    var info: Int32 = 0
-    var jobz = CChar(UInt8(ascii: "N"))
-    var lwork: Int32 = -1
-    var query: Float = 0
-    sgesdd_(&jobz, &m, &n, &a, &lda, &s, &u, &ldu, &vt, &ldvt, &query, &lwork, &iwork, &info)
-    lwork = Int32(query) + 1
-    var work = [Float](repeating: 0, count: Int(lwork))
-    sgesdd_(&jobz, &m, &n, &a, &lda, &s, &u, &ldu, &vt, &ldvt, &work, &lwork, &iwork, &info)
-    guard info == 0 else { throw .numeric("singular values: LAPACK sgesdd failed (info = \(info))") }
-    return s
+    return try LinearAlgebra.svd(Array(matrix), rows: rows, cols: cols, vectors: false).s
 }
 
 public func analyseRank(_ matrix: UnsafeBufferPointer<Float>, rows: Int, cols: Int) throws(EngineError) -> RankAnalysis {
