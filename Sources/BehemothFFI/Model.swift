@@ -74,15 +74,9 @@ func optionalDataset(_ ds: OpaquePointer?, _ fn: String) throws(EngineError) -> 
         for (i, t) in tk.enumerated() where t < 0 || Int(t) >= mm.vocabSize {
             throw .invalid("\(fn): tokens[\(i)] = \(t) is outside the vocabulary 0..<\(mm.vocabSize)")
         }
-        guard let count else { throw .invalid("\(fn): count pointer is NULL") }
-        count.pointee = Int64(total)
-        guard capacity >= 0 else { throw .invalid("\(fn): capacity = \(capacity) is negative") }
-        if buffer == nil && capacity == 0 { return }
-        guard let buffer else { throw .invalid("\(fn): buffer is NULL but capacity is \(capacity)") }
-        guard capacity >= Int64(total) else {
-            throw EngineError(.bufferTooSmall, "\(fn): buffer holds \(capacity) floats but \(total) are needed")
+        try withOutputBuffer(buffer, capacity, count, total: total, fn) { (out: UnsafeMutablePointer<Float>) throws(EngineError) in
+            try mm.logits(tokens: tk.baseAddress!, rows: Int(rows), width: Int(width), out: out)
         }
-        try mm.logits(tokens: tk.baseAddress!, rows: Int(rows), width: Int(width), out: buffer)
     }
 }
 

@@ -76,20 +76,30 @@ func clearOut(_ out: UnsafeMutablePointer<OpaquePointer?>?, _ fn: String) throws
     return out
 }
 
-/// The buffer convention of behemoth.h: report the count; copy only if the buffer is large enough.
-func copyOut<T>(_ source: UnsafeBufferPointer<T>, _ buffer: UnsafeMutablePointer<T>?, _ capacity: Int64,
-                _ count: UnsafeMutablePointer<Int64>?, _ fn: String) throws(EngineError) {
+/// The buffer convention of behemoth.h for an output of `total` elements computed on demand:
+/// *count = total; a NULL buffer with capacity 0 is a size query (body not run); a buffer smaller
+/// than total is BH_ERR_BUFFER_TOO_SMALL; else `body` fills the buffer.
+func withOutputBuffer<T>(_ buffer: UnsafeMutablePointer<T>?, _ capacity: Int64, _ count: UnsafeMutablePointer<Int64>?, total: Int,
+                         _ fn: String, _ body: (UnsafeMutablePointer<T>) throws(EngineError) -> Void) throws(EngineError) {
     guard let count else { throw .invalid("\(fn): count pointer is NULL") }
-    count.pointee = Int64(source.count)
+    count.pointee = Int64(total)
     guard capacity >= 0 else { throw .invalid("\(fn): capacity = \(capacity) is negative") }
-    if buffer == nil {
+    guard let buffer else {
         guard capacity == 0 else { throw .invalid("\(fn): buffer is NULL but capacity is \(capacity)") }
         return  // a size query
     }
-    guard capacity >= Int64(source.count) else {
-        throw EngineError(.bufferTooSmall, "\(fn): buffer holds \(capacity) elements but \(source.count) are needed")
+    guard capacity >= Int64(total) else {
+        throw EngineError(.bufferTooSmall, "\(fn): buffer holds \(capacity) elements but \(total) are needed")
     }
-    if source.count > 0, let base = source.baseAddress { buffer!.update(from: base, count: source.count) }
+    try body(buffer)
+}
+
+/// The buffer convention for an output that already exists: report the count, copy if it fits.
+func copyOut<T>(_ source: UnsafeBufferPointer<T>, _ buffer: UnsafeMutablePointer<T>?, _ capacity: Int64,
+                _ count: UnsafeMutablePointer<Int64>?, _ fn: String) throws(EngineError) {
+    try withOutputBuffer(buffer, capacity, count, total: source.count, fn) { (out: UnsafeMutablePointer<T>) throws(EngineError) in
+        if source.count > 0, let base = source.baseAddress { out.update(from: base, count: source.count) }
+    }
 }
 
 func copyOut<T>(_ source: [T], _ buffer: UnsafeMutablePointer<T>?, _ capacity: Int64,
