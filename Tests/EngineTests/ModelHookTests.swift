@@ -38,7 +38,7 @@ import Testing
         let clean = Array(m.logits)
         let hooks = ForwardHooks()
         let pos = 3
-        hooks.add(.mlpOutput, layer: 0) { v in v.row(1, pos).update(repeating: 0) }
+        hooks.add(.mlpOutput, layer: 0) { (v: ActivationView) throws(EngineError) in try v.row(1, pos).update(repeating: 0) }
         try m.forward(tokens: tokens, batch: b, seq: t, hooks: hooks)
         let hooked = Array(m.logits)
         for bi in 0..<b {
@@ -63,11 +63,11 @@ import Testing
         m.zeroGrad()
         try m.backward()
         #expect(m.grads.storage.toArray().allSatisfy { $0 == 0 }, "frozen model got parameter gradients")
-        let g = m.activationGradient(at: point)!.rowArray(1, 2)
+        let g = try m.activationGradient(at: point)!.rowArray(1, 2)
         #expect(m.activationGradient(at: HookPoint(.mlpHidden, layer: 1))!.width == 32)
         // positions after the target cannot influence it
-        #expect(m.activationGradient(at: point)!.rowArray(1, 5).allSatisfy { $0 == 0 })
-        #expect(m.activationGradient(at: point)!.rowArray(0, 2).allSatisfy { $0 == 0 })
+        #expect(try m.activationGradient(at: point)!.rowArray(1, 5).allSatisfy { $0 == 0 })
+        #expect(try m.activationGradient(at: point)!.rowArray(0, 2).allSatisfy { $0 == 0 })
         let eps: Float = 1e-2
         for j in [0, 5, 11] {
             var delta = [Float](repeating: 0, count: 16)
@@ -109,5 +109,82 @@ import Testing
         for (k, info) in m.table.tensors.enumerated() where m.trainable[k] {
             #expect(relError(Array(m.grads.view(k)), Array(full[info.offset..<info.offset + info.count])) < 1e-5, "\(info.name)")
         }
+    }
+}
+
+/// Hooks and recorders over runs larger than one chunk: global rows, errors instead of traps.
+@Suite struct HooksAtScaleTests {
+    func run(_ m: LanguageModel, _ tokens: [Int32], rows: Int, width: Int, hooks: ForwardHooks?) throws -> [Float] {
+        var out = [Float](repeating: 0, count: rows * width * m.vocabSize)
+        try tokens.withUnsafeBufferPointer { t in try out.withUnsafeMutableBufferPointer { o in
+            try m.logits(tokens: t.baseAddress!, rows: rows, width: width, out: o.baseAddress!, hooks: hooks)
+        } }
+        return out
+    }
+
+    @Test func recordingAndPatchingAcrossChunks() throws {
+        let (ds, m) = try TinyRun.trained()
+        let rows = 3 * m.net.maxBatch + 5, width = 8
+        let tokens = (0..<(rows * width)).map { ds.tokens[$0 % ds.tokens.count] }
+        let store = ActivationStore(), moments = SecondMomentRecorder()
+        let rec = ForwardHooks()
+        for site in [HookSite.mlpHidden, .blockOutput] { rec.record(site, layer: 1, into: store) }
+        rec.record(.finalNorm, into: store)
+        rec.record(.mlpHidden, layer: 1, into: moments)
+        let clean = try run(m, tokens, rows: rows, width: width, hooks: rec)
+        let key = HookPoint(.mlpHidden, layer: 1)
+        #expect(store.shapes[key] == [rows, width, m.config.intermediate])
+        #expect(store.shapes[HookPoint(.finalNorm)] == [rows, width, m.config.hidden])
+        // Every row as recorded equals a forward pass of that row alone.
+        for r in [0, 1, m.net.maxBatch, rows - 1] {
+            let one = ForwardHooks(), single = ActivationStore()
+            one.record(.mlpHidden, layer: 1, into: single)
+            _ = try run(m, Array(tokens[(r * width)..<((r + 1) * width)]), rows: 1, width: width, hooks: one)
+            let w = width * m.config.intermediate
+            let recorded = store.values[key]![(r * w)..<((r + 1) * w)]
+            #expect(zip(recorded, single.values[key]!).allSatisfy { abs($0 - $1) <= 1e-5 }, "row \(r)")
+        }
+        // Patching the run with its own recording changes nothing, in every chunk.
+        let patch = ForwardHooks()
+        patch.patch(.blockOutput, layer: 1, from: store[.blockOutput, layer: 1]!)
+        #expect(try run(m, tokens, rows: rows, width: width, hooks: patch) == clean)
+        // An overwrite in a later chunk changes that row only.
+        let late = rows - 2
+        let hooks = ForwardHooks()
+        try hooks.overwrite(.finalNorm, at: [(late, 3)], with: [[Float](repeating: 0, count: m.config.hidden)])
+        let hooked = try run(m, tokens, rows: rows, width: width, hooks: hooks)
+        let V = m.vocabSize, rowSize = width * V
+        for r in 0..<rows { #expect((Array(hooked[(r * rowSize)..<((r + 1) * rowSize)]) == Array(clean[(r * rowSize)..<((r + 1) * rowSize)])) == (r != late)) }
+        // Second moments equal a float64 reference computed from the recording.
+        let h = store.values[key]!, I = m.config.intermediate, n = rows * width
+        let got = try #require(moments.moment(key))
+        var worst = 0.0
+        for i in stride(from: 0, to: I, by: 7) {
+            for j in stride(from: 0, to: I, by: 5) {
+                var s = 0.0
+                for k in 0..<n { s += Double(h[k * I + i]) * Double(h[k * I + j]) }
+                worst = max(worst, abs(got[i * I + j] - s / Double(n)) / max(1e-3, abs(s / Double(n))))
+            }
+        }
+        #expect(worst < 1e-4, "second moments: worst relative difference \(worst)")
+    }
+
+    @Test func badHooksAreErrorsBeforeTheRun() throws {
+        let (ds, m) = try TinyRun.trained()
+        let tokens = Array(ds.tokens[0..<(10 * 4)])
+        func expectInvalid(_ needle: String, _ hooks: ForwardHooks) {
+            do { _ = try run(m, tokens, rows: 10, width: 4, hooks: hooks); Issue.record("ran with a bad hook: \(needle)") } catch let e as EngineError {
+                #expect(e.status == .invalid && e.message.contains(needle), "\(e.message)")
+            } catch { Issue.record("\(error)") }
+        }
+        let row = ForwardHooks(); row.addDelta(.mlpOutput, layer: 0, at: [(10, 0)], delta: [Float](repeating: 1, count: m.config.hidden))
+        expectInvalid("position (row 10, token 0) is outside the run of 10 rows", row)
+        let layer = ForwardHooks(); layer.record(.blockOutput, layer: 5, into: ActivationStore())
+        expectInvalid("block 5, but the model has 2 blocks", layer)
+        let width = ForwardHooks(); width.addDelta(.mlpHidden, layer: 1, at: [(2, 1)], delta: [1, 2, 3])
+        expectInvalid("a delta of 3 values for a site of width", width)
+        let patch = ForwardHooks(); patch.patch(.embeddings, from: [1, 2])
+        expectInvalid("the patch holds 2 values", patch)
+        #expect(throws: EngineError.self) { try ForwardHooks().overwrite(.finalNorm, at: [(0, 0)], with: []) }
     }
 }

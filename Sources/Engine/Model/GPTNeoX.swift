@@ -218,6 +218,7 @@ public final class GPTNeoX {
         case .attnOutput: return v(attnOut, l * maxN * D, D)
         case .mlpHidden: return v(mlpH, l * maxN * I, I)
         case .mlpOutput: _ = n; return v(mlpOut, l * maxN * D, D)
+        case .finalNorm: return v(lnf, 0, D)
         }
     }
 
@@ -245,8 +246,11 @@ public final class GPTNeoX {
     /// `fuseLossGradient` (training): the softmax/cross-entropy pass writes d loss/d logits over the
     /// logits at once, saving a pass; `logits` is then no longer valid.
     @discardableResult
+    /// `firstRow` and `totalRows`: this batch is rows firstRow..< of a run of totalRows (LanguageModel
+    /// runs large inputs in chunks); hooks address rows of the whole run.
     public func forward(tokens: UnsafePointer<Int32>, targets: UnsafePointer<Int32>?, batch b: Int, seq t: Int,
-                        hooks: ForwardHooks? = nil, fuseLossGradient: Bool = false) throws(EngineError) -> Float {
+                        hooks: ForwardHooks? = nil, fuseLossGradient: Bool = false,
+                        firstRow: Int = 0, totalRows: Int? = nil) throws(EngineError) -> Float {
         guard b >= 1, b <= maxBatch, t >= 1, t <= maxSeq else {
             throw .invalid("model forward: batch \(b) × seq \(t) outside the model's buffers (\(maxBatch) × \(maxSeq))")
         }
@@ -267,15 +271,18 @@ public final class GPTNeoX {
         let P = params
         let pf = profiler
         pf?.start()
-        func view(_ p: UnsafeMutablePointer<Float>, _ w: Int) -> ActivationView { ActivationView(base: p, batch: b, seq: t, width: w) }
+        func view(_ p: UnsafeMutablePointer<Float>, _ w: Int) -> ActivationView { ActivationView(base: p, batch: b, seq: t, width: w, firstRow: firstRow) }
+        if let hk, firstRow == 0 {
+            try hk.validate(rows: totalRows ?? b, seq: t, layers: L) { $0 == .mlpHidden ? I : D }
+        }
 
         Kernels.embeddingForward(out: res.ptr, tokens: tokensBuf, wte: P.ptr(table.embedIn), n: n, d: D)
         pf?.stop(.embed)
-        hk?.run(.embeddings, 0, view(res.ptr, D))
+        try hk?.run(.embeddings, 0, view(res.ptr, D))
 
         for l in 0..<L {
             let x = res.ptr + l * maxN * D, out = res.ptr + (l + 1) * maxN * D
-            hk?.run(.blockInput, l, view(x, D))
+            try hk?.run(.blockInput, l, view(x, D))
             let ix = { (s: ParameterTable.Slot) in P.ptr(self.table.index(layer: l, s)) }
             let l1 = ln1.ptr + l * maxN * D, l2 = ln2.ptr + l * maxN * D
             let m1 = mean1.ptr + l * maxN, r1 = rstd1.ptr + l * maxN
@@ -288,13 +295,13 @@ public final class GPTNeoX {
                 Kernels.layerNormForward(out1: l1, w1: ix(.ln1W), b1: ix(.ln1B), out2: l2, w2: ix(.ln2W), b2: ix(.ln2B),
                                          mean: m1, rstd: r1, x: x, n: n, d: D, eps: eps)
                 pf?.stop(.layerNorm)
-                hk?.run(.attnInput, l, view(l1, D))
-                hk?.run(.mlpInput, l, view(l2, D))
+                try hk?.run(.attnInput, l, view(l1, D))
+                try hk?.run(.mlpInput, l, view(l2, D))
             } else {
                 Kernels.layerNormForward(out1: l1, w1: ix(.ln1W), b1: ix(.ln1B), out2: nil, w2: nil, b2: nil,
                                          mean: m1, rstd: r1, x: x, n: n, d: D, eps: eps)
                 pf?.stop(.layerNorm)
-                hk?.run(.attnInput, l, view(l1, D))
+                try hk?.run(.attnInput, l, view(l1, D))
             }
             // attention
             BLAS.linearForward(out: qkvL, x: l1, w: ix(.qkvW), rows: n, inDim: D, outDim: 3 * D)
@@ -309,7 +316,7 @@ public final class GPTNeoX {
             BLAS.linearForward(out: ao, x: ay, w: ix(.denseW), rows: n, inDim: D, outDim: D, accumulate: true)
             adapter?.forward(layer: l, slot: .denseW, x: ay, y: ao, rows: n)
             pf?.stop(.denseGemm)
-            hk?.run(.attnOutput, l, view(ao, D))
+            try hk?.run(.attnOutput, l, view(ao, D))
             var mlpIn = l2
             if !config.parallelResidual {
                 let h = attnRes.ptr + l * maxN * D
@@ -319,7 +326,7 @@ public final class GPTNeoX {
                 Kernels.layerNormForward(out1: l2, w1: ix(.ln2W), b1: ix(.ln2B), out2: nil, w2: nil, b2: nil,
                                          mean: m2, rstd: r2, x: h, n: n, d: D, eps: eps)
                 pf?.stop(.layerNorm)
-                hk?.run(.mlpInput, l, view(l2, D))
+                try hk?.run(.mlpInput, l, view(l2, D))
                 mlpIn = l2
             }
             // MLP
@@ -328,13 +335,13 @@ public final class GPTNeoX {
             pf?.stop(.fc1Gemm)
             Kernels.biasGeluForward(h: hid, pre: pre, bias: ix(.fc1B), n: n, width: I)
             pf?.stop(.gelu)
-            hk?.run(.mlpHidden, l, view(hid, I))
+            try hk?.run(.mlpHidden, l, view(hid, I))
             Kernels.fillRows(out: mo, bias: ix(.fc2B), n: n, width: D)
             pf?.stop(.biasFill)
             BLAS.linearForward(out: mo, x: hid, w: ix(.fc2W), rows: n, inDim: I, outDim: D, accumulate: true)
             adapter?.forward(layer: l, slot: .fc2W, x: hid, y: mo, rows: n)
             pf?.stop(.fc2Gemm)
-            hk?.run(.mlpOutput, l, view(mo, D))
+            try hk?.run(.mlpOutput, l, view(mo, D))
             if config.parallelResidual {
                 Kernels.add(out: out, x, ao, mo, count: n * D)
                 pf?.stop(.residual)
@@ -342,12 +349,13 @@ public final class GPTNeoX {
                 Kernels.add(out: out, attnRes.ptr + l * maxN * D, mo, nil, count: n * D)
                 pf?.stop(.residual)
             }
-            hk?.run(.blockOutput, l, view(out, D))
+            try hk?.run(.blockOutput, l, view(out, D))
         }
         let top = res.ptr + L * maxN * D
         Kernels.layerNormForward(out1: lnf.ptr, w1: P.ptr(table.finalLnW), b1: P.ptr(table.finalLnB), out2: nil, w2: nil, b2: nil,
                                  mean: lnfMean.ptr, rstd: lnfRstd.ptr, x: top, n: n, d: D, eps: Float(config.layerNormEps))
         pf?.stop(.layerNorm)
+        try hk?.run(.finalNorm, 0, view(lnf.ptr, D))
         BLAS.linearForward(out: logitsBuf.ptr, x: lnf.ptr, w: P.ptr(table.embedOut), rows: n, inDim: D, outDim: V)
         pf?.stop(.unembedGemm)
         logitsHoldGradient = false

@@ -55,13 +55,15 @@ public final class LanguageModel: TrainableNetwork {
     }
 
     /// Logits [rows, width, vocab] for right-padded rows; processed in chunks of the buffer size.
+    /// Hooks see global rows (ActivationView.firstRow) and are checked against the whole run first.
     public func logits(tokens: UnsafePointer<Int32>, rows: Int, width: Int, out: UnsafeMutablePointer<Float>,
                        hooks: ForwardHooks? = nil) throws(EngineError) {
         try ensureCapacity(batch: min(rows, max(net.maxBatch, 1)), seq: width)
         var start = 0
         while start < rows {
             let n = min(net.maxBatch, rows - start)
-            try net.forward(tokens: tokens + start * width, targets: nil, batch: n, seq: width, hooks: hooks)
+            try net.forward(tokens: tokens + start * width, targets: nil, batch: n, seq: width, hooks: hooks,
+                            firstRow: start, totalRows: rows)
             (out + start * width * vocabSize).update(from: net.logits.baseAddress!, count: n * width * vocabSize)
             start += n
         }
