@@ -1,0 +1,177 @@
+import Testing
+@testable import Engine
+
+/// A caller's d loss / d logits and gradients injected at hook
+/// points: central finite differences in float32 on the tiny model of ModelGradCheckTests (same eps
+/// and tolerance); errors thrown.
+@Suite struct ObjectiveTests {
+    let b = 3, t = 5, vocab = 23
+
+    /// Checks `m.grads` (filled by `run`) against central differences of `loss` on the two
+    /// largest-gradient coordinates and one random coordinate of every tensor; tensors whose gradient
+    /// is all zero get one random coordinate checked to be flat. Returns the worst relative difference.
+    @discardableResult
+    func gradCheck(_ m: GPTNeoX, _ what: String, run: () throws -> Void, loss: () throws -> Double) throws -> Double {
+        m.zeroGrad()
+        try run()
+        let eps: Float = 1e-2
+        var rng = RNG(seed: 17)
+        var worst = 0.0
+        for (k, info) in m.table.tensors.enumerated() {
+            let g = Array(m.grads.view(k))
+            let p = m.params.view(k)
+            let order = g.indices.sorted { abs(g[$0]) > abs(g[$1]) }
+            let coords = g[order[0]] == 0 ? [rng.below(g.count)] : [order[0], order[1], rng.below(g.count)]
+            for i in coords {
+                let saved = p[i]
+                p[i] = saved + eps
+                let lp = try loss()
+                p[i] = saved - eps
+                let lm = try loss()
+                p[i] = saved
+                let fd = (lp - lm) / Double(2 * eps)
+                let an = Double(g[i])
+                let tol = 0.02 * abs(an) + 3e-4
+                #expect(abs(fd - an) <= tol, "\(what): \(info.name)[\(i)]: finite difference \(fd) vs backward \(an)")
+                worst = max(worst, abs(fd - an) / max(abs(an), 1e-6))
+            }
+        }
+        return worst
+    }
+
+    func setup(parallel: Bool = true, seed: UInt64 = 5) throws -> (GPTNeoX, [Int32], [Int32]) {
+        let m = try tinyModel(vocab: vocab, parallel: parallel, batch: b, seq: t, seed: seed)
+        let tokens = randomTokens(b * t, vocab: vocab, seed: 3)
+        var targets = randomTokens(b * t, vocab: vocab, seed: 4)
+        targets[7] = -100; targets[14] = -1
+        return (m, tokens, targets)
+    }
+
+    func uniform(_ n: Int, seed: UInt64, scale: Double = 1) -> [Float] {
+        var r = RNG(seed: seed)
+        return (0..<n).map { _ in Float((r.uniform() * 2 - 1) * scale) }
+    }
+
+    @Test func callerLogitsGradient() throws {
+        // f(logits) = ½ Σ c·z², d f / d z = c·z
+        let (m, tokens, _) = try setup()
+        let c = uniform(b * t * vocab, seed: 41, scale: 0.05)
+        func f() throws -> Double {
+            try m.forward(tokens: tokens, batch: b, seq: t)
+            var s = 0.0
+            for (i, z) in m.logits.enumerated() { s += 0.5 * Double(c[i]) * Double(z) * Double(z) }
+            return s
+        }
+        try gradCheck(m, "caller dlogits", run: {
+            try m.forward(tokens: tokens, batch: b, seq: t)
+            let z = Array(m.logits)
+            try m.backward(dLogits: (0..<z.count).map { c[$0] * z[$0] })
+        }, loss: f)
+    }
+
+    /// A representation loss at two sites: Σ d·h₁ + ½ α‖h₂‖², optionally plus cross-entropy.
+    func checkInjection(_ p1: HookPoint, _ p2: HookPoint, parallel: Bool, withLogits: Bool) throws {
+        let (m, tokens, targets) = try setup(parallel: parallel, seed: 6)
+        let w1 = p1.site == .mlpHidden ? 32 : 16, w2 = p2.site == .mlpHidden ? 32 : 16
+        let d = uniform(b * t * w1, seed: 51)
+        let alpha: Float = 0.3
+        let tg: [Int32]? = withLogits ? targets : nil
+        func rep() -> Double {
+            let h1 = m.activation(at: p1).toArray(), h2 = m.activation(at: p2).toArray()
+            var s = 0.0
+            for i in 0..<h1.count { s += Double(d[i]) * Double(h1[i]) }
+            for x in h2 { s += 0.5 * Double(alpha) * Double(x) * Double(x) }
+            return s
+        }
+        let what = "inject \(p1.site.rawValue) \(p1.layer) + \(p2.site.rawValue) \(p2.layer) parallel=\(parallel) logits=\(withLogits)"
+        try gradCheck(m, what, run: {
+            try m.forward(tokens: tokens, targets: tg, batch: b, seq: t)
+            let h2 = m.activation(at: p2).toArray()
+            try m.backward(injecting: [p1: d, p2: h2.map { alpha * $0 }])
+        }, loss: {
+            let ce = try m.forward(tokens: tokens, targets: tg, batch: b, seq: t)
+            return rep() + (withLogits ? Double(ce) : 0)
+        })
+        if !withLogits {
+            // nothing above the highest site gets a gradient
+            for k in [m.table.embedOut, m.table.finalLnW, m.table.finalLnB] { #expect(m.grads.view(k).allSatisfy { $0 == 0 }) }
+        }
+    }
+
+    static let sitePairs: [(HookPoint, HookPoint)] = [
+        (HookPoint(.blockOutput, layer: 1), HookPoint(.mlpHidden, layer: 0)),
+        (HookPoint(.attnOutput, layer: 1), HookPoint(.mlpOutput, layer: 0)),
+        (HookPoint(.attnInput, layer: 0), HookPoint(.mlpInput, layer: 1)),
+        (HookPoint(.blockInput, layer: 1), HookPoint(.embeddings)),
+        (HookPoint(.blockOutput, layer: 0), HookPoint(.blockInput, layer: 1)),  // one tensor, two names
+        (HookPoint(.mlpOutput, layer: 1), HookPoint(.attnOutput, layer: 1)),
+    ]
+
+    @Test(arguments: [true, false])
+    func activationGradientsInjectedAtTwoSites(parallel: Bool) throws {
+        for (p1, p2) in Self.sitePairs {
+            for withLogits in [false, true] { try checkInjection(p1, p2, parallel: parallel, withLogits: withLogits) }
+        }
+    }
+
+    @Test func injectionOnlyReachesBelowItsSiteAndIsCaptured() throws {
+        let (m, tokens, _) = try setup(seed: 7)
+        let p = HookPoint(.blockOutput, layer: 0)
+        m.captureGradients(at: [p, HookPoint(.blockInput, layer: 1), HookPoint(.mlpOutput, layer: 0), HookPoint(.blockOutput, layer: 1)])
+        let g = uniform(b * t * 16, seed: 61)
+        try m.forward(tokens: tokens, batch: b, seq: t)
+        m.zeroGrad()
+        try m.backward(injecting: [p: g])
+        #expect(m.activationGradient(at: p)!.toArray() == g)
+        #expect(m.activationGradient(at: HookPoint(.mlpOutput, layer: 0))!.toArray() == g)
+        // block 1's input is the same tensor, but its hook runs after block 0's output hook: downstream
+        #expect(m.activationGradient(at: HookPoint(.blockInput, layer: 1))!.toArray().allSatisfy { $0 == 0 })
+        for (k, info) in m.table.tensors.enumerated() {
+            let zero = m.grads.view(k).allSatisfy { $0 == 0 }
+            let above = info.layer == 1 || [m.table.embedOut, m.table.finalLnW, m.table.finalLnB].contains(k)
+            #expect(zero == above, "\(info.name)")
+        }
+        // and the other way round
+        try m.backward(injecting: [HookPoint(.blockInput, layer: 1): g])
+        #expect(m.activationGradient(at: HookPoint(.blockInput, layer: 1))!.toArray() == g)
+        #expect(m.activationGradient(at: p)!.toArray() == g)
+    }
+
+    @Test func capturedGradientWithInjectionMatchesFiniteDifferenceOfADelta() throws {
+        // loss = CE + Σ d·mlp_out(1); its gradient at block 0's output, against a delta added there
+        let (m, tokens, targets) = try setup(seed: 8)
+        let site = HookPoint(.mlpOutput, layer: 1), below = HookPoint(.blockOutput, layer: 0)
+        let d = uniform(b * t * 16, seed: 71)
+        m.captureGradients(at: [below])
+        try m.forward(tokens: tokens, targets: targets, batch: b, seq: t)
+        m.zeroGrad(); try m.backward(injecting: [site: d])
+        let g = m.activationGradient(at: below)!.rowArray(1, 2)
+        func loss(_ hooks: ForwardHooks) throws -> Float {
+            let ce = try m.forward(tokens: tokens, targets: targets, batch: b, seq: t, hooks: hooks)
+            return ce + zip(d, m.activation(at: site).toArray()).map { $0 * $1 }.reduce(0, +)
+        }
+        let eps: Float = 1e-2
+        for j in [0, 7, 13] {
+            var delta = [Float](repeating: 0, count: 16)
+            delta[j] = eps
+            let hp = ForwardHooks(); hp.addDelta(.blockOutput, layer: 0, at: [(1, 2)], delta: delta)
+            delta[j] = -eps
+            let hm = ForwardHooks(); hm.addDelta(.blockOutput, layer: 0, at: [(1, 2)], delta: delta)
+            let fd = (try loss(hp) - loss(hm)) / (2 * eps)
+            #expect(abs(fd - g[j]) <= 0.02 * abs(g[j]) + 3e-4, "d loss / d block_output[\(j)]: fd \(fd) vs \(g[j])")
+        }
+    }
+
+    @Test func backwardMistakesThrow() throws {
+        let (m, tokens, _) = try setup()
+        let n = b * t
+        // before any forward pass
+        #expect(throws: EngineError.self) { try m.backward(dLogits: [Float](repeating: 0, count: n * vocab)) }
+        try m.forward(tokens: tokens, batch: b, seq: t)
+        // injections: a block the model lacks, a wrong size
+        #expect(throws: EngineError.self) { try m.backward(injecting: [HookPoint(.blockOutput, layer: 2): [Float](repeating: 0, count: n * 16)]) }
+        #expect(throws: EngineError.self) { try m.backward(injecting: [HookPoint(.mlpHidden, layer: 0): [Float](repeating: 0, count: n * 16)]) }
+        #expect(throws: EngineError.self) { try m.backward(dLogits: [Float](repeating: 0, count: n)) }
+        #expect(throws: EngineError.self) { try m.backward() }  // no targets, nothing to start from
+    }
+}
