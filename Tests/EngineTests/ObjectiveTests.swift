@@ -1,9 +1,9 @@
 import Testing
 @testable import Engine
 
-/// A caller's d loss / d logits and gradients injected at hook
+/// Objectives (weighted NLL, KL, sums, a caller's d loss / d logits) and gradients injected at hook
 /// points: central finite differences in float32 on the tiny model of ModelGradCheckTests (same eps
-/// and tolerance); errors thrown.
+/// and tolerance), the cross-entropy default bit-identical to the old path, errors thrown.
 @Suite struct ObjectiveTests {
     let b = 3, t = 5, vocab = 23
 
@@ -50,6 +50,102 @@ import Testing
     func uniform(_ n: Int, seed: UInt64, scale: Double = 1) -> [Float] {
         var r = RNG(seed: seed)
         return (0..<n).map { _ in Float((r.uniform() * 2 - 1) * scale) }
+    }
+
+    /// Checks an objective's gradient against finite differences of its value.
+    func checkObjective(_ objective: Objective, _ what: String, parallel: Bool = true) throws {
+        let (m, tokens, targets) = try setup(parallel: parallel)
+        let worst = try gradCheck(m, what, run: {
+            try m.forward(tokens: tokens, targets: targets, batch: b, seq: t, objective: objective)
+            try m.backward()
+        }, loss: {
+            Double(try m.forward(tokens: tokens, targets: targets, batch: b, seq: t, objective: objective).total)
+        })
+        print("objective gradcheck \(what) parallel=\(parallel): worst relative diff \(worst)")
+    }
+
+    @Test(arguments: [true, false])
+    func weightedNLLWithMixedSigns(parallel: Bool) throws {
+        let w = uniform(b * t, seed: 21)
+        #expect(w.contains { $0 < 0 } && w.contains { $0 > 0 })
+        try checkObjective(Objective([.tokenNLL(weights: w)]), "weighted NLL", parallel: parallel)
+        try checkObjective(Objective([.tokenNLL(weights: w, normalizer: 2.5)]), "weighted NLL / 2.5", parallel: parallel)
+    }
+
+    @Test func negatedLossIsGradientAscent() throws {
+        let (m, tokens, targets) = try setup()
+        let ce = try m.forward(tokens: tokens, targets: targets, batch: b, seq: t)
+        m.zeroGrad(); try m.backward()
+        let gce = m.grads.storage.toArray()
+        let minus = Objective([.tokenNLL(weights: [Float](repeating: -1, count: b * t))])
+        let v = try m.forward(tokens: tokens, targets: targets, batch: b, seq: t, objective: minus)
+        m.zeroGrad(); try m.backward()
+        #expect(abs(v.total + ce) <= 1e-5 * abs(ce))
+        #expect(relError(m.grads.storage.toArray(), gce.map { -$0 }) < 1e-5)
+        // all-one weights are the cross-entropy
+        let plus = try m.forward(tokens: tokens, targets: targets, batch: b, seq: t,
+                                 objective: Objective([.tokenNLL(weights: [Float](repeating: 1, count: b * t))]))
+        #expect(abs(plus.total - ce) <= 1e-5 * abs(ce))
+        try checkObjective(minus, "negated NLL")
+    }
+
+    func klTerm(_ direction: KLDirection, logits: Bool, weight: Float = 0.7) -> Objective.Term {
+        let positions = [(b: 0, t: 4), (b: 2, t: 1), (b: 1, t: 2)]
+        var q = uniform(positions.count * vocab, seed: 31, scale: 2)
+        if !logits {
+            for i in 0..<positions.count {
+                let lse = Float(GPTNeoX.logSumExp(q[(i * vocab)..<((i + 1) * vocab)]))
+                for j in 0..<vocab { q[i * vocab + j] -= lse }
+            }
+        }
+        return .kl(positions: positions, reference: logits ? .logits(q) : .logProbs(q), weight: weight, direction: direction)
+    }
+
+    @Test(arguments: [KLDirection.modelToReference, .referenceToModel])
+    func klTermToReference(direction: KLDirection) throws {
+        try checkObjective(Objective([klTerm(direction, logits: true)]), "KL \(direction.rawValue)")
+        try checkObjective(Objective([klTerm(direction, logits: false)]), "KL \(direction.rawValue) log-probs", parallel: false)
+        // logits and log-probs give the same term
+        let (m, tokens, targets) = try setup()
+        let a = try m.forward(tokens: tokens, targets: targets, batch: b, seq: t, objective: Objective([klTerm(direction, logits: true)]))
+        let c = try m.forward(tokens: tokens, targets: targets, batch: b, seq: t, objective: Objective([klTerm(direction, logits: false)]))
+        #expect(abs(a.total - c.total) <= 1e-5 * abs(a.total) && a.total > 0)
+    }
+
+    @Test func klToTheModelItselfIsZero() throws {
+        let (m, tokens, _) = try setup()
+        try m.forward(tokens: tokens, batch: b, seq: t)
+        let positions = [(b: 1, t: 3), (b: 2, t: 0)]
+        var ref: [Float] = []
+        for p in positions { ref += Array(m.logits[((p.b * t + p.t) * vocab)..<((p.b * t + p.t + 1) * vocab)]) }
+        for d in [KLDirection.modelToReference, .referenceToModel] {
+            try m.forward(tokens: tokens, batch: b, seq: t)
+            let v = try m.applyObjective(Objective([.kl(positions: positions, reference: .logits(ref), direction: d)]))
+            #expect(abs(v.total) < 1e-6)
+            #expect(m.logits.allSatisfy { abs($0) < 1e-6 })
+        }
+    }
+
+    @Test(arguments: [true, false])
+    func sumOfTerms(parallel: Bool) throws {
+        let w = uniform(b * t, seed: 22)
+        let terms: [Objective.Term] = [.crossEntropy, .tokenNLL(weights: w, normalizer: 4),
+                                       klTerm(.modelToReference, logits: true, weight: 0.0625), klTerm(.referenceToModel, logits: true, weight: 2)]
+        try checkObjective(Objective(terms), "CE + weighted NLL + two KL", parallel: parallel)
+        // the total is the sum of the terms, each as if alone
+        let (m, tokens, targets) = try setup(parallel: parallel)
+        let v = try m.forward(tokens: tokens, targets: targets, batch: b, seq: t, objective: Objective(terms))
+        #expect(v.terms.count == 4)
+        for (k, term) in terms.enumerated() {
+            let alone = try m.forward(tokens: tokens, targets: targets, batch: b, seq: t, objective: Objective([term]))
+            #expect(abs(alone.total - v.terms[k]) <= 1e-6 * max(1, abs(alone.total)), "term \(k)")
+        }
+        #expect(abs(v.total - v.terms.reduce(0, +)) <= 1e-5)
+        // the NPO hook: per-position NLL readable after the objective
+        let nll = Array(m.positionLoss)
+        try m.forward(tokens: tokens, targets: targets, batch: b, seq: t)
+        #expect(relError(nll, Array(m.positionLoss)) < 1e-6)
+        #expect(nll[7] == 0 && nll[14] == 0)
     }
 
     @Test func callerLogitsGradient() throws {
@@ -162,6 +258,65 @@ import Testing
         }
     }
 
+    @Test func crossEntropyDefaultIsBitIdentical() throws {
+        let (m, tokens, targets) = try setup()
+        // fused (the trainer's path)
+        let l1 = try m.forward(tokens: tokens, targets: targets, batch: b, seq: t, fuseLossGradient: true)
+        m.zeroGrad(); try m.backward()
+        let g1 = m.grads.storage.toArray()
+        let v1 = try m.forward(tokens: tokens, targets: targets, batch: b, seq: t, objective: .crossEntropy)
+        m.zeroGrad(); try m.backward()
+        #expect(v1.total == l1 && v1.terms == [l1])
+        #expect(m.grads.storage.toArray() == g1)
+        // unfused
+        try m.forward(tokens: tokens, targets: targets, batch: b, seq: t)
+        m.zeroGrad(); try m.backward()
+        let g2 = m.grads.storage.toArray()
+        let l2 = try m.forward(tokens: tokens, targets: targets, batch: b, seq: t)
+        let v2 = try m.applyObjective(.crossEntropy)
+        m.zeroGrad(); try m.backward()
+        #expect(m.grads.storage.toArray() == g2)
+        #expect(abs(v2.total - l2) <= 1e-6 * l2)
+        // LanguageModel
+        var c = ModelConfig.preset("tiny")!
+        c.vocabSize = vocab
+        let lm = try LanguageModel(config: c, batch: b, seq: t)
+        let old = try tokens.withUnsafeBufferPointer { tp in
+            try targets.withUnsafeBufferPointer { gp in try lm.lossAndGradients(inputs: tp.baseAddress!, targets: gp.baseAddress!, rows: b, width: t) }
+        }
+        let gOld = Array(lm.gradientBlock)
+        let new = try tokens.withUnsafeBufferPointer { tp in
+            try targets.withUnsafeBufferPointer { gp in
+                try lm.lossAndGradients(inputs: tp.baseAddress!, targets: gp.baseAddress!, rows: b, width: t, objective: .crossEntropy)
+            }
+        }
+        #expect(new.total == old)
+        #expect(Array(lm.gradientBlock) == gOld)
+    }
+
+    @Test func languageModelObjectiveWithInjection() throws {
+        var c = ModelConfig.preset("tiny")!
+        c.vocabSize = vocab
+        let lm = try LanguageModel(config: c, batch: b, seq: t)
+        let (_, tokens, targets) = try setup()
+        let p = HookPoint(.mlpOutput, layer: 0)
+        let objective = Objective([.tokenNLL(weights: uniform(b * t, seed: 81)), klTerm(.modelToReference, logits: true)])
+        let value = try tokens.withUnsafeBufferPointer { tp in
+            try targets.withUnsafeBufferPointer { gp in
+                try lm.lossAndGradients(inputs: tp.baseAddress!, targets: gp.baseAddress!, rows: b, width: t, objective: objective) { net in
+                    [p: net.activation(at: p).toArray()]  // ½‖h‖²
+                }
+            }
+        }
+        let g = Array(lm.gradientBlock)
+        let m = lm.net
+        let v2 = try m.forward(tokens: tokens, targets: targets, batch: b, seq: t, objective: objective)
+        m.zeroGrad()
+        try m.backward(injecting: [p: m.activation(at: p).toArray()])
+        #expect(v2.total == value.total)
+        #expect(m.grads.storage.toArray() == g)
+    }
+
     @Test func backwardMistakesThrow() throws {
         let (m, tokens, _) = try setup()
         let n = b * t
@@ -173,5 +328,27 @@ import Testing
         #expect(throws: EngineError.self) { try m.backward(injecting: [HookPoint(.mlpHidden, layer: 0): [Float](repeating: 0, count: n * 16)]) }
         #expect(throws: EngineError.self) { try m.backward(dLogits: [Float](repeating: 0, count: n)) }
         #expect(throws: EngineError.self) { try m.backward() }  // no targets, nothing to start from
+    }
+
+    @Test func objectiveMistakesThrow() throws {
+        let (m, tokens, targets) = try setup()
+        let n = b * t
+        #expect(throws: EngineError.self) { try m.applyObjective(.crossEntropy) }  // before any forward pass
+        try m.forward(tokens: tokens, batch: b, seq: t)
+        // NLL terms need targets
+        #expect(throws: EngineError.self) { try m.applyObjective(Objective([.tokenNLL(weights: [Float](repeating: 1, count: n))])) }
+        #expect(throws: EngineError.self) { try m.forward(tokens: tokens, targets: nil, batch: b, seq: t, objective: .crossEntropy) }
+        try m.forward(tokens: tokens, targets: targets, batch: b, seq: t)
+        #expect(throws: EngineError.self) { try m.applyObjective(Objective([.tokenNLL(weights: [1, 2])])) }
+        #expect(throws: EngineError.self) { try m.applyObjective(Objective([.tokenNLL(weights: [Float](repeating: .nan, count: n))])) }
+        #expect(throws: EngineError.self) { try m.applyObjective(Objective([.tokenNLL(weights: [Float](repeating: 1, count: n), normalizer: 0)])) }
+        let q = [Float](repeating: 0, count: vocab)
+        #expect(throws: EngineError.self) { try m.applyObjective(Objective([.kl(positions: [(b: 3, t: 0)], reference: .logits(q), direction: .modelToReference)])) }
+        #expect(throws: EngineError.self) { try m.applyObjective(Objective([.kl(positions: [(b: 0, t: 0)], reference: .logits([1]), direction: .modelToReference)])) }
+        #expect(throws: EngineError.self) { try m.applyObjective(Objective([.kl(positions: [(b: 0, t: 0)], reference: .logProbs(q), direction: .referenceToModel)])) }
+        #expect(throws: EngineError.self) { try m.applyObjective(Objective([.kl(positions: [], reference: .logits([]), direction: .referenceToModel)])) }
+        // the logits already hold a gradient
+        try m.forward(tokens: tokens, targets: targets, batch: b, seq: t, fuseLossGradient: true)
+        #expect(throws: EngineError.self) { try m.applyObjective(.crossEntropy) }
     }
 }

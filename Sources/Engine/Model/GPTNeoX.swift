@@ -10,8 +10,9 @@ import Glibc
 ///   (already shifted: targets[b, t] = label of position t+1), negative = ignored (padding).
 ///   Padding must be at the end of a sequence (right-padded): attention is causal only.
 ///   logits [B, T, V] after `forward` (unless the loss gradient was fused into them).
-///   loss = mean over non-ignored positions of −log softmax(logits)[target]; `backward` can also
-///   start from a caller's d loss / d logits and take d loss / d activation at hook points.
+///   loss = mean over non-ignored positions of −log softmax(logits)[target], or any `Objective`
+///   (Objective.swift); `backward` can also start from a caller's d loss / d logits and take
+///   d loss / d activation at hook points.
 public final class GPTNeoX {
     public let config: ModelConfig
     public let table: ParameterTable
