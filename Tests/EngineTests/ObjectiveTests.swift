@@ -258,6 +258,44 @@ import Testing
         }
     }
 
+    /// Against PyTorch (tools/make_objective_fixture.py) on the parity fixture's model and batch.
+    @Test func weightedAndKLObjectivesMatchTransformers() throws {
+        let L = try ModelParityTests.load("parity_parallel.h5")
+        let m = L.model
+        let f = try H5File.open(Fixture.path("objectives.h5"))
+        func floats(_ p: String) throws -> [Float] { try f.read(p, as: Float.self).data }
+        func positions(_ p: String) throws -> [(b: Int, t: Int)] {
+            let d = try f.read(p, as: Int32.self).data
+            return stride(from: 0, to: d.count, by: 2).map { (b: Int(d[$0]), t: Int(d[$0 + 1])) }
+        }
+        let kw = try floats("/kl_sum/kl_weights")
+        let cases: [(String, Objective)] = [
+            ("weighted_nll", Objective([.tokenNLL(weights: try floats("/weighted_nll/weights"))])),
+            ("kl_sum", Objective([
+                .tokenNLL(weights: try floats("/kl_sum/weights"), normalizer: 1),
+                .kl(positions: try positions("/kl_sum/positions1"), reference: .logits(try floats("/kl_sum/reference1_logits")),
+                    weight: kw[0], direction: .modelToReference),
+                .kl(positions: try positions("/kl_sum/positions2"), reference: .logProbs(try floats("/kl_sum/reference2_logprobs")),
+                    weight: kw[1], direction: .referenceToModel),
+            ])),
+        ]
+        for (name, objective) in cases {
+            let v = try m.forward(tokens: L.ids, targets: L.targets, batch: L.b, seq: L.t, objective: objective)
+            m.zeroGrad()
+            try m.backward()
+            let refTerms = try floats("/\(name)/terms")
+            #expect(relError([v.total], try floats("/\(name)/loss")) < 1e-5, "\(name): loss \(v.total)")
+            #expect(relError(v.terms, refTerms) < 1e-5, "\(name): terms \(v.terms) vs \(refTerms)")
+            var worst = 0.0, worstName = ""
+            for (k, info) in m.table.tensors.enumerated() {
+                let e = relError(Array(m.grads.view(k)), try floats("/\(name)/grads/\(info.name)"))
+                #expect(e < 1e-5, "\(name): grad \(info.name): rel err \(e)")
+                if e > worst { worst = e; worstName = info.name }
+            }
+            print("objective parity \(name): loss \(v.total), worst gradient rel err \(worst) (\(worstName))")
+        }
+    }
+
     @Test func crossEntropyDefaultIsBitIdentical() throws {
         let (m, tokens, targets) = try setup()
         // fused (the trainer's path)
