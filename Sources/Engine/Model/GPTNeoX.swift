@@ -395,20 +395,25 @@ public final class GPTNeoX {
             throw .misuse("model backward: no forward pass with targets to differentiate")
         }
         try checkInjections(gradients)
-        try backwardPass(gradients)
+        backwardPass(gradients)
     }
 
     /// Backward from a caller's d loss / d logits [B, T, V] for the last forward pass (targets not
     /// needed), which replaces the forward's loss; plus optional injections as in `backward(injecting:)`.
-    public func backward(dLogits: [Float], injecting gradients: [HookPoint: [Float]] = [:]) throws(EngineError) {
+    public func backward(dLogits: UnsafeBufferPointer<Float>, injecting gradients: [HookPoint: [Float]] = [:]) throws(EngineError) {
         guard batch > 0 else { throw .misuse("model backward: no forward pass to differentiate") }
-        guard dLogits.count == batch * seq * V else {
+        guard dLogits.count == batch * seq * V, let src = dLogits.baseAddress else {
             throw .invalid("model backward: d loss / d logits has \(dLogits.count) values, expected [\(batch), \(seq), \(V)]")
         }
         try checkInjections(gradients)
-        logitsBuf.ptr.update(from: dLogits, count: dLogits.count)
+        logitsBuf.ptr.update(from: src, count: dLogits.count)
         logitsHoldGradient = true
-        try backwardPass(gradients)
+        backwardPass(gradients)
+    }
+
+    /// Array form of `backward(dLogits:injecting:)`.
+    public func backward(dLogits: [Float], injecting gradients: [HookPoint: [Float]] = [:]) throws(EngineError) {
+        try dLogits.withUnsafeBufferPointer { (d) throws(EngineError) in try backward(dLogits: d, injecting: gradients) }
     }
 
     /// The sites the backward pass passes; an injection anywhere else is refused.
@@ -427,7 +432,7 @@ public final class GPTNeoX {
         }
     }
 
-    private func backwardPass(_ injections: [HookPoint: [Float]]) throws(EngineError) {
+    private func backwardPass(_ injections: [HookPoint: [Float]]) {
         let b = batch, t = seq, n = b * t
         let P = params, G = grads
         let pf = profiler
