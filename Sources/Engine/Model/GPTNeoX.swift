@@ -10,7 +10,9 @@ import Glibc
 ///   (already shifted: targets[b, t] = label of position t+1), negative = ignored (padding).
 ///   Padding must be at the end of a sequence (right-padded): attention is causal only.
 ///   logits [B, T, V] after `forward` (unless the loss gradient was fused into them).
-///   loss = mean over non-ignored positions of −log softmax(logits)[target].
+///   loss = mean over non-ignored positions of −log softmax(logits)[target], or any `Objective`
+///   (Objective.swift); `backward` can also start from a caller's d loss / d logits and take
+///   d loss / d activation at hook points.
 public final class GPTNeoX {
     public let config: ModelConfig
     public let table: ParameterTable
@@ -48,6 +50,7 @@ public final class GPTNeoX {
     // backward scratch
     let dres: FloatBuffer, dln1: FloatBuffer, dln2: FloatBuffer, dAttnY: FloatBuffer, dqkv: FloatBuffer, dH: FloatBuffer
     let dlnf: FloatBuffer
+    let dSite: FloatBuffer      // [N, D] d attn_out or d mlp_out with an injected gradient (not the residual's)
     let lnPartial: FloatBuffer, attnScratch: FloatBuffer
     let lossPartial: UnsafeMutablePointer<Double>
     let needFlags: UnsafeMutablePointer<Bool>  // [L+1] scratch of backward()
@@ -57,9 +60,9 @@ public final class GPTNeoX {
     // state of the last forward pass
     public private(set) var batch = 0, seq = 0
     public private(set) var validTargets = 0
-    private var haveTargets = false
-    private var logitsHoldGradient = false
-    private var lossGradScale: Float = 0
+    var haveTargets = false
+    var logitsHoldGradient = false
+    var lossGradScale: Float = 0
 
     // gradient captures at hook points
     private var captures: [HookPoint: FloatBuffer] = [:]
@@ -112,7 +115,7 @@ public final class GPTNeoX {
         lse = FloatBuffer(count: n); lossRow = FloatBuffer(count: n)
         dres = FloatBuffer(count: n * D); dln1 = FloatBuffer(count: n * D); dln2 = FloatBuffer(count: n * D)
         dAttnY = FloatBuffer(count: n * D); dqkv = FloatBuffer(count: n * 3 * D); dH = FloatBuffer(count: n * I)
-        dlnf = FloatBuffer(count: n * D)
+        dlnf = FloatBuffer(count: n * D); dSite = FloatBuffer(count: n * D)
         ones = FloatBuffer(count: n); ones.ptr.update(repeating: 1, count: n)
         scratchThreads = max(64, Parallel.threads)
         lnPartial = FloatBuffer(count: scratchThreads * 4 * D)
@@ -385,8 +388,59 @@ public final class GPTNeoX {
     /// Accumulates d loss / d parameter into `grads` for every trainable tensor, for the last forward
     /// pass (which must have had targets). Frozen tensors get nothing and their weight GEMMs are
     /// skipped; blocks below the lowest trainable tensor or captured point are not visited.
-    public func backward() throws(EngineError) {
-        guard haveTargets, batch > 0 else { throw .misuse("model backward: no forward pass with targets to differentiate") }
+    public func backward() throws(EngineError) { try backward(injecting: [:]) }
+
+    /// `backward()` plus d loss / d activation [B, T, width] at hook points (representation losses),
+    /// added where the backward pass passes each site. The logits' gradient is the forward's loss
+    /// (its objective, or cross-entropy when it had targets); with neither, the pass starts from the
+    /// injected gradients alone and skips the blocks above the highest one. An injection at
+    /// attn_output / mlp_output reaches that sublayer only, not the residual stream beside it.
+    /// Captured gradients (`captureGradients`) include the injections at their site and downstream of
+    /// it, in the order the forward hooks run: block l's output comes before block l+1's input (one
+    /// tensor), so an injection at block l+1's input reaches a capture at block l's output, not back.
+    public func backward(injecting gradients: [HookPoint: [Float]]) throws(EngineError) {
+        guard batch > 0, haveTargets || logitsHoldGradient || !gradients.isEmpty else {
+            throw .misuse("model backward: no forward pass with targets to differentiate")
+        }
+        try checkInjections(gradients)
+        backwardPass(gradients)
+    }
+
+    /// Backward from a caller's d loss / d logits [B, T, V] for the last forward pass (targets not
+    /// needed), which replaces the forward's loss; plus optional injections as in `backward(injecting:)`.
+    public func backward(dLogits: UnsafeBufferPointer<Float>, injecting gradients: [HookPoint: [Float]] = [:]) throws(EngineError) {
+        guard batch > 0 else { throw .misuse("model backward: no forward pass to differentiate") }
+        guard dLogits.count == batch * seq * V, let src = dLogits.baseAddress else {
+            throw .invalid("model backward: d loss / d logits has \(dLogits.count) values, expected [\(batch), \(seq), \(V)]")
+        }
+        try checkInjections(gradients)
+        logitsBuf.ptr.update(from: src, count: dLogits.count)
+        logitsHoldGradient = true
+        backwardPass(gradients)
+    }
+
+    /// Array form of `backward(dLogits:injecting:)`.
+    public func backward(dLogits: [Float], injecting gradients: [HookPoint: [Float]] = [:]) throws(EngineError) {
+        try dLogits.withUnsafeBufferPointer { (d) throws(EngineError) in try backward(dLogits: d, injecting: gradients) }
+    }
+
+    /// The sites the backward pass passes; an injection anywhere else is refused.
+    static let injectableSites: Set<HookSite> = [.embeddings, .blockInput, .attnInput, .attnOutput, .mlpInput, .mlpHidden, .mlpOutput, .blockOutput]
+
+    private func checkInjections(_ gradients: [HookPoint: [Float]]) throws(EngineError) {
+        for (p, g) in gradients {
+            guard Self.injectableSites.contains(p.site) else { throw .invalid("model backward: cannot inject a gradient at \(p.site.rawValue)") }
+            guard p.layer >= 0, p.layer < L else {
+                throw .invalid("model backward: gradient at \(p.site.rawValue) of block \(p.layer) but the model has \(L) blocks")
+            }
+            let w = p.site == .mlpHidden ? I : D
+            guard g.count == batch * seq * w else {
+                throw .invalid("model backward: gradient at \(p.site.rawValue) \(p.layer) has \(g.count) values, expected [\(batch), \(seq), \(w)]")
+            }
+        }
+    }
+
+    private func backwardPass(_ injections: [HookPoint: [Float]]) {
         let b = batch, t = seq, n = b * t
         let P = params, G = grads
         let pf = profiler
@@ -401,18 +455,38 @@ public final class GPTNeoX {
         }
         need[L] = acc
 
-        if !logitsHoldGradient {
+        // dst[N, width] += the injected gradient at (site, layer), if any
+        func inject(_ site: HookSite, _ layer: Int, _ dst: UnsafeMutablePointer<Float>) {
+            guard !injections.isEmpty, let g = injections[HookPoint(site, layer: layer)] else { return }
+            g.withUnsafeBufferPointer { s in for i in 0..<s.count { dst[i] += s[i] } }
+        }
+        // d of a sublayer output: dy itself, or dy + the injection there in dSite (dy stays the residual's)
+        func sublayerGradient(_ site: HookSite, _ layer: Int, _ dy: UnsafeMutablePointer<Float>) -> UnsafeMutablePointer<Float> {
+            guard !injections.isEmpty, let g = injections[HookPoint(site, layer: layer)] else { return dy }
+            g.withUnsafeBufferPointer { s in for i in 0..<s.count { dSite.ptr[i] = dy[i] + s[i] } }
+            return dSite.ptr
+        }
+
+        let fromLogits = haveTargets || logitsHoldGradient
+        // the highest block with an injection (blockInput l is block l−1's output; −1: embeddings only)
+        var top = L - 1
+        if !fromLogits {
+            top = injections.keys.map { p in p.site == .embeddings ? -1 : p.site == .blockInput ? p.layer - 1 : p.layer }.max() ?? -1
+            if !need[L] { return }
+            dres.ptr.update(repeating: 0, count: n * D)
+        }
+        if fromLogits && !logitsHoldGradient {
             Kernels.crossEntropyBackward(logits: logitsBuf.ptr, lse: lse.ptr, targets: targetsBuf, n: n, v: V, gradScale: lossGradScale)
             pf?.stop(.crossEntropy)
             logitsHoldGradient = true
         }
         let dlogits = logitsBuf.ptr
-        if trainable[table.embedOut] {
+        if fromLogits && trainable[table.embedOut] {
             BLAS.linearBackwardWeight(dw: G.ptr(table.embedOut), dy: dlogits, x: lnf.ptr, rows: n, inDim: D, outDim: V)
             pf?.stop(.bUnembedGemm)
         }
         let fw = trainable[table.finalLnW], fb = trainable[table.finalLnB]
-        if need[L] || fw || fb {
+        if fromLogits && (need[L] || fw || fb) {
             BLAS.linearBackwardInput(dx: dlnf.ptr, dy: dlogits, w: P.ptr(table.embedOut), rows: n, inDim: D, outDim: V, accumulate: false)
             pf?.stop(.bUnembedGemm)
             dres.ptr.update(repeating: 0, count: n * D)
@@ -423,8 +497,14 @@ public final class GPTNeoX {
         }
         if !need[L] { return }
 
-        for l in stride(from: L - 1, through: 0, by: -1) {
+        for l in stride(from: top, through: 0, by: -1) {
             if !need[l + 1] { break }
+            // the residual stream between blocks l and l+1: block l+1's input is block l's output
+            if l + 1 < L {
+                inject(.blockInput, l + 1, dres.ptr)
+                capture(.blockInput, l + 1, dres.ptr)
+            }
+            inject(.blockOutput, l, dres.ptr)
             let tr = { (s: ParameterTable.Slot) in self.trainable[self.table.index(layer: l, s)] }
             let wp = { (s: ParameterTable.Slot) in P.ptr(self.table.index(layer: l, s)) }
             let gp = { (s: ParameterTable.Slot) -> UnsafeMutablePointer<Float>? in tr(s) ? G.ptr(self.table.index(layer: l, s)) : nil }
@@ -439,13 +519,15 @@ public final class GPTNeoX {
             let wantLn1 = needIn || captures[HookPoint(.attnInput, layer: l)] != nil || tr(.ln1W) || tr(.ln1B)
 
             capture(.blockOutput, l, dres.ptr)
-            capture(.mlpOutput, l, dres.ptr)
-            // MLP: dres is d mlp_out
-            if tr(.fc2W) { BLAS.linearBackwardWeight(dw: gp(.fc2W)!, dy: dres.ptr, x: hid, rows: n, inDim: I, outDim: D); pf?.stop(.bFc2Gemm) }
-            if tr(.fc2B) { Kernels.biasBackward(db: gp(.fc2B)!, dy: dres.ptr, n: n, width: D, ones: ones.ptr); pf?.stop(.bBias) }
-            BLAS.linearBackwardInput(dx: dH.ptr, dy: dres.ptr, w: wp(.fc2W), rows: n, inDim: I, outDim: D, accumulate: false)
-            adapter?.backward(layer: l, slot: .fc2W, x: hid, dy: dres.ptr, dx: dH.ptr, rows: n)
+            // MLP: dres is d mlp_out (dmo adds an injection there)
+            let dmo = sublayerGradient(.mlpOutput, l, dres.ptr)
+            capture(.mlpOutput, l, dmo)
+            if tr(.fc2W) { BLAS.linearBackwardWeight(dw: gp(.fc2W)!, dy: dmo, x: hid, rows: n, inDim: I, outDim: D); pf?.stop(.bFc2Gemm) }
+            if tr(.fc2B) { Kernels.biasBackward(db: gp(.fc2B)!, dy: dmo, n: n, width: D, ones: ones.ptr); pf?.stop(.bBias) }
+            BLAS.linearBackwardInput(dx: dH.ptr, dy: dmo, w: wp(.fc2W), rows: n, inDim: I, outDim: D, accumulate: false)
+            adapter?.backward(layer: l, slot: .fc2W, x: hid, dy: dmo, dx: dH.ptr, rows: n)
             pf?.stop(.bFc2Gemm)
+            inject(.mlpHidden, l, dH.ptr)
             capture(.mlpHidden, l, dH.ptr)
             Kernels.geluBackward(dpre: dH.ptr, dh: dH.ptr, geluGrad: pre, count: n * I)
             pf?.stop(.bGelu)
@@ -457,6 +539,7 @@ public final class GPTNeoX {
             adapter?.backward(layer: l, slot: .fc1W, x: l2, dy: dH.ptr, dx: wantLn2 ? dln2.ptr : nil, rows: n)
             if wantLn2 {
                 pf?.stop(.bFc1Gemm)
+                inject(.mlpInput, l, dln2.ptr)
                 capture(.mlpInput, l, dln2.ptr)
             }
             if !config.parallelResidual {
@@ -467,12 +550,13 @@ public final class GPTNeoX {
                                           n: n, d: D, partial: lnPartial.ptr)
                 pf?.stop(.bLayerNorm)
             }
-            capture(.attnOutput, l, dres.ptr)
-            // attention: dres is d attn_out
-            if tr(.denseW) { BLAS.linearBackwardWeight(dw: gp(.denseW)!, dy: dres.ptr, x: ay, rows: n, inDim: D, outDim: D); pf?.stop(.bDenseGemm) }
-            if tr(.denseB) { Kernels.biasBackward(db: gp(.denseB)!, dy: dres.ptr, n: n, width: D, ones: ones.ptr); pf?.stop(.bBias) }
-            BLAS.linearBackwardInput(dx: dAttnY.ptr, dy: dres.ptr, w: wp(.denseW), rows: n, inDim: D, outDim: D, accumulate: false)
-            adapter?.backward(layer: l, slot: .denseW, x: ay, dy: dres.ptr, dx: dAttnY.ptr, rows: n)
+            // attention: dres is d attn_out (dao adds an injection there)
+            let dao = sublayerGradient(.attnOutput, l, dres.ptr)
+            capture(.attnOutput, l, dao)
+            if tr(.denseW) { BLAS.linearBackwardWeight(dw: gp(.denseW)!, dy: dao, x: ay, rows: n, inDim: D, outDim: D); pf?.stop(.bDenseGemm) }
+            if tr(.denseB) { Kernels.biasBackward(db: gp(.denseB)!, dy: dao, n: n, width: D, ones: ones.ptr); pf?.stop(.bBias) }
+            BLAS.linearBackwardInput(dx: dAttnY.ptr, dy: dao, w: wp(.denseW), rows: n, inDim: D, outDim: D, accumulate: false)
+            adapter?.backward(layer: l, slot: .denseW, x: ay, dy: dao, dx: dAttnY.ptr, rows: n)
             pf?.stop(.bDenseGemm)
             Kernels.attentionBackward(dqkv: dqkv.ptr, dy: dAttnY.ptr, qkv: qkvL, probs: pr, cosT: cosT.ptr, sinT: sinT.ptr,
                                       b: b, t: t, heads: H, headSize: hs, rot: rot, scratch: attnScratch.ptr)
@@ -485,6 +569,7 @@ public final class GPTNeoX {
             adapter?.backward(layer: l, slot: .qkvW, x: l1, dy: dqkv.ptr, dx: wantLn1 ? dln1.ptr : nil, rows: n)
             if wantLn1 {
                 pf?.stop(.bQkvGemm)
+                inject(.attnInput, l, dln1.ptr)
                 capture(.attnInput, l, dln1.ptr)
             }
             if config.parallelResidual {
@@ -505,9 +590,11 @@ public final class GPTNeoX {
                                           dw2: nil, db2: nil, dy2: nil, w2: nil, x: x, mean: m1, rstd: r1, n: n, d: D, partial: lnPartial.ptr)
                 pf?.stop(.bLayerNorm)
             }
-            if needIn { capture(.blockInput, l, dres.ptr) }
         }
         if need[0] {
+            inject(.blockInput, 0, dres.ptr)
+            capture(.blockInput, 0, dres.ptr)
+            inject(.embeddings, 0, dres.ptr)
             capture(.embeddings, 0, dres.ptr)
             if trainable[table.embedIn] {
                 Kernels.embeddingBackward(dwte: G.ptr(table.embedIn), dout: dres.ptr, tokens: tokensBuf, n: n, d: D)

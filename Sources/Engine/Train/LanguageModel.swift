@@ -54,6 +54,21 @@ public final class LanguageModel: TrainableNetwork {
         return loss
     }
 
+    /// Zeroes the gradients, runs forward with `objective` (Objective.swift) and backward, and returns
+    /// the objective's value. `injecting`, if given, is called between the two with the network (its
+    /// activations readable through `net.activation(at:)`) and returns d loss / d activation at hook
+    /// points for a representation loss, added in the backward pass. `.crossEntropy` without hooks
+    /// or injections is exactly `lossAndGradients(inputs:targets:rows:width:)`.
+    public func lossAndGradients(inputs: UnsafePointer<Int32>, targets: UnsafePointer<Int32>, rows: Int, width: Int,
+                                 objective: Objective, hooks: ForwardHooks? = nil,
+                                 injecting: ((GPTNeoX) throws(EngineError) -> [HookPoint: [Float]])? = nil) throws(EngineError) -> ObjectiveValue {
+        try ensureCapacity(batch: rows, seq: width)
+        net.zeroGrad()
+        let value = try net.forward(tokens: inputs, targets: targets, batch: rows, seq: width, hooks: hooks, objective: objective)
+        try net.backward(injecting: try injecting?(net) ?? [:])
+        return value
+    }
+
     /// Logits [rows, width, vocab] for right-padded rows; processed in chunks of the buffer size.
     /// Hooks see global rows (ActivationView.firstRow) and are checked against the whole run first.
     public func logits(tokens: UnsafePointer<Int32>, rows: Int, width: Int, out: UnsafeMutablePointer<Float>,
