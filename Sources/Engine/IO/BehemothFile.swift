@@ -17,6 +17,7 @@ public enum BehemothFile {
         "behemoth.model": (2, ["tokenizer"]),
         editFormat: (editFormatVersion, ["report", "edit_set"]),
         AdapterSet.format: (AdapterSet.formatVersion, []),
+        ActivationFile.format: (ActivationFile.formatVersion, []),
     ]
     static let commonAttributes: Set<String> = ["format", "format_version", "spec", "library_version", "layout", "digest", "file_digest"]
     /// Root attributes that hold JSON text.

@@ -267,6 +267,88 @@ public final class H5File {
         }
     }
 
+    /// Creates an empty dataset of rows [0, rowShape...] that grows along its first axis (appendRows):
+    /// chunks of `chunkRows` rows, Fletcher-32 checked, like every other array.
+    public func createExtendable<T: H5Scalar>(_ objectPath: String, rowShape: [Int], chunkRows: Int, as: T.Type = T.self) throws(EngineError) {
+        guard rowShape.allSatisfy({ $0 >= 1 }), chunkRows >= 1 else { throw .internalError("HDF5 \(objectPath): bad row shape \(rowShape)") }
+        try ensureParent(objectPath)
+        try withH5 { () throws(EngineError) in
+            var dims = [hsize_t(0)] + rowShape.map { hsize_t($0) }
+            var maxDims = [hsize_t.max] + rowShape.map { hsize_t($0) }   // H5S_UNLIMITED on the first axis
+            let space = H5Screate_simple(Int32(dims.count), &dims, &maxDims)
+            guard space >= 0 else { throw .io("\(path): cannot create dataspace for \(objectPath)") }
+            defer { H5Sclose(space) }
+            let dcpl = H5Pcreate(chdf5_p_dataset_create())
+            guard dcpl >= 0 else { throw .io("\(path): cannot create dataset properties for \(objectPath)") }
+            defer { H5Pclose(dcpl) }
+            var chunk = [hsize_t(chunkRows)] + rowShape.map { hsize_t($0) }
+            guard H5Pset_chunk(dcpl, Int32(chunk.count), &chunk) >= 0, H5Pset_fletcher32(dcpl) >= 0 else {
+                throw .io("\(path): cannot set chunking and checksums for \(objectPath)")
+            }
+            let ds = H5Dcreate2(id, objectPath, T.h5File, space, chdf5_p_default(), dcpl, chdf5_p_default())
+            guard ds >= 0 else { throw .io("\(path): cannot create dataset \(objectPath)") }
+            H5Dclose(ds)
+        }
+    }
+
+    /// Appends `rows` rows (row-major, rows × the row shape values) to an extendable dataset.
+    public func appendRows<T: H5Scalar>(_ objectPath: String, _ data: UnsafeBufferPointer<T>, rows: Int) throws(EngineError) {
+        var dims = try shape(objectPath).map { hsize_t($0) }
+        let rowSize = dims.dropFirst().reduce(1) { $0 * Int($1) }
+        guard rows >= 1, data.count == rows * rowSize else { throw .internalError("HDF5 append \(objectPath): \(data.count) values for \(rows) rows of \(rowSize)") }
+        try withH5 { () throws(EngineError) in
+            let ds = H5Dopen2(id, objectPath, chdf5_p_default())
+            guard ds >= 0 else { throw .io("\(path): cannot open \(objectPath)") }
+            defer { H5Dclose(ds) }
+            var start = [hsize_t](repeating: 0, count: dims.count)
+            start[0] = dims[0]
+            dims[0] += hsize_t(rows)
+            guard H5Dset_extent(ds, &dims) >= 0 else { throw .io("\(path): cannot extend \(objectPath) to \(dims[0]) rows (disk full?)") }
+            let fileSpace = H5Dget_space(ds)
+            guard fileSpace >= 0 else { throw .io("\(path): cannot get the dataspace of \(objectPath)") }
+            defer { H5Sclose(fileSpace) }
+            var count = dims
+            count[0] = hsize_t(rows)
+            guard H5Sselect_hyperslab(fileSpace, H5S_SELECT_SET, &start, nil, &count, nil) >= 0 else { throw .io("\(path): cannot select rows of \(objectPath)") }
+            let memSpace = H5Screate_simple(Int32(count.count), &count, nil)
+            guard memSpace >= 0 else { throw .io("\(path): cannot create a memory dataspace") }
+            defer { H5Sclose(memSpace) }
+            if H5Dwrite(ds, T.h5Memory, memSpace, fileSpace, chdf5_p_default(), data.baseAddress) < 0 {
+                throw .io("\(path): cannot write rows of \(objectPath) (disk full?)")
+            }
+        }
+    }
+
+    /// Rows start..<start+count of a dataset (along its first axis), checked against its shape.
+    public func readRows<T: H5Scalar>(_ objectPath: String, start: Int, count n: Int, as: T.Type = T.self) throws(EngineError) -> [T] {
+        let dims = try shape(objectPath)
+        guard dims.count >= 1, start >= 0, n >= 0, start + n <= dims[0] else {
+            throw .invalid("\(path): rows \(start)..<\(start + n) of \(objectPath), which has shape \(dims)")
+        }
+        let rowSize = dims.dropFirst().reduce(1, *)
+        let (total, overflow) = n.multipliedReportingOverflow(by: rowSize)
+        guard !overflow, total <= 1 << 31 else { throw .invalid("\(path): \(n) rows of \(objectPath) are too many to read at once") }
+        var out = [T](unsafeUninitializedCapacity: total) { _, k in k = total }
+        if total == 0 { return out }
+        try withH5 { () throws(EngineError) in
+            let ds = H5Dopen2(id, objectPath, chdf5_p_default())
+            guard ds >= 0 else { throw .format("\(path): cannot open \(objectPath)") }
+            defer { H5Dclose(ds) }
+            let fileSpace = H5Dget_space(ds)
+            guard fileSpace >= 0 else { throw .format("\(path): cannot get the dataspace of \(objectPath)") }
+            defer { H5Sclose(fileSpace) }
+            var s = [hsize_t](repeating: 0, count: dims.count); s[0] = hsize_t(start)
+            var c = dims.map { hsize_t($0) }; c[0] = hsize_t(n)
+            guard H5Sselect_hyperslab(fileSpace, H5S_SELECT_SET, &s, nil, &c, nil) >= 0 else { throw .format("\(path): cannot select rows of \(objectPath)") }
+            let memSpace = H5Screate_simple(Int32(c.count), &c, nil)
+            guard memSpace >= 0 else { throw .io("\(path): cannot create a memory dataspace") }
+            defer { H5Sclose(memSpace) }
+            let status = out.withUnsafeMutableBytes { H5Dread(ds, T.h5Memory, memSpace, fileSpace, chdf5_p_default(), $0.baseAddress) }
+            guard status >= 0 else { throw .format("\(path): cannot read rows of \(objectPath): the data is damaged (checksum)") }
+        }
+        return out
+    }
+
     /// Chunks of at most about 1 MiB: whole trailing rows where they fit, so a read touches few chunks.
     static func chunkShape(_ dims: [Int], elementSize: Int, target: Int = 1 << 20) -> [Int] {
         var chunk = dims.map { max($0, 1) }
@@ -602,11 +684,32 @@ extension H5File {
         }
     }
 
+    /// Adds dataset `p` to a digest as `name`. Large float32 arrays are read slab by slab along their
+    /// first axis (at most 4 MiB at a time), so digesting a large file needs little memory.
+    func addToDigest(_ p: String, _ d: inout ContentDigest, as name: String) throws(EngineError) {
+        let t = try datasetType(p)
+        let dims = try shape(p)
+        let rowSize = dims.dropFirst().reduce(1, *)
+        guard t.cls == H5T_FLOAT, t.size == 4, dims.count >= 1, rowSize > 0, dims.reduce(1, *) > 1 << 20 else {
+            try readStored(p).addTo(&d, as: name)
+            return
+        }
+        d.beginArray(name, dtype: Float.h5Name, shape: dims)
+        let slab = max(1, (1 << 20) / rowSize)
+        var r = 0
+        while r < dims[0] {
+            let n = min(slab, dims[0] - r)
+            let rows = try readRows(p, start: r, count: n, as: Float.self)
+            rows.withUnsafeBytes { d.addData($0) }
+            r += n
+        }
+    }
+
     /// Recomputes the content digest (ContentDigest) from the spec attribute and the arrays.
     public func computeDigest() throws(EngineError) -> String {
         let format = try stringAttribute("format")
         var d = ContentDigest(format: format, spec: try stringAttribute("spec"))
-        for p in try datasetPaths().filter({ H5File.digestCovers(format: format, $0) }).sorted() { try readStored(p).addTo(&d, as: p) }
+        for p in try datasetPaths().filter({ H5File.digestCovers(format: format, $0) }).sorted() { try addToDigest(p, &d, as: p) }
         return d.finish()
     }
 
@@ -629,7 +732,7 @@ extension H5File {
         try addAttributes("/")
         try visit { (p: String, isGroup: Bool) throws(EngineError) in
             try addAttributes(p)
-            if !isGroup { try readStored(p).addTo(&d, as: String(p.dropFirst())) }
+            if !isGroup { try addToDigest(p, &d, as: String(p.dropFirst())) }
         }
         return d.finish()
     }

@@ -84,6 +84,19 @@ public final class LanguageModel: TrainableNetwork {
         }
     }
 
+    /// Forward passes over `rows` right-padded rows for their hooks only (recording, patching): in
+    /// chunks of the buffer size, nothing kept, so memory does not grow with the number of rows.
+    public func run(tokens: UnsafePointer<Int32>, rows: Int, width: Int, hooks: ForwardHooks) throws(EngineError) {
+        try ensureCapacity(batch: min(rows, max(net.maxBatch, 1)), seq: width)
+        var start = 0
+        while start < rows {
+            let n = min(net.maxBatch, rows - start)
+            try net.forward(tokens: tokens + start * width, targets: nil, batch: n, seq: width, hooks: hooks,
+                            firstRow: start, totalRows: rows)
+            start += n
+        }
+    }
+
     public func logitsAtLast(tokens: UnsafePointer<Int32>, rows: Int, width: Int, lengths: [Int], out: UnsafeMutablePointer<Float>) throws(EngineError) {
         try ensureCapacity(batch: min(rows, 64), seq: width)
         var start = 0

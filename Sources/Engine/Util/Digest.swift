@@ -23,11 +23,18 @@ public struct ContentDigest {
     }
 
     public mutating func addArray<T>(_ path: String, dtype: String, shape: [Int], _ data: UnsafeBufferPointer<T>) {
+        beginArray(path, dtype: dtype, shape: shape)
+        addData(UnsafeRawBufferPointer(data))
+    }
+
+    /// An array in pieces (a large file read slab by slab): the header, then its bytes in order.
+    public mutating func beginArray(_ path: String, dtype: String, shape: [Int]) {
         add(path); add(dtype)
         let header: [Int64] = [Int64(shape.count)] + shape.map { Int64($0) }
         header.withUnsafeBytes { state.update($0) }
-        state.update(UnsafeRawBufferPointer(data))
     }
+
+    public mutating func addData(_ bytes: UnsafeRawBufferPointer) { state.update(bytes) }
 
     public mutating func addArray<T>(_ path: String, dtype: String, shape: [Int], _ data: [T]) {
         data.withUnsafeBufferPointer { addArray(path, dtype: dtype, shape: shape, $0) }

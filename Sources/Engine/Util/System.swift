@@ -94,15 +94,25 @@ public enum FileSystem {
     /// temporary file is removed and whatever was at `path` is left untouched; temporary files that
     /// killed processes left beside `path` are removed first.
     public static func atomically(_ path: String, _ write: (String) throws(EngineError) -> Void) throws(EngineError) {
-        removeStaleTemporaries(of: path)
-        let tmp = "\(path).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let tmp = temporaryPath(for: path)
         do {
             try write(tmp)
-            try fsyncPath(tmp)
         } catch {
             unlink(tmp)
             throw error
         }
+        try commitTemporary(tmp, to: path)
+    }
+
+    /// A temporary file beside `path` (stale ones of dead processes removed first).
+    public static func temporaryPath(for path: String) -> String {
+        removeStaleTemporaries(of: path)
+        return "\(path).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    }
+
+    /// Syncs a finished temporary file and renames it into place (removed on failure).
+    public static func commitTemporary(_ tmp: String, to path: String) throws(EngineError) {
+        do { try fsyncPath(tmp) } catch { unlink(tmp); throw error }
         if rename(tmp, path) != 0 {
             let why = String(cString: strerror(errno))
             unlink(tmp)

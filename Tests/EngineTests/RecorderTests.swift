@@ -1,0 +1,105 @@
+import Testing
+@testable import Engine
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Recording activations to a file over more rows than one chunk: the values are those of single
+/// forward passes, the file is a checked Behemoth file that h5py reads, and memory does not grow
+/// with the number of rows.
+@Suite(.serialized) struct RecorderTests {
+    static func tokens(_ ds: Dataset, rows: Int, width: Int) -> [Int32] {
+        (0..<(rows * width)).map { ds.tokens[$0 % ds.tokens.count] }
+    }
+
+    func record(_ m: LanguageModel, _ tokens: [Int32], rows: Int, width: Int, to path: String) throws {
+        let rec = try HDF5ActivationRecorder(path: path, spec: [("model_digest", .string(m.contentDigest))])
+        let hooks = ForwardHooks()
+        hooks.record(.blockOutput, layer: 1, into: rec)
+        hooks.record(.mlpHidden, layer: 0, into: rec)
+        try tokens.withUnsafeBufferPointer { t throws(EngineError) in try m.run(tokens: t.baseAddress!, rows: rows, width: width, hooks: hooks) }
+        try rec.finish()
+    }
+
+    @Test func fiveThousandPromptsEqualSinglePasses() throws {
+        let (ds, m) = try TinyRun.trained()
+        let dir = DataTest.tempDir("record")
+        defer { DataTest.removeTree(dir) }
+        let rows = 5000, width = 8, path = "\(dir)/acts.h5"
+        let tokens = Self.tokens(ds, rows: rows, width: width)
+        try record(m, tokens, rows: rows, width: width, to: path)
+        #expect(!(try FileSystem.listDirectory(dir)).contains { $0.contains(".tmp-") }, "no temporary file left")
+        let f = try H5File.open(path)
+        defer { f.close() }
+        let D = m.config.hidden, I = m.config.intermediate
+        #expect(try f.shape("/activations/block_output.1") == [rows, width, D])
+        #expect(try f.shape("/activations/mlp_hidden.0") == [rows, width, I])
+        var rng = RNG(seed: 7)
+        var worst: Float = 0
+        for _ in 0..<500 {
+            let r = rng.below(rows)
+            let one = ForwardHooks(), store = ActivationStore()
+            one.record(.blockOutput, layer: 1, into: store)
+            _ = try m.net.forward(tokens: Array(tokens[(r * width)..<((r + 1) * width)]), batch: 1, seq: width, hooks: one)
+            let recorded = try f.readRows("/activations/block_output.1", start: r, count: 1, as: Float.self)
+            worst = max(worst, zip(recorded, store[.blockOutput, layer: 1]!).map { abs($0 - $1) }.max()!)
+        }
+        #expect(worst <= 1e-5, "worst difference from single-prompt passes \(worst)")
+        // A checked Behemoth file: verified, and a flipped byte refused.
+        let info = try BehemothFile.verify(path)
+        #expect(info["format"]?.serialized() == #""behemoth.activations""#)
+        #expect(info["attributes"]?["spec"]?["rows"]?.serialized() == "5000")
+        var bytes = try FileSystem.readBytes(path)
+        bytes[bytes.count / 2] ^= 0x40
+        try FileSystem.writeBytes("\(dir)/bad.h5", bytes)
+        #expect(throws: EngineError.self) { try BehemothFile.verify("\(dir)/bad.h5") }
+        // h5py reads it as an ordinary HDF5 file.
+        if DataTest.run("python3 -c 'import h5py' >/dev/null 2>&1") == 0 {
+            #expect(DataTest.run("python3 -c \"import h5py, sys; f = h5py.File('\(path)', 'r'); a = f['activations/block_output.1']; sys.exit(0 if a.shape == (5000, 8, \(D)) and a.dtype == 'float32' and abs(float(a[4999, 7, 0]) - \(try f.readRows("/activations/block_output.1", start: 4999, count: 1, as: Float.self)[7 * D])) < 1e-6 else 1)\"") == 0)
+        } else {
+            print("skipped: python3 with h5py is not available")
+        }
+    }
+
+    @Test func anUnwritableFolderIsAnIOErrorAndAnUnfinishedRecordingLeavesNothing() throws {
+        do { _ = try HDF5ActivationRecorder(path: "/nonexistent-folder/acts.h5"); Issue.record("recorder created") } catch {
+            #expect(error.status == .io && error.message.contains("/nonexistent-folder/acts.h5"), "\(error.message)")
+        }
+        let dir = DataTest.tempDir("record-abandon")
+        defer { DataTest.removeTree(dir) }
+        do {
+            let rec = try HDF5ActivationRecorder(path: "\(dir)/a.h5")
+            let v = [Float](repeating: 1, count: 2 * 3 * 4)
+            try v.withUnsafeBufferPointer { b throws(EngineError) in
+                try rec.receive(HookPoint(.finalNorm), ActivationView(base: UnsafeMutablePointer(mutating: b.baseAddress!), batch: 2, seq: 3, width: 4))
+                // rows out of order are an error, not a silent gap
+                #expect(throws: EngineError.self) {
+                    try rec.receive(HookPoint(.finalNorm), ActivationView(base: UnsafeMutablePointer(mutating: b.baseAddress!), batch: 2, seq: 3, width: 4, firstRow: 5))
+                }
+            }
+        }
+        #expect(try FileSystem.listDirectory(dir).isEmpty, "an unfinished recording leaves no file")
+    }
+
+    /// Resident memory after recording 5,000 and then 50,000 prompts: at most 10% more. Run alone
+    /// (`make test-slow`, BEHEMOTH_RSS_TEST=1): other suites running beside it would move the numbers.
+    @Test func memoryDoesNotGrowWithRows() throws {
+        guard getenv("BEHEMOTH_RSS_TEST") != nil else { print("skipped: set BEHEMOTH_RSS_TEST=1 (make test-slow) to measure resident memory"); return }
+        let (ds, m) = try TinyRun.trained()
+        let dir = DataTest.tempDir("record-rss")
+        defer { DataTest.removeTree(dir) }
+        func rss() throws -> Double {
+            let fields = try FileSystem.readText("/proc/self/statm").split(separator: " ")
+            return Double(fields[1])! * Double(sysconf(Int32(_SC_PAGESIZE))) / 1e6
+        }
+        var small = 0.0, large = 0.0
+        for (rows, i) in [(5000, 0), (50000, 1)] {
+            let tokens = Self.tokens(ds, rows: rows, width: 8)
+            try record(m, tokens, rows: rows, width: 8, to: "\(dir)/a\(i).h5")
+            let mb = try rss() - Double(tokens.count * 4) / 1e6   // the test's own token array is not the recorder's
+            if i == 0 { small = mb } else { large = mb }
+        }
+        print("resident memory after recording 5,000 prompts \(small) MB, after 50,000 \(large) MB")
+        #expect(large <= small * 1.10)
+    }
+}
