@@ -22,6 +22,12 @@ struct SpecDocsTests {
         try roundTrip(TrainSpec.self, #"{"epochs": 7, "stop_at_accuracy": 0.5, "batch_size": 3, "learning_rate": 0.01, "min_learning_rate": 0.001, "warmup_steps": 4, "warmup_fraction": 0.2, "weight_decay": 0.3, "beta1": 0.8, "beta2": 0.9, "eps": 1e-6, "grad_clip": 2, "seed": 9, "eval_every_epochs": 2, "eval_groups": ["a", "b"], "checkpoint_path": "x.h5", "checkpoint_every_epochs": 3, "resume_from": "y.h5"}"#)
         try roundTrip(CapacitySearchSpec.self, #"{"min_subjects": 3, "max_subjects": 30, "target_accuracy": 0.5, "relative_tolerance": 0.1, "max_probes": 4, "print_progress": true}"#)
         try roundTrip(EvaluationSpec.self, #"{"groups": ["sro"], "batch_size": 17}"#)
+        for text in ["{}", #"{"preset": "tiny", "layers": 3, "hidden": 48, "heads": 4, "intermediate": 96, "rotary_pct": 0.5, "rotary_base": 500, "parallel_residual": false, "layer_norm_eps": 1e-6, "vocab_size": 99, "max_positions": 40, "init_range": 0.05, "seed": 3}"#] {
+            let x = try ModelConfig(text: text)
+            #expect(try ModelConfig(json: x.toJSON()) == x)
+            guard case let .object(fields) = x.toJSON() else { Issue.record("no object"); continue }
+            #expect(fields.map(\.0) == ModelConfig.keys)
+        }
 
         // The edit method, for every registered editor: the report's echo runs again as the same spec.
         let methods = [

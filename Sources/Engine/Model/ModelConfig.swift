@@ -63,24 +63,31 @@ public struct ModelConfig: Equatable, Sendable {
         return c
     }
 
+    /// The fields after `preset`, declared once (SpecFields): their defaults are the preset's.
+    public static let fields: [SpecField<ModelConfig>] = [
+        .int("layers", \.layers, min: 1, max: 1024),
+        .int("hidden", \.hidden, min: 1, max: 1 << 16),
+        .int("heads", \.heads, min: 1, max: 1 << 12),
+        .int("intermediate", \.intermediate, min: 1, max: 1 << 18),
+        .double("rotary_pct", \.rotaryPct, min: 0, max: 1),
+        .double("rotary_base", \.rotaryBase, min: 1),
+        .bool("parallel_residual", \.parallelResidual),
+        .double("layer_norm_eps", \.layerNormEps, min: 0, max: 1, exclusiveMin: true),
+        .int("vocab_size", \.vocabSize, min: 0, max: 1 << 24),
+        .int("max_positions", \.maxPositions, min: 1, max: 1 << 20),
+        .double("init_range", \.initRange, min: 0, max: 10),
+        .seed("seed", \.seed),
+    ]
+    public static var keys: [String] { ["preset"] + fields.map(\.key) }
+
     public init(json: JSON, path: String = "model config") throws(EngineError) {
         var r = try JSONReader(json, path: path)
         let name = try r.string("preset", default: "pythia-31m-shape", oneOf: ModelConfig.presets)
-        let p = ModelConfig.preset(name)!
-        preset = name
-        layers = try r.int("layers", default: p.layers, min: 1, max: 1024)
-        hidden = try r.int("hidden", default: p.hidden, min: 1, max: 1 << 16)
-        heads = try r.int("heads", default: p.heads, min: 1, max: 1 << 12)
-        intermediate = try r.int("intermediate", default: p.intermediate, min: 1, max: 1 << 18)
-        rotaryPct = try r.double("rotary_pct", default: p.rotaryPct, min: 0, max: 1)
-        rotaryBase = try r.double("rotary_base", default: p.rotaryBase, min: 1)
-        parallelResidual = try r.bool("parallel_residual", default: p.parallelResidual)
-        layerNormEps = try r.double("layer_norm_eps", default: p.layerNormEps, min: 0, max: 1, exclusiveMin: true)
-        vocabSize = try r.int("vocab_size", default: 0, min: 0, max: 1 << 24)
-        maxPositions = try r.int("max_positions", default: p.maxPositions, min: 1, max: 1 << 20)
-        initRange = try r.double("init_range", default: p.initRange, min: 0, max: 10)
-        seed = UInt64(try r.int("seed", default: Int(p.seed), min: 0))
+        var c = ModelConfig.preset(name)!
+        c.vocabSize = 0
+        try SpecFields.decode(ModelConfig.fields, into: &c, from: &r)
         try r.finish()
+        self = c
         try validate(path: path)
     }
 
@@ -110,15 +117,7 @@ public struct ModelConfig: Equatable, Sendable {
     }
 
     /// Every field, defaults filled in.
-    public func toJSON() -> JSON {
-        .object([
-            ("preset", .string(preset)), ("layers", .int(layers)), ("hidden", .int(hidden)), ("heads", .int(heads)),
-            ("intermediate", .int(intermediate)), ("rotary_pct", .number(rotaryPct)), ("rotary_base", .number(rotaryBase)),
-            ("parallel_residual", .bool(parallelResidual)), ("layer_norm_eps", .number(layerNormEps)),
-            ("vocab_size", .int(vocabSize)), ("max_positions", .int(maxPositions)), ("init_range", .number(initRange)),
-            ("seed", .number(Double(seed))),
-        ])
-    }
+    public func toJSON() -> JSON { .object([("preset", .string(preset))] + SpecFields.echo(ModelConfig.fields, self)) }
 }
 
 extension ModelConfig {
