@@ -73,26 +73,27 @@ public final class LanguageModel: TrainableNetwork {
     /// Hooks see global rows (ActivationView.firstRow) and are checked against the whole run first.
     public func logits(tokens: UnsafePointer<Int32>, rows: Int, width: Int, out: UnsafeMutablePointer<Float>,
                        hooks: ForwardHooks? = nil) throws(EngineError) {
-        try ensureCapacity(batch: min(rows, max(net.maxBatch, 1)), seq: width)
-        var start = 0
-        while start < rows {
-            let n = min(net.maxBatch, rows - start)
-            try net.forward(tokens: tokens + start * width, targets: nil, batch: n, seq: width, hooks: hooks,
-                            firstRow: start, totalRows: rows)
+        try forEachChunk(tokens: tokens, rows: rows, width: width, hooks: hooks) { (start: Int, n: Int) in
             (out + start * width * vocabSize).update(from: net.logits.baseAddress!, count: n * width * vocabSize)
-            start += n
         }
     }
 
     /// Forward passes over `rows` right-padded rows for their hooks only (recording, patching): in
     /// chunks of the buffer size, nothing kept, so memory does not grow with the number of rows.
     public func run(tokens: UnsafePointer<Int32>, rows: Int, width: Int, hooks: ForwardHooks) throws(EngineError) {
+        try forEachChunk(tokens: tokens, rows: rows, width: width, hooks: hooks) { _, _ in }
+    }
+
+    /// Forward passes in chunks of the buffer size; `done(firstRow, rows)` after each.
+    func forEachChunk(tokens: UnsafePointer<Int32>, rows: Int, width: Int, hooks: ForwardHooks?,
+                      _ done: (Int, Int) -> Void) throws(EngineError) {
         try ensureCapacity(batch: min(rows, max(net.maxBatch, 1)), seq: width)
         var start = 0
         while start < rows {
             let n = min(net.maxBatch, rows - start)
             try net.forward(tokens: tokens + start * width, targets: nil, batch: n, seq: width, hooks: hooks,
                             firstRow: start, totalRows: rows)
+            done(start, n)
             start += n
         }
     }
