@@ -8,21 +8,11 @@
 public struct EditOptimizerSpec {
     public var training = TrainSpec()
 
-    /// The optimizer's fields, declared once (over the TrainSpec they fill), in the documented order.
-    public static let fields: [SpecField<TrainSpec>] = [
-        .int("epochs", \.epochs, min: 1, max: 100_000),
-        .int("batch_size", \.batchSize, min: 1, max: 65536),
-        .double("learning_rate", \.learningRate, min: 0, max: 10, exclusiveMin: true),
-        .double("min_learning_rate", \.minLearningRate, min: 0, max: 10),
-        .int("warmup_steps", \.warmupSteps, min: -1, max: 10_000_000),
-        .double("warmup_fraction", \.warmupFraction, min: 0, max: 1),
-        .double("weight_decay", \.weightDecay, min: 0, max: 10),
-        .double("grad_clip", \.gradClip, min: 0, max: 1e6),
-        .double("beta1", \.beta1, min: 0, max: 1),
-        .double("beta2", \.beta2, min: 0, max: 1),
-        .double("eps", \.eps, min: 0, max: 1, exclusiveMin: true),
-        .seed("seed", \.seed),
-    ]
+    /// The optimizer's fields: the training spec's own (TrainSpec.fields), those that apply to an edit.
+    public static let fields: [SpecField<TrainSpec>] = TrainSpec.fields.filter {
+        ["epochs", "batch_size", "learning_rate", "min_learning_rate", "warmup_steps", "warmup_fraction",
+         "weight_decay", "beta1", "beta2", "eps", "grad_clip", "seed"].contains($0.key)
+    }
 
     /// The editing defaults, with the method's epochs and learning rate.
     public init(epochs: Int, learningRate: Double) {
