@@ -318,7 +318,7 @@ import Testing
     @Test func specEchoesEveryFieldAndReparses() throws {
         let spec = try DatasetSpec.parse(#"{"preset": "demo", "objects": 60, "seed": 3}"#)
         #expect(spec.subjects == 256 && spec.relationships == 4 && spec.objects == 60)
-        let again = try DatasetSpec.parse(spec.json.serialized())
+        let again = try DatasetSpec.parse(spec.toJSON().serialized())
         #expect(again == spec)
         #expect(try DatasetSpec.parse("{}") == DatasetSpec())
         #expect(DatasetSpec().subjects == 100_000 && DatasetSpec().objects == 400)

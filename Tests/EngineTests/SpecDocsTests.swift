@@ -22,6 +22,15 @@ struct SpecDocsTests {
         try roundTrip(TrainSpec.self, #"{"epochs": 7, "stop_at_accuracy": 0.5, "batch_size": 3, "learning_rate": 0.01, "min_learning_rate": 0.001, "warmup_steps": 4, "warmup_fraction": 0.2, "weight_decay": 0.3, "beta1": 0.8, "beta2": 0.9, "eps": 1e-6, "grad_clip": 2, "seed": 9, "eval_every_epochs": 2, "eval_groups": ["a", "b"], "checkpoint_path": "x.h5", "checkpoint_every_epochs": 3, "resume_from": "y.h5"}"#)
         try roundTrip(CapacitySearchSpec.self, #"{"min_subjects": 3, "max_subjects": 30, "target_accuracy": 0.5, "relative_tolerance": 0.1, "max_probes": 4, "print_progress": true}"#)
         try roundTrip(EvaluationSpec.self, #"{"groups": ["sro"], "batch_size": 17}"#)
+        try roundTrip(DatasetSpec.self, #"{"preset": "tiny", "subjects": 70, "relationships": 4, "objects": 12, "repeats": 2, "shuffle": false, "inversion_frac": 0.25, "minority_position_entity_frac": 0, "minority_position_frac": 0.2, "phrase_creator": "nonsense", "questions_entity_frac": 0.4, "questions_frac": 0.5, "correlated_pair": true, "correlation_strength": 0.75, "binarize_first_correlated": true, "num_nested_objects": 0, "obj_nested_obj_edges_upweight": 2, "seed": 11}"#)
+        try roundTrip(DatasetSpec.self, #"{"preset": "demo", "num_nested_objects": 5, "obj_nested_obj_edges_upweight": 3, "minority_position_frac": 0.3}"#)
+        try roundTrip(EditSpec.self, #"{"kind": "forget_relation", "relation": 2, "count": 3, "subjects": [1, 2, 5, 7], "new_object": 4, "forget_fraction": 0.5, "forced_object": 1, "repeats": 9, "same_value_max": 8, "same_relation_per_edit": 7, "regularization_per_edit": 6, "absolute_counts": true, "seed": 5, "dataset_fingerprint": "abc"}"#)
+        // The preset sets the counts' defaults; explicit counts override it.
+        #expect(try DatasetSpec(json: #"{"preset": "tiny"}"#).subjects == 64)
+        #expect(try DatasetSpec(json: #"{"subjects": 9, "preset": "tiny"}"#).subjects == 9)
+        // regularization_per_edit is echoed resolved; diverse makes 10 edits unless told otherwise.
+        #expect(try EditSpec(json: #"{"repeats": 7}"#).toJSON().serialized().contains("\"regularization_per_edit\":7"))
+        #expect(try EditSpec(json: #"{"kind": "diverse"}"#).count == 10)
         for text in ["{}", #"{"preset": "tiny", "layers": 3, "hidden": 48, "heads": 4, "intermediate": 96, "rotary_pct": 0.5, "rotary_base": 500, "parallel_residual": false, "layer_norm_eps": 1e-6, "vocab_size": 99, "max_positions": 40, "init_range": 0.05, "seed": 3}"#] {
             let x = try ModelConfig(text: text)
             #expect(try ModelConfig(json: x.toJSON()) == x)
@@ -46,10 +55,10 @@ struct SpecDocsTests {
         #expect(throws: EngineError.self) { try EditMethodSpec(json: #"{"method": "lora", "trained_tensors": ["x"]}"#, layers: 2) }
     }
 
-    /// The `key` column (and the optimizer row's keys) of a table in docs/training-and-editing.md.
-    func documentedKeys(section: String) throws -> (keys: [String], rows: [String: String]) {
+    /// The `key` column (and the optimizer row's keys) of a table in a docs file.
+    func documentedKeys(section: String, in file: String = "training-and-editing.md") throws -> (keys: [String], rows: [String: String]) {
         let here = URLlessPath.folder(of: #filePath)
-        let text = try FileSystem.readText("\(here)/../../docs/training-and-editing.md")
+        let text = try FileSystem.readText("\(here)/../../docs/\(file)")
         var inSection = false, keys: [String] = [], rows: [String: String] = [:]
         for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
             if line.hasPrefix("## ") { if inSection && !keys.isEmpty { break }; inSection = line.hasPrefix("## \(section)"); continue }
@@ -69,6 +78,9 @@ struct SpecDocsTests {
         #expect(Set(try documentedKeys(section: "Training spec").keys) == Set(TrainSpec.keys))
         #expect(Set(try documentedKeys(section: "Evaluation spec").keys) == Set(EvaluationSpec.keys))
         #expect(Set(try documentedKeys(section: "Capacity search").keys) == Set(CapacitySearchSpec.keys))
+        #expect(try documentedKeys(section: "Edit spec").keys == EditSpec.keys)
+        #expect(try documentedKeys(section: "DatasetSpec", in: "formats.md").keys == DatasetSpec.keys)
+        #expect(try documentedKeys(section: "Model config").keys == ModelConfig.keys)
         let (keys, rows) = try documentedKeys(section: "Edit method")
         var declared = Set(["method", "mode"] + LayerSelection.fields.map { "layers.\($0.key)" })
         for t in EditorRegistry.methods { declared.formUnion(t.keys) }

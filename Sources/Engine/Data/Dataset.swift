@@ -366,7 +366,7 @@ public final class Dataset: @unchecked Sendable {
             ("relations", rels),
             ("eval_groups", groups),
             ("arrays", arrays),
-            ("spec", spec.json),
+            ("spec", spec.toJSON()),
             ("digest", .string(contentDigest())),
         ])
     }

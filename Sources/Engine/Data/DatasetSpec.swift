@@ -1,7 +1,7 @@
 /// What a dataset is made from: the official Behemoth generator's `args.json` keys (same names and
-/// meanings) plus `seed` and `preset`. `DatasetSpec.parse` fills in defaults, checks every field and
-/// rejects unknown keys; `json` echoes the full spec. docs/formats.md documents every key.
-public struct DatasetSpec: Equatable, Sendable {
+/// meanings) plus `seed` and `preset`, declared once in `fields`: decoding fills in defaults, checks every field
+/// and rejects unknown keys; `toJSON()` echoes the full spec. docs/formats.md documents every key.
+public struct DatasetSpec: DeclaredSpec, Equatable, Sendable {
     /// Named starting points; explicit keys override them.
     public enum Preset: String, Sendable, CaseIterable {
         case tiny, demo, paper
@@ -52,57 +52,56 @@ public struct DatasetSpec: Equatable, Sendable {
     public static let maxRepeats = 1_000_000
 
     static let what = "dataset spec"
+    public static var specPath: String { what }
 
-    // MARK: parsing
+    // MARK: fields
+
+    /// Declared once: decode, echo and the docs table (docs/formats.md) all follow this list. The
+    /// preset comes first: it sets the defaults of the three counts that follow.
+    public static let fields: [SpecField<DatasetSpec>] = [
+        SpecField("preset", read: { (r: inout JSONReader, s: inout DatasetSpec) throws(EngineError) in
+            let name = try r.string("preset", default: s.preset.rawValue, oneOf: Preset.allCases.map(\.rawValue))
+            s.preset = Preset(rawValue: name)!
+            (s.subjects, s.relationships, s.objects) = s.preset.counts
+        }, write: { .string($0.preset.rawValue) }),
+        count("subjects", \.subjects, max: maxSubjects, why: "the official generator's limit for two-token subject words"),
+        count("relationships", \.relationships, max: maxSingleTokenGroup, why: "relations must be one-token words"),
+        count("objects", \.objects, max: maxSingleTokenGroup,
+              why: "objects must be one-token words so each evaluation prompt has one target token"),
+        count("repeats", \.repeats, max: maxRepeats, why: "the largest supported repeat count"),
+        .bool("shuffle", \.shuffle),
+        .double("inversion_frac", \.inversionFrac, min: 0, max: 1),
+        .double("minority_position_entity_frac", \.minorityPositionEntityFrac, min: 0, max: 1),
+        .double("minority_position_frac", \.minorityPositionFrac, min: 0, max: 1),
+        .choice("phrase_creator", \.phraseCreator),
+        .double("questions_entity_frac", \.questionsEntityFrac, min: 0, max: 1),
+        .double("questions_frac", \.questionsFrac, min: 0, max: 1000),
+        .bool("correlated_pair", \.correlatedPair),
+        .double("correlation_strength", \.correlationStrength, min: 0, max: 1),
+        .bool("binarize_first_correlated", \.binarizeFirstCorrelated),
+        .int("num_nested_objects", \.numNestedObjects, min: 0, max: maxSingleTokenGroup),
+        .int("obj_nested_obj_edges_upweight", \.objNestedObjEdgesUpweight, min: 0, max: 1000),
+        .seed("seed", \.seed, max: 1 << 52),
+    ]
+
+    /// A count of at least 1 whose upper limit says why.
+    private static func count(_ key: String, _ p: WritableKeyPath<DatasetSpec, Int>, max hi: Int, why: String) -> SpecField<DatasetSpec> {
+        SpecField(key, read: { (r: inout JSONReader, s: inout DatasetSpec) throws(EngineError) in
+            let n = try r.int(key, default: s[keyPath: p])
+            if n < 1 { throw .invalid("\(what): \(key) = \(n) must be at least 1") }
+            if n > hi { throw .invalid("\(what): \(key) = \(n) is more than the \(hi) this generator supports (\(why))") }
+            s[keyPath: p] = n
+        }, write: { .int($0[keyPath: p]) })
+    }
 
     /// Parses a JSON DatasetSpec ("" or "{}" gives the defaults: the `paper` preset).
-    public static func parse(_ text: String) throws(EngineError) -> DatasetSpec {
-        var r = try JSONReader(text: text, path: what)
-        return try parse(&r)
-    }
+    public static func parse(_ text: String) throws(EngineError) -> DatasetSpec { try DatasetSpec(json: text) }
 
     public static func parse(_ json: JSON) throws(EngineError) -> DatasetSpec {
         var r = try JSONReader(json, path: what)
-        return try parse(&r)
-    }
-
-    static func parse(_ r: inout JSONReader) throws(EngineError) -> DatasetSpec {
-        var s = DatasetSpec()
-        let presetName = try r.string("preset", default: "paper", oneOf: Preset.allCases.map(\.rawValue))
-        s.preset = Preset(rawValue: presetName)!
-        let (ps, pr, po) = s.preset.counts
-        s.subjects = try count(&r, "subjects", default: ps, max: maxSubjects,
-                               why: "the official generator's limit for two-token subject words")
-        s.relationships = try count(&r, "relationships", default: pr, max: maxSingleTokenGroup,
-                                    why: "relations must be one-token words")
-        s.objects = try count(&r, "objects", default: po, max: maxSingleTokenGroup,
-                              why: "objects must be one-token words so each evaluation prompt has one target token")
-        s.repeats = try count(&r, "repeats", default: 1, max: maxRepeats, why: "the largest supported repeat count")
-        s.shuffle = try r.bool("shuffle", default: true)
-        s.inversionFrac = try r.double("inversion_frac", default: 0, min: 0, max: 1)
-        s.minorityPositionEntityFrac = try r.double("minority_position_entity_frac", default: 0, min: 0, max: 1)
-        s.minorityPositionFrac = try r.double("minority_position_frac", default: 0.1, min: 0, max: 1)
-        let pc = try r.string("phrase_creator", default: "inverted", oneOf: PhraseCreator.allCases.map(\.rawValue))
-        s.phraseCreator = PhraseCreator(rawValue: pc)!
-        s.questionsEntityFrac = try r.double("questions_entity_frac", default: 0.5, min: 0, max: 1)
-        s.questionsFrac = try r.double("questions_frac", default: 0, min: 0, max: 1000)
-        s.correlatedPair = try r.bool("correlated_pair", default: false)
-        s.correlationStrength = try r.double("correlation_strength", default: 1.0, min: 0, max: 1)
-        s.binarizeFirstCorrelated = try r.bool("binarize_first_correlated", default: false)
-        s.numNestedObjects = try r.int("num_nested_objects", default: 0, min: 0, max: maxSingleTokenGroup)
-        s.objNestedObjEdgesUpweight = try r.int("obj_nested_obj_edges_upweight", default: 1, min: 0, max: 1000)
-        let seed = try r.int("seed", default: 0, min: 0, max: 1 << 52)
-        s.seed = UInt64(seed)
+        let s = try DatasetSpec(reading: &r)
         try r.finish()
-        try s.validate()
         return s
-    }
-
-    private static func count(_ r: inout JSONReader, _ key: String, default d: Int, max hi: Int, why: String) throws(EngineError) -> Int {
-        let n = try r.int(key, default: d)
-        if n < 1 { throw .invalid("\(what): \(key) = \(n) must be at least 1") }
-        if n > hi { throw .invalid("\(what): \(key) = \(n) is more than the \(hi) this generator supports (\(why))") }
-        return n
     }
 
     /// Cross-field rules (the official generator's guards) and the size limits. Runs before any
@@ -198,32 +197,6 @@ public struct DatasetSpec: Equatable, Sendable {
         try MemoryBudget.check(MemoryBudget.total([[tokens, 4], [sentences, 12], [edges, 4 * 5], [edges, 4, 4 * 19]]),
                                "\(w): \(subjects) subjects × \(relationships) relations (\(tokens) tokens)")
         return (sentences, tokens)
-    }
-
-    // MARK: echo
-
-    /// The full spec, defaults filled in, with the official key names.
-    public var json: JSON {
-        .object([
-            ("preset", .string(preset.rawValue)),
-            ("subjects", .int(subjects)),
-            ("relationships", .int(relationships)),
-            ("objects", .int(objects)),
-            ("repeats", .int(repeats)),
-            ("shuffle", .bool(shuffle)),
-            ("inversion_frac", .number(inversionFrac)),
-            ("minority_position_entity_frac", .number(minorityPositionEntityFrac)),
-            ("minority_position_frac", .number(minorityPositionFrac)),
-            ("phrase_creator", .string(phraseCreator.rawValue)),
-            ("questions_entity_frac", .number(questionsEntityFrac)),
-            ("questions_frac", .number(questionsFrac)),
-            ("correlated_pair", .bool(correlatedPair)),
-            ("correlation_strength", .number(correlationStrength)),
-            ("binarize_first_correlated", .bool(binarizeFirstCorrelated)),
-            ("num_nested_objects", .int(numNestedObjects)),
-            ("obj_nested_obj_edges_upweight", .int(objNestedObjEdgesUpweight)),
-            ("seed", .int(Int(seed))),
-        ])
     }
 }
 

@@ -55,8 +55,8 @@ public struct FactView {
 /// the new value, `same_relation_per_edit` other subjects of the same relation, and
 /// `regularization_per_edit` facts of other relations of untouched subjects (2 : 1 : 4 + 2 at the
 /// official defaults 250 / 150 / 500 / 250).
-public struct EditSpec {
-    public enum Kind: String, CaseIterable {
+public struct EditSpec: DeclaredSpec {
+    public enum Kind: String, CaseIterable, Sendable {
         case single, diverse, identical, forgetRelation = "forget_relation", correlated
         case nestedSubject = "nested_subject", nestedObject = "nested_object"
     }
@@ -78,62 +78,35 @@ public struct EditSpec {
 
     public init() {}
 
-    /// One field of the spec: its key, how it is read (the default is the property's initial value)
-    /// and how it is echoed. `init(json:)` and `toJSON()` both walk `fields`, so a field cannot be
-    /// decoded but missing from the echo, or the reverse.
-    struct Field {
-        let key: String
-        let read: (inout JSONReader, String, inout EditSpec) throws(EngineError) -> Void
-        let echo: (EditSpec) -> JSON
-    }
+    public static var specPath: String { "edit spec" }
 
-    static func int(_ key: String, _ p: WritableKeyPath<EditSpec, Int>, min lo: Int, max hi: Int? = 10_000_000) -> Field {
-        Field(key: key, read: { (r, k, s) throws(EngineError) in
-            s[keyPath: p] = try r.int(k, default: s[keyPath: p], min: lo, max: hi)
-        }, echo: { .int($0[keyPath: p]) })
-    }
-
-    static let fields: [Field] = [
-        Field(key: "kind", read: { (r, k, s) throws(EngineError) in
-            s.kind = Kind(rawValue: try r.string(k, default: s.kind.rawValue, oneOf: Kind.allCases.map(\.rawValue)))!
-        }, echo: { .string($0.kind.rawValue) }),
-        int("relation", \.relation, min: 0, max: 100_000),
+    /// Declared once: decode, echo and the docs table (docs/formats.md, "Edit spec") follow this list.
+    public static let fields: [SpecField<EditSpec>] = [
+        .choice("kind", \.kind),
+        .int("relation", \.relation, min: 0, max: 100_000),
         // Read after kind: diverse and identical make 10 edits unless told otherwise.
-        Field(key: "count", read: { (r, k, s) throws(EngineError) in
-            s.count = try r.int(k, default: [.diverse, .identical].contains(s.kind) ? 10 : 1, min: 1, max: 10_000_000)
-        }, echo: { .int($0.count) }),
-        Field(key: "subjects", read: { (r, k, s) throws(EngineError) in
-            s.subjects = try r.intArray(k, default: s.subjects, min: 0)
-        }, echo: { .ints($0.subjects) }),
-        Field(key: "new_object", read: { (r, k, s) throws(EngineError) in
-            s.newObject = try r.optionalInt(k, min: 0)
-        }, echo: { $0.newObject.map { .int($0) } ?? .null }),
-        Field(key: "forget_fraction", read: { (r, k, s) throws(EngineError) in
-            s.forgetFraction = try r.double(k, default: s.forgetFraction, min: 0, max: 1, exclusiveMin: true)
-        }, echo: { .number($0.forgetFraction) }),
-        int("forced_object", \.forcedObject, min: 0, max: nil),
-        int("repeats", \.repeats, min: 1, max: 1_000_000),
-        int("same_value_max", \.sameValueMax, min: 0),
-        int("same_relation_per_edit", \.sameRelationPerEdit, min: 0),
+        SpecField("count", read: { (r: inout JSONReader, s: inout EditSpec) throws(EngineError) in
+            s.count = try r.int("count", default: [.diverse, .identical].contains(s.kind) ? 10 : 1, min: 1, max: 10_000_000)
+        }, write: { .int($0.count) }),
+        .ints("subjects", \.subjects, min: 0),
+        SpecField("new_object", read: { (r: inout JSONReader, s: inout EditSpec) throws(EngineError) in
+            s.newObject = try r.optionalInt("new_object", min: 0)
+        }, write: { $0.newObject.map { .int($0) } ?? .null }),
+        .double("forget_fraction", \.forgetFraction, min: 0, max: 1, exclusiveMin: true),
+        .int("forced_object", \.forcedObject, min: 0),
+        .int("repeats", \.repeats, min: 1, max: 1_000_000),
+        .int("same_value_max", \.sameValueMax, min: 0, max: 10_000_000),
+        .int("same_relation_per_edit", \.sameRelationPerEdit, min: 0, max: 10_000_000),
         // Echoed resolved (-1 becomes `repeats`), so the echo decodes to the same mix.
-        Field(key: "regularization_per_edit", read: { (r, k, s) throws(EngineError) in
-            s.regularizationPerEdit = try r.int(k, default: s.regularizationPerEdit, min: -1, max: 10_000_000)
-        }, echo: { .int($0.regularization) }),
-        Field(key: "absolute_counts", read: { (r, k, s) throws(EngineError) in
-            s.absoluteCounts = try r.bool(k, default: s.absoluteCounts)
-        }, echo: { .bool($0.absoluteCounts) }),
-        Field(key: "seed", read: { (r, k, s) throws(EngineError) in
-            s.seed = UInt64(try r.int(k, default: Int(s.seed), min: 0))
-        }, echo: { .int(Int($0.seed)) }),
-        Field(key: "dataset_fingerprint", read: { (r, k, s) throws(EngineError) in
-            s.datasetFingerprint = try r.string(k, default: s.datasetFingerprint)
-        }, echo: { .string($0.datasetFingerprint) }),
+        SpecField("regularization_per_edit", read: { (r: inout JSONReader, s: inout EditSpec) throws(EngineError) in
+            s.regularizationPerEdit = try r.int("regularization_per_edit", default: s.regularizationPerEdit, min: -1, max: 10_000_000)
+        }, write: { .int($0.regularization) }),
+        .bool("absolute_counts", \.absoluteCounts),
+        .seed("seed", \.seed),
+        .string("dataset_fingerprint", \.datasetFingerprint),
     ]
 
-    public init(json text: String) throws(EngineError) {
-        var r = try JSONReader(text: text, path: "edit spec")
-        for f in Self.fields { try f.read(&r, f.key, &self) }
-        try r.finish()
+    public func validate() throws(EngineError) {
         if ![.diverse, .identical, .forgetRelation].contains(kind), count != 1 {
             throw .invalid("edit spec: kind \"\(kind.rawValue)\" makes exactly one edit (count = \(count))")
         }
@@ -144,7 +117,6 @@ public struct EditSpec {
 
     public var regularization: Int { regularizationPerEdit < 0 ? repeats : regularizationPerEdit }
 
-    public func toJSON() -> JSON { .object(Self.fields.map { ($0.key, $0.echo(self)) }) }
 }
 
 /// One changed fact.

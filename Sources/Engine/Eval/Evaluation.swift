@@ -34,7 +34,7 @@ public enum Evaluation {
             ("spec", spec.toJSON()),
             ("groups", .object(results)),
             ("model", model.config.toJSON()),
-            ("dataset_spec", dataset.spec.json),
+            ("dataset_spec", dataset.spec.toJSON()),
             ("model_digest", .string(model.contentDigest)),
             ("dataset_digest", .string(dataset.contentDigest())),
             ("seconds", .number(monotonicSeconds() - start)),

@@ -16,7 +16,7 @@ extension Dataset {
     func writeContents(_ f: H5File, except: Set<String> = []) throws(EngineError) {
         func w32(_ name: String, _ a: [Int32], shape: [Int]? = nil) throws(EngineError) { if !except.contains(name) { try f.write(name, a, shape: shape) } }
         func w64(_ name: String, _ a: [Int64]) throws(EngineError) { if !except.contains(name) { try f.write(name, a) } }
-        try f.stampFormat(Dataset.fileFormat, version: Dataset.fileFormatVersion, spec: spec.json.serialized())
+        try f.stampFormat(Dataset.fileFormat, version: Dataset.fileFormatVersion, spec: spec.toJSON().serialized())
         try f.setAttribute("origin", string: origin)
         try w32("facts", facts, shape: [numFacts, 4])
         try w32("tokens", tokens)
@@ -49,7 +49,7 @@ extension Dataset {
 
     /// The content digest (ContentDigest) of the spec and every array, as the file's `digest` holds it.
     public func contentDigest() -> String {
-        var d = ContentDigest(format: Dataset.fileFormat, spec: spec.json.serialized())
+        var d = ContentDigest(format: Dataset.fileFormat, spec: spec.toJSON().serialized())
         for a in arrayList().sorted(by: { $0.name < $1.name }) {
             if a.dtype == "int64" { d.addArray(a.name, dtype: a.dtype, shape: a.shape, int64Array(a.name)!) }
             else { d.addArray(a.name, dtype: a.dtype, shape: a.shape, int32Array(a.name)!) }

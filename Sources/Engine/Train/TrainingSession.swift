@@ -85,7 +85,7 @@ public final class TrainingSession {
         return .object([
             ("spec", trainer.spec.toJSON()),
             ("model", model.config.toJSON()),
-            ("dataset_spec", dataset.spec.json),
+            ("dataset_spec", dataset.spec.toJSON()),
             ("model_digest", .string(model.contentDigest)),
             ("dataset_digest", .string(dataset.contentDigest())),
             ("steps", .int(trainer.stepsTaken)),

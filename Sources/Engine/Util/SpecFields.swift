@@ -34,6 +34,14 @@ public struct SpecField<S> {
                   write: { .string($0[keyPath: p]) })
     }
 
+    /// One of an enum's raw values (the message lists them).
+    public static func choice<E: RawRepresentable & CaseIterable>(_ key: String, _ p: WritableKeyPath<S, E>) -> SpecField where E.RawValue == String {
+        SpecField(key, read: { (r: inout JSONReader, s: inout S) throws(EngineError) in
+            let name = try r.string(key, default: s[keyPath: p].rawValue, oneOf: E.allCases.map(\.rawValue))
+            s[keyPath: p] = E(rawValue: name)!
+        }, write: { .string($0[keyPath: p].rawValue) })
+    }
+
     public static func strings(_ key: String, _ p: WritableKeyPath<S, [String]>) -> SpecField {
         SpecField(key, read: { (r: inout JSONReader, s: inout S) throws(EngineError) in s[keyPath: p] = try r.stringArray(key, default: s[keyPath: p]) },
                   write: { .strings($0[keyPath: p]) })
@@ -45,8 +53,8 @@ public struct SpecField<S> {
     }
 
     /// A seed: a non-negative integer.
-    public static func seed(_ key: String, _ p: WritableKeyPath<S, UInt64>) -> SpecField {
-        SpecField(key, read: { (r: inout JSONReader, s: inout S) throws(EngineError) in s[keyPath: p] = UInt64(try r.int(key, default: Int(s[keyPath: p]), min: 0)) },
+    public static func seed(_ key: String, _ p: WritableKeyPath<S, UInt64>, max: Int? = nil) -> SpecField {
+        SpecField(key, read: { (r: inout JSONReader, s: inout S) throws(EngineError) in s[keyPath: p] = UInt64(try r.int(key, default: Int(s[keyPath: p]), min: 0, max: max)) },
                   write: { .int(Int($0[keyPath: p])) })
     }
 }
