@@ -55,7 +55,7 @@ import Testing
         let m = try tinyModel(vocab: vocab, batch: b, seq: t, seed: 8)
         m.setTrainable(false) { _ in true }
         let point = HookPoint(.mlpOutput, layer: 0)
-        m.captureGradients(at: [point, HookPoint(.mlpHidden, layer: 1), HookPoint(.embeddings)])
+        try m.captureGradients(at: [point, HookPoint(.mlpHidden, layer: 1), HookPoint(.embeddings)])
         let tokens = randomTokens(b * t, vocab: vocab, seed: 9)
         var targets = [Int32](repeating: -100, count: b * t)
         targets[1 * t + 4] = 7  // one target, as ROME's objective
@@ -80,6 +80,42 @@ import Testing
             let fd = (lp - lm) / (2 * eps)
             #expect(abs(fd - g[j]) <= 0.02 * abs(g[j]) + 3e-4, "d loss/d mlp_out[\(j)]: fd \(fd) vs \(g[j])")
         }
+    }
+
+    @Test func finalNormGradientMatchesFiniteDifferenceOfADelta() throws {
+        // the final LayerNorm's output (what the unembedding reads), with the model frozen
+        let m = try tinyModel(vocab: vocab, batch: b, seq: t, seed: 13)
+        m.setTrainable(false) { _ in true }
+        let point = HookPoint(.finalNorm)
+        try m.captureGradients(at: [point])
+        let tokens = randomTokens(b * t, vocab: vocab, seed: 14)
+        let targets = randomTokens(b * t, vocab: vocab, seed: 15)
+        try m.forward(tokens: tokens, targets: targets, batch: b, seq: t)
+        m.zeroGrad(); try m.backward()
+        let g = try m.activationGradient(at: point)!.rowArray(1, 3)
+        #expect(g.contains { $0 != 0 })
+        let eps: Float = 1e-2
+        for j in [0, 6, 15] {
+            var delta = [Float](repeating: 0, count: 16)
+            delta[j] = eps
+            let hp = ForwardHooks(); hp.addDelta(.finalNorm, at: [(1, 3)], delta: delta)
+            let lp = try m.forward(tokens: tokens, targets: targets, batch: b, seq: t, hooks: hp)
+            delta[j] = -eps
+            let hm = ForwardHooks(); hm.addDelta(.finalNorm, at: [(1, 3)], delta: delta)
+            let lm = try m.forward(tokens: tokens, targets: targets, batch: b, seq: t, hooks: hm)
+            let fd = (lp - lm) / (2 * eps)
+            #expect(abs(fd - g[j]) <= 0.02 * abs(g[j]) + 3e-4, "d loss/d final_norm[\(j)]: fd \(fd) vs \(g[j])")
+        }
+        // a block that does not exist is refused, for captures and injections alike
+        #expect(throws: EngineError.self) { try m.captureGradients(at: [HookPoint(.mlpOutput, layer: 2)]) }
+        #expect(throws: EngineError.self) { try m.backward(injecting: [HookPoint(.blockInput, layer: -1): []]) }
+    }
+
+    @Test func aModelRebuiltLargerKeepsItsGradientCaptures() throws {
+        let lm = try LanguageModel(config: try ModelConfig.named("tiny", vocabSize: 90), batch: 2, seq: 8)
+        try lm.net.captureGradients(at: [HookPoint(.finalNorm), HookPoint(.mlpHidden, layer: 1)])
+        try lm.ensureCapacity(batch: 4, seq: 16)
+        #expect(Set(lm.net.capturedPoints) == [HookPoint(.finalNorm), HookPoint(.mlpHidden, layer: 1)])
     }
 
     @Test func freezingSkipsGradientsAndKeepsTheRest() throws {
@@ -127,10 +163,12 @@ import Testing
         let rows = 3 * m.net.maxBatch + 5, width = 8
         let tokens = (0..<(rows * width)).map { ds.tokens[$0 % ds.tokens.count] }
         let store = ActivationStore(), moments = SecondMomentRecorder()
+        let lengths = (0..<rows).map { ($0 * 7) % (width + 1) }, masked = SecondMomentRecorder(lengths: lengths)
         let rec = ForwardHooks()
         for site in [HookSite.mlpHidden, .blockOutput] { rec.record(site, layer: 1, into: store) }
         rec.record(.finalNorm, into: store)
         rec.record(.mlpHidden, layer: 1, into: moments)
+        rec.record(.mlpHidden, layer: 1, into: masked)
         let clean = try run(m, tokens, rows: rows, width: width, hooks: rec)
         let key = HookPoint(.mlpHidden, layer: 1)
         #expect(store.shapes[key] == [rows, width, m.config.intermediate])
@@ -167,6 +205,24 @@ import Testing
             }
         }
         #expect(worst < 1e-4, "second moments: worst relative difference \(worst)")
+        // With lengths, only each row's first lengths[r] tokens count (padding left out).
+        let gotMasked = try #require(masked.moment(key))
+        let kept = (0..<n).filter { ($0 % width) < lengths[$0 / width] }
+        #expect(masked.counts[key] == kept.count)
+        worst = 0
+        for i in stride(from: 0, to: I, by: 7) {
+            for j in stride(from: 0, to: I, by: 5) {
+                var s = 0.0
+                for k in kept { s += Double(h[k * I + i]) * Double(h[k * I + j]) }
+                worst = max(worst, abs(gotMasked[i * I + j] - s / Double(kept.count)) / max(1e-3, abs(s / Double(kept.count))))
+            }
+        }
+        #expect(worst < 1e-4, "masked second moments: worst relative difference \(worst)")
+        #expect(gotMasked != got)
+        // Too few lengths for the run is an error, not a read past the end.
+        let short = ForwardHooks()
+        short.record(.mlpHidden, layer: 1, into: SecondMomentRecorder(lengths: [1, 2]))
+        #expect(throws: EngineError.self) { _ = try run(m, tokens, rows: rows, width: width, hooks: short) }
     }
 
     @Test func badHooksAreErrorsBeforeTheRun() throws {

@@ -189,8 +189,9 @@ import Testing
             return rep() + (withLogits ? Double(ce) : 0)
         })
         if !withLogits {
-            // nothing above the highest site gets a gradient
-            for k in [m.table.embedOut, m.table.finalLnW, m.table.finalLnB] { #expect(m.grads.view(k).allSatisfy { $0 == 0 }) }
+            // nothing above the highest site gets a gradient (the final LayerNorm does from an injection at its output)
+            let above = [p1, p2].contains { $0.site == .finalNorm } ? [m.table.embedOut] : [m.table.embedOut, m.table.finalLnW, m.table.finalLnB]
+            for k in above { #expect(m.grads.view(k).allSatisfy { $0 == 0 }) }
         }
     }
 
@@ -201,6 +202,8 @@ import Testing
         (HookPoint(.blockInput, layer: 1), HookPoint(.embeddings)),
         (HookPoint(.blockOutput, layer: 0), HookPoint(.blockInput, layer: 1)),  // one tensor, two names
         (HookPoint(.mlpOutput, layer: 1), HookPoint(.attnOutput, layer: 1)),
+        (HookPoint(.finalNorm), HookPoint(.mlpHidden, layer: 0)),
+        (HookPoint(.blockOutput, layer: 1), HookPoint(.finalNorm)),
     ]
 
     @Test(arguments: [true, false])
@@ -213,7 +216,7 @@ import Testing
     @Test func injectionOnlyReachesBelowItsSiteAndIsCaptured() throws {
         let (m, tokens, _) = try setup(seed: 7)
         let p = HookPoint(.blockOutput, layer: 0)
-        m.captureGradients(at: [p, HookPoint(.blockInput, layer: 1), HookPoint(.mlpOutput, layer: 0), HookPoint(.blockOutput, layer: 1)])
+        try m.captureGradients(at: [p, HookPoint(.blockInput, layer: 1), HookPoint(.mlpOutput, layer: 0), HookPoint(.blockOutput, layer: 1)])
         let g = uniform(b * t * 16, seed: 61)
         try m.forward(tokens: tokens, batch: b, seq: t)
         m.zeroGrad()
@@ -238,7 +241,7 @@ import Testing
         let (m, tokens, targets) = try setup(seed: 8)
         let site = HookPoint(.mlpOutput, layer: 1), below = HookPoint(.blockOutput, layer: 0)
         let d = uniform(b * t * 16, seed: 71)
-        m.captureGradients(at: [below])
+        try m.captureGradients(at: [below])
         try m.forward(tokens: tokens, targets: targets, batch: b, seq: t)
         m.zeroGrad(); try m.backward(injecting: [site: d])
         let g = try m.activationGradient(at: below)!.rowArray(1, 2)

@@ -177,13 +177,18 @@ public final class GPTNeoX {
 
     /// After each `backward`, the gradient of the loss w.r.t. the activation at each of these points
     /// is kept (see `activationGradient(at:)`). Allocates here, not in the step.
-    public func captureGradients(at points: [HookPoint]) {
+    /// A point the backward pass does not pass (or a block that does not exist) is refused.
+    public func captureGradients(at points: [HookPoint]) throws(EngineError) {
+        for p in points { try checkBackwardPoint(p, "capture a gradient") }
         captures.removeAll()
         for p in points {
             let w = p.site == .mlpHidden ? I : D
             captures[p] = FloatBuffer(count: maxN * w)
         }
     }
+
+    /// The points whose gradients are captured (kept when the model is rebuilt larger).
+    public var capturedPoints: [HookPoint] { Array(captures.keys) }
 
     /// d loss / d activation at a captured point, [B, T, width] of the last backward pass.
     public func activationGradient(at point: HookPoint) -> ActivationView? {
@@ -424,15 +429,16 @@ public final class GPTNeoX {
         try dLogits.withUnsafeBufferPointer { (d) throws(EngineError) in try backward(dLogits: d, injecting: gradients) }
     }
 
-    /// The sites the backward pass passes; an injection anywhere else is refused.
-    static let injectableSites: Set<HookSite> = [.embeddings, .blockInput, .attnInput, .attnOutput, .mlpInput, .mlpHidden, .mlpOutput, .blockOutput]
+    /// The backward pass passes every hook site: each can take an injected gradient or capture one.
+    private func checkBackwardPoint(_ p: HookPoint, _ what: String) throws(EngineError) {
+        if !p.site.isGlobal && (p.layer < 0 || p.layer >= L) {
+            throw .invalid("model backward: cannot \(what) at \(p.site.rawValue) of block \(p.layer): the model has \(L) blocks (0...\(L - 1))")
+        }
+    }
 
     private func checkInjections(_ gradients: [HookPoint: [Float]]) throws(EngineError) {
         for (p, g) in gradients {
-            guard Self.injectableSites.contains(p.site) else { throw .invalid("model backward: cannot inject a gradient at \(p.site.rawValue)") }
-            guard p.layer >= 0, p.layer < L else {
-                throw .invalid("model backward: gradient at \(p.site.rawValue) of block \(p.layer) but the model has \(L) blocks")
-            }
+            try checkBackwardPoint(p, "inject a gradient")
             let w = p.site == .mlpHidden ? I : D
             guard g.count == batch * seq * w else {
                 throw .invalid("model backward: gradient at \(p.site.rawValue) \(p.layer) has \(g.count) values, expected [\(batch), \(seq), \(w)]")
@@ -451,7 +457,7 @@ public final class GPTNeoX {
         var acc = trainable[table.embedIn] || captures.keys.contains { $0.site == .embeddings || ($0.site == .blockInput && $0.layer == 0) }
         for l in 0..<L {
             need[l] = acc
-            acc = acc || anyTrainable(layer: l) || captures.keys.contains { $0.layer == l || ($0.site == .blockInput && $0.layer == l + 1) }
+            acc = acc || anyTrainable(layer: l) || captures.keys.contains { !$0.site.isGlobal && ($0.layer == l || ($0.site == .blockInput && $0.layer == l + 1)) }
         }
         need[L] = acc
 
@@ -468,11 +474,17 @@ public final class GPTNeoX {
         }
 
         let fromLogits = haveTargets || logitsHoldGradient
+        let finalPoint = HookPoint(.finalNorm, layer: 0)
+        // the gradient reaches the final LayerNorm's output: from the logits, or injected there
+        let atFinal = fromLogits || injections[finalPoint] != nil
+        let fw = trainable[table.finalLnW], fb = trainable[table.finalLnB]
         // the highest block with an injection (blockInput l is block l−1's output; −1: embeddings only)
         var top = L - 1
         if !fromLogits {
-            top = injections.keys.map { p in p.site == .embeddings ? -1 : p.site == .blockInput ? p.layer - 1 : p.layer }.max() ?? -1
-            if !need[L] { return }
+            top = injections.keys.map { p in
+                p.site == .embeddings ? -1 : p.site == .finalNorm ? L - 1 : p.site == .blockInput ? p.layer - 1 : p.layer
+            }.max() ?? -1
+            if !need[L] && !(atFinal && (fw || fb || captures[finalPoint] != nil)) { return }
             dres.ptr.update(repeating: 0, count: n * D)
         }
         if fromLogits && !logitsHoldGradient {
@@ -485,10 +497,15 @@ public final class GPTNeoX {
             BLAS.linearBackwardWeight(dw: G.ptr(table.embedOut), dy: dlogits, x: lnf.ptr, rows: n, inDim: D, outDim: V)
             pf?.stop(.bUnembedGemm)
         }
-        let fw = trainable[table.finalLnW], fb = trainable[table.finalLnB]
-        if fromLogits && (need[L] || fw || fb) {
-            BLAS.linearBackwardInput(dx: dlnf.ptr, dy: dlogits, w: P.ptr(table.embedOut), rows: n, inDim: D, outDim: V, accumulate: false)
-            pf?.stop(.bUnembedGemm)
+        if atFinal && (need[L] || fw || fb || captures[finalPoint] != nil) {
+            if fromLogits {
+                BLAS.linearBackwardInput(dx: dlnf.ptr, dy: dlogits, w: P.ptr(table.embedOut), rows: n, inDim: D, outDim: V, accumulate: false)
+                pf?.stop(.bUnembedGemm)
+            } else {
+                dlnf.ptr.update(repeating: 0, count: n * D)
+            }
+            inject(.finalNorm, 0, dlnf.ptr)
+            capture(.finalNorm, 0, dlnf.ptr)
             dres.ptr.update(repeating: 0, count: n * D)
             Kernels.layerNormBackward(dx: need[L] ? dres.ptr : nil, dw1: fw ? G.ptr(table.finalLnW) : nil, db1: fb ? G.ptr(table.finalLnB) : nil,
                                       dy1: dlnf.ptr, w1: P.ptr(table.finalLnW), dw2: nil, db2: nil, dy2: nil, w2: nil,

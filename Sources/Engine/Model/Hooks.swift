@@ -192,15 +192,36 @@ public final class SecondMomentRecorder: Recorder {
     public private(set) var sums: [HookPoint: [Double]] = [:]
     public private(set) var counts: [HookPoint: Int] = [:]
     private var scratch: [Float] = []
-    public init() {}
+    /// Tokens that count in each global row (right-padded prompts: the padding is left out); nil: all.
+    public let lengths: [Int]?
+
+    public init(lengths: [Int]? = nil) { self.lengths = lengths }
 
     public func receive(_ point: HookPoint, _ view: ActivationView) throws(EngineError) {
-        let w = view.width, n = view.batch * view.seq
+        let w = view.width
         if scratch.count < w * w { scratch = [Float](repeating: 0, count: w * w) }
-        scratch.withUnsafeMutableBufferPointer { c in
-            // c[w, w] = Kᵀ[w, n] · K[n, w]
-            BLAS.gemm(transA: true, transB: false, m: w, n: w, k: n, a: view.base, lda: w, b: view.base, ldb: w, beta: 0, c: c.baseAddress!, ldc: w)
+        // spans of rows that count: (first vector, vectors), each contiguous [k, w]
+        var spans = [(0, view.batch * view.seq)]
+        if let lengths {
+            spans = []
+            for b in 0..<view.batch {
+                let g = view.firstRow + b
+                guard g < lengths.count else { throw .invalid("second moments: row \(g) has no length (\(lengths.count) lengths given)") }
+                guard lengths[g] >= 0, lengths[g] <= view.seq else {
+                    throw .invalid("second moments: row \(g) has length \(lengths[g]), outside 0...\(view.seq)")
+                }
+                if lengths[g] > 0 { spans.append((b * view.seq, lengths[g])) }
+            }
+            if spans.isEmpty { return }
         }
+        scratch.withUnsafeMutableBufferPointer { c in
+            for (i, (first, k)) in spans.enumerated() {
+                // c[w, w] (+)= Kᵀ[w, k] · K[k, w]
+                let a = view.base + first * w
+                BLAS.gemm(transA: true, transB: false, m: w, n: w, k: k, a: a, lda: w, b: a, ldb: w, beta: i == 0 ? 0 : 1, c: c.baseAddress!, ldc: w)
+            }
+        }
+        let n = spans.reduce(0) { $0 + $1.1 }
         var s = sums[point] ?? [Double](repeating: 0, count: w * w)
         guard s.count == w * w else { throw .invalid("second moments: \(point.name) changed width from \(Int(Double(s.count).squareRoot())) to \(w)") }
         for i in 0..<(w * w) { s[i] += Double(scratch[i]) }

@@ -38,6 +38,7 @@ public final class LanguageModel: TrainableNetwork {
         bigger.trainable = net.trainable
         bigger.profiler = net.profiler
         bigger.adapter = net.adapter
+        try bigger.captureGradients(at: net.capturedPoints)
         net = bigger
     }
 
