@@ -81,6 +81,40 @@ import Glibc
         #expect(try FileSystem.listDirectory(dir).isEmpty, "an unfinished recording leaves no file")
     }
 
+    /// Damaged activations files: every byte flip, zeroed range and truncation is refused as a format
+    /// error, or verifies to exactly what the undamaged file verifies to (a flip in unused bytes).
+    @Test func damagedActivationFilesAreRefused() throws {
+        let (ds, m) = try TinyRun.trained()
+        let dir = DataTest.tempDir("record-damage")
+        defer { DataTest.removeTree(dir) }
+        let path = "\(dir)/acts.h5"
+        try record(m, Self.tokens(ds, rows: 40, width: 4), rows: 40, width: 4, to: path)
+        let original = try FileSystem.readBytes(path)
+        let good = try BehemothFile.verify(path).serialized()
+        var rng = RNG(seed: 21)
+        var refused = 0, equal = 0
+        for c in 0..<300 {
+            var bytes = original
+            switch c % 3 {
+            case 0: for _ in 0..<(1 + rng.below(3)) { bytes[rng.below(bytes.count)] ^= UInt8(1 << rng.below(8)) }
+            case 1: let at = rng.below(bytes.count); for i in at..<min(bytes.count, at + 1 + rng.below(64)) { bytes[i] = 0 }
+            default: bytes.removeLast(1 + rng.below(bytes.count - 1))
+            }
+            let bad = "\(dir)/bad.h5"
+            try FileSystem.writeBytes(bad, bytes)
+            do {
+                let info = try BehemothFile.verify(bad).serialized()
+                #expect(info == good, "case \(c): a damaged file verified to something else")
+                equal += 1
+            } catch {
+                #expect(error.status == .format, "case \(c): \(error.message)")
+                refused += 1
+            }
+        }
+        print("damaged activations files: \(refused) refused, \(equal) verified equal to the original")
+        #expect(refused >= 250)
+    }
+
     /// Resident memory after recording 5,000 and then 50,000 prompts: at most 10% more. Run alone
     /// (`make test-slow`, BEHEMOTH_RSS_TEST=1): other suites running beside it would move the numbers.
     @Test func memoryDoesNotGrowWithRows() throws {

@@ -1,7 +1,7 @@
 /* fuzz_files.c: damaged files against the loaders, each load isolated in a forked child.
  *
  * Makes one file of every type the library writes (dataset, model, checkpoint with optimizer
- * moments, edit result) through the C API, takes the four format version 1 fixtures, and then, for
+ * moments, edit result, LoRA adapter) through the C API, takes the four format version 1 fixtures, and then, for
  * each case, damages a copy of one of them (seeded: a case is reproducible from seed and index)
  * and loads it in a child process forked from this one (the library is loaded once), under an
  * address-space limit and an alarm. Damage: byte flips (random, near the start, on HDF5 metadata
@@ -10,8 +10,8 @@
  * deleted, reshaped, retyped, swapped or added; the spec's seed or another number changed; string
  * attributes stored variable-length; an extra root attribute; format_version; any attribute nudged).
  *
- * Loads: bh_dataset_load / bh_model_load / bh_trainer_begin with "resume_from" + one step /
- * bh_file_verify. A case passes if the file is refused with BH_ERR_FORMAT (and a message), or
+ * Loads: bh_dataset_load / bh_model_load / bh_adapter_load (then merged into the base model) /
+ * bh_trainer_begin with "resume_from" + one step / bh_file_verify. A case passes if the file is refused with BH_ERR_FORMAT (and a message), or
  * loads and everything the API shows of it is byte-equal to the undamaged original: the info JSON,
  * every array and the decoded vocabulary (datasets), the info JSON and every tensor (models; after
  * resuming, the step report and every tensor after one step), the verify JSON. Format version 1 files
@@ -209,7 +209,7 @@ static int snap_equal(const snapshot *want, const snapshot *got, char *why, size
 
 /* ---- file types, loaders and what is known of each original ---------------------------------- */
 
-enum kind { K_DATASET, K_MODEL, K_CHECKPOINT, K_EDIT };
+enum kind { K_DATASET, K_MODEL, K_CHECKPOINT, K_EDIT, K_ADAPTER };
 enum loader { L_LOAD, L_RESUME, L_VERIFY, N_LOADERS };
 static const char *loader_names[N_LOADERS] = {"load", "resume", "verify"};
 
@@ -250,17 +250,18 @@ typedef struct {
     int loader_weight[N_LOADERS];
     int weight;      /* share of the cases */
     snapshot ref[N_LOADERS];
-    bh_model *resume_model; /* a model of the checkpoint's config, cloned for each resume */
+    bh_model *resume_model; /* a model of the checkpoint's config, cloned for each resume (adapters: the base model) */
     bh_dataset *resume_ds;
     char *resume_spec;      /* the checkpoint's training spec with resume_from = case_path */
 } target;
 
-#define N_TARGETS 8
+#define N_TARGETS 9
 static target targets[N_TARGETS] = {
     {.name = "dataset", .kind = K_DATASET, .weight = 20, .loader_weight = {80, 0, 20}},
     {.name = "model", .kind = K_MODEL, .weight = 16, .loader_weight = {80, 0, 20}},
     {.name = "checkpoint", .kind = K_CHECKPOINT, .weight = 22, .loader_weight = {40, 40, 20}},
     {.name = "edit", .kind = K_EDIT, .weight = 18, .loader_weight = {0, 0, 100}},
+    {.name = "adapter", .kind = K_ADAPTER, .weight = 14, .loader_weight = {80, 0, 20}},
     {.name = "v1-dataset", .kind = K_DATASET, .legacy = 1, .weight = 6, .loader_weight = {80, 0, 20}},
     {.name = "v1-model", .kind = K_MODEL, .legacy = 1, .weight = 5, .loader_weight = {80, 0, 20}},
     {.name = "v1-checkpoint", .kind = K_CHECKPOINT, .legacy = 1, .weight = 7, .loader_weight = {40, 40, 20}},
@@ -346,6 +347,38 @@ static int32_t load_model(const target *t, const char *path, snapshot *s) {
     return BH_OK;
 }
 
+/* Loads an adapter, shows its info and merges it into a clone of the base model: the merged weights
+   show every number the file holds. */
+static int32_t load_adapter(const target *t, const char *path, snapshot *s) {
+    bh_adapter *a = NULL;
+    bh_model *m = NULL;
+    char *info = NULL;
+    int32_t st = bh_adapter_load(path, &a);
+    if (st != BH_OK) return st;
+    if (bh_adapter_info(a, &info) == BH_OK) snap_add_text(s, "bh_adapter_info", info);
+    else snap_add_text(s, "bh_adapter_info", "(failed)");
+    bh_string_free(info);
+    st = bh_model_clone(t->resume_model, &m);
+    if (st == BH_OK) st = bh_adapter_apply(m, a, 1);
+    if (st == BH_OK) {
+        static const char *mats[] = {"attention.query_key_value.weight", "attention.dense.weight", "mlp.dense_h_to_4h.weight",
+                                     "mlp.dense_4h_to_h.weight"};
+        for (int layer = 0; layer < 2; layer++)
+            for (int k = 0; k < 4; k++) {
+                char name[200];
+                snprintf(name, sizeof name, "gpt_neox.layers.%d.%s", layer, mats[k]);
+                int64_t count = 0;
+                if (bh_model_tensor(m, name, NULL, 0, &count) != BH_OK || count <= 0) continue;
+                float *buf = xmalloc((size_t)count * sizeof *buf);
+                if (bh_model_tensor(m, name, buf, count, &count) == BH_OK) snap_add(s, name, buf, (size_t)count * sizeof *buf);
+                free(buf);
+            }
+    }
+    bh_model_free(m);
+    bh_adapter_free(a);
+    return st;
+}
+
 /* Resumes training from the checkpoint at case_path and takes one step: the step report and the
    weights after it show the optimizer moments, step count and position the file holds. */
 static int32_t resume_checkpoint(const target *t, snapshot *s) {
@@ -381,7 +414,9 @@ static int32_t verify_file(const char *path, snapshot *s) {
 /* Loads case_path the way `loader` does; fills s on BH_OK. */
 static int32_t run_loader(const target *t, enum loader loader, snapshot *s) {
     switch (loader) {
-    case L_LOAD: return t->kind == K_DATASET ? load_dataset(t, case_path, s) : load_model(t, case_path, s);
+    case L_LOAD:
+        return t->kind == K_DATASET ? load_dataset(t, case_path, s)
+             : t->kind == K_ADAPTER ? load_adapter(t, case_path, s) : load_model(t, case_path, s);
     case L_RESUME: return resume_checkpoint(t, s);
     case L_VERIFY: return verify_file(case_path, s);
     default: return BH_ERR_INTERNAL;
@@ -1127,7 +1162,7 @@ static const char *TRAIN_SPEC = "{\"epochs\": 2, \"batch_size\": 32, \"learning_
 static void make_originals(const char *dir, bh_dataset **ds_out) {
     char p[4200];
     bh_dataset *ds = NULL;
-    bh_model *m = NULL, *edited = NULL;
+    bh_model *m = NULL, *edited = NULL, *edited2 = NULL;
     bh_trainer *tr = NULL;
     bh_editset *es = NULL;
     bh_edit *e = NULL;
@@ -1156,6 +1191,21 @@ static void make_originals(const char *dir, bh_dataset **ds_out) {
     snprintf(p, sizeof p, "%s/edit.h5", dir);
     TRY(bh_edit_save(e, p));
     bh_edit_free(e);
+    /* an unmerged LoRA edit's adapter, on every matrix of both blocks */
+    bh_adapter *a = NULL;
+    TRY(bh_model_clone(m, &edited2));
+    TRY(bh_edit_begin(edited2, es, "{\"method\": \"lora\", \"rank\": 2, \"alpha\": 4, \"merge\": false, "
+                                   "\"optimizer\": {\"epochs\": 1}}", &e));
+    while ((st = bh_edit_step(e, NULL)) == BH_STEP) {}
+    if (st != BH_DONE) die("edit step: %s", bh_last_error());
+    TRY(bh_edit_end(e, &report));
+    bh_string_free(report);
+    TRY(bh_edit_adapter(e, &a));
+    snprintf(p, sizeof p, "%s/adapter.h5", dir);
+    TRY(bh_adapter_save(a, p));
+    bh_adapter_free(a);
+    bh_edit_free(e);
+    bh_model_free(edited2);
     bh_editset_free(es);
     bh_model_free(edited);
     bh_model_free(m);
@@ -1163,7 +1213,7 @@ static void make_originals(const char *dir, bh_dataset **ds_out) {
 }
 
 static void setup_targets(const char *originals, bh_dataset *ds) {
-    static const char *files[] = {"dataset.h5", "model.h5", "checkpoint.h5", "edit.h5"};
+    static const char *files[] = {"dataset.h5", "model.h5", "checkpoint.h5", "edit.h5", "adapter.h5"};
     bh_dataset *legacy_ds = NULL;
     for (int i = 0; i < N_TARGETS; i++) {
         target *t = &targets[i];
@@ -1183,6 +1233,12 @@ static void setup_targets(const char *originals, bh_dataset *ds) {
             } else {
                 t->resume_ds = ds;
             }
+        }
+        if (t->kind == K_ADAPTER) {
+            /* the base model the adapter was trained on (the saved model.h5) */
+            char p[4200];
+            snprintf(p, sizeof p, "%s/model.h5", originals);
+            TRY(bh_model_load(p, &t->resume_model));
         }
         /* references: the original, loaded from case_path as every case is */
         if (!write_file(case_path, t->bytes, t->size)) die("cannot write %s", case_path);
@@ -1316,7 +1372,7 @@ int main(int argc, char **argv) {
     bh_set_num_threads(1); /* one thread: modest, and resumed steps are bit-reproducible */
     bh_dataset *ds = NULL;
     char reuse[4300];
-    snprintf(reuse, sizeof reuse, "%s/edit.h5", originals); /* written last */
+    snprintf(reuse, sizeof reuse, "%s/adapter.h5", originals); /* written last */
     if (access(reuse, R_OK) == 0) {
         /* a previous run's originals: HDF5 files carry timestamps, and edit reports timings, so
            remade originals differ in some bytes; reusing them reproduces a case exactly */
