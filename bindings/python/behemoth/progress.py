@@ -90,7 +90,9 @@ def run_steps(step: Callable[[], tuple[int, Mapping[str, Any]]], *,
     steps = 0
     metrics: Mapping[str, Any] = {}
     done = stopped = False
-    bar = progress_bar(total=total, desc=desc, enabled=progress)
+    # The bar is drawn from the first step report on, which says how many steps there are (a bar
+    # made before it would show a bare count, "0step", until then).
+    bar = None
     try:
         while True:
             status, reported = step()
@@ -101,6 +103,9 @@ def run_steps(step: Callable[[], tuple[int, Mapping[str, Any]]], *,
             steps += 1
             position = metrics.get("step") if isinstance(metrics, Mapping) else None
             total_now = metrics.get("total_steps") if isinstance(metrics, Mapping) else None
+            if bar is None:
+                known = total_now if isinstance(total_now, int) and not isinstance(total_now, bool) else total
+                bar = progress_bar(total=known, desc=desc, enabled=progress)
             if isinstance(total_now, int) and not isinstance(total_now, bool) and total_now != bar.total:
                 bar.total = total_now  # the C step reports say how many steps there are
                 if hasattr(bar, "refresh"):
@@ -122,7 +127,8 @@ def run_steps(step: Callable[[], tuple[int, Mapping[str, Any]]], *,
                 stopped = True
                 break
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
         if end is not None:
             end()
     return StepResult(steps, metrics, done, stopped)

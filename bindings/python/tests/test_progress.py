@@ -65,3 +65,19 @@ def test_no_bar_stand_in():
     bar.set_postfix({"loss": 1.0}, refresh=False)
     bar.close()
     assert bar.n == 2
+
+
+def test_bar_starts_with_the_reported_total(capsys):
+    # The C step reports carry total_steps; the bar is drawn from the first report, so it never
+    # shows a bare count ("0step") without its total.
+    pytest.importorskip("tqdm")
+    state = {"step": 0}
+
+    def step():
+        state["step"] += 1
+        return (Status.DONE if state["step"] == 3 else Status.STEP), {"step": state["step"], "total_steps": 3}
+
+    r = run_steps(step, desc="edit", progress=True)
+    err = capsys.readouterr().err
+    assert r.done and "3/3" in err
+    assert "0step" not in err
