@@ -224,7 +224,8 @@ int32_t bh_edit_adapter(const bh_edit *e, bh_adapter **out);
 /* HDF5, format = "behemoth.adapter": /lora/<tensor>/{A,B}; the spec attribute lists the targets. */
 int32_t bh_adapter_save(const bh_adapter *a, const char *path);
 int32_t bh_adapter_load(const char *path, bh_adapter **out);
-/* JSON: {"rank", "alpha", "targets": [{"block", "matrix", "tensor", "shape"}]}. */
+/* JSON: {"rank", "alpha", "targets": [{"block", "matrix", "tensor", "shape"}], "digest"} (the digest is
+   the one its file carries). */
 int32_t bh_adapter_info(const bh_adapter *a, char **json_out);
 /* merge != 0: W += alpha/rank · B·A in the model's weights. merge == 0: a side path (the weights
    stay; every forward pass adds the adapters); one side path at a time, and none during a LoRA

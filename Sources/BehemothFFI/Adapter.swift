@@ -46,7 +46,7 @@ func adapter(_ a: OpaquePointer?, _ fn: String) throws(EngineError) -> AdapterSe
 @c @implementation public func bh_adapter_info(_ a: OpaquePointer?, _ json_out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
     exported { () throws(EngineError) in
         let fn = "bh_adapter_info"
-        try returnString(try adapter(a, fn).toJSON().serialized(), json_out, fn)
+        try returnString(try adapter(a, fn).info().serialized(), json_out, fn)
     }
 }
 

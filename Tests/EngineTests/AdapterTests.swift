@@ -41,8 +41,15 @@ import Testing
         let side = try logits(m, ds)
         #expect(side != plain)
         #expect(throws: EngineError.self) { try loaded.attach(to: m) }   // one side path at a time
+        // reports name the adapter running beside the weights: its digest is the file's
+        let fileDigest = try BehemothFile.verify("\(dir)/a.h5")["digest"]!
+        #expect(fileDigest == .string(loaded.contentDigest) && loaded.contentDigest == adapters.contentDigest)
+        let spec = try EvaluationSpec(json: #"{"groups": ["sro"]}"#)
+        #expect(try Evaluation.run(m, ds, spec: spec)["side_path_adapter_digest"] == fileDigest)
+        #expect(m.info()["side_path_adapter_digest"] == fileDigest)
         try loaded.detach(from: m)
         #expect(try logits(m, ds) == plain)
+        #expect(try Evaluation.run(m, ds, spec: spec)["side_path_adapter_digest"] == .null)
 
         try loaded.merge(into: m)                                  // merged: the same function
         let merged = try logits(m, ds)

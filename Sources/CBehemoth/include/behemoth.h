@@ -1,1 +1,242 @@
-../../../include/behemoth.h
+/*
+ * behemoth.h: the C API of libbehemoth, a CPU engine for studying knowledge editing and unlearning
+ * in language models trained from scratch on fully synthetic facts.
+ *
+ * Conventions (after sqlite3.h and llama.h):
+ *   - Every fallible call returns an int32_t status: BH_OK (0) or a BH_ERR_* code. The message for
+ *     the last failure on the calling thread is bh_last_error(); it is owned by the library and valid
+ *     until the next bh_* call on that thread.
+ *   - Objects are opaque handles created through an out-parameter, which is set to NULL on failure.
+ *     Each has exactly one *_free; *_free(NULL) does nothing. A handle is used by one thread at a
+ *     time; distinct handles are independent.
+ *   - Specs and reports are UTF-8 JSON. Unknown keys and wrong types are errors; every field has a
+ *     documented default; reports echo the full spec they ran with. Strings returned through a
+ *     char ** out-parameter are freed with bh_string_free.
+ *   - Numeric data is copied into caller-allocated buffers: (buffer, capacity in elements, &count).
+ *     The call stores the number of elements the full array has in *count. If buffer is NULL and
+ *     capacity is 0 it only reports the count (BH_OK); if capacity is smaller than the count it
+ *     copies nothing and returns BH_ERR_BUFFER_TOO_SMALL.
+ *   - Long work is a state machine: *_begin, *_step (BH_STEP while there is more, BH_DONE at the
+ *     end), *_end.
+ *   - Behaviour never changes under an existing name; BH_ABI_VERSION changes only when an existing
+ *     signature or meaning does. Compiles as C11 and as C++.
+ *
+ * Threads: matrix products use OpenBLAS's thread pool. OpenBLAS picks its kernels when it is
+ * loaded: on CPUs that Debian 12's OpenBLAS 0.3.21 does not recognise, set OPENBLAS_CORETYPE in the
+ * environment before the program starts (see README, "Choosing the BLAS core").
+ */
+#ifndef BEHEMOTH_H
+#define BEHEMOTH_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define BH_VERSION "0.1.0"
+#define BH_ABI_VERSION 1u
+
+/* ---- Status codes -------------------------------------------------------------------------- */
+#define BH_OK                    0
+#define BH_ERR_INVALID           1  /* invalid argument: null pointer, bad size, malformed or out-of-range spec */
+#define BH_ERR_MISUSE            2  /* a call out of order, or on a handle in the wrong state */
+#define BH_ERR_IO                3  /* a file or folder could not be read or written */
+#define BH_ERR_FORMAT            4  /* a file is not of the expected format or version, or is damaged */
+#define BH_ERR_NUMERIC           5  /* numerical failure: NaN or Inf loss, singular matrix */
+#define BH_ERR_CANCELLED         6  /* work was stopped before it finished */
+#define BH_ERR_BUFFER_TOO_SMALL  7  /* a caller buffer is smaller than the data; *count says how many */
+#define BH_ERR_NOMEM             8  /* an allocation failed */
+#define BH_ERR_INTERNAL          9  /* a bug in the library: please report it with bh_last_error() */
+#define BH_STEP                100  /* *_step: one step was taken and there is more to do */
+#define BH_DONE                101  /* *_step: the work is finished */
+
+/* ---- Library ------------------------------------------------------------------------------- */
+const char *bh_version(void);            /* "0.1.0", static */
+uint32_t    bh_abi_version(void);        /* compare with BH_ABI_VERSION at load time */
+const char *bh_last_error(void);         /* thread-local; "" when the last call succeeded */
+const char *bh_status_str(int32_t status); /* static text for a status code */
+void        bh_string_free(char *s);     /* frees a string the library returned; NULL is a no-op */
+
+/* Threads used by matrix products and the parallel element-wise kernels (1 to 1024). */
+int32_t bh_set_num_threads(int32_t n);
+int32_t bh_get_num_threads(void);
+
+/* JSON about the build, the machine and the BLAS in use: {"library_version", "build": {"swift_runtime":
+   "static" (the shipped library) or "dynamic", "compiler", "kernels" (the instruction set of the
+   engine's own kernels), "configuration"}, "blas_core", "blas_config", "threads", "blas_threads",
+   "cpu_model", "cpu_features": [...], "recommended_core", "openblas_coretype_env", "warning"}. "warning" is
+   non-empty when OpenBLAS runs kernels slower than the CPU supports (set OPENBLAS_CORETYPE to
+   "recommended_core" in the environment before the program starts: OpenBLAS reads it at load). */
+int32_t bh_runtime_info(char **json_out);
+
+/* ---- Files and limits ----------------------------------------------------------------------- */
+/* Every file the library writes is HDF5 in the checksummed layout (superblock v3, Fletcher-32 on
+   every array, fixed-length UTF-8 string attributes) with root attributes format, format_version,
+   spec, library_version, layout, digest: "xxh64:<16 hex digits>", the content digest of the spec
+   and the arrays (for models: the config and the weights; docs/formats.md), and file_digest, the
+   same over every attribute and array in the file. Loaders check all of it
+   and refuse a damaged or edited file with BH_ERR_FORMAT naming the problem. Files of format
+   version 1 (Behemoth 0.1, an unchecksummed layout) are read by the `behemoth-files` tool in a separate
+   process (found beside the library or in ../libexec, or through BEHEMOTH_TOOL), never in the caller's process. */
+/* Checks any Behemoth file (layout, attributes, digest; datasets and models are loaded in full).
+   JSON: {"path", "format", "format_version", "digest", "library_version", "arrays" (a count), "array_bytes",
+   "loaded", "attributes" (the root attributes; spec, report, edit_set, tokenizer parsed as JSON),
+   "group_attributes" ({"/trainer": {"state": {...}}, "/optimizer": {"step": n}} in a checkpoint), "contents" ([{"name", "dtype",
+   "shape"}] for every array)}. */
+int32_t bh_file_verify(const char *path, char **json_out);
+/* Writes target, a current-format copy of source (a format version 1 file, or a current one after
+   verifying it). The command line does the same: `behemoth upgrade OLD NEW`. */
+int32_t bh_file_upgrade(const char *source, const char *target);
+/* The most memory one model, trainer, dataset or edit may allocate, in bytes; 0 restores the
+   default (80% of physical memory, or BEHEMOTH_MAX_MEMORY_GB from the environment). Anything that
+   would need more is refused with BH_ERR_NOMEM and the size it needs, before allocating. */
+int32_t bh_set_memory_limit(int64_t bytes);
+int64_t bh_get_memory_limit(void);
+
+/* ---- Datasets: synthetic facts, vocabulary, sentences, evaluation prompts -------------------- */
+typedef struct bh_dataset bh_dataset;
+
+/* Generates a dataset from a JSON DatasetSpec ("{}" gives the defaults; see docs/formats.md). */
+int32_t bh_dataset_generate(const char *spec_json, bh_dataset **out);
+/* HDF5 file with format = "behemoth.dataset". Writes go to a temporary file renamed into place. */
+int32_t bh_dataset_load(const char *path, bh_dataset **out);
+int32_t bh_dataset_save(const bh_dataset *ds, const char *path);
+/* The official generator's output folder (metadata/, data/, validations/). Strict: every count in
+   args.json and metadata.json must agree with the files (shards, sentences per fact, one validation
+   line per fact, total_num_tokens), and unknown keys are refused; else BH_ERR_FORMAT naming the file
+   and the mismatch (docs/formats.md). */
+int32_t bh_dataset_import_reference(const char *dir, bh_dataset **out);
+int32_t bh_dataset_export_reference(const bh_dataset *ds, const char *dir);
+/* JSON: counts, vocabulary roles, relations, evaluation groups, arrays (name, dtype, shape), spec. */
+int32_t bh_dataset_info(const bh_dataset *ds, char **json_out);
+/* Copies a named array (listed by bh_dataset_info, same names as in the HDF5 file, e.g. "facts",
+   "tokens", "offsets", "eval/sro/prompts") into a caller buffer. The dtype must match the call. */
+int32_t bh_dataset_array_i32(const bh_dataset *ds, const char *name, int32_t *buffer, int64_t capacity, int64_t *count);
+int32_t bh_dataset_array_i64(const bh_dataset *ds, const char *name, int64_t *buffer, int64_t capacity, int64_t *count);
+/* Token ids to text in the official format (" SS 0172 0714 W0 ..."). */
+int32_t bh_dataset_decode(const bh_dataset *ds, const int32_t *tokens, int64_t n_tokens, char **text_out);
+void    bh_dataset_free(bh_dataset *ds);
+
+/* ---- Models: Pythia-style GPT-NeoX, float32, one flat parameter block ---------------------- */
+typedef struct bh_model bh_model;
+
+/* config_json: a ModelConfig ({"preset": "tiny"} etc.; docs/formats.md). vocab_size is taken from
+   the dataset when ds is not NULL (and must cover it if also given). */
+int32_t bh_model_create(const char *config_json, const bh_dataset *ds, bh_model **out);
+/* HDF5 file with format = "behemoth.model" (weights under /weights/<Hugging Face name>). */
+int32_t bh_model_load(const char *path, bh_model **out);
+int32_t bh_model_save(const bh_model *m, const char *path);
+int32_t bh_model_clone(const bh_model *m, bh_model **out);
+/* JSON: config, parameter count, tensors [{name, shape}], training history summary. */
+int32_t bh_model_info(const bh_model *m, char **json_out);
+/* Logits for rows × width tokens (right-padded rows are fine: attention is causal):
+   out[rows, width, vocab]. */
+int32_t bh_model_logits(bh_model *m, const int32_t *tokens, int64_t rows, int64_t width,
+                        float *buffer, int64_t capacity, int64_t *count);
+/* Greedy next token after each prompt (prompts flat, offsets[n_prompts + 1]): out[n_prompts]. */
+int32_t bh_model_predict(bh_model *m, const int32_t *prompts, const int64_t *offsets, int64_t n_prompts,
+                         int32_t *buffer, int64_t capacity, int64_t *count);
+/* Copies one tensor by Hugging Face name (shape in bh_model_info). */
+int32_t bh_model_tensor(const bh_model *m, const char *name, float *buffer, int64_t capacity, int64_t *count);
+void    bh_model_free(bh_model *m);
+
+/* ---- Training: begin / step / end ------------------------------------------------------------ */
+typedef struct bh_trainer bh_trainer;
+
+/* spec_json: a TrainSpec (epochs, batch_size, learning_rate, ...; docs/formats.md). With
+   "resume_from": "<checkpoint.h5>" the trainer continues an interrupted run exactly (the model's
+   weights, the optimizer moments and the position are read from that file). */
+int32_t bh_trainer_begin(bh_model *m, const bh_dataset *ds, const char *spec_json, bh_trainer **out);
+/* One optimizer step. Returns BH_STEP, or BH_DONE when training has finished (nothing was done).
+   If report_json is not NULL it receives {"step", "total_steps", "epoch", "loss", "learning_rate",
+   "grad_norm", "tokens_per_second", "evaluated", "accuracy": {group: value}}. A NaN loss returns
+   BH_ERR_NUMERIC and leaves the last checkpoint on disk untouched. */
+int32_t bh_trainer_step(bh_trainer *t, char **report_json);
+/* Writes a checkpoint that bh_trainer_begin can resume from (weights, optimizer, position, history). */
+int32_t bh_trainer_save(bh_trainer *t, const char *path);
+/* Final report (spec, history summary, last evaluation). The trainer stays valid until freed. */
+int32_t bh_trainer_end(bh_trainer *t, char **report_json);
+void    bh_trainer_free(bh_trainer *t);
+
+/* ---- Evaluation ------------------------------------------------------------------------------ */
+/* spec_json: {"groups": ["sro", ...] (default: all), "batch_size": 256}. Report: per group
+   accuracy, mean target probability and rank, per relation accuracy; the spec echoed. */
+int32_t bh_evaluate(bh_model *m, const bh_dataset *ds, const char *spec_json, char **report_json);
+/* Per-prompt results of one evaluation group, each buffer [n] (any may be NULL):
+   predicted token, 1 if correct, target probability, target rank (1 = top). */
+int32_t bh_evaluate_group(bh_model *m, const bh_dataset *ds, const char *group, int32_t *predicted,
+                          uint8_t *correct, float *target_probability, int32_t *target_rank,
+                          int64_t capacity, int64_t *count);
+/* Binary search for the largest subject count a model learns to a target accuracy:
+   spec_json {"dataset": DatasetSpec, "model": ModelConfig, "training": TrainSpec,
+   "search": {"min_subjects", "max_subjects", "target_accuracy", "relative_tolerance", "max_probes",
+   "print_progress" (a line per probe on stderr)}}. The report lists every probe. */
+int32_t bh_capacity_search(const char *spec_json, char **report_json);
+
+/* ---- Editing: edit sets, editors (full, LoRA, ...) over a layer selection --------------------- */
+typedef struct bh_editset bh_editset;
+typedef struct bh_edit bh_edit;
+
+/* spec_json: an EditSpec ({"kind": "single" | "diverse" | "identical" | "forget_relation" |
+   "correlated", "relation", "count", "repeats", ...}; docs/formats.md). */
+int32_t bh_editset_create(const bh_dataset *ds, const char *spec_json, bh_editset **out);
+/* A fine-tuning folder written by the official generator (finetuning_data/, ft_validations/) for
+   the dataset imported from its parent folder. Official group names map to ours (docs). Strict:
+   training files must match the folder's metadata/ and .jsonl records line by line and the counts
+   the generator fixes must hold; else BH_ERR_FORMAT. */
+int32_t bh_editset_import_reference(const bh_dataset *ds, const char *dir, bh_editset **out);
+/* JSON: spec (defaults filled in), edits, training counts per group, mix (requested / scaled /
+   obtained per part, scale, warnings), test groups and sizes, arrays. */
+int32_t bh_editset_info(const bh_editset *es, char **json_out);
+/* Arrays by name: "tokens", "offsets", "groups/<name>/prompts", ".../offsets", ".../targets", ".../facts". */
+int32_t bh_editset_array_i32(const bh_editset *es, const char *name, int32_t *buffer, int64_t capacity, int64_t *count);
+int32_t bh_editset_array_i64(const bh_editset *es, const char *name, int64_t *buffer, int64_t capacity, int64_t *count);
+void    bh_editset_free(bh_editset *es);
+
+/* method_json: {"method": a registered editor ("full", "lora", "fixed_rank_one"; another name is
+   BH_ERR_INVALID listing them), "mode": "batch" | "sequential" | "one_at_a_time",
+   "layers": {"blocks": [..], "sublayers": "mlp" | "attention" | "both", "matrices": [..],
+   "embeddings": true/false, "unembedding": true/false}, "rank", "alpha", "dropout", "merge",
+   "optimizer": {...}}. The model is
+   evaluated on every test group first; bh_edit_step trains; bh_edit_end evaluates again and
+   reports metrics. The model's weights are changed in place (use bh_model_clone to keep one). */
+int32_t bh_edit_begin(bh_model *m, const bh_editset *es, const char *method_json, bh_edit **out);
+int32_t bh_edit_step(bh_edit *e, char **report_json);   /* BH_STEP or BH_DONE, as bh_trainer_step */
+/* Evaluates and reports (metrics, before/after per group, norms). Called before BH_DONE, it stops the
+   edit where it is (LoRA adapters merged as trained so far) and the report says "stopped_early". */
+int32_t bh_edit_end(bh_edit *e, char **report_json);
+/* HDF5 (format = "behemoth.edit"): /deltas/<name>, /lora/<name>/{A,B}, /groups/<name>/{correct_before,
+   correct_after, probability_before, probability_after, facts}, the report and specs as attributes. */
+int32_t bh_edit_save(const bh_edit *e, const char *path);
+/* The weight change of one trained tensor (after bh_edit_end). */
+int32_t bh_edit_delta(const bh_edit *e, const char *name, float *buffer, int64_t capacity, int64_t *count);
+void    bh_edit_free(bh_edit *e);
+
+/* ---- Adapters: LoRA adapter sets as values ---------------------------------------------------- */
+/* rank, alpha and, per target matrix (block, matrix), A [rank, in] and B [out, rank]:
+   ΔW = alpha/rank · B·A. An edit with method "lora" has one (merge: false keeps the model's weights
+   and leaves the change only here). */
+typedef struct bh_adapter bh_adapter;
+/* The adapters of an ended LoRA edit (BH_ERR_MISUSE before bh_edit_end; BH_ERR_INVALID for a
+   method without adapters). */
+int32_t bh_edit_adapter(const bh_edit *e, bh_adapter **out);
+/* HDF5, format = "behemoth.adapter": /lora/<tensor>/{A,B}; the spec attribute lists the targets. */
+int32_t bh_adapter_save(const bh_adapter *a, const char *path);
+int32_t bh_adapter_load(const char *path, bh_adapter **out);
+/* JSON: {"rank", "alpha", "targets": [{"block", "matrix", "tensor", "shape"}], "digest"} (the digest is
+   the one its file carries). */
+int32_t bh_adapter_info(const bh_adapter *a, char **json_out);
+/* merge != 0: W += alpha/rank · B·A in the model's weights. merge == 0: a side path (the weights
+   stay; every forward pass adds the adapters); one side path at a time, and none during a LoRA
+   edit (BH_ERR_MISUSE). A model of other shapes is BH_ERR_INVALID naming the tensor. */
+int32_t bh_adapter_apply(bh_model *m, const bh_adapter *a, int32_t merge);
+/* Undoes bh_adapter_apply: detaches the side path if this adapter is it, else subtracts the merged
+   change (the weights before the merge, up to float rounding). */
+int32_t bh_adapter_remove(bh_model *m, const bh_adapter *a);
+void    bh_adapter_free(bh_adapter *a);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* BEHEMOTH_H */

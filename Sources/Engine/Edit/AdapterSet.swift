@@ -64,6 +64,26 @@ public struct AdapterSet {
                   }))])
     }
 
+    /// What bh_adapter_info returns: the spec and the content digest.
+    public func info() -> JSON {
+        guard case let .object(fields) = toJSON() else { return toJSON() }
+        return .object(fields + [("digest", .string(contentDigest))])
+    }
+
+    /// The content digest (rank, alpha, targets and every factor), equal to the `digest` of the file
+    /// it saves to.
+    public var contentDigest: String {
+        var d = ContentDigest(format: AdapterSet.format, spec: toJSON().serialized())
+        var arrays: [(String, [Int], [Float])] = []
+        for k in keys {
+            let a = adapters[k]!
+            arrays.append(("lora/\(k.tensorName)/A", [a.rank, a.cols], a.a))
+            arrays.append(("lora/\(k.tensorName)/B", [a.rows, a.rank], a.b))
+        }
+        for (path, shape, data) in arrays.sorted(by: { $0.0 < $1.0 }) { d.addArray(path, dtype: Float.h5Name, shape: shape, data) }
+        return d.finish()
+    }
+
     /// Each adapter's target in `model`, checked to exist with the adapter's shape.
     func targets(in model: LanguageModel) throws(EngineError) -> [(AdapterKey, LoRAAdapter, TensorEntry)] {
         var out: [(AdapterKey, LoRAAdapter, TensorEntry)] = []
@@ -96,7 +116,14 @@ public struct AdapterSet {
         guard model.net.adapter == nil else {
             throw .misuse("adapter: the model already runs a side-path adapter (or a LoRA edit is in progress); remove it first")
         }
-        model.net.adapter = AdapterSidePath(try targets(in: model).map { ($0.0, $0.1) }, scale: scale)
+        model.net.adapter = AdapterSidePath(try targets(in: model).map { ($0.0, $0.1) }, scale: scale, digest: contentDigest)
+    }
+
+    /// The content digest of the adapter set running as `model`'s side path, nil if none (a LoRA
+    /// edit in progress runs its own adapters: "lora-edit-in-progress").
+    public static func sidePathDigest(of model: LanguageModel) -> String? {
+        guard let a = model.net.adapter else { return nil }
+        return (a as? AdapterSidePath)?.digest ?? "lora-edit-in-progress"
     }
 
     /// True if this set runs as the model's side path.
@@ -163,11 +190,14 @@ public struct AdapterSet {
 final class AdapterSidePath: LinearAdapter {
     let adapters: [AdapterKey: LoRAAdapter]
     let scale: Float
+    /// The attached set's content digest (reports name what ran beside the weights).
+    let digest: String
     var u: [Float] = []
 
-    init(_ list: [(AdapterKey, LoRAAdapter)], scale: Float) {
+    init(_ list: [(AdapterKey, LoRAAdapter)], scale: Float, digest: String) {
         adapters = Dictionary(uniqueKeysWithValues: list)
         self.scale = scale
+        self.digest = digest
     }
 
     func matches(_ set: AdapterSet) -> Bool {

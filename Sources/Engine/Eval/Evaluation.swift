@@ -36,6 +36,8 @@ public enum Evaluation {
             ("model", model.config.toJSON()),
             ("dataset_spec", dataset.spec.toJSON()),
             ("model_digest", .string(model.contentDigest)),
+            // the weights' digest alone does not name what ran when an adapter runs beside them
+            ("side_path_adapter_digest", AdapterSet.sidePathDigest(of: model).map { .string($0) } ?? .null),
             ("dataset_digest", .string(dataset.contentDigest())),
             ("seconds", .number(monotonicSeconds() - start)),
             ("library_version", .string(Version.string)),

@@ -181,6 +181,7 @@ extension LanguageModel {
             ("config", config.toJSON()),
             ("parameters", .int(parameterCount)),
             ("digest", .string(contentDigest)),
+            ("side_path_adapter_digest", AdapterSet.sidePathDigest(of: self).map { .string($0) } ?? .null),
             ("tensors", .array(tensorTable.map { .object([("name", .string($0.name)), ("shape", .ints($0.shape))]) })),
             ("tokenizer", tokenizerJSON.isEmpty ? .null : (try? JSON.parse(tokenizerJSON, what: "tokenizer")) ?? .null),
             ("history", .object([

@@ -316,8 +316,13 @@ class Adapter(Handle):
 
     @property
     def info(self) -> dict:
-        """{"rank", "alpha", "targets": [{"block", "matrix", "tensor", "shape"}]}"""
+        """{"rank", "alpha", "targets": [{"block", "matrix", "tensor", "shape"}], "digest"}"""
         return self._cached_info()
+
+    @property
+    def digest(self) -> str:
+        """The content digest, the same as its file's (`behemoth.verify(path)["digest"]`)."""
+        return self.info["digest"]
 
     def apply(self, model, merge: bool = True) -> None:
         """merge=True: W += alpha/rank · B·A in the model's weights; False: a side path (the weights

@@ -373,10 +373,15 @@ def test_adapters_as_values(trained, single, tiny, tmp_path):
     assert np.array_equal(m.tensor("gpt_neox.layers.1.mlp.dense_4h_to_h.weight"), before)
     side = m.logits(tokens)
     assert not np.allclose(side, plain)
+    # the adapter's digest is its file's; with it beside the weights, info and evaluation name it
+    assert a.digest == b.digest == behemoth.verify_file(tmp_path / "a.h5")["digest"]
+    assert m.info["side_path_adapter_digest"] == a.digest
+    assert m.evaluate(tiny, groups="sro")["side_path_adapter_digest"] == a.digest
     with pytest.raises(behemoth.MisuseError):
         b.apply(m, merge=False)
     b.remove(m)
     assert np.array_equal(m.logits(tokens), plain)
+    assert m.info["side_path_adapter_digest"] is None
     b.apply(m, merge=True)                        # merged: the same function as the side path
     assert np.allclose(m.logits(tokens), side, atol=1e-4)
     b.remove(m)
