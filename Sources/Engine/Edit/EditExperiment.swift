@@ -211,24 +211,17 @@ public final class BeforeResults {
     public static let shared = BeforeResults()
     let capacity = 16
     var entries: [(Key, [GroupResult])] = []
-    var lock = pthread_mutex_t()
+    let lock = Lock()
 
-    init() { pthread_mutex_init(&lock, nil) }
-
-    func get(_ key: Key) -> [GroupResult]? {
-        pthread_mutex_lock(&lock); defer { pthread_mutex_unlock(&lock) }
-        return entries.first { $0.0 == key }?.1
-    }
+    func get(_ key: Key) -> [GroupResult]? { lock.locked { entries.first { $0.0 == key }?.1 } }
 
     func put(_ key: Key, _ value: [GroupResult]) {
-        pthread_mutex_lock(&lock); defer { pthread_mutex_unlock(&lock) }
-        entries.removeAll { $0.0 == key }
-        entries.append((key, value))
-        if entries.count > capacity { entries.removeFirst() }
+        lock.locked {
+            entries.removeAll { $0.0 == key }
+            entries.append((key, value))
+            if entries.count > capacity { entries.removeFirst() }
+        }
     }
 
-    public func removeAll() {
-        pthread_mutex_lock(&lock); defer { pthread_mutex_unlock(&lock) }
-        entries.removeAll()
-    }
+    public func removeAll() { lock.locked { entries.removeAll() } }
 }

@@ -191,7 +191,7 @@ public final class ActivationStore: Recorder {
 public final class SecondMomentRecorder: Recorder {
     public private(set) var sums: [HookPoint: [Double]] = [:]
     public private(set) var counts: [HookPoint: Int] = [:]
-    private var scratch: [Float] = []
+    private var scratch: [Float] = [], gathered: [Float] = []
     /// Tokens that count in each global row (right-padded prompts: the padding is left out); nil: all.
     public let lengths: [Int]?
 
@@ -200,32 +200,41 @@ public final class SecondMomentRecorder: Recorder {
     public func receive(_ point: HookPoint, _ view: ActivationView) throws(EngineError) {
         let w = view.width
         if scratch.count < w * w { scratch = [Float](repeating: 0, count: w * w) }
-        // spans of rows that count: (first vector, vectors), each contiguous [k, w]
-        var spans = [(0, view.batch * view.seq)]
+        var n = view.batch * view.seq
         if let lengths {
-            spans = []
+            // the vectors that count, gathered into one [n, w] block for a single product
+            n = 0
             for b in 0..<view.batch {
                 let g = view.firstRow + b
                 guard g < lengths.count else { throw .invalid("second moments: row \(g) has no length (\(lengths.count) lengths given)") }
                 guard lengths[g] >= 0, lengths[g] <= view.seq else {
                     throw .invalid("second moments: row \(g) has length \(lengths[g]), outside 0...\(view.seq)")
                 }
-                if lengths[g] > 0 { spans.append((b * view.seq, lengths[g])) }
+                n += lengths[g]
             }
-            if spans.isEmpty { return }
+            if n == 0 { return }
+            if gathered.count < n * w { gathered = [Float](repeating: 0, count: n * w) }
+            gathered.withUnsafeMutableBufferPointer { dst in
+                var at = 0
+                for b in 0..<view.batch {
+                    let len = lengths[view.firstRow + b]
+                    (dst.baseAddress! + at * w).update(from: view.base + b * view.seq * w, count: len * w)
+                    at += len
+                }
+                // c[w, w] = Kᵀ[w, n] · K[n, w] (float32, this chunk)
+                scratch.withUnsafeMutableBufferPointer { c in BLAS.gram(a: dst.baseAddress!, rows: n, cols: w, c: c.baseAddress!) }
+            }
+        } else {
+            scratch.withUnsafeMutableBufferPointer { c in BLAS.gram(a: view.base, rows: n, cols: w, c: c.baseAddress!) }
         }
-        scratch.withUnsafeMutableBufferPointer { c in
-            for (i, (first, k)) in spans.enumerated() {
-                // c[w, w] (+)= Kᵀ[w, k] · K[k, w]
-                let a = view.base + first * w
-                BLAS.gemm(transA: true, transB: false, m: w, n: w, k: k, a: a, lda: w, b: a, ldb: w, beta: i == 0 ? 0 : 1, c: c.baseAddress!, ldc: w)
+        if let s = sums[point], s.count != w * w {
+            throw .invalid("second moments: \(point.name) changed width from \(Int(Double(s.count).squareRoot())) to \(w)")
+        }
+        scratch.withUnsafeBufferPointer { c in
+            sums[point, default: [Double](repeating: 0, count: w * w)].withUnsafeMutableBufferPointer { s in
+                for i in 0..<(w * w) { s[i] += Double(c[i]) }
             }
         }
-        let n = spans.reduce(0) { $0 + $1.1 }
-        var s = sums[point] ?? [Double](repeating: 0, count: w * w)
-        guard s.count == w * w else { throw .invalid("second moments: \(point.name) changed width from \(Int(Double(s.count).squareRoot())) to \(w)") }
-        for i in 0..<(w * w) { s[i] += Double(scratch[i]) }
-        sums[point] = s
         counts[point, default: 0] += n
     }
 

@@ -13,6 +13,16 @@ public enum BLAS {
                     Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 
+    /// C[n,n] = Aᵀ·A for A[k,n] row-major, both triangles filled (syrk computes one, half a GEMM's
+    /// work; the other is copied).
+    public static func gram(a: UnsafePointer<Float>, rows k: Int, cols n: Int, c: UnsafeMutablePointer<Float>) {
+        if n == 0 { return }
+        if k == 0 { c.update(repeating: 0, count: n * n); return }
+        // row-major C = Aᵀ A is column-major C = Aᵀ A as well (symmetric); upper triangle of row-major = lower of col-major
+        cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, Int32(n), Int32(k), 1, a, Int32(n), 0, c, Int32(n))
+        for i in 0..<n { for j in 0..<i { c[i * n + j] = c[j * n + i] } }
+    }
+
     /// out[N, O] = x[N, I] · W[O, I]ᵀ (+ out if accumulate). Bias is added by the caller's fused pass.
     @inline(__always)
     public static func linearForward(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, w: UnsafePointer<Float>,
