@@ -18,6 +18,7 @@ public enum BehemothFile {
         editFormat: (editFormatVersion, ["report", "edit_set"]),
         AdapterSet.format: (AdapterSet.formatVersion, []),
         ActivationFile.format: (ActivationFile.formatVersion, []),
+        KeyStatistics.format: (KeyStatistics.formatVersion, []),
     ]
     static let commonAttributes: Set<String> = ["format", "format_version", "spec", "library_version", "layout", "digest", "file_digest"]
     /// Root attributes that hold JSON text.
