@@ -13,9 +13,11 @@ final class EditSetHandle {
     let datasetVocab: Int
     let datasetTokenizer: String   // the dataset's vocabulary roles, as a model records them
     let datasetDigest: String
-    init(set: EditSet, facts: FactView, datasetVocab: Int, datasetTokenizer: String, datasetDigest: String) {
-        self.set = set; self.facts = facts; self.datasetVocab = datasetVocab; self.datasetTokenizer = datasetTokenizer
-        self.datasetDigest = datasetDigest
+    /// The dataset itself, for editors that read its training sentences (ROME's key statistics).
+    let dataset: Dataset
+    init(set: EditSet, dataset d: Dataset) {
+        self.set = set; facts = d.factView(); datasetVocab = d.vocabSize; datasetTokenizer = d.tokenizerJSON().serialized()
+        datasetDigest = d.contentDigest(); dataset = d
     }
 
     /// The content digest of the edit set: its spec and every array (ContentDigest).
@@ -41,10 +43,8 @@ func editSetHandle(_ es: OpaquePointer?, _ fn: String) throws(EngineError) -> Ed
         let o = try clearOut(out, fn)
         let d = try Handle.get(ds, Dataset.self, fn, "dataset")
         let spec = try EditSpec(json: try cString(spec_json, fn, "spec_json"))
-        let facts = d.factView()
-        let set = try EditSetBuilder.build(spec, facts: facts)
-        o.pointee = Handle.make(EditSetHandle(set: set, facts: facts, datasetVocab: d.vocabSize,
-                                              datasetTokenizer: d.tokenizerJSON().serialized(), datasetDigest: d.contentDigest()))
+        let set = try EditSetBuilder.build(spec, facts: d.factView())
+        o.pointee = Handle.make(EditSetHandle(set: set, dataset: d))
     }
 }
 
@@ -56,8 +56,7 @@ func editSetHandle(_ es: OpaquePointer?, _ fn: String) throws(EngineError) -> Ed
         let p = try cString(dir, fn, "dir")
         guard !p.isEmpty else { throw .invalid("\(fn): dir is empty") }
         let set = try EditSetBuilder.importReference(p, dataset: d)
-        o.pointee = Handle.make(EditSetHandle(set: set, facts: d.factView(), datasetVocab: d.vocabSize,
-                                              datasetTokenizer: d.tokenizerJSON().serialized(), datasetDigest: d.contentDigest()))
+        o.pointee = Handle.make(EditSetHandle(set: set, dataset: d))
     }
 }
 
@@ -111,7 +110,7 @@ final class EditSession {
         try EditExperiment.checkCompatible(model: model, datasetVocab: editSet.datasetVocab, datasetTokenizer: editSet.datasetTokenizer)
         self.model = model
         self.editSet = editSet
-        experiment = try EditExperiment(model: model, editSet: editSet.set, facts: editSet.facts, method: method)
+        experiment = try EditExperiment(model: model, editSet: editSet.set, facts: editSet.facts, method: method, dataset: editSet.dataset)
     }
 }
 

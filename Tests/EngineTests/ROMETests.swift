@@ -93,4 +93,120 @@ import Testing
         let after = try ROME.vectors(m, block: L.block, site: .mlpOutput, prompts: [L.request.prompt], lookups: [L.request.lookup])[0]
         #expect(relError(after, vStar) < 1e-5, "W_new k* + b vs v*: \(relError(after, vStar))")
     }
+
+    /// ROME through EditExperiment on the trained tiny model: only the selected blocks' dense_4h_to_h
+    /// move, each by a rank-one matrix that writes v* at k*; the report and vectors say what ran.
+    /// (On the two-block tiny model block 1's MLP output at the subject reaches no later position, so
+    /// subject_last edits block 0.)
+    @Test(arguments: [("subject_last", 0), ("last", 1)])
+    func romeRunsThroughTheHarness(factToken: String, block: Int) throws {
+        let (ds, m) = try TinyRun.trained()
+        let before = Array(m.parameterBlock)
+        let set = try EditSetBuilder.build(try EditSpec(json: #"{"kind": "diverse", "count": 2, "seed": 5}"#), facts: ds.factView())
+        let method = try EditMethodSpec(json: #"{"method": "rome", "layers": {"blocks": [\#(block)]}, "fact_token": "\#(factToken)", "context_templates": [[3, 2]]}"#,
+                                        layers: m.config.layers)
+        let x = try EditExperiment(model: m, editSet: set, facts: ds.factView(), method: method, dataset: ds)
+        #expect(x.totalSteps == 2)
+        while try x.step() != nil {}
+        let r = try x.finish()
+        let name = "gpt_neox.layers.\(block).mlp.dense_4h_to_h.weight"
+        #expect(r.deltas.map(\.entry.name) == [name])
+        for e in m.tensorTable where e.name != name {
+            #expect(Array(m.parameterBlock[e.offset..<(e.offset + e.count)]) == Array(before[e.offset..<(e.offset + e.count)]), "\(e.name) moved")
+        }
+        let (e, d) = r.deltas[0]
+        let sv = try LinearAlgebra.svd(d, rows: e.shape[0], cols: e.shape[1], vectors: false).s
+        #expect(sv[1] > 1e-3 * sv[0] && sv[2] < 1e-4 * sv[0], "two edits, two rank-one updates: \(sv.prefix(4))")
+        // The last edit's update writes its v* at its k* (later edits cannot disturb it).
+        let vs = Dictionary(uniqueKeysWithValues: r.vectors.map { ($0.name, $0.values) })
+        let kStar = vs["edit1/block\(block)/k_star"]!, vStar = vs["edit1/block\(block)/v_star"]!
+        let W = Array(m.parameterBlock[e.offset..<(e.offset + e.count)])
+        let bias = m.tensorTable["gpt_neox.layers.\(block).mlp.dense_4h_to_h.bias"]!
+        let b = Array(m.parameterBlock[bias.offset..<(bias.offset + bias.count)])
+        let D = e.shape[0], I = e.shape[1]
+        let out = (0..<D).map { i in (0..<I).reduce(b[i]) { $0 + W[i * I + $1] * kStar[$1] } }
+        #expect(relError(out, vStar) < 1e-4)
+        let report = r.reportJSON(editSet: x.editSet, method: x.method, model: m.config.toJSON())
+        let editor = report["editor"]!
+        #expect(editor.serialized().contains(#""templates":3"#))
+        #expect(editor.serialized().contains(#""key_statistics":{"\#(block)":{"block":\#(block)"#))
+        print("rome (\(factToken), block \(block)) on tiny: edit success \(r.metrics.first { $0.name == "edit_success" }!.value), remaining \(r.metrics.first { $0.name == "remaining_accuracy" }?.value ?? -1)")
+    }
+
+    /// The cache: computed once, then from memory; with a folder, saved and read back by a later
+    /// process (here: after the memory is cleared); a file for another model is refused.
+    @Test func keyStatisticsAreCachedAndCheckedWhenRead() throws {
+        let (ds, m) = try TinyRun.trained()
+        let dir = DataTest.tempDir("keystats")
+        defer { DataTest.removeTree(dir) }
+        let cache = KeyStatisticsCache()
+        let sample = KeySample(tokens: 500, seed: 3)
+        let first = try cache.get(model: m, dataset: ds, blocks: [0, 1], sample: sample, folder: dir)
+        #expect(first.map(\.1) == [.computed, .computed])
+        #expect(first[0].0.positions >= 500 && first[0].0.positions < 520, "whole sentences until 500 positions: \(first[0].0.positions)")
+        let t0 = monotonicSeconds()
+        let again = try cache.get(model: m, dataset: ds, blocks: [1], sample: sample, folder: dir)
+        #expect(again[0].1 == .memory && again[0].0 === first[1].0)
+        print("key statistics from memory in \((monotonicSeconds() - t0) * 1000) ms")
+        cache.removeAll()
+        let read = try cache.get(model: m, dataset: ds, blocks: [1], sample: sample, folder: dir)
+        #expect(read[0].1 == .file)
+        #expect(read[0].0.moment == first[1].0.moment && read[0].0.eigenvalues == first[1].0.eigenvalues && read[0].0.rank == first[1].0.rank)
+        // another model's file under this model's name is refused, naming the model
+        let other = try m.clone()
+        other.parameterBlock[0] += 1
+        let mine = KeyStatisticsCache.fileName(model: m.contentDigest, dataset: ds.contentDigest(), block: 1, sample: sample)
+        let theirs = KeyStatisticsCache.fileName(model: other.contentDigest, dataset: ds.contentDigest(), block: 1, sample: sample)
+        try FileSystem.writeBytes("\(dir)/\(theirs)", try FileSystem.readBytes("\(dir)/\(mine)"))
+        cache.removeAll()
+        do { _ = try cache.get(model: other, dataset: ds, blocks: [1], sample: sample, folder: dir); Issue.record("another model's statistics were used") } catch {
+            #expect(error.status == .invalid && error.message.contains("another model"), "\(error.message)")
+        }
+        // a flipped byte is a format error
+        var bytes = try FileSystem.readBytes("\(dir)/\(mine)")
+        bytes[bytes.count / 3] ^= 0x10
+        try FileSystem.writeBytes("\(dir)/\(mine)", bytes)
+        cache.removeAll()
+        #expect(throws: EngineError.self) { _ = try cache.get(model: m, dataset: ds, blocks: [1], sample: sample, folder: dir) }
+    }
+
+    @Test func badInputIsAClearError() throws {
+        let (ds, m) = try TinyRun.trained()
+        func expectError(_ status: EngineError.Status, _ needle: String, _ body: () throws -> Void) {
+            do { try body(); Issue.record("no error: \(needle)") } catch let e as EngineError {
+                #expect(e.status == status && e.message.contains(needle), "\(e.message)")
+            } catch { Issue.record("\(error)") }
+        }
+        expectError(.invalid, "block 5 does not exist") { _ = try KeyStatistics.compute(model: m, dataset: ds, blocks: [5]) }
+        expectError(.invalid, "blocks[0] = 7") { _ = try EditMethodSpec(json: #"{"method": "rome", "layers": {"blocks": [7]}}"#, layers: 2) }
+        expectError(.invalid, "leaves out") { _ = try EditMethodSpec(json: #"{"method": "rome", "layers": {"sublayers": "attention"}}"#, layers: 2) }
+        expectError(.invalid, "context_templates[0]") { _ = try EditMethodSpec(json: #"{"method": "rome", "context_templates": [[0, 3]]}"#, layers: 2) }
+        expectError(.numeric, "not finite") {
+            _ = try KeyStatistics(block: 0, moment: [1, .nan, .nan, 1], positions: 2, sample: KeySample(), modelDigest: "", datasetDigest: "")
+        }
+        let s = try KeyStatistics(block: 0, moment: [2, 0, 0, 0], positions: 2, sample: KeySample(), modelDigest: "", datasetDigest: "")
+        #expect(s.rank == 1)
+        expectError(.numeric, "rank 1 of 2") { _ = try s.applyInverse([1, 1], .exact) }
+        #expect(try s.applyInverse([1, 1], .pseudo) == [0.5, 0])
+        let full = try KeyStatistics(block: 0, moment: [2, 0, 0, 1], positions: 2, sample: KeySample(), modelDigest: "", datasetDigest: "")
+        expectError(.invalid, "null space is empty") { _ = try full.nullSpaceProjector(threshold: 0.5) }
+        #expect(try s.nullSpaceProjector(threshold: 1).dimension == 1)
+        // a v* optimisation that goes non-finite is a numeric error, and nothing is written
+        let set = try EditSetBuilder.build(try EditSpec(json: #"{"kind": "single", "seed": 8}"#), facts: ds.factView())
+        let req = try ROMEEditor.request(Array(set.group("edited")!.prompt(0)), target: set.group("edited")!.targets[0], factToken: .last)
+        let before = Array(m.parameterBlock)
+        let broken = try m.clone()
+        let w = broken.tensorTable["gpt_neox.layers.1.mlp.dense_4h_to_h.weight"]!
+        broken.parameterBlock[w.offset + 3] = .nan
+        let brokenBefore = Array(broken.parameterBlock)
+        expectError(.numeric, "not finite") { _ = try ROME.computeV(broken, block: 1, request: req, prefixes: [[]], settings: VStarSettings()) }
+        #expect(zip(Array(broken.parameterBlock), brokenBefore).allSatisfy { $0 == $1 || ($0.isNaN && $1.isNaN) })
+        expectError(.invalid, "finite values") {
+            _ = try ROME.computeV(m, block: 1, request: req, prefixes: [[]], settings: VStarSettings(), delta0: [Float](repeating: .nan, count: m.config.hidden))
+        }
+        // without the dataset there are no key statistics
+        let method = try EditMethodSpec(json: #"{"method": "rome", "layers": {"blocks": [1]}}"#, layers: 2)
+        expectError(.invalid, "needs the dataset") { _ = try EditExperiment(model: m, editSet: set, facts: ds.factView(), method: method) }
+        #expect(Array(m.parameterBlock) == before)
+    }
 }

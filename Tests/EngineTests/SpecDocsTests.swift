@@ -43,6 +43,7 @@ struct SpecDocsTests {
             #"{"method": "full", "mode": "sequential", "layers": {"blocks": [1], "sublayers": "mlp", "matrices": [], "embeddings": true, "unembedding": true, "biases": false}, "optimizer": {"epochs": 3, "batch_size": 5, "learning_rate": 0.01, "min_learning_rate": 0.001, "warmup_steps": 2, "warmup_fraction": 0.1, "weight_decay": 0.2, "grad_clip": 3, "beta1": 0.5, "beta2": 0.6, "eps": 1e-5, "seed": 4}}"#,
             #"{"method": "lora", "mode": "one_at_a_time", "layers": {"blocks": [0], "matrices": ["dense_4h_to_h"]}, "rank": 4, "alpha": 8, "dropout": 0.1, "merge": false, "optimizer": {"beta2": 0.9}}"#,
             #"{"method": "fixed_rank_one", "layers": {"sublayers": "attention"}, "scale": 0.5, "seed": 3}"#,
+            #"{"method": "rome", "layers": {"blocks": [1]}, "fact_token": "last", "v_lr": 0.1, "v_steps": 5, "v_weight_decay": 0.1, "kl_factor": 0.5, "clamp_norm_factor": 2, "stop_loss": 0.01, "context_templates": [[5, 2], [3, 1]], "covariance_adjustment": false, "inverse": "ridge", "ridge": 0.5, "stats_tokens": 100, "stats_seed": 2, "stats_dir": "x", "seed": 4}"#,
         ]
         #expect(Set(try methods.map { try EditMethodSpec(json: $0, layers: 2).method }) == Set(EditorRegistry.names))
         for m in methods {

@@ -15,6 +15,8 @@ public final class EditExperiment {
     public let model: LanguageModel
     public let editSet: EditSet
     public let method: EditMethodSpec
+    public let dataset: Dataset?
+    let shared = ExperimentState()
     let original: [Float]
     let changed: [String]
     var runs: [EditSet]
@@ -33,13 +35,15 @@ public final class EditExperiment {
     var done = false
 
     /// `facts` (the dataset's) splits the edit set into one set per edit for the sequential modes.
-    public convenience init(model: LanguageModel, editSet: EditSet, facts: FactView, method: EditMethodSpec) throws(EngineError) {
+    /// `dataset`, when given, is the one the edit set was made from (editors that read training data need it).
+    public convenience init(model: LanguageModel, editSet: EditSet, facts: FactView, method: EditMethodSpec, dataset: Dataset? = nil) throws(EngineError) {
         let perEdit = method.mode == .batch ? [] : try EditExperiment.perEditSets(editSet, facts: facts)
-        try self.init(model: model, editSet: editSet, method: method, perEditSets: perEdit)
+        try self.init(model: model, editSet: editSet, method: method, perEditSets: perEdit, dataset: dataset)
     }
 
     /// `perEditSets` gives each edit's own set, for the sequential and one-at-a-time modes.
-    public init(model: LanguageModel, editSet: EditSet, method: EditMethodSpec, perEditSets: [EditSet] = []) throws(EngineError) {
+    public init(model: LanguageModel, editSet: EditSet, method: EditMethodSpec, perEditSets: [EditSet] = [], dataset: Dataset? = nil) throws(EngineError) {
+        self.dataset = dataset
         // A side path is not in the weights or the digest: the before results would be ambiguous.
         guard model.net.adapter == nil else {
             throw .misuse("edit: the model runs a side-path adapter; remove it (or apply it merged) before editing")
@@ -113,7 +117,8 @@ public final class EditExperiment {
 
     func startRun() throws(EngineError) {
         if method.mode == .oneAtATime { restoreOriginal() }
-        editor = try method.editor.makeEditor(EditContext(model: model, editSet: runs[runIndex], selection: method.selection, run: runIndex))
+        editor = try method.editor.makeEditor(EditContext(model: model, editSet: runs[runIndex], selection: method.selection, run: runIndex,
+                                                          dataset: dataset, shared: shared))
     }
 
     func restoreOriginal() {
@@ -126,6 +131,8 @@ public final class EditExperiment {
         editor = nil  // releases a fine-tuning wrapper: the model's trainable set is reset
         let artifacts = try e.commit()
         if !artifacts.adapters.isEmpty { result.adapters = artifacts.adapters }
+        if let r = artifacts.report { result.editorRuns.append(r) }
+        result.vectors += artifacts.vectors.map { (runs.count > 1 ? "run\(runIndex)/\($0.name)" : $0.name, $0.values, $0.shape) }
     }
 
     public func step() throws(EngineError) -> StepReport? {

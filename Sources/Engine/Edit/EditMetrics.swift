@@ -134,6 +134,9 @@ public struct EditResult {
     public var deltas: [(entry: TensorEntry, values: [Float])] = []
     public var deltaNorms: [(String, Double)] = []
     public var adapters: [LoRAAdapter] = []
+    /// Each run's editor report (EditArtifacts.report) and the vectors editors left.
+    public var editorRuns: [JSON] = []
+    public var vectors: [(name: String, values: [Float], shape: [Int])] = []
     public var perEdit: [JSON] = []
     public var seconds = 0.0
     public var steps = 0

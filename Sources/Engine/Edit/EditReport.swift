@@ -17,6 +17,7 @@ extension EditResult {
             ("before", groups(before)),
             ("after", groups(after)),
             ("per_edit", .array(perEdit)),
+            ("editor", .array(editorRuns)),
             ("delta_norms", .object(deltaNorms.filter { $0.1 > 0 }.map { ($0.0, .number($0.1)) })),
             ("delta_rank", .object(ranks)),
             ("steps", .int(steps)),
@@ -38,6 +39,7 @@ extension EditResult {
                 try f.write("/lora/\(a.target.name)/B", a.b, shape: [a.rows, a.rank])
                 try f.setAttribute("alpha", string: JSON.format(a.alpha), at: "/lora/\(a.target.name)")
             }
+            for v in vectors { try f.write("/editor/\(v.name)", v.values, shape: v.shape) }
             for (b, a) in zip(before, after) {
                 let g = "/groups/\(a.name)"
                 try f.write("\(g)/correct_before", b.correct)

@@ -13,13 +13,37 @@ public struct EditContext {
     public let selection: LayerSelection
     /// 0-based index of the run (seeds differ per run).
     public let run: Int
+    /// The dataset the edit set was made from, when the caller has it: what editors that read the
+    /// model's training data need (ROME's key statistics and context templates).
+    public let dataset: Dataset?
+    /// Kept across the runs of one experiment (statistics of the unedited model, keys of earlier edits).
+    public let shared: ExperimentState
+
+    public init(model: LanguageModel, editSet: EditSet, selection: LayerSelection, run: Int, dataset: Dataset? = nil,
+                shared: ExperimentState = ExperimentState()) {
+        self.model = model; self.editSet = editSet; self.selection = selection; self.run = run
+        self.dataset = dataset; self.shared = shared
+    }
+}
+
+/// What an experiment's runs share: values an editor keeps for the next run (in sequential mode each
+/// run sees the model the previous one left), keyed by the editor's own names.
+public final class ExperimentState {
+    public var values: [String: Any] = [:]
+    public init() {}
 }
 
 /// What an editor leaves besides the weights it changed.
 public struct EditArtifacts {
     /// LoRA adapters (A, B) of the run, as trained.
     public var adapters: [LoRAAdapter] = []
-    public init(adapters: [LoRAAdapter] = []) { self.adapters = adapters }
+    /// What the run computed, for the report's `editor` list (one entry per run).
+    public var report: JSON? = nil
+    /// Vectors for the edit file, under /editor/<name> (e.g. ROME's u, v*, k* per edit and block).
+    public var vectors: [(name: String, values: [Float], shape: [Int])] = []
+    public init(adapters: [LoRAAdapter] = [], report: JSON? = nil, vectors: [(name: String, values: [Float], shape: [Int])] = []) {
+        self.adapters = adapters; self.report = report; self.vectors = vectors
+    }
 }
 
 public protocol Editor: AnyObject {
@@ -77,6 +101,7 @@ public enum EditorRegistry {
         FullFineTuneSpec.self,
         LoRASpec.self,
         FixedRankOneSpec.self,
+        ROMESpec.self,
     ]
 
     public static var names: [String] { methods.map { $0.method } }

@@ -129,7 +129,7 @@ public enum ROME {
         }
 
         var delta = delta0 ?? [Float](repeating: 0, count: D)
-        guard delta.count == D else { throw .invalid("ROME: δ₀ has \(delta.count) values, the model's width is \(D)") }
+        guard delta.count == D, delta.allSatisfy({ $0.isFinite }) else { throw .invalid("ROME: δ₀ must hold \(D) finite values (it has \(delta.count))") }
         var targetInit: [Float] = []
         var klInit: [Float] = []
         var m = [Float](repeating: 0, count: D), v = [Float](repeating: 0, count: D)
@@ -156,6 +156,9 @@ public enum ROME {
                 let top = z.max()!
                 let lse = top + Float(log(Double(z.reduce(0) { $0 + exp($1 - top) })))
                 klInit = z.map { $0 - lse }
+                guard klInit.allSatisfy({ $0.isFinite }) else {
+                    throw .numeric("ROME: the model's output at the essence prompt is not finite: the model holds non-finite values")
+                }
             }
             // p(new object) at each rewriting prompt, before the logits turn into gradients
             var prob: Float = 0
@@ -174,7 +177,7 @@ public enum ROME {
             let decay = settings.weightDecay * dNorm / (tiNorm * tiNorm)
             let loss = value.total + decay
             guard loss.isFinite else {
-                throw .numeric("ROME: the v* optimisation diverged at iteration \(it) (loss \(loss)); lower v_lr or the clamp")
+                throw .numeric("ROME: the v* loss is \(loss) at iteration \(it): the optimisation diverged (lower v_lr or clamp_norm_factor) or the model's outputs are not finite")
             }
             out.losses.append((loss, value.terms[0], value.terms[1], decay, prob))
             if loss < settings.stopLoss || it == settings.steps - 1 { break }
