@@ -211,6 +211,9 @@ int32_t bh_edit_end(bh_edit *e, char **report_json);
 int32_t bh_edit_save(const bh_edit *e, const char *path);
 /* The weight change of one trained tensor (after bh_edit_end). */
 int32_t bh_edit_delta(const bh_edit *e, const char *name, float *buffer, int64_t capacity, int64_t *count);
+/* A vector an editor kept (after bh_edit_end), by a name the report's "vectors" lists: ROME's
+   "edit<i>/block<b>/u", ".../v_star", ".../k_star" ("run<r>/" in front in the sequential modes). */
+int32_t bh_edit_vector(const bh_edit *e, const char *name, float *buffer, int64_t capacity, int64_t *count);
 void    bh_edit_free(bh_edit *e);
 
 /* ---- Adapters: LoRA adapter sets as values ---------------------------------------------------- */

@@ -183,4 +183,19 @@ func editSession(_ e: OpaquePointer?, _ fn: String) throws(EngineError) -> EditS
     }
 }
 
+@c @implementation public func bh_edit_vector(_ e: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ buffer: UnsafeMutablePointer<Float>?,
+                                              _ capacity: Int64, _ count: UnsafeMutablePointer<Int64>?) -> Int32 {
+    exported { () throws(EngineError) in
+        let fn = "bh_edit_vector"
+        let s = try editSession(e, fn)
+        let n = try cString(name, fn, "name")
+        guard let r = s.result else { throw .misuse("\(fn): call bh_edit_end first") }
+        guard let v = r.vectors.first(where: { $0.name == n }) else {
+            throw .invalid(r.vectors.isEmpty ? "\(fn): this edit's method keeps no vectors"
+                                             : "\(fn): no vector \"\(n)\" (the report's \"vectors\" lists them)")
+        }
+        try copyOut(v.values, buffer, capacity, count, fn)
+    }
+}
+
 @c @implementation public func bh_edit_free(_ e: OpaquePointer?) { Handle.free(e, EditSession.self) }

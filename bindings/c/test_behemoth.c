@@ -672,8 +672,8 @@ static void test_edit(const char *dir, bh_dataset *ds) {
         bh_adapter_free(a);
         bh_edit_free(e);
     }
-    CHECK_STATUS(bh_edit_begin(m, es, "{\"method\": \"rome\"}", &e), BH_ERR_INVALID);
-    CHECK(contains(bh_last_error(), "registered: \"full\", \"lora\", \"fixed_rank_one\""));
+    CHECK_STATUS(bh_edit_begin(m, es, "{\"method\": \"nope\"}", &e), BH_ERR_INVALID);
+    CHECK(contains(bh_last_error(), "registered: \"full\", \"lora\", \"fixed_rank_one\", \"rome\""));
 
     /* The demonstration editor (one file in the engine) runs through the same calls: one step,
        a rank-one change of Frobenius norm `scale` on each selected matrix. */
@@ -695,8 +695,30 @@ static void test_edit(const char *dir, bh_dataset *ds) {
         for (int64_t i = 0; i < count; i++) norm += (double)delta[i] * delta[i];
         CHECK(fabs(sqrt(norm) - 0.25) < 1e-4);
         free(delta);
+        CHECK_STATUS(bh_edit_vector(e, "edit0/block0/u", NULL, 0, &count), BH_ERR_INVALID);   /* keeps none */
         bh_edit_free(e);
     }
+
+    /* ROME through the same calls: one rank-one update of block 1's dense_4h_to_h; u, v*, k* kept. */
+    CHECK_STATUS(bh_edit_begin(m, es, "{\"method\": \"rome\", \"fact_token\": \"last\", \"layers\": {\"blocks\": [1]}}", &e), BH_OK);
+    if (e) {
+        int status;
+        while ((status = bh_edit_step(e, NULL)) == BH_STEP) {}
+        CHECK(status == BH_DONE);
+        char *end = NULL;
+        CHECK_STATUS(bh_edit_end(e, &end), BH_OK);
+        CHECK(contains(end, "\"update_rank\": 1") && contains(end, "\"edit0/block1/u\""));
+        bh_string_free(end);
+        CHECK_STATUS(bh_edit_vector(e, "edit0/block1/v_star", NULL, 0, &count), BH_OK);
+        CHECK(count == 64);   /* the tiny model's width */
+        CHECK_STATUS(bh_edit_vector(e, "edit0/block1/k_star", NULL, 0, &count), BH_OK);
+        CHECK(count == 256);  /* its MLP width */
+        CHECK_STATUS(bh_edit_vector(e, "edit0/block9/u", NULL, 0, &count), BH_ERR_INVALID);
+        CHECK_STATUS(bh_edit_delta(e, "gpt_neox.layers.0.mlp.dense_4h_to_h.weight", NULL, 0, &count), BH_ERR_INVALID);
+        bh_edit_free(e);
+    }
+    CHECK_STATUS(bh_edit_begin(m, es, "{\"method\": \"rome\", \"layers\": {\"blocks\": [0], \"sublayers\": \"attention\"}}", &e), BH_ERR_INVALID);
+    CHECK(contains(bh_last_error(), "dense_4h_to_h"));
     bh_editset_free(es);
     bh_model_free(m);
 }

@@ -18,6 +18,7 @@ extension EditResult {
             ("after", groups(after)),
             ("per_edit", .array(perEdit)),
             ("editor", .array(editorRuns)),
+            ("vectors", .object(vectors.map { ($0.name, .ints($0.shape)) })),
             ("delta_norms", .object(deltaNorms.filter { $0.1 > 0 }.map { ($0.0, .number($0.1)) })),
             ("delta_rank", .object(ranks)),
             ("steps", .int(steps)),

@@ -173,6 +173,7 @@ SIGNATURES: dict[str, tuple] = {
     "bh_edit_end": (c_int32, [EditPtr, StringOut]),
     "bh_edit_save": (c_int32, [EditPtr, _Text]),
     "bh_edit_delta": (c_int32, [EditPtr, _Text, F32Out, c_int64, POINTER(c_int64)]),
+    "bh_edit_vector": (c_int32, [EditPtr, _Text, F32Out, c_int64, POINTER(c_int64)]),
     "bh_edit_free": (None, [EditPtr]),
     # adapters
     "bh_edit_adapter": (c_int32, [EditPtr, POINTER(AdapterPtr)]),

@@ -246,6 +246,23 @@ class EditResult(Handle):
             self._deltas = _Deltas(self, self.trained_tensors, getattr(self, "_shapes", {}))
         return self._deltas
 
+    @property
+    def vectors(self) -> dict:
+        """name -> float32 vector an editor kept (bh_edit_vector): ROME's "edit<i>/block<b>/u",
+        ".../v_star" and ".../k_star". Empty for methods that keep none."""
+        if getattr(self, "_vectors", None) is None:
+            out = {}
+            for name, shape in (self.report.get("vectors") or {}).items():
+                count = ctypes.c_int64()
+                with self._use() as h:
+                    fn = _lib.lib().bh_edit_vector
+                    _lib.check(fn(h, name, None, 0, ctypes.byref(count)), "bh_edit_vector")
+                    v = np.empty(count.value, dtype=np.float32)
+                    _lib.check(fn(h, name, v, v.size, ctypes.byref(count)), "bh_edit_vector")
+                out[name] = v.reshape(shape) if int(np.prod(shape)) == v.size else v
+            self._vectors = out
+        return self._vectors
+
     def _delta(self, name: str, shape) -> np.ndarray:
         count = ctypes.c_int64()
         with self._use() as h:

@@ -339,8 +339,34 @@ def test_a_registered_demonstration_editor_runs_through_python(trained, single, 
     res.save(tmp_path / "rank_one.h5")
     assert behemoth.verify_file(tmp_path / "rank_one.h5")["attributes"]["spec"]["method"] == "fixed_rank_one"
     res.close()
-    with pytest.raises(behemoth.InvalidArgumentError, match='registered: "full", "lora", "fixed_rank_one"'):
-        m.edit(single, method="rome", progress=False)
+    with pytest.raises(behemoth.InvalidArgumentError, match='registered: "full", "lora", "fixed_rank_one", "rome"'):
+        m.edit(single, method="nope", progress=False)
+    m.close()
+
+
+def test_rome_edits_through_python(trained, single, tmp_path):
+    """ROME: one rank-one update of the chosen block's dense_4h_to_h that writes v* at k*; the
+    report's editor entry traces v*; u, v*, k* are EditResult.vectors and in the saved file."""
+    h5py = pytest.importorskip("h5py")
+    m = trained.clone()
+    res = m.edit(single, method="rome", layers={"blocks": [1]}, fact_token="last", progress=False)
+    name = "gpt_neox.layers.1.mlp.dense_4h_to_h.weight"
+    assert res.trained_tensors == [name]
+    d = res.deltas[name]
+    s = np.linalg.svd(d, compute_uv=False)
+    assert s[1] < 1e-5 * s[0]
+    v = res.vectors
+    assert set(v) == {"edit0/block1/u", "edit0/block1/v_star", "edit0/block1/k_star"}
+    w, b = m.tensor(name), m.tensor("gpt_neox.layers.1.mlp.dense_4h_to_h.bias")
+    out = w @ v["edit0/block1/k_star"] + b
+    assert np.allclose(out, v["edit0/block1/v_star"], rtol=1e-4, atol=1e-4)
+    upd = res.report["editor"][0]["updates"][0]
+    assert upd["update_rank"] == 1 and len(upd["loss"]) == upd["v_iterations"]
+    assert res.metrics["edit_success"] == 1.0
+    res.save(tmp_path / "rome.h5")
+    with h5py.File(tmp_path / "rome.h5", "r") as f:
+        assert np.array_equal(f["editor/edit0/block1/u"][()], v["edit0/block1/u"])
+    res.close()
     m.close()
 
 
