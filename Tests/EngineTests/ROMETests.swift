@@ -193,7 +193,7 @@ import Testing
         #expect(try s.nullSpaceProjector(threshold: 1).dimension == 1)
         // a v* optimisation that goes non-finite is a numeric error, and nothing is written
         let set = try EditSetBuilder.build(try EditSpec(json: #"{"kind": "single", "seed": 8}"#), facts: ds.factView())
-        let req = try ROMEEditor.request(Array(set.group("edited")!.prompt(0)), target: set.group("edited")!.targets[0], factToken: .last)
+        let req = try VStarSpec.request(Array(set.group("edited")!.prompt(0)), target: set.group("edited")!.targets[0], factToken: .last)
         let before = Array(m.parameterBlock)
         let broken = try m.clone()
         let w = broken.tensorTable["gpt_neox.layers.1.mlp.dense_4h_to_h.weight"]!

@@ -92,12 +92,13 @@ public enum ROME {
         return u.map { Float($0 / norm) }
     }
 
-    /// v* by Adam on a residual offset δ added to the MLP output of `block` at the fact token of
-    /// every prompt (the rewriting prompts: each prefix + the bare prompt; and the essence prompt),
-    /// with loss NLL(new object) + KL(p ‖ p at step 0) at the essence prompt + the ‖δ‖ decay, the norm
-    /// clamp, the early stop and the last-iteration break as in the reference.
+    /// v* by Adam on a residual offset δ added at `site` of `block` (ROME: the MLP output; MEMIT's
+    /// compute_z: the block output) at the fact token of every prompt (the rewriting prompts: each
+    /// prefix + the bare prompt; and the essence prompt), with loss NLL(new object) + KL(p ‖ p at
+    /// step 0) at the essence prompt + the ‖δ‖ decay, the norm clamp, the early stop and the
+    /// last-iteration break as in the reference.
     public static func computeV(_ model: LanguageModel, block: Int, request: ROMERequest, prefixes: [[Int32]],
-                                settings: VStarSettings, delta0: [Float]? = nil) throws(EngineError) -> VStar {
+                                settings: VStarSettings, delta0: [Float]? = nil, site: HookSite = .mlpOutput) throws(EngineError) -> VStar {
         let net = model.net, D = model.config.hidden, V = model.vocabSize
         guard block >= 0, block < model.config.layers else {
             throw .invalid("ROME: block \(block) does not exist (the model has \(model.config.layers) blocks)")
@@ -117,7 +118,7 @@ public enum ROME {
             weights[r * width + p.count - 1] = 1 / Float(nT)
         }
         try model.ensureCapacity(batch: rows, seq: width)
-        let point = HookPoint(.mlpOutput, layer: block)
+        let point = HookPoint(site, layer: block)
         // The model is frozen: only the activation gradient at the MLP output is needed.
         let trainable = net.trainable
         let captured = net.capturedPoints
@@ -139,11 +140,11 @@ public enum ROME {
             let hooks = ForwardHooks()
             if it == 0 {
                 // the reference's hook records the clean output of the first prompt before adding δ
-                hooks.add(.mlpOutput, layer: block) { (a: ActivationView) throws(EngineError) in
+                hooks.add(site, layer: block) { (a: ActivationView) throws(EngineError) in
                     if a.holds(row: 0) { targetInit = try a.rowArray(0, lookups[0]) }
                 }
             }
-            hooks.addDelta(.mlpOutput, layer: block, at: lookups.enumerated().map { ($0.offset, $0.element) }, delta: delta)
+            hooks.addDelta(site, layer: block, at: lookups.enumerated().map { ($0.offset, $0.element) }, delta: delta)
             try tokens.withUnsafeBufferPointer { (tp) throws(EngineError) in
                 try targets.withUnsafeBufferPointer { (tg) throws(EngineError) in
                     _ = try net.forward(tokens: tp.baseAddress!, targets: tg.baseAddress!, batch: rows, seq: width, hooks: hooks)

@@ -1,0 +1,163 @@
+/// What ROME, MEMIT and AlphaEdit share: the v* (MEMIT: z) optimisation's settings, the prompts made
+/// from an edit set, the context templates, and the key statistics of the unedited model.
+
+/// The v* / z optimisation's keys, declared once for every locate-then-edit spec (`fields(at:)`).
+public struct VStarSpec: Sendable {
+    /// Which token of the prompt holds the fact (the reference's `fact_token`).
+    public enum FactToken: String, CaseIterable, Sendable {
+        case subjectLast = "subject_last", subjectFirst = "subject_first", last, relation
+    }
+
+    public var factToken = FactToken.subjectLast
+    public var learningRate = 0.5
+    public var steps = 20
+    public var weightDecay = 0.5
+    public var klFactor = 0.0625
+    public var clampNormFactor = 4.0
+    public var stopLoss = 0.05
+    /// [[length, count], ...]: count prefixes of `length` tokens of training sentences each (the
+    /// reference's context_template_length_params [[5, 10], [10, 10]]); [] = the bare prompt only.
+    public var contextTemplates: [[Int]] = []
+    public var seed: UInt64 = 0
+
+    public init(clampNormFactor: Double = 4) { self.clampNormFactor = clampNormFactor }
+
+    public static func fields<S>(at p: WritableKeyPath<S, VStarSpec>) -> [SpecField<S>] {
+        [
+            .choice("fact_token", p.appending(path: \.factToken)),
+            .double("v_lr", p.appending(path: \.learningRate), min: 0, max: 100, exclusiveMin: true),
+            .int("v_steps", p.appending(path: \.steps), min: 1, max: 100_000),
+            .double("v_weight_decay", p.appending(path: \.weightDecay), min: 0, max: 1e6),
+            .double("kl_factor", p.appending(path: \.klFactor), min: 0, max: 1e6),
+            .double("clamp_norm_factor", p.appending(path: \.clampNormFactor), min: 0, max: 1e6, exclusiveMin: true),
+            .double("stop_loss", p.appending(path: \.stopLoss), min: 0, max: 1e6),
+            SpecField("context_templates", read: { (r: inout JSONReader, s: inout S) throws(EngineError) in
+                guard let v = r.value("context_templates") else { return }
+                s[keyPath: p].contextTemplates = try VStarSpec.templates(v, path: "\(r.path).context_templates")
+            }, write: { .array($0[keyPath: p].contextTemplates.map { .ints($0) }) }),
+            .seed("seed", p.appending(path: \.seed)),
+        ]
+    }
+
+    static func templates(_ v: JSON, path: String) throws(EngineError) -> [[Int]] {
+        guard case let .array(items) = v else { throw .invalid("\(path) must be a list of [length, count] pairs") }
+        var out: [[Int]] = []
+        for (i, item) in items.enumerated() {
+            guard case let .array(pair) = item, pair.count == 2, case let .number(l) = pair[0], case let .number(n) = pair[1],
+                  l == l.rounded(), n == n.rounded(), l >= 1, l <= 1000, n >= 0, n <= 1000 else {
+                throw .invalid("\(path)[\(i)] must be [length, count] with length 1...1000 and count 0...1000")
+            }
+            out.append([Int(l), Int(n)])
+        }
+        return out
+    }
+
+    public var settings: VStarSettings {
+        var v = VStarSettings()
+        v.learningRate = Float(learningRate); v.steps = steps; v.weightDecay = Float(weightDecay)
+        v.klFactor = Float(klFactor); v.clampNormFactor = Float(clampNormFactor); v.stopLoss = Float(stopLoss)
+        return v
+    }
+
+    /// One request per edit, from the edit set's `edited` prompts.
+    func requests(_ set: EditSet, method: String) throws(EngineError) -> [ROMERequest] {
+        guard let edited = set.group("edited"), edited.count == set.edits.count else {
+            throw .invalid("\(method): the edit set has no \"edited\" group with one prompt per edit")
+        }
+        return try (0..<edited.count).map { (i) throws(EngineError) in
+            try VStarSpec.request(Array(edited.prompt(i)), target: edited.targets[i], factToken: factToken)
+        }
+    }
+
+    /// The request of an SRO prompt [SS, subject (1 or 2 tokens), W0, W1, RR, relation, W2, OO].
+    /// The essence (KL) prompt is "SS subject W0 W1 RR"; its fact token is the same subject token,
+    /// or its last token for the `last` and `relation` fact tokens.
+    static func request(_ prompt: [Int32], target: Int32, factToken: FactToken) throws(EngineError) -> ROMERequest {
+        let sw = prompt.count - 7
+        guard sw >= 1, prompt.first == Vocabulary.ss, prompt.last == Vocabulary.oo, prompt[sw + 3] == Vocabulary.rr else {
+            throw .invalid("an edited prompt is not a subject–relation–object prompt (SS subject W0 W1 RR relation W2 OO)")
+        }
+        let lookup: Int
+        switch factToken {
+        case .subjectLast: lookup = sw
+        case .subjectFirst: lookup = 1
+        case .last: lookup = prompt.count - 1
+        case .relation: lookup = sw + 4
+        }
+        let essence = Array(prompt[0..<(sw + 4)])
+        return ROMERequest(prompt: prompt, lookup: lookup, target: target, essence: essence, essenceLookup: min(lookup, essence.count - 1))
+    }
+
+    /// The template prefixes: the bare prompt ([]) first, then for each [length, count], count
+    /// training sentences drawn with the seed, each cut to its first `length` tokens (at most all
+    /// but the final "." and EOS), then ".".
+    func prefixes(_ ds: Dataset, run: Int) -> [[Int32]] {
+        var rng = RNG(seed: seed &+ UInt64(run), stream: "rome context templates")
+        let n = ds.offsets.count - 1
+        var out: [[Int32]] = [[]]
+        guard n > 0 else { return out }
+        for t in contextTemplates {
+            for _ in 0..<t[1] {
+                let s = rng.below(n)
+                let first = Int(ds.offsets[s]), len = Int(ds.offsets[s + 1]) - first
+                let keep = max(1, min(t[0], len - 2))
+                out.append(Array(ds.tokens[first..<(first + keep)]) + [Vocabulary.dot])
+            }
+        }
+        return out
+    }
+}
+
+/// Where the key statistics come from, declared once for every locate-then-edit spec.
+public struct KeyStatisticsSpec: Sendable {
+    public var tokens = 0
+    public var seed: UInt64 = 0
+    public var folder = ""
+    public init() {}
+
+    public static func fields<S>(at p: WritableKeyPath<S, KeyStatisticsSpec>) -> [SpecField<S>] {
+        [.int("stats_tokens", p.appending(path: \.tokens), min: 0, max: 1 << 40),
+         .seed("stats_seed", p.appending(path: \.seed)),
+         .string("stats_dir", p.appending(path: \.folder))]
+    }
+
+    /// C of the unedited model at each block: computed (or read) once per experiment and kept for
+    /// its later runs (a sequential run's model has changed, its statistics have not). Returns them
+    /// with where each came from.
+    func statistics(_ c: EditContext, _ ds: Dataset, blocks: [Int]) throws(EngineError) -> (stats: [Int: KeyStatistics], source: [Int: String]) {
+        let key = "locate-then-edit.statistics"
+        if let kept = c.shared.values[key] as? [Int: KeyStatistics], blocks.allSatisfy({ kept[$0] != nil }) {
+            return (kept, Dictionary(uniqueKeysWithValues: blocks.map { ($0, "kept from the experiment's first run") }))
+        }
+        let got = try KeyStatisticsCache.shared.get(model: c.model, dataset: ds, blocks: blocks, sample: KeySample(tokens: tokens, seed: seed), folder: folder)
+        let stats = Dictionary(uniqueKeysWithValues: got.map { ($0.0.block, $0.0) })
+        c.shared.values[key] = stats
+        return (stats, Dictionary(uniqueKeysWithValues: got.map { ($0.0.block, $0.1.rawValue) }))
+    }
+
+    static func report(_ stats: [Int: KeyStatistics], _ source: [Int: String]) -> JSON {
+        .object(stats.keys.sorted().map { b in
+            var j = stats[b]!.summary()
+            if case var .object(f) = j { f.append(("source", .string(source[b] ?? ""))); j = .object(f) }
+            return ("\(b)", j)
+        })
+    }
+}
+
+/// The dataset a locate-then-edit method needs (training sentences: statistics and templates).
+func requireDataset(_ c: EditContext, _ method: String) throws(EngineError) -> Dataset {
+    guard let ds = c.dataset else {
+        throw .invalid("edit method: \(method) needs the dataset the edit set was made from (its training sentences give the key statistics and context templates)")
+    }
+    return ds
+}
+
+/// Checks that a layer selection reaches dense_4h_to_h, the matrix locate-then-edit methods change.
+func checkEditsDense4hTo4h(_ selection: LayerSelection, layers: Int, _ method: String) throws(EngineError) {
+    if !selection.matrixNames(layers: layers).contains(where: { $0.hasSuffix("mlp.dense_4h_to_h.weight") }) {
+        throw .invalid("edit method: \(method) edits mlp.dense_4h_to_h, which the layer selection leaves out (sublayers = \"\(selection.sublayers)\", matrices = \(JSON.strings(selection.matrices).serialized()))")
+    }
+    if selection.embeddings || selection.unembedding {
+        throw .invalid("edit method: \(method) edits mlp.dense_4h_to_h only; set layers.embeddings and layers.unembedding to false")
+    }
+}
