@@ -16,6 +16,10 @@ Outputs:
   /u/kbar [I], /u/u [I]                     mean key over the templates; C⁻¹k̄ / ‖C⁻¹k̄‖ (C⁻¹ in float64)
   /vstar/target_init [D], delta [D], vstar [D], losses [n, 4] (total, nll, kl, decay per iteration)
   /update/kstar [I], current [D], delta_w [D, I]
+  /batch/request<r>/{prompt, lookup, essence, delta0}, /batch/settings [λ, threshold, L2, clamp, z steps]
+  /memit/z [n, D], /memit/block1/delta_w [D, I]                 MEMIT at block 1 (λ·C + KKᵀ)
+  /alphaedit/z, /alphaedit/block<b>/{keys [n, I], residuals [n, D], projector [I, I], delta_w,
+                                     delta_with_preserved}     AlphaEdit over blocks 0, 1
 
     python3 tools/make_rome_fixture.py
 """
@@ -28,6 +32,7 @@ DIR = os.path.join(os.path.dirname(__file__), "..", "Tests", "Fixtures", "parity
 BLOCK, STEPS = 1, 8
 V_LR, V_WD, KL_FACTOR, CLAMP = 0.5, 0.5, 0.0625, 4.0
 PAD = 1
+MEMIT_LAMBDA, ALPHA_L2, MEMIT_CLAMP, Z_STEPS = 2.0, 10.0, 0.75, 6
 
 
 def load_model(f):
@@ -63,6 +68,125 @@ def module_io(model, block, rows, lookups):
     h.remove()
     idx = torch.arange(len(rows))
     return seen["k"][idx, lookups], seen["v"][idx, lookups]
+
+
+def compute_z(model, block, request, prefixes, delta0, steps):
+    """MEMIT's compute_z: ROME's v* loop with δ on the output of layer `block` (the residual stream)."""
+    prompt, lookup, target, essence, essence_lookup = request
+    rewriting = [p + prompt for p in prefixes]
+    rows = rewriting + [essence]
+    lookups = [len(p) + lookup for p in prefixes] + [essence_lookup]
+    ids = padded(rows)
+    delta = torch.tensor(delta0, requires_grad=True)
+    opt = torch.optim.Adam([delta], lr=V_LR)
+    state = {"init": None}
+
+    def hook(m, i, o):
+        h = o[0] if isinstance(o, tuple) else o
+        if state["init"] is None:
+            state["init"] = h[0, lookups[0]].detach().clone()
+        h = h.clone()
+        for r, i_ in enumerate(lookups):
+            h[r, i_] = h[r, i_] + delta
+        return (h,) + tuple(o[1:]) if isinstance(o, tuple) else h
+
+    handle = model.gpt_neox.layers[block].register_forward_hook(hook)
+    kl_init = None
+    for it in range(steps):
+        opt.zero_grad()
+        logits = model(input_ids=ids).logits
+        kl_logp = F.log_softmax(logits[len(rewriting), essence_lookup][None], dim=-1)
+        if kl_init is None:
+            kl_init = kl_logp.detach().clone()
+        logp = F.log_softmax(logits[:len(rewriting)], dim=-1)
+        nll = -torch.stack([logp[r, len(p) - 1, target] for r, p in enumerate(rewriting)]).mean()
+        kl = KL_FACTOR * F.kl_div(kl_init, kl_logp, log_target=True, reduction="batchmean")
+        wd = V_WD * (torch.norm(delta) / torch.norm(state["init"]) ** 2)
+        loss = nll + kl + wd
+        if loss < 5e-2 or it == steps - 1:
+            break
+        loss.backward()
+        opt.step()
+        max_norm = MEMIT_CLAMP * state["init"].norm()
+        if delta.norm() > max_norm:
+            with torch.no_grad():
+                delta[...] = delta * max_norm / delta.norm()
+    handle.remove()
+    return (state["init"] + delta).detach()
+
+
+def block_output(model, block, rows, lookups):
+    seen = {}
+    h = model.gpt_neox.layers[block].register_forward_hook(lambda m, i, o: seen.update(h=(o[0] if isinstance(o, tuple) else o).detach()))
+    model(input_ids=padded(rows))
+    h.remove()
+    return seen["h"][torch.arange(len(rows)), lookups]
+
+
+def second_moment(model, block, sentences):
+    keys = []
+    h = model.gpt_neox.layers[block].mlp.dense_4h_to_h.register_forward_hook(lambda m, i, o: keys.append(i[0].detach()))
+    model(input_ids=padded(sentences))
+    h.remove()
+    K = torch.cat([keys[0][r, :len(s)] for r, s in enumerate(sentences)]).double()
+    return K.T @ K / K.shape[0]
+
+
+def memit_and_alphaedit(model, rng, sentences, prefixes):
+    """Two requests edited at once: MEMIT at block 1 (block 0's C is singular under the parallel
+    residual, so λC + KKᵀ is too), AlphaEdit over blocks 0 and 1 (z at block 1's output, the
+    residual spread over the blocks left), then AlphaEdit's solve again with the first batch's
+    keys as the preserved K_p."""
+    V = model.config.vocab_size
+    requests = []
+    for _ in range(2):
+        prompt = [int(x) for x in rng.integers(2, V, size=8)]
+        requests.append((prompt, 2, int(rng.integers(2, V)), prompt[:5], 2))
+    D = model.config.hidden_size
+    out = {}
+    delta0s = [(rng.standard_normal(D) * 0.05).astype(np.float32) for _ in requests]
+    C = {b: second_moment(model, b, sentences) for b in (0, 1)}
+    ev1 = torch.linalg.eigvalsh(C[1])
+    threshold = float((ev1[19] + ev1[20]) / 2)
+    P = {}
+    for b in (0, 1):
+        U, S, _ = torch.linalg.svd(C[b])
+        U0 = U[:, S < threshold]
+        P[b] = U0 @ U0.T
+    for r, (prompt, lookup, target, essence, el) in enumerate(requests):
+        out[f"batch/request{r}/prompt"] = np.array(prompt, dtype=np.int32)
+        out[f"batch/request{r}/lookup"] = np.array([lookup, target, el], dtype=np.int32)
+        out[f"batch/request{r}/essence"] = np.array(essence, dtype=np.int32)
+        out[f"batch/request{r}/delta0"] = delta0s[r]
+    out["batch/settings"] = np.array([MEMIT_LAMBDA, threshold, ALPHA_L2, MEMIT_CLAMP, Z_STEPS], dtype=np.float64)
+    saved = {n: p.detach().clone() for n, p in model.named_parameters()}
+    for name, blocks in (("memit", [1]), ("alphaedit", [0, 1])):
+        zs = torch.stack([compute_z(model, blocks[-1], req, prefixes, d0, Z_STEPS) for req, d0 in zip(requests, delta0s)])
+        out[f"{name}/z"] = zs.numpy().astype(np.float32)
+        for k, b in enumerate(blocks):
+            K = torch.stack([module_io(model, b, [p + req[0] for p in prefixes], [len(p) + req[1] for p in prefixes])[0].mean(0)
+                             for req in requests]).double().T                                  # [I, n]
+            cur = block_output(model, blocks[-1], [req[0] for req in requests], [req[1] for req in requests])
+            R = ((zs - cur) / (len(blocks) - k)).double().T                                        # [D, n]
+            if name == "memit":
+                adj = torch.linalg.solve(MEMIT_LAMBDA * C[b] + K @ K.T, K)
+                upd = R @ adj.T
+            else:
+                upd = torch.linalg.solve(P[b] @ (K @ K.T) + ALPHA_L2 * torch.eye(K.shape[0], dtype=torch.float64), P[b] @ K @ R.T).T
+                out[f"{name}/block{b}/keys"] = K.T.numpy()
+                out[f"{name}/block{b}/residuals"] = R.T.numpy()
+                out[f"{name}/block{b}/projector"] = P[b].numpy()
+                # the same solve with this batch's keys kept as K_p (a later sequential run)
+                again = torch.linalg.solve(P[b] @ (K @ K.T + K @ K.T) + ALPHA_L2 * torch.eye(K.shape[0], dtype=torch.float64),
+                                           P[b] @ K @ R.T).T
+                out[f"{name}/block{b}/delta_with_preserved"] = again.numpy()
+            out[f"{name}/block{b}/delta_w"] = upd.numpy()
+            with torch.no_grad():
+                model.gpt_neox.layers[b].mlp.dense_4h_to_h.weight += upd.float()
+        with torch.no_grad():
+            for n, p in model.named_parameters():
+                p.copy_(saved[n])
+    return out
 
 
 def main():
@@ -149,6 +273,8 @@ def main():
     right = (vstar - current) / torch.dot(kstar, u)
     delta_w = torch.outer(right, u)   # [D, I], as nn.Linear stores dense_4h_to_h
 
+    batch = memit_and_alphaedit(model, rng, sentences, prefixes)
+
     with h5py.File(os.path.join(DIR, "rome.h5"), "w", libver=("v110", "latest")) as f:  # checksummed layout, as the library reads
         f.attrs.update(block=BLOCK, steps=STEPS, v_lr=V_LR, v_weight_decay=V_WD, kl_factor=KL_FACTOR,
                        clamp_norm_factor=CLAMP, source="tools/make_rome_fixture.py (torch %s)" % torch.__version__)
@@ -171,6 +297,8 @@ def main():
         f["update/kstar"] = kstar.numpy().astype(np.float32)
         f["update/current"] = current.numpy().astype(np.float32)
         f["update/delta_w"] = delta_w.numpy().astype(np.float32)
+        for k, v in batch.items():
+            f[k] = v
     print("wrote rome.h5: %d v* iterations, final loss %.4f, rank of C %d of %d"
           % (len(losses), losses[-1][0], torch.linalg.matrix_rank(C).item(), C.shape[0]))
 

@@ -209,4 +209,109 @@ import Testing
         expectError(.invalid, "needs the dataset") { _ = try EditExperiment(model: m, editSet: set, facts: ds.factView(), method: method) }
         #expect(Array(m.parameterBlock) == before)
     }
+
+    /// MEMIT (block 1) and AlphaEdit (blocks 0 and 1) on two requests at once against the same
+    /// PyTorch implementation: z at the last block's output from fixed δ₀, AlphaEdit's projectors,
+    /// each block's update applied in order, and AlphaEdit's solve with earlier keys kept.
+    @Test func memitAndAlphaEditMatchTheReference() throws {
+        let L = try Self.load()
+        defer { L.f.close() }
+        let m = L.model, f = L.f
+        func ints(_ n: String) throws -> [Int32] { try f.read(n, as: Int32.self).data }
+        let settings = try f.read("/batch/settings", as: Double.self).data   // λ, threshold, L2, clamp, z steps
+        var requests: [ROMERequest] = [], delta0s: [[Float]] = []
+        for r in 0..<2 {
+            let l = try ints("/batch/request\(r)/lookup")
+            requests.append(ROMERequest(prompt: try ints("/batch/request\(r)/prompt"), lookup: Int(l[0]), target: l[1],
+                                        essence: try ints("/batch/request\(r)/essence"), essenceLookup: Int(l[2])))
+            delta0s.append(try floats(f, "/batch/request\(r)/delta0"))
+        }
+        var v = VStarSpec(clampNormFactor: settings[3])
+        v.steps = Int(settings[4])
+        let tokens = try f.read("/sentences/tokens", as: Int32.self).data, offsets = try f.read("/sentences/offsets", as: Int64.self).data
+        let stats = Dictionary(uniqueKeysWithValues: try KeyStatistics.compute(model: m, tokens: tokens, offsets: offsets, blocks: [0, 1],
+                                                                               datasetDigest: "fixture").map { ($0.block, $0) })
+        #expect(stats[0]!.rank < 64, "block 0's C is singular under the parallel residual (rank \(stats[0]!.rank))")
+        let original = Array(m.parameterBlock)
+        func dense(_ b: Int) -> TensorEntry { m.tensorTable["gpt_neox.layers.\(b).mlp.dense_4h_to_h.weight"]! }
+
+        for (name, blocks) in [("memit", [1]), ("alphaedit", [0, 1])] {
+            let zs = try (0..<2).map { (r) throws -> [Float] in
+                try ROME.computeV(m, block: blocks.last!, request: requests[r], prefixes: L.prefixes, settings: v.settings,
+                                  delta0: delta0s[r], site: .blockOutput).vStar
+            }
+            let refZ = try floats(f, "/\(name)/z")
+            #expect(relError(zs[0] + zs[1], refZ) < 1e-4, "\(name) z: \(relError(zs[0] + zs[1], refZ))")
+            var projectors: [Int: [Double]] = [:]
+            for b in blocks where name == "alphaedit" {
+                let p = try stats[b]!.nullSpaceProjector(threshold: settings[1]).p
+                let ref = try f.read("/alphaedit/block\(b)/projector", as: Double.self).data
+                #expect(relErr(p, ref) < 1e-4, "P of block \(b): \(relErr(p, ref))")
+                projectors[b] = p
+                // the solve with this batch's keys kept as K_p
+                let K = try f.read("/alphaedit/block\(b)/keys", as: Double.self).data, R = try f.read("/alphaedit/block\(b)/residuals", as: Double.self).data
+                let kk = try LinearAlgebra.product(K, K, m: 64, n: 64, k: 2, transA: true)
+                let again = try AlphaEditSpec.delta(projector: ref, preserved: kk, lambda: settings[2], keys: K, residuals: R, n: 2)
+                let refAgain = try f.read("/alphaedit/block\(b)/delta_with_preserved", as: Double.self).data
+                #expect(relErr(again, refAgain) < 1e-6, "AlphaEdit with K_p, block \(b): \(relErr(again, refAgain))")
+            }
+            let editor = BatchLocateEditor(method: name, model: m, blocks: blocks, requests: requests, prefixes: L.prefixes, v: v,
+                                           statistics: stats, statisticsSource: [:], settings: []) { (b, K, R, n) throws(EngineError) in
+                name == "memit"
+                    ? try MEMITSpec.delta(moment: stats[b]!.moment, lambda: settings[0], keys: K, residuals: R, n: n, block: b)
+                    : try AlphaEditSpec.delta(projector: projectors[b]!, preserved: nil, lambda: settings[2], keys: K, residuals: R, n: n)
+            }
+            editor.zs = zs
+            try editor.updateBlocks()
+            for b in blocks {
+                let e = dense(b)
+                let got = (0..<e.count).map { Double(m.parameterBlock[e.offset + $0] - original[e.offset + $0]) }
+                let ref = try f.read("/\(name)/block\(b)/delta_w", as: Double.self).data
+                #expect(relErr(got, ref) < 1e-4, "\(name) ΔW of block \(b): \(relErr(got, ref))")
+                if name == "alphaedit" {
+                    // the update leaves the preserved directions alone: ‖ΔW P₀‖ ≪ ‖ΔW‖, P₀ = I − P
+                    let I = 64, D = e.count / I
+                    var leak = 0.0, all = 0.0
+                    let P = projectors[b]!
+                    for i in 0..<D { for j in 0..<I {
+                        var s = got[i * I + j]
+                        for k in 0..<I { s -= got[i * I + k] * P[k * I + j] }
+                        leak += s * s; all += got[i * I + j] * got[i * I + j]
+                    } }
+                    // (float32 weights: W + Δ − W carries rounding of about 1e-5 of Δ)
+                    #expect((leak / all).squareRoot() < 1e-4, "AlphaEdit's Δ outside the null space, block \(b): \((leak / all).squareRoot())")
+                }
+            }
+            original.withUnsafeBufferPointer { m.parameterBlock.baseAddress!.update(from: $0.baseAddress!, count: $0.count) }
+        }
+    }
+
+    /// MEMIT and AlphaEdit through EditExperiment on the tiny model, batch and sequential: only the
+    /// selected dense_4h_to_h move; AlphaEdit's sequential runs keep the earlier runs' keys.
+    @Test(arguments: ["memit", "alphaedit"])
+    func batchEditorsRunThroughTheHarness(method: String) throws {
+        let (ds, m) = try TinyRun.trained()
+        let set = try EditSetBuilder.build(try EditSpec(json: #"{"kind": "diverse", "count": 3, "seed": 6}"#), facts: ds.factView())
+        let blocks = method == "memit" ? "[1]" : "[0, 1]"
+        for mode in ["batch", "sequential"] {
+            let model = try m.clone()
+            let before = Array(model.parameterBlock)
+            let spec = try EditMethodSpec(json: #"{"method": "\#(method)", "mode": "\#(mode)", "fact_token": "last", "layers": {"blocks": \#(blocks)}}"#,
+                                          layers: model.config.layers)
+            let x = try EditExperiment(model: model, editSet: set, facts: ds.factView(), method: spec, dataset: ds)
+            while try x.step() != nil {}
+            let r = try x.finish()
+            #expect(Set(r.deltas.map(\.entry.name)) == Set(spec.changedTensors))
+            for e in model.tensorTable where !spec.changedTensors.contains(e.name) {
+                #expect(Array(model.parameterBlock[e.offset..<(e.offset + e.count)]) == Array(before[e.offset..<(e.offset + e.count)]), "\(e.name) moved")
+            }
+            #expect(r.editorRuns.count == (mode == "batch" ? 1 : 3))
+            if method == "alphaedit" && mode == "sequential" {
+                #expect(r.editorRuns.last!.serialized().contains(#""earlier_runs":2"#))
+            }
+            let success = r.metrics.first { $0.name == "edit_success" }!.value
+            let remaining = r.metrics.first { $0.name == "remaining_accuracy" }?.value ?? -1
+            print("\(method) \(mode) on tiny: edit success \(success), remaining \(remaining)")
+        }
+    }
 }

@@ -44,6 +44,8 @@ struct SpecDocsTests {
             #"{"method": "lora", "mode": "one_at_a_time", "layers": {"blocks": [0], "matrices": ["dense_4h_to_h"]}, "rank": 4, "alpha": 8, "dropout": 0.1, "merge": false, "optimizer": {"beta2": 0.9}}"#,
             #"{"method": "fixed_rank_one", "layers": {"sublayers": "attention"}, "scale": 0.5, "seed": 3}"#,
             #"{"method": "rome", "layers": {"blocks": [1]}, "fact_token": "last", "v_lr": 0.1, "v_steps": 5, "v_weight_decay": 0.1, "kl_factor": 0.5, "clamp_norm_factor": 2, "stop_loss": 0.01, "context_templates": [[5, 2], [3, 1]], "covariance_adjustment": false, "inverse": "ridge", "ridge": 0.5, "stats_tokens": 100, "stats_seed": 2, "stats_dir": "x", "seed": 4}"#,
+            #"{"method": "memit", "layers": {"blocks": [1]}, "fact_token": "relation", "v_steps": 7, "clamp_norm_factor": 0.5, "covariance_weight": 100, "stats_tokens": 10}"#,
+            #"{"method": "alphaedit", "mode": "sequential", "layers": {"blocks": [0, 1]}, "v_lr": 0.2, "nullspace_threshold": 0.1, "l2": 2, "context_templates": [[4, 1]]}"#,
         ]
         #expect(Set(try methods.map { try EditMethodSpec(json: $0, layers: 2).method }) == Set(EditorRegistry.names))
         for m in methods {

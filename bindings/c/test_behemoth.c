@@ -673,7 +673,7 @@ static void test_edit(const char *dir, bh_dataset *ds) {
         bh_edit_free(e);
     }
     CHECK_STATUS(bh_edit_begin(m, es, "{\"method\": \"nope\"}", &e), BH_ERR_INVALID);
-    CHECK(contains(bh_last_error(), "registered: \"full\", \"lora\", \"fixed_rank_one\", \"rome\""));
+    CHECK(contains(bh_last_error(), "registered: \"full\", \"lora\", \"fixed_rank_one\", \"rome\", \"memit\", \"alphaedit\""));
 
     /* The demonstration editor (one file in the engine) runs through the same calls: one step,
        a rank-one change of Frobenius norm `scale` on each selected matrix. */

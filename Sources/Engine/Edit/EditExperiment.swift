@@ -16,6 +16,7 @@ public final class EditExperiment {
     public let editSet: EditSet
     public let method: EditMethodSpec
     public let dataset: Dataset?
+    /// What the runs share (sequential mode: each run builds on the last; one at a time: each run alone).
     let shared = ExperimentState()
     let original: [Float]
     let changed: [String]
@@ -118,7 +119,7 @@ public final class EditExperiment {
     func startRun() throws(EngineError) {
         if method.mode == .oneAtATime { restoreOriginal() }
         editor = try method.editor.makeEditor(EditContext(model: model, editSet: runs[runIndex], selection: method.selection, run: runIndex,
-                                                          dataset: dataset, shared: shared))
+                                                          dataset: dataset, shared: method.mode == .oneAtATime ? ExperimentState() : shared))
     }
 
     func restoreOriginal() {

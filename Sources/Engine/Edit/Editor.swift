@@ -102,6 +102,8 @@ public enum EditorRegistry {
         LoRASpec.self,
         FixedRankOneSpec.self,
         ROMESpec.self,
+        MEMITSpec.self,
+        AlphaEditSpec.self,
     ]
 
     public static var names: [String] { methods.map { $0.method } }

@@ -187,12 +187,7 @@ public final class KeyStatistics {
         let n = width, d = kept.count
         var u = [Double](repeating: 0, count: n * d)   // [n, d]
         for (c, j) in kept.enumerated() { for i in 0..<n { u[i * d + c] = eigenvectors[j * n + i] } }
-        var p = [Double](repeating: 0, count: n * n)
-        for i in 0..<n { for j in i..<n {
-            var s = 0.0
-            for c in 0..<d { s += u[i * d + c] * u[j * d + c] }
-            p[i * n + j] = s; p[j * n + i] = s
-        } }
+        let p = try LinearAlgebra.product(u, u, m: n, n: n, k: d, transB: true)   // U₀U₀ᵀ [n, n]
         return (p, d)
     }
 

@@ -153,6 +153,19 @@ public enum LinearAlgebra {
         return transpose(bm, k, n)
     }
 
+    /// C [m, n] = op(A) · op(B) in float64 (OpenBLAS dgemm), row-major; op(A) is [m, k], op(B) [k, n]
+    /// (A stored [k, m] when transposed, B stored [n, k]).
+    public static func product(_ a: [Double], _ b: [Double], m: Int, n: Int, k: Int, transA: Bool = false, transB: Bool = false) throws(EngineError) -> [Double] {
+        guard m >= 0, n >= 0, k >= 0, a.count == m * k, b.count == k * n else {
+            throw .internalError("product: \(a.count) and \(b.count) values for [\(m), \(k)] · [\(k), \(n)]")
+        }
+        var c = [Double](repeating: 0, count: m * n)
+        if m == 0 || n == 0 || k == 0 { return c }
+        cblas_dgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(n), Int32(k), 1, a, Int32(transA ? m : k), b, Int32(transB ? k : n), 0, &c, Int32(n))
+        return c
+    }
+
     /// The transpose of a row-major [rows, cols] matrix: [cols, rows].
     static func transpose<T>(_ a: [T], _ rows: Int, _ cols: Int) -> [T] {
         var t = a

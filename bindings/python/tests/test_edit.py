@@ -339,7 +339,7 @@ def test_a_registered_demonstration_editor_runs_through_python(trained, single, 
     res.save(tmp_path / "rank_one.h5")
     assert behemoth.verify_file(tmp_path / "rank_one.h5")["attributes"]["spec"]["method"] == "fixed_rank_one"
     res.close()
-    with pytest.raises(behemoth.InvalidArgumentError, match='registered: "full", "lora", "fixed_rank_one", "rome"'):
+    with pytest.raises(behemoth.InvalidArgumentError, match='registered: "full", "lora", "fixed_rank_one", "rome", "memit", "alphaedit"'):
         m.edit(single, method="nope", progress=False)
     m.close()
 

@@ -1,0 +1,77 @@
+/// AlphaEdit (Fang et al., ICLR 2025; docs/training-and-editing.md, "MEMIT and AlphaEdit"):
+/// MEMIT's z and keys, with each block's update projected on the null space of the preserved
+/// knowledge: P = U₀U₀ᵀ over C's eigenvectors whose eigenvalues are below `nullspace_threshold`, and
+/// Δᵀ = solve(P (KᵀK + K_pᵀK_p) + λ I, P Kᵀ R) in float64, where K_pᵀK_p sums the keys of the
+/// experiment's earlier runs (a sequential run protects its earlier edits, as the reference's cache_c).
+public struct AlphaEditSpec: EditorSpec {
+    public static let method = "alphaedit"
+
+    public var v = VStarSpec(clampNormFactor: 0.75)
+    /// The reference's nullspace_threshold (2e-2 in its released hparams).
+    public var nullspaceThreshold = 2e-2
+    /// λ, the reference's L2 (1 to 10 in its released hparams).
+    public var l2 = 10.0
+    public var stats = KeyStatisticsSpec()
+
+    public init() {}
+
+    public static let fields: [SpecField<AlphaEditSpec>] = VStarSpec.fields(at: \.v) + [
+        .double("nullspace_threshold", \.nullspaceThreshold, min: 0, max: 1e12, exclusiveMin: true),
+        .double("l2", \.l2, min: 0, max: 1e12, exclusiveMin: true),
+    ] + KeyStatisticsSpec.fields(at: \.stats)
+
+    public func validate(_ selection: LayerSelection, layers: Int) throws(EngineError) {
+        try checkEditsDense4hTo4h(selection, layers: layers, AlphaEditSpec.method)
+    }
+
+    public func changedTensors(_ selection: LayerSelection, layers: Int) -> [String] {
+        selection.blocks.sorted().map { "gpt_neox.layers.\($0).mlp.dense_4h_to_h.weight" }
+    }
+
+    public func steps(for set: EditSet) -> Int { set.edits.count }
+
+    public func makeEditor(_ c: EditContext) throws(EngineError) -> Editor {
+        let ds = try requireDataset(c, AlphaEditSpec.method)
+        let blocks = c.selection.blocks.sorted()
+        let (stats, source) = try stats.statistics(c, ds, blocks: blocks)
+        // P per block, from the unedited model's C: kept for the experiment's later runs
+        let pKey = "alphaedit.projectors.\(nullspaceThreshold)"
+        var projectors = c.shared.values[pKey] as? [Int: (p: [Double], dimension: Int)] ?? [:]
+        for b in blocks where projectors[b] == nil { projectors[b] = try stats[b]!.nullSpaceProjector(threshold: nullspaceThreshold) }
+        c.shared.values[pKey] = projectors
+        // K_pᵀK_p of the earlier runs, per block
+        let cacheKey = "alphaedit.preserved"
+        let shared = c.shared
+        let lambda = l2
+        let editor = try BatchLocateEditor(
+            method: AlphaEditSpec.method, v: v, context: c, dataset: ds, statistics: stats, statisticsSource: source,
+            settings: [("nullspace_threshold", .number(nullspaceThreshold)), ("l2", .number(lambda)),
+                       ("null_space_dimension", .object(blocks.map { ("\($0)", .int(projectors[$0]!.dimension)) })),
+                       ("earlier_runs", .int(c.run))]) { (block, K, R, n) throws(EngineError) in
+            try AlphaEditSpec.delta(projector: projectors[block]!.p, preserved: (shared.values[cacheKey] as? [Int: [Double]])?[block],
+                                    lambda: lambda, keys: K, residuals: R, n: n)
+        }
+        editor.afterBlock = { block, K, n in
+            let I = K.count / n
+            guard let kk = try? LinearAlgebra.product(K, K, m: I, n: I, k: n, transA: true) else { return }
+            var kept = shared.values[cacheKey] as? [Int: [Double]] ?? [:]
+            if var old = kept[block] { for i in 0..<kk.count { old[i] += kk[i] }; kept[block] = old } else { kept[block] = kk }
+            shared.values[cacheKey] = kept
+        }
+        return editor
+    }
+
+    /// ΔW [D, I] = (solve(P (KᵀK + K_pᵀK_p) + λ I, P Kᵀ R))ᵀ with K [n, I], R [n, D], P and K_pᵀK_p
+    /// [I, I] (nil: no earlier keys), in float64.
+    static func delta(projector P: [Double], preserved: [Double]?, lambda: Double, keys K: [Double], residuals R: [Double], n: Int) throws(EngineError) -> [Double] {
+        let I = K.count / n, D = R.count / n
+        var m = try LinearAlgebra.product(K, K, m: I, n: I, k: n, transA: true)       // KᵀK
+        if let kept = preserved { for i in 0..<(I * I) { m[i] += kept[i] } }
+        var a = try LinearAlgebra.product(P, m, m: I, n: I, k: I)                     // P (KᵀK + K_pᵀK_p)
+        for i in 0..<I { a[i * I + i] += lambda }
+        let kr = try LinearAlgebra.product(K, R, m: I, n: D, k: n, transA: true)     // Kᵀ R [I, D]
+        let rhs = try LinearAlgebra.product(P, kr, m: I, n: D, k: I)                  // P Kᵀ R
+        let dt = try LinearAlgebra.solve(a, n: I, rhs, columns: D)                    // Δᵀ [I, D]
+        return LinearAlgebra.transpose(dt, I, D)
+    }
+}
