@@ -207,6 +207,25 @@ import Testing
         // without the dataset there are no key statistics
         let method = try EditMethodSpec(json: #"{"method": "rome", "layers": {"blocks": [1]}}"#, layers: 2)
         expectError(.invalid, "needs the dataset") { _ = try EditExperiment(model: m, editSet: set, facts: ds.factView(), method: method) }
+        // an edit about a subject the dataset does not have (an edit set from a larger dataset)
+        var foreign = set
+        foreign.edits = [Edit(subject: ds.numSubjects + 3, relation: 0, oldObject: 0, newObject: 1)]
+        for name in ["rome", "memit", "alphaedit"] {
+            let spec = try EditMethodSpec(json: #"{"method": "\#(name)", "layers": {"blocks": [1]}}"#, layers: 2)
+            expectError(.invalid, "which the dataset does not have") {
+                _ = try EditExperiment(model: m, editSet: foreign, method: spec, dataset: ds)
+            }
+        }
+        // λ ≤ 0 and an empty null space
+        for bad in [#""method": "memit", "covariance_weight": 0"#, #""method": "memit", "covariance_weight": -1"#, #""method": "alphaedit", "l2": 0"#,
+                    #""method": "alphaedit", "nullspace_threshold": 0"#] {
+            expectError(.invalid, "must be greater than 0") { _ = try EditMethodSpec(json: "{\(bad)}", layers: 2) }
+        }
+        let tooLow = try EditMethodSpec(json: #"{"method": "alphaedit", "nullspace_threshold": 1e-30, "layers": {"blocks": [1]}}"#, layers: 2)
+        expectError(.invalid, "null space is empty") {
+            let x = try EditExperiment(model: m, editSet: set, facts: ds.factView(), method: tooLow, dataset: ds)
+            while try x.step() != nil {}
+        }
         #expect(Array(m.parameterBlock) == before)
     }
 
@@ -312,6 +331,53 @@ import Testing
             let success = r.metrics.first { $0.name == "edit_success" }!.value
             let remaining = r.metrics.first { $0.name == "remaining_accuracy" }?.value ?? -1
             print("\(method) \(mode) on tiny: edit success \(success), remaining \(remaining)")
+            // the defaults (clamp 4, λ scaled to the key width) write the edits on the tiny model
+            if method == "memit" { #expect(success == 1 && remaining > 0.95) } else { #expect(success > 0) }
+            let names = Set(r.metrics.map(\.name))
+            #expect(names.contains("edit_success_right_after") == (mode == "sequential"))
+            if mode == "sequential", let right = r.metrics.first(where: { $0.name == "edit_success_right_after" })?.value {
+                #expect(right > 0 && names.contains("sequential_retention"))
+            }
         }
+    }
+
+    /// AlphaEdit with the training facts as the preserved knowledge: with the exact null space of
+    /// their keys (a threshold at rounding level), ΔW k₀ = 0 for every unedited fact's key at the
+    /// fact token, so at the last block and the last token every unedited SRO prompt's answer is
+    /// unchanged: remaining accuracy exactly as before.
+    @Test func alphaEditPreservesTheTrainingFactsExactly() throws {
+        let (ds, m) = try TinyRun.trained()
+        let set = try EditSetBuilder.build(try EditSpec(json: #"{"kind": "diverse", "count": 4, "seed": 6}"#), facts: ds.factView())
+        let original = try m.clone()
+        let spec = try EditMethodSpec(json: #"{"method": "alphaedit", "preserved": "training_facts", "nullspace_threshold": 1e-9, "l2": 0.001, "fact_token": "last", "layers": {"blocks": [1]}}"#,
+                                      layers: m.config.layers)
+        let x = try EditExperiment(model: m, editSet: set, facts: ds.factView(), method: spec, dataset: ds)
+        while try x.step() != nil {}
+        let r = try x.finish()
+        let value = { (n: String) in r.metrics.first { $0.name == n }!.value }
+        print("alphaedit preserving the training facts on tiny: edit success \(value("edit_success")), remaining \(value("remaining_accuracy")) (before \(value("remaining_accuracy_before")))")
+        #expect(value("edit_success") > 0)
+        #expect(value("remaining_accuracy") == value("remaining_accuracy_before"))
+        // ΔW k₀ against ‖ΔW‖‖k₀‖ over the preserved keys
+        let delta = r.deltas.first { $0.entry.name == "gpt_neox.layers.1.mlp.dense_4h_to_h.weight" }!.values
+        let edited = Set(set.edits.map { $0.subject * ds.numBaseRelations + $0.relation })
+        var prompts: [[Int32]] = [], lookups: [Int] = []
+        for s in 0..<ds.numSubjects { for rel in 0..<ds.numBaseRelations where !edited.contains(s * ds.numBaseRelations + rel) {
+            prompts.append(ds.sroPrompt(ofFact: ds.factIndex(subject: s, relation: rel))); lookups.append(prompts.last!.count - 1)
+        } }
+        let keys = try ROME.vectors(original, block: 1, site: .mlpHidden, prompts: prompts, lookups: lookups)
+        let D = m.config.hidden, I = m.config.intermediate
+        let dnorm = delta.reduce(0) { $0 + Double($1) * Double($1) }.squareRoot()
+        #expect(dnorm > 0)
+        var worst = 0.0
+        for k in keys {
+            let knorm = k.reduce(0) { $0 + Double($1) * Double($1) }.squareRoot()
+            for d in 0..<D {
+                var s = 0.0
+                for i in 0..<I { s += Double(delta[d * I + i]) * Double(k[i]) }
+                worst = max(worst, abs(s) / (dnorm * knorm))
+            }
+        }
+        #expect(worst < 1e-4, "ΔW k₀ relative to ‖ΔW‖‖k₀‖: \(worst)")
     }
 }

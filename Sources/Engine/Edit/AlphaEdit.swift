@@ -6,11 +6,21 @@
 public struct AlphaEditSpec: EditorSpec {
     public static let method = "alphaedit"
 
-    public var v = VStarSpec(clampNormFactor: 0.75)
+    /// Whose null space the update keeps to.
+    public enum Preserved: String, CaseIterable, Sendable {
+        /// C's, the key statistics of the training sentences (the reference).
+        case covariance
+        /// The keys at the fact token of exactly the dataset's facts, less the experiment's edited
+        /// ones: the preserved knowledge known exactly, which only synthetic data allows.
+        case trainingFacts = "training_facts"
+    }
+
+    public var v = VStarSpec()
     /// The reference's nullspace_threshold (2e-2 in its released hparams).
     public var nullspaceThreshold = 2e-2
     /// λ, the reference's L2 (1 to 10 in its released hparams).
     public var l2 = 10.0
+    public var preserved = Preserved.covariance
     public var stats = KeyStatisticsSpec()
 
     public init() {}
@@ -18,6 +28,7 @@ public struct AlphaEditSpec: EditorSpec {
     public static let fields: [SpecField<AlphaEditSpec>] = VStarSpec.fields(at: \.v) + [
         .double("nullspace_threshold", \.nullspaceThreshold, min: 0, max: 1e12, exclusiveMin: true),
         .double("l2", \.l2, min: 0, max: 1e12, exclusiveMin: true),
+        .choice("preserved", \.preserved),
     ] + KeyStatisticsSpec.fields(at: \.stats)
 
     public func validate(_ selection: LayerSelection, layers: Int) throws(EngineError) {
@@ -34,10 +45,15 @@ public struct AlphaEditSpec: EditorSpec {
         let ds = try requireDataset(c, AlphaEditSpec.method)
         let blocks = c.selection.blocks.sorted()
         let (stats, source) = try stats.statistics(c, ds, blocks: blocks)
-        // P per block, from the unedited model's C: kept for the experiment's later runs
-        let pKey = "alphaedit.projectors.\(nullspaceThreshold)"
+        // P per block, from the unedited model (run 0): kept for the experiment's later runs
+        let pKey = "alphaedit.projectors.\(preserved.rawValue).\(nullspaceThreshold)"
         var projectors = c.shared.values[pKey] as? [Int: (p: [Double], dimension: Int)] ?? [:]
-        for b in blocks where projectors[b] == nil { projectors[b] = try stats[b]!.nullSpaceProjector(threshold: nullspaceThreshold) }
+        for b in blocks where projectors[b] == nil {
+            switch preserved {
+            case .covariance: projectors[b] = try stats[b]!.nullSpaceProjector(threshold: nullspaceThreshold)
+            case .trainingFacts: projectors[b] = try factKeyStatistics(c, ds, block: b).nullSpaceProjector(threshold: nullspaceThreshold)
+            }
+        }
         c.shared.values[pKey] = projectors
         // K_pᵀK_p of the earlier runs, per block
         let cacheKey = "alphaedit.preserved"
@@ -45,7 +61,7 @@ public struct AlphaEditSpec: EditorSpec {
         let lambda = l2
         let editor = try BatchLocateEditor(
             method: AlphaEditSpec.method, v: v, context: c, dataset: ds, statistics: stats, statisticsSource: source,
-            settings: [("nullspace_threshold", .number(nullspaceThreshold)), ("l2", .number(lambda)),
+            settings: [("nullspace_threshold", .number(nullspaceThreshold)), ("l2", .number(lambda)), ("preserved", .string(preserved.rawValue)),
                        ("null_space_dimension", .object(blocks.map { ("\($0)", .int(projectors[$0]!.dimension)) })),
                        ("earlier_runs", .int(c.run))]) { (block, K, R, n) throws(EngineError) in
             try AlphaEditSpec.delta(projector: projectors[block]!.p, preserved: (shared.values[cacheKey] as? [Int: [Double]])?[block],
@@ -59,6 +75,34 @@ public struct AlphaEditSpec: EditorSpec {
             shared.values[cacheKey] = kept
         }
         return editor
+    }
+
+    /// The second moment K₀ᵀK₀ / m of the keys at the fact token of the dataset's base facts, less
+    /// the experiment's edited (subject, relation) pairs, on the model as it is.
+    func factKeyStatistics(_ c: EditContext, _ ds: Dataset, block: Int) throws(EngineError) -> KeyStatistics {
+        let start = monotonicSeconds()
+        let edited = Set(c.experimentEdits.map { $0.subject * ds.numBaseRelations + $0.relation })
+        var prompts: [[Int32]] = [], lookups: [Int] = []
+        for s in 0..<ds.numSubjects {
+            for r in 0..<ds.numBaseRelations where !edited.contains(s * ds.numBaseRelations + r) {
+                let q = try VStarSpec.request(ds.sroPrompt(ofFact: ds.factIndex(subject: s, relation: r)), target: 0, factToken: v.factToken)
+                prompts.append(q.prompt); lookups.append(q.lookup)
+            }
+        }
+        guard !prompts.isEmpty else { throw .invalid("alphaedit: preserved = training_facts, but every fact of the dataset is edited: nothing is left to preserve") }
+        let I = c.model.config.intermediate, m = prompts.count
+        var moment = [Double](repeating: 0, count: I * I)
+        let chunk = 512
+        for first in stride(from: 0, to: m, by: chunk) {
+            let end = min(m, first + chunk)
+            let keys = try ROME.vectors(c.model, block: block, site: .mlpHidden, prompts: Array(prompts[first..<end]), lookups: Array(lookups[first..<end]))
+            let k = keys.flatMap { $0.map(Double.init) }
+            let kk = try LinearAlgebra.product(k, k, m: I, n: I, k: end - first, transA: true)
+            for i in 0..<(I * I) { moment[i] += kk[i] }
+        }
+        for i in 0..<(I * I) { moment[i] /= Double(m) }
+        return try KeyStatistics(block: block, moment: moment, positions: m, sample: KeySample(), modelDigest: c.model.contentDigest,
+                                 datasetDigest: ds.contentDigest(), started: start)
     }
 
     /// ΔW [D, I] = (solve(P (KᵀK + K_pᵀK_p) + λ I, P Kᵀ R))ᵀ with K [n, I], R [n, D], P and K_pᵀK_p

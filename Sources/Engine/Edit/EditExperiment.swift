@@ -26,6 +26,8 @@ public final class EditExperiment {
     public private(set) var result = EditResult()
     /// One at a time: the edited groups with row i as measured right after edit i's own run.
     var ownRuns: [String: GroupResult] = [:]
+    /// Sequential: edit i's prompt correct right after run i.
+    var rightAfter: [UInt8] = []
     public private(set) var stepsTaken = 0
     public let totalSteps: Int
     /// The model's content digest before the edit.
@@ -119,7 +121,8 @@ public final class EditExperiment {
     func startRun() throws(EngineError) {
         if method.mode == .oneAtATime { restoreOriginal() }
         editor = try method.editor.makeEditor(EditContext(model: model, editSet: runs[runIndex], selection: method.selection, run: runIndex,
-                                                          dataset: dataset, shared: method.mode == .oneAtATime ? ExperimentState() : shared))
+                                                          dataset: dataset, shared: method.mode == .oneAtATime ? ExperimentState() : shared,
+                                                          experimentEdits: method.mode == .oneAtATime ? nil : editSet.edits))
     }
 
     func restoreOriginal() {
@@ -149,6 +152,7 @@ public final class EditExperiment {
         }
         try commitRun()
         if method.mode == .oneAtATime { try recordOwnRun() }
+        if method.mode == .sequential { try recordRightAfter() }
         runIndex += 1
         if runIndex < runs.count {
             try startRun()
@@ -156,6 +160,36 @@ public final class EditExperiment {
         }
         done = true
         return nil
+    }
+
+    /// Sequential: whether edit i's prompt gives its new object right after its own run (before the
+    /// later runs), for the retention of earlier edits after later ones.
+    func recordRightAfter() throws(EngineError) {
+        guard let g = editSet.group("edited"), runIndex < g.count else { return }
+        let own = PromptSet(name: "edited", prompts: Array(g.prompt(runIndex)), offsets: [0, Int64(g.length(runIndex))],
+                            targets: [g.targets[runIndex]])
+        let r = try evaluatePrompts(own, vocab: model.vocabSize, batchSize: 1) { (tk, rows, width, lengths, o) throws(EngineError) in
+            try model.logitsAtLast(tokens: tk, rows: rows, width: width, lengths: lengths, out: o)
+        }
+        rightAfter.append(r.correct[0])
+    }
+
+    /// Sequential: the retention metrics from `rightAfter` and the final edited results.
+    func sequentialMetrics() -> [(name: String, value: Double, definition: String)] {
+        guard method.mode == .sequential, let end = result.group("edited"), rightAfter.count == end.count, end.count > 0 else { return [] }
+        let n = Double(end.count)
+        let took = rightAfter.indices.filter { rightAfter[$0] != 0 }
+        var out: [(String, Double, String)] = [
+            ("edit_success_right_after", Double(took.count) / n, "sequential: fraction of edits whose prompt gives the new object right after the edit's own run, before the later runs"),
+        ]
+        if !took.isEmpty {
+            let kept = took.filter { end.correct[$0] != 0 }.count
+            out.append(("sequential_retention", Double(kept) / Double(took.count),
+                        "sequential: of the edits that held right after their own run, the fraction still holding after every later run (1 − this: overwritten by later edits)"))
+        }
+        let late = rightAfter.indices.filter { rightAfter[$0] == 0 && end.correct[$0] != 0 }.count
+        out.append(("sequential_late_success", Double(late) / n, "sequential: fraction of edits that failed right after their own run but hold at the end (written by later runs)"))
+        return out.map { (name: $0.0, value: $0.1, definition: $0.2) }
     }
 
     /// One at a time: edit i's own prompts (row i of the edited groups) as they are right after its run.
@@ -205,7 +239,7 @@ public final class EditExperiment {
         }
         result.after = try evaluateAll()
         if method.mode == .oneAtATime || method.editor.keepsModelUnchanged { restoreOriginal() }
-        result.metrics = EditMetrics.all(editSet: editSet, before: result.before, after: result.after, ownRuns: ownRuns)
+        result.metrics = EditMetrics.all(editSet: editSet, before: result.before, after: result.after, ownRuns: ownRuns) + sequentialMetrics()
         result.seconds = monotonicSeconds() - started
         return result
     }

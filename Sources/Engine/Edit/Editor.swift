@@ -18,11 +18,14 @@ public struct EditContext {
     public let dataset: Dataset?
     /// Kept across the runs of one experiment (statistics of the unedited model, keys of earlier edits).
     public let shared: ExperimentState
+    /// Every edit of the experiment (this run's and the other runs'): what an editor that preserves
+    /// "everything else" must leave out of it.
+    public let experimentEdits: [Edit]
 
     public init(model: LanguageModel, editSet: EditSet, selection: LayerSelection, run: Int, dataset: Dataset? = nil,
-                shared: ExperimentState = ExperimentState()) {
+                shared: ExperimentState = ExperimentState(), experimentEdits: [Edit]? = nil) {
         self.model = model; self.editSet = editSet; self.selection = selection; self.run = run
-        self.dataset = dataset; self.shared = shared
+        self.dataset = dataset; self.shared = shared; self.experimentEdits = experimentEdits ?? editSet.edits
     }
 }
 

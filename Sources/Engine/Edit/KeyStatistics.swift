@@ -179,7 +179,19 @@ public final class KeyStatistics {
 
     /// AlphaEdit's null-space projector P = U₀U₀ᵀ over the eigenvectors whose eigenvalues are below
     /// `threshold` (absolute, as the reference's 2e-2), [width, width] float64, and their number.
+    /// P = U₀U₀ᵀ over the eigenvectors whose eigenvalues are below `threshold`, kept with the
+    /// statistics (the cache's statistics carry their projectors from one experiment to the next).
     public func nullSpaceProjector(threshold: Double) throws(EngineError) -> (p: [Double], dimension: Int) {
+        if let p = projectorLock.locked({ projectors[threshold] }) { return p }
+        let p = try makeProjector(threshold: threshold)
+        projectorLock.locked { projectors[threshold] = p }
+        return p
+    }
+
+    private let projectorLock = Lock()
+    private var projectors: [Double: (p: [Double], dimension: Int)] = [:]
+
+    private func makeProjector(threshold: Double) throws(EngineError) -> (p: [Double], dimension: Int) {
         let kept = eigenvalues.indices.filter { eigenvalues[$0] < threshold }
         guard !kept.isEmpty else {
             throw .invalid("key statistics of block \(block): no eigenvalue of C is below the null-space threshold \(JSON.format(threshold)) (the smallest is \(JSON.format(eigenvalues.first ?? 0))): the null space is empty; raise the threshold")

@@ -6,15 +6,17 @@
 public struct MEMITSpec: EditorSpec {
     public static let method = "memit"
 
-    public var v = VStarSpec(clampNormFactor: 0.75)
-    /// λ, the reference's mom2_update_weight (15000 for GPT-J, 20000 for GPT-2 XL).
-    public var covarianceWeight = 15000.0
+    public var v = VStarSpec()
+    /// λ, the reference's mom2_update_weight (15000 for GPT-J's 16,384-wide keys). nil: the same
+    /// weight per key dimension, 15000 × intermediate / 16384 (the update's pull on a typical key,
+    /// kᵀ(λC)⁻¹k ≈ intermediate / λ, is then GPT-J's; a fixed 15000 leaves the small models unedited).
+    public var covarianceWeight: Double? = nil
     public var stats = KeyStatisticsSpec()
 
     public init() {}
 
     public static let fields: [SpecField<MEMITSpec>] = VStarSpec.fields(at: \.v) + [
-        .double("covariance_weight", \.covarianceWeight, min: 0, max: 1e12, exclusiveMin: true),
+        .optionalDouble("covariance_weight", \.covarianceWeight, min: 0, max: 1e12, exclusiveMin: true),
     ] + KeyStatisticsSpec.fields(at: \.stats)
 
     public func validate(_ selection: LayerSelection, layers: Int) throws(EngineError) {
@@ -30,12 +32,15 @@ public struct MEMITSpec: EditorSpec {
     public func makeEditor(_ c: EditContext) throws(EngineError) -> Editor {
         let ds = try requireDataset(c, MEMITSpec.method)
         let (stats, source) = try stats.statistics(c, ds, blocks: c.selection.blocks.sorted())
-        let lambda = covarianceWeight
+        let lambda = covarianceWeight ?? MEMITSpec.scaledCovarianceWeight(intermediate: c.model.config.intermediate)
         return try BatchLocateEditor(method: MEMITSpec.method, v: v, context: c, dataset: ds, statistics: stats, statisticsSource: source,
-                                     settings: [("covariance_weight", .number(lambda))]) { (block, K, R, n) throws(EngineError) in
+                                     settings: [("covariance_weight", .number(lambda)),
+                                                ("covariance_weight_from", .string(covarianceWeight == nil ? "15000 × intermediate / 16384" : "spec"))]) { (block, K, R, n) throws(EngineError) in
             try MEMITSpec.delta(moment: stats[block]!.moment, lambda: lambda, keys: K, residuals: R, n: n, block: block)
         }
     }
+
+    static func scaledCovarianceWeight(intermediate: Int) -> Double { 15000 * Double(intermediate) / 16384 }
 
     /// ΔW [D, I] = Rᵀ · (A⁻¹Kᵀ)ᵀ with A = λ·C + KᵀK [I, I] (positive definite unless C is singular
     /// and the keys do not fill its null space), K [n, I], R [n, D], in float64.

@@ -364,6 +364,13 @@ public struct JSONReader {
         return x
     }
 
+    /// A number, or nil when the key is absent or null.
+    public mutating func optionalDouble(_ key: String, min lo: Double? = nil, max hi: Double? = nil,
+                                        exclusiveMin: Bool = false) throws(EngineError) -> Double? {
+        guard has(key), raw(key) != nil else { asked.append(key); return nil }
+        return try double(key, default: 0, min: lo, max: hi, exclusiveMin: exclusiveMin)
+    }
+
     public mutating func bool(_ key: String, default d: Bool) throws(EngineError) -> Bool {
         guard let v = raw(key) else { return d }
         guard case let .bool(b) = v else { throw .invalid("\(path): \(key) must be true or false, got \(v.typeName)") }

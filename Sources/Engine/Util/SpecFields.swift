@@ -24,6 +24,15 @@ public struct SpecField<S> {
         }, write: { .number($0[keyPath: p]) })
     }
 
+    /// A number or null (absent: the default, which may be nil: "chosen from the model").
+    public static func optionalDouble(_ key: String, _ p: WritableKeyPath<S, Double?>, min: Double? = nil, max: Double? = nil,
+                                      exclusiveMin: Bool = false) -> SpecField {
+        SpecField(key, read: { (r: inout JSONReader, s: inout S) throws(EngineError) in
+            // absent: the default; null: nil; a number: checked
+            if r.has(key) { s[keyPath: p] = try r.optionalDouble(key, min: min, max: max, exclusiveMin: exclusiveMin) } else { _ = r.value(key) }
+        }, write: { $0[keyPath: p].map { .number($0) } ?? .null })
+    }
+
     public static func bool(_ key: String, _ p: WritableKeyPath<S, Bool>) -> SpecField {
         SpecField(key, read: { (r: inout JSONReader, s: inout S) throws(EngineError) in s[keyPath: p] = try r.bool(key, default: s[keyPath: p]) },
                   write: { .bool($0[keyPath: p]) })
