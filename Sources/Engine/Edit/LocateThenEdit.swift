@@ -123,26 +123,38 @@ public struct KeyStatisticsSpec: Sendable {
 
     /// C of the unedited model at each block: computed (or read) once per experiment and kept for
     /// its later runs (a sequential run's model has changed, its statistics have not). Returns them
-    /// with where each came from.
-    func statistics(_ c: EditContext, _ ds: Dataset, blocks: [Int]) throws(EngineError) -> (stats: [Int: KeyStatistics], source: [Int: String]) {
+    /// with where each came from and how long obtaining them took.
+    func statistics(_ c: EditContext, _ ds: Dataset, blocks: [Int]) throws(EngineError) -> (stats: [Int: KeyStatistics], source: StatisticsSource) {
         let key = "locate-then-edit.statistics"
+        let start = monotonicSeconds()
         if let kept = c.shared.values[key] as? [Int: KeyStatistics], blocks.allSatisfy({ kept[$0] != nil }) {
-            return (kept, Dictionary(uniqueKeysWithValues: blocks.map { ($0, "kept from the experiment's first run") }))
+            let took = monotonicSeconds() - start
+            return (kept, Dictionary(uniqueKeysWithValues: blocks.map { ($0, ("kept from the experiment's first run", took)) }))
         }
         let got = try KeyStatisticsCache.shared.get(model: c.model, dataset: ds, blocks: blocks, sample: KeySample(tokens: tokens, seed: seed), folder: folder)
+        let took = monotonicSeconds() - start
         let stats = Dictionary(uniqueKeysWithValues: got.map { ($0.0.block, $0.0) })
         c.shared.values[key] = stats
-        return (stats, Dictionary(uniqueKeysWithValues: got.map { ($0.0.block, $0.1.rawValue) }))
+        return (stats, Dictionary(uniqueKeysWithValues: got.map { ($0.0.block, ($0.1.rawValue, took)) }))
     }
 
-    static func report(_ stats: [Int: KeyStatistics], _ source: [Int: String]) -> JSON {
+    /// Per block: the statistics' summary, where they came from ("computed", "memory", "file", or
+    /// kept), the seconds their computation took, and the seconds this run took to obtain every block's.
+    static func report(_ stats: [Int: KeyStatistics], _ source: StatisticsSource) -> JSON {
         .object(stats.keys.sorted().map { b in
             var j = stats[b]!.summary()
-            if case var .object(f) = j { f.append(("source", .string(source[b] ?? ""))); j = .object(f) }
+            if case var .object(f) = j {
+                f += [("source", .string(source[b]?.from ?? "")), ("compute_seconds", .number(stats[b]!.seconds)),
+                      ("obtained_in_seconds", .number(source[b]?.seconds ?? 0))]
+                j = .object(f)
+            }
             return ("\(b)", j)
         })
     }
 }
+
+/// Where each block's key statistics came from and the seconds obtaining them took (all blocks together).
+typealias StatisticsSource = [Int: (from: String, seconds: Double)]
 
 /// The dataset a locate-then-edit method needs (training sentences: statistics and templates).
 func requireDataset(_ c: EditContext, _ method: String) throws(EngineError) -> Dataset {

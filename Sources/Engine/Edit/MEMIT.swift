@@ -68,7 +68,7 @@ final class BatchLocateEditor: Editor {
     let requests: [ROMERequest]
     let prefixes: [[Int32]]
     let statistics: [Int: KeyStatistics]
-    let statisticsSource: [Int: String]
+    let statisticsSource: StatisticsSource
     let settings: [(String, JSON)]
     let solve: Solve
     /// Called after each block's update with (block, K) (AlphaEdit keeps KᵀK of earlier edits).
@@ -79,14 +79,14 @@ final class BatchLocateEditor: Editor {
     var vectors: [(name: String, values: [Float], shape: [Int])] = []
 
     convenience init(method: String, v: VStarSpec, context c: EditContext, dataset ds: Dataset, statistics: [Int: KeyStatistics],
-                     statisticsSource: [Int: String], settings: [(String, JSON)], solve: @escaping Solve) throws(EngineError) {
+                     statisticsSource: StatisticsSource, settings: [(String, JSON)], solve: @escaping Solve) throws(EngineError) {
         self.init(method: method, model: c.model, blocks: c.selection.blocks.sorted(), requests: try v.requests(c.editSet, method: method),
                   prefixes: v.prefixes(ds, run: c.run), v: v, statistics: statistics, statisticsSource: statisticsSource,
                   settings: settings, solve: solve)
     }
 
     init(method: String, model: LanguageModel, blocks: [Int], requests: [ROMERequest], prefixes: [[Int32]], v: VStarSpec,
-         statistics: [Int: KeyStatistics], statisticsSource: [Int: String], settings: [(String, JSON)], solve: @escaping Solve) {
+         statistics: [Int: KeyStatistics], statisticsSource: StatisticsSource, settings: [(String, JSON)], solve: @escaping Solve) {
         self.method = method
         self.v = v
         self.model = model
@@ -104,6 +104,7 @@ final class BatchLocateEditor: Editor {
     func step() throws(EngineError) -> StepReport? {
         guard zs.count < requests.count else { return nil }
         let i = zs.count
+        let start = monotonicSeconds()
         let z = try ROME.computeV(model, block: zBlock, request: requests[i], prefixes: prefixes, settings: v.settings, site: .blockOutput)
         zs.append(z.vStar)
         traces.append(.object([
@@ -111,6 +112,7 @@ final class BatchLocateEditor: Editor {
             ("loss", .array(z.losses.map { .number(Double($0.total)) })),
             ("probability", .array(z.losses.map { .number(Double($0.probability)) })),
             ("delta_norm", .number(Double(z.delta.reduce(0) { $0 + $1 * $1 }.squareRoot()))),
+            ("seconds", .number(monotonicSeconds() - start)),
         ]))
         vectors.append(("edit\(i)/z", z.vStar, [z.vStar.count]))
         var r = StepReport()

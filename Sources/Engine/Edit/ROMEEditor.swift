@@ -42,7 +42,7 @@ final class ROMEEditor: Editor {
     let requests: [ROMERequest]
     let prefixes: [[Int32]]
     let statistics: [Int: KeyStatistics]
-    let statisticsSource: [Int: String]
+    let statisticsSource: StatisticsSource
     var next = 0
     var runs: [JSON] = []
     var vectors: [(name: String, values: [Float], shape: [Int])] = []

@@ -70,7 +70,9 @@ public final class GPTNeoX {
     /// Builds a model with parameters initialised as Hugging Face's `_init_weights` does (normal(0,
     /// init_range) weights and embeddings, zero biases, LayerNorm 1/0) from `config.seed`, with buffers
     /// for up to maxBatch sequences of maxSeq tokens.
-    public init(config: ModelConfig, maxBatch: Int, maxSeq: Int) throws(EngineError) {
+    /// `initializeWeights: false` leaves the weights zero for a caller that copies its own in
+    /// (growing the buffers of a trained model: drawing 18M normals first took seconds).
+    public init(config: ModelConfig, maxBatch: Int, maxSeq: Int, initializeWeights: Bool = true) throws(EngineError) {
         try config.validate()
         guard config.vocabSize >= 2 else {
             throw .invalid("model config: vocab_size = \(config.vocabSize): set it from the dataset (at least 2)")
@@ -133,7 +135,7 @@ public final class GPTNeoX {
                 sinT.ptr[t * half + i] = Float(sin(Double(f)))
             }
         }
-        initialize(seed: config.seed)
+        if initializeWeights { initialize(seed: config.seed) }
     }
 
     deinit {

@@ -22,8 +22,9 @@ public final class LanguageModel: TrainableNetwork {
     public var trainingFlopsPerToken: Double { net.trainingFlopsPerToken(seq: net.seq > 0 ? net.seq : 16) }
 
     /// A freshly initialised model (weights from `config.seed`).
-    public init(config: ModelConfig, batch: Int = 8, seq: Int = 32) throws(EngineError) {
-        net = try GPTNeoX(config: config, maxBatch: batch, maxSeq: min(seq, config.maxPositions))
+    /// `initializeWeights: false`: zero weights, for a caller that writes its own (a load, a clone).
+    public init(config: ModelConfig, batch: Int = 8, seq: Int = 32, initializeWeights: Bool = true) throws(EngineError) {
+        net = try GPTNeoX(config: config, maxBatch: batch, maxSeq: min(seq, config.maxPositions), initializeWeights: initializeWeights)
         tensorTable = net.table.tensors
     }
 
@@ -33,7 +34,7 @@ public final class LanguageModel: TrainableNetwork {
         guard seq <= config.maxPositions else {
             throw .invalid("model: sequences of \(seq) tokens exceed max_positions = \(config.maxPositions)")
         }
-        let bigger = try GPTNeoX(config: config, maxBatch: max(batch, net.maxBatch), maxSeq: max(seq, net.maxSeq))
+        let bigger = try GPTNeoX(config: config, maxBatch: max(batch, net.maxBatch), maxSeq: max(seq, net.maxSeq), initializeWeights: false)
         bigger.params.base.update(from: net.params.base, count: net.table.totalCount)
         bigger.trainable = net.trainable
         bigger.profiler = net.profiler
@@ -126,7 +127,7 @@ public final class LanguageModel: TrainableNetwork {
 
     /// An independent copy (weights, vocabulary, history).
     public func clone() throws(EngineError) -> LanguageModel {
-        let c = try LanguageModel(config: config, batch: net.maxBatch, seq: net.maxSeq)
+        let c = try LanguageModel(config: config, batch: net.maxBatch, seq: net.maxSeq, initializeWeights: false)
         c.net.params.base.update(from: net.params.base, count: net.table.totalCount)
         c.tokenizerJSON = tokenizerJSON
         c.history = history
@@ -162,7 +163,7 @@ public final class LanguageModel: TrainableNetwork {
             return ParameterTable(config: cfg).tensors
         }
         let m: LanguageModel
-        do { m = try LanguageModel(config: config!) } catch {
+        do { m = try LanguageModel(config: config!, initializeWeights: false) } catch {
             // The file passed its checks but describes a model this library cannot build.
             throw EngineError(error.status == .noMemory ? .noMemory : .format, "\(path): \(error.message)")
         }
