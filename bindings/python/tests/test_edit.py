@@ -370,6 +370,37 @@ def test_rome_edits_through_python(trained, single, tmp_path):
     m.close()
 
 
+@pytest.mark.parametrize("method", ["memit", "alphaedit"])
+def test_batch_locate_editors_through_python(trained, tiny, method):
+    """MEMIT and AlphaEdit from Python: several edits at once and in sequence, only the chosen
+    blocks' dense_4h_to_h change, the report gives each z's trace and each block's update, each z is a
+    vector, and a sequential run reports how the earlier edits fared after the later ones."""
+    with EditSet(tiny, kind="diverse", count=3, seed=6) as es:
+        for mode in ["batch", "sequential"]:
+            m = trained.clone()
+            extra = {"preserved": "training_facts", "nullspace_threshold": 1e-9, "l2": 0.001} if method == "alphaedit" else {}
+            res = m.edit(es, method=method, mode=mode, fact_token="last", layers={"blocks": [1]}, progress=False, **extra)
+            assert res.trained_tensors == ["gpt_neox.layers.1.mlp.dense_4h_to_h.weight"]
+            runs = res.report["editor"]
+            assert len(runs) == (1 if mode == "batch" else 3)
+            assert runs[0]["method"] == method and runs[0]["updates"][0]["block"] == 1
+            if method == "memit":
+                assert runs[0]["covariance_weight"] == pytest.approx(15000 * 256 / 16384)
+                assert runs[0]["covariance_weight_from"] == "15000 × intermediate / 16384"
+            assert any(k.endswith("z") for k in res.vectors)
+            metrics = res.metrics
+            assert metrics["edit_success"] > 0
+            if method == "alphaedit":
+                # the exact null space of the other facts' keys at the last block and token: no other answer moves
+                assert metrics["remaining_accuracy"] == metrics["remaining_accuracy_before"]
+            if mode == "sequential":
+                assert 0 <= metrics["sequential_retention"] <= 1 and "edit_success_right_after" in metrics
+            else:
+                assert "sequential_retention" not in metrics
+            res.close()
+            m.close()
+
+
 def test_edit_reports_echo_the_optimizer_betas(trained, single):
     m = trained.clone()
     res = m.edit(single, method="lora", rank=4, layers={"blocks": [1], "sublayers": "mlp"},
