@@ -22,7 +22,7 @@ export BEHEMOTH_LIB = $(CURDIR)/$(LIB)
 
 SYSTEM_PACKAGES = libopenblas-dev libhdf5-dev hdf5-tools pkg-config
 
-.PHONY: all deps deps-system deps-python build wheel test test-slow test-swift test-c test-fuzz test-python test-dist run install uninstall bench clean
+.PHONY: all deps deps-system deps-python build wheel test test-slow test-swift test-c test-fuzz test-python test-dist run install uninstall bench bench-edit clean
 
 all: build
 
@@ -99,6 +99,12 @@ bench: deps build
 	@$(PYTHON) -c "import torch, transformers" 2>/dev/null || $(PYTHON) -m pip install -q -r requirements-reference.txt
 	bash bench/generate_bench.sh
 	$(PYTHON) bench/train_bench.py
+
+# ROME / MEMIT / AlphaEdit against PyTorch on the demo model `make run` leaves in out/.
+bench-edit: deps build
+	@$(PYTHON) -c "import torch, transformers" 2>/dev/null || $(PYTHON) -m pip install -q -r requirements-reference.txt
+	@test -f out/model.h5 || $(MAKE) run
+	$(PYTHON) bench/locate_edit_bench.py --run out
 
 # The library, its file tool (libexec/behemoth-files: the library runs it to read format version 1
 # files in a separate process), the header and the pkg-config file (OpenBLAS and HDF5 as private libs).
