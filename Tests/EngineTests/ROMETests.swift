@@ -380,4 +380,18 @@ import Testing
         }
         #expect(worst < 1e-4, "ΔW k₀ relative to ‖ΔW‖‖k₀‖: \(worst)")
     }
+
+    /// The locate-then-edit defaults chosen from the demo-scale study: the last token; ROME at the
+    /// last block, MEMIT and AlphaEdit at the last three (never block 0); named blocks win.
+    @Test func defaultsFollowTheStudy() throws {
+        func blocks(_ json: String, _ layers: Int) throws -> [Int] { try EditMethodSpec(json: json, layers: layers).selection.blocks }
+        #expect(try blocks(#"{"method": "rome"}"#, 6) == [5])
+        #expect(try blocks(#"{"method": "memit"}"#, 6) == [3, 4, 5])
+        #expect(try blocks(#"{"method": "alphaedit"}"#, 2) == [1])
+        #expect(try blocks(#"{"method": "memit", "layers": {"blocks": [0, 2]}}"#, 6) == [0, 2])
+        #expect(try blocks(#"{"method": "lora"}"#, 6) == [0, 1, 2, 3, 4, 5])
+        #expect(ROMESpec().v.factToken == .last && MEMITSpec().v.factToken == .last)
+        let echo = try EditMethodSpec(json: #"{"method": "rome"}"#, layers: 6).toJSON().serialized()
+        #expect(echo.contains(#""blocks":[5]"#) && echo.contains(#""fact_token":"last""#), "\(echo)")
+    }
 }

@@ -23,6 +23,9 @@ public struct AlphaEditSpec: EditorSpec {
     public var preserved = Preserved.covariance
     public var stats = KeyStatisticsSpec()
 
+    /// MEMIT's: the last three blocks, block 0 left out.
+    public static func defaultBlocks(layers: Int) -> [Int]? { MEMITSpec.defaultBlocks(layers: layers) }
+
     public init() {}
 
     public static let fields: [SpecField<AlphaEditSpec>] = VStarSpec.fields(at: \.v) + [

@@ -79,6 +79,8 @@ public protocol EditorSpec {
     /// is kept as adapters beside the model).
     var keepsModelUnchanged: Bool { get }
     func makeEditor(_ context: EditContext) throws(EngineError) -> Editor
+    /// The blocks edited when the spec's layers name none (nil: every block).
+    static func defaultBlocks(layers: Int) -> [Int]?
 }
 
 extension EditorSpec {
@@ -96,6 +98,7 @@ extension EditorSpec {
     public func validate(_ selection: LayerSelection, layers: Int) throws(EngineError) {}
     public func check(_ model: LanguageModel, selection: LayerSelection) throws(EngineError) {}
     public var keepsModelUnchanged: Bool { false }
+    public static func defaultBlocks(layers: Int) -> [Int]? { nil }
 }
 
 /// The methods "method" may name.
@@ -135,8 +138,11 @@ public struct EditMethodSpec {
         let type = try EditorRegistry.spec(for: method)
         mode = Mode(rawValue: try r.string("mode", default: "batch", oneOf: ["batch", "sequential", "one_at_a_time"]))!
         var sel = try r.object("layers")
-        selection = try LayerSelection(&sel, layers: layers)
+        let blocksGiven = sel.has("blocks")
+        var selection = try LayerSelection(&sel, layers: layers)
         try sel.finish()
+        if !blocksGiven, let blocks = type.defaultBlocks(layers: layers) { selection.blocks = blocks }
+        self.selection = selection
         editor = try type.init(&r, selection: selection, layers: layers)
         self.layers = layers
         // A report's method echo can be run again: its trained_tensors must be what the selection gives.

@@ -13,6 +13,9 @@ public struct MEMITSpec: EditorSpec {
     public var covarianceWeight: Double? = nil
     public var stats = KeyStatisticsSpec()
 
+    /// The last three blocks (never block 0, whose C is singular under the parallel residual).
+    public static func defaultBlocks(layers: Int) -> [Int]? { layers < 2 ? [0] : Array(max(1, layers - 3)..<layers) }
+
     public init() {}
 
     public static let fields: [SpecField<MEMITSpec>] = VStarSpec.fields(at: \.v) + [
