@@ -2,6 +2,7 @@
 """The locate-then-edit study on the demo model (issue 10's numbers; a one-off, never a test).
 
     python3 bench/locate_edit_study.py rome --run out                 # ROME: 6 blocks x 4 fact tokens x 20 facts
+    python3 bench/locate_edit_study.py budget --run out               # ROME at the subject with an unconstrained v*
     python3 bench/locate_edit_study.py batch --run out                # MEMIT / AlphaEdit / LoRA / full on 10 and 25 diverse edits
     python3 bench/locate_edit_study.py correlated --work /tmp/corr    # trains the correlated demo, then 20 correlated edits
     python3 bench/locate_edit_study.py batch100 --work /tmp/o200      # trains the demo with 200 objects, then 100 diverse edits
@@ -72,6 +73,27 @@ def rome(args):
             print(f"{token:14s} {block:5d} {row['edit_success']:8.0%} {row['remaining_accuracy']:10.1%} {row['v_star_probability']:10.3f} {row['seconds_per_edit']:7.2f}")
     return dict(run=os.path.abspath(args.run), facts=args.facts, seed=args.seed, rows=rows,
                 remaining_accuracy_before=metrics.get("remaining_accuracy_before"))
+
+
+def budget(args):
+    """Whether the subject tokens fail for lack of optimisation: v* with 10x the steps, 4x the step
+    size, no weight decay and no clamp, at the subject's last token."""
+    ds = Dataset.load(os.path.join(args.run, "dataset.h5"))
+    model = Model.load(os.path.join(args.run, "model.h5"))
+    es = EditSet(ds, kind="diverse", count=args.facts, seed=args.seed)
+    loose = dict(v_steps=200, v_lr=2.0, v_weight_decay=0.0, clamp_norm_factor=1000.0, stop_loss=0.01)
+    rows = []
+    print(f"ROME at subject_last with v* unconstrained ({loose}), {args.facts} single edits, {args.run}")
+    print(f"{'block':>5s} {'success':>8s} {'remaining':>10s} {'p(new) v*':>10s}")
+    for block in range(model.config["layers"]):
+        metrics, report, seconds = edit(model, es, method="rome", mode="one_at_a_time", fact_token="subject_last",
+                                        layers={"blocks": [block]}, **loose)
+        probs = [u["probability"][-1] for run in report.get("editor", []) for u in run.get("updates", []) if u.get("probability")]
+        row = dict(block=block, edit_success=metrics["edit_success"], v_star_probability=mean(probs),
+                   remaining_accuracy=mean(x["remaining_accuracy"] for x in report.get("per_edit", [])))
+        rows.append(row)
+        print(f"{block:5d} {row['edit_success']:8.0%} {row['remaining_accuracy']:10.1%} {row['v_star_probability']:10.3f}", flush=True)
+    return dict(run=os.path.abspath(args.run), facts=args.facts, seed=args.seed, v_star=loose, rows=rows)
 
 
 def batch_methods(L, blocks):
@@ -164,7 +186,7 @@ def batch100(args):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("part", choices=["rome", "batch", "correlated", "batch100"])
+    p.add_argument("part", choices=["rome", "budget", "batch", "correlated", "batch100"])
     p.add_argument("--run", default="out", help="a folder `make run` wrote (rome, batch)")
     p.add_argument("--work", default="/tmp/behemoth-study", help="where correlated / batch100 train their model")
     p.add_argument("--facts", type=int, default=20)
@@ -176,10 +198,10 @@ def main(argv=None):
     p.add_argument("--out", default=None, help="the JSON file (default: <part>.json in --run or --work)")
     args = p.parse_args(argv)
     t = time.time()
-    result = {"rome": rome, "batch": batch, "correlated": correlated, "batch100": batch100}[args.part](args)
+    result = {"rome": rome, "budget": budget, "batch": batch, "correlated": correlated, "batch100": batch100}[args.part](args)
     result.update(part=args.part, library_version=behemoth.version(), runtime=behemoth.runtime_info(),
                   command=sys.argv, seconds=time.time() - t)
-    out = args.out or os.path.join(args.run if args.part in ("rome", "batch") else args.work, f"{args.part}.json")
+    out = args.out or os.path.join(args.run if args.part in ("rome", "budget", "batch") else args.work, f"{args.part}.json")
     with open(out, "w") as f:
         json.dump(result, f, indent=1)
     print(f"wrote {out} ({result['seconds']:.0f} s)")
