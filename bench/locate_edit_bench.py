@@ -95,8 +95,12 @@ def torch_reference(ds, model_path, last, seed, blocks, repeats=3):
     """The same work in PyTorch (float32 forward passes, float64 statistics), timed."""
     import numpy as np
     import torch
-    import torch.nn.functional as F
     from behemoth.hf import to_transformers
+
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("make_rome_fixture", os.path.join(HERE, "..", "tools", "make_rome_fixture.py"))
+    reference = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(reference)
 
     torch.manual_seed(seed)
     hf = to_transformers(model_path)
@@ -173,41 +177,10 @@ def torch_reference(ds, model_path, last, seed, blocks, repeats=3):
         kbar = keys["k"][0, lookup]
         u = torch.linalg.lstsq(C, kbar.double()[:, None], driver="gelsd").solution[:, 0]
         u = (u / u.norm()).float()
-        ids = padded([prompt, essence])
-        lookups = [lookup, len(essence) - 1]
-        delta = torch.zeros(hf.config.hidden_size, requires_grad=True)
-        opt = torch.optim.Adam([delta], lr=0.5)
-        state = {"init": None}
-
-        def hook(m, i, o):
-            if state["init"] is None:
-                state["init"] = o[0, lookups[0]].detach().clone()
-            o = o.clone()
-            for r, j in enumerate(lookups):
-                o[r, j] = o[r, j] + delta
-            return o
-
-        hh = hf.gpt_neox.layers[last].mlp.register_forward_hook(hook)
-        kl_init = None
-        for it in range(20):
-            opt.zero_grad()
-            logits = hf(input_ids=ids).logits
-            kl_logp = F.log_softmax(logits[1, lookups[1]][None], dim=-1)
-            if kl_init is None:
-                kl_init = kl_logp.detach().clone()
-            nll = -F.log_softmax(logits[0, lookup], dim=-1)[target]
-            kl = 0.0625 * F.kl_div(kl_init, kl_logp, log_target=True, reduction="batchmean")
-            loss = nll + kl + 0.5 * (delta.norm() / state["init"].norm() ** 2)
-            if loss < 5e-2 or it == 19:
-                break
-            loss.backward()
-            opt.step()
-            max_norm = 4 * state["init"].norm()
-            if delta.norm() > max_norm:
-                with torch.no_grad():
-                    delta[...] = delta * max_norm / delta.norm()
-        hh.remove()
-        vstar = state["init"] + delta.detach()
+        # compute_v: the reference's loop (tools/make_rome_fixture.py), 20 steps, clamp 4, from δ = 0
+        init, delta, _ = reference.optimise_delta(hf, hf.gpt_neox.layers[last].mlp, [prompt, essence], [lookup, len(essence) - 1],
+                                                  target, np.zeros(hf.config.hidden_size, dtype=np.float32), 20, 4.0)
+        vstar = init + delta
         keys.clear()
         h = mod.register_forward_hook(lambda m, i, o: keys.update(k=i[0].detach(), v=o.detach()))
         with torch.no_grad():

@@ -70,15 +70,14 @@ def module_io(model, block, rows, lookups):
     return seen["k"][idx, lookups], seen["v"][idx, lookups]
 
 
-def compute_z(model, block, request, prefixes, delta0, steps):
-    """MEMIT's compute_z: ROME's v* loop with δ on the output of layer `block` (the residual stream)."""
-    prompt, lookup, target, essence, essence_lookup = request
-    rewriting = [p + prompt for p in prefixes]
-    rows = rewriting + [essence]
-    lookups = [len(p) + lookup for p in prefixes] + [essence_lookup]
+def optimise_delta(model, module, rows, lookups, target, delta0, steps, clamp, lr=V_LR, wd=V_WD, kl_factor=KL_FACTOR, stop=5e-2):
+    """ROME's compute_v loop: δ added to `module`'s output at each row's lookup; rows[:-1] are the
+    rewriting prompts (NLL of `target` at each one's last token), rows[-1] the essence prompt (KL to
+    its step-0 distribution at its lookup). Returns (v₀, δ, losses [total, nll, kl, decay] per step)."""
     ids = padded(rows)
+    n = len(rows) - 1
     delta = torch.tensor(delta0, requires_grad=True)
-    opt = torch.optim.Adam([delta], lr=V_LR)
+    opt = torch.optim.Adam([delta], lr=lr)
     state = {"init": None}
 
     def hook(m, i, o):
@@ -90,29 +89,39 @@ def compute_z(model, block, request, prefixes, delta0, steps):
             h[r, i_] = h[r, i_] + delta
         return (h,) + tuple(o[1:]) if isinstance(o, tuple) else h
 
-    handle = model.gpt_neox.layers[block].register_forward_hook(hook)
-    kl_init = None
+    handle = module.register_forward_hook(hook)
+    kl_init, losses = None, []
     for it in range(steps):
         opt.zero_grad()
         logits = model(input_ids=ids).logits
-        kl_logp = F.log_softmax(logits[len(rewriting), essence_lookup][None], dim=-1)
+        kl_logp = F.log_softmax(logits[n, lookups[n]][None], dim=-1)
         if kl_init is None:
             kl_init = kl_logp.detach().clone()
-        logp = F.log_softmax(logits[:len(rewriting)], dim=-1)
-        nll = -torch.stack([logp[r, len(p) - 1, target] for r, p in enumerate(rewriting)]).mean()
-        kl = KL_FACTOR * F.kl_div(kl_init, kl_logp, log_target=True, reduction="batchmean")
-        wd = V_WD * (torch.norm(delta) / torch.norm(state["init"]) ** 2)
-        loss = nll + kl + wd
-        if loss < 5e-2 or it == steps - 1:
+        logp = F.log_softmax(logits[:n], dim=-1)
+        nll = -torch.stack([logp[r, len(rows[r]) - 1, target] for r in range(n)]).mean()
+        kl = kl_factor * F.kl_div(kl_init, kl_logp, log_target=True, reduction="batchmean")
+        decay = wd * (torch.norm(delta) / torch.norm(state["init"]) ** 2)
+        loss = nll + kl + decay
+        losses.append([loss.item(), nll.item(), kl.item(), decay.item()])
+        if loss < stop or it == steps - 1:
             break
         loss.backward()
         opt.step()
-        max_norm = MEMIT_CLAMP * state["init"].norm()
+        max_norm = clamp * state["init"].norm()
         if delta.norm() > max_norm:
             with torch.no_grad():
                 delta[...] = delta * max_norm / delta.norm()
     handle.remove()
-    return (state["init"] + delta).detach()
+    return state["init"], delta.detach(), losses
+
+
+def compute_z(model, block, request, prefixes, delta0, steps):
+    """MEMIT's compute_z: ROME's v* loop with δ on the output of layer `block` (the residual stream)."""
+    prompt, lookup, target, essence, essence_lookup = request
+    rows = [p + prompt for p in prefixes] + [essence]
+    lookups = [len(p) + lookup for p in prefixes] + [essence_lookup]
+    init, delta, _ = optimise_delta(model, model.gpt_neox.layers[block], rows, lookups, target, delta0, steps, MEMIT_CLAMP)
+    return init + delta
 
 
 def block_output(model, block, rows, lookups):
@@ -219,53 +228,10 @@ def main():
 
     # compute_v from δ₀
     delta0 = (rng.standard_normal(D) * 0.05).astype(np.float32)
-    rewriting = [p + prompt for p in prefixes]
-    rows = rewriting + [essence]
+    rows = [p + prompt for p in prefixes] + [essence]
     lookups = [len(p) + lookup for p in prefixes] + [essence_lookup]
-    ids = padded(rows)
-    labels = torch.full(ids.shape, -100, dtype=torch.long)
-    for r, p in enumerate(rewriting):
-        labels[r, len(p) - 1] = target
-    delta = torch.tensor(delta0, requires_grad=True)
-    opt = torch.optim.Adam([delta], lr=V_LR)
-    state = {"init": None}
-    out_mod = model.gpt_neox.layers[BLOCK].mlp
-
-    def hook(m, i, o):
-        if state["init"] is None:
-            state["init"] = o[0, lookups[0]].detach().clone()
-        o = o.clone()
-        for r, i_ in enumerate(lookups):
-            o[r, i_] = o[r, i_] + delta
-        return o
-
-    handle = out_mod.register_forward_hook(hook)
-    kl_init, losses = None, []
-    for it in range(STEPS):
-        opt.zero_grad()
-        logits = model(input_ids=ids).logits
-        kl_logp = F.log_softmax(logits[len(rewriting), essence_lookup][None], dim=-1)
-        if kl_init is None:
-            kl_init = kl_logp.detach().clone()
-        logp = F.log_softmax(logits[:len(rewriting)], dim=-1)
-        tl = labels[:len(rewriting)]
-        gathered = torch.gather(logp, 2, torch.where(tl != -100, tl, 0).unsqueeze(2)).squeeze(2)
-        nll = (-(gathered * (tl != -100).float()).sum(1) / 1).mean()
-        kl = KL_FACTOR * F.kl_div(kl_init, kl_logp, log_target=True, reduction="batchmean")
-        wd = V_WD * (torch.norm(delta) / torch.norm(state["init"]) ** 2)
-        loss = nll + kl + wd
-        losses.append([loss.item(), nll.item(), kl.item(), wd.item()])
-        if loss < 5e-2 or it == STEPS - 1:
-            break
-        loss.backward()
-        opt.step()
-        max_norm = CLAMP * state["init"].norm()
-        if delta.norm() > max_norm:
-            with torch.no_grad():
-                delta[...] = delta * max_norm / delta.norm()
-    handle.remove()
-    target_init = state["init"]
-    vstar = (target_init + delta).detach()
+    target_init, delta, losses = optimise_delta(model, model.gpt_neox.layers[BLOCK].mlp, rows, lookups, target, delta0, STEPS, CLAMP)
+    vstar = target_init + delta
 
     # the rank-one update at the bare prompt
     kstar, current = module_io(model, BLOCK, [prompt], [lookup])

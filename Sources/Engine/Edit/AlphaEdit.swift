@@ -3,7 +3,7 @@
 /// knowledge: P = U₀U₀ᵀ over C's eigenvectors whose eigenvalues are below `nullspace_threshold`, and
 /// Δᵀ = solve(P (KᵀK + K_pᵀK_p) + λ I, P Kᵀ R) in float64, where K_pᵀK_p sums the keys of the
 /// experiment's earlier runs (a sequential run protects its earlier edits, as the reference's cache_c).
-public struct AlphaEditSpec: EditorSpec {
+public struct AlphaEditSpec: LocateThenEditSpec {
     public static let method = "alphaedit"
 
     /// Whose null space the update keeps to.
@@ -33,16 +33,6 @@ public struct AlphaEditSpec: EditorSpec {
         .double("l2", \.l2, min: 0, max: 1e12, exclusiveMin: true),
         .choice("preserved", \.preserved),
     ] + KeyStatisticsSpec.fields(at: \.stats)
-
-    public func validate(_ selection: LayerSelection, layers: Int) throws(EngineError) {
-        try checkEditsDense4hTo4h(selection, layers: layers, AlphaEditSpec.method)
-    }
-
-    public func changedTensors(_ selection: LayerSelection, layers: Int) -> [String] {
-        selection.blocks.sorted().map { "gpt_neox.layers.\($0).mlp.dense_4h_to_h.weight" }
-    }
-
-    public func steps(for set: EditSet) -> Int { set.edits.count }
 
     public func makeEditor(_ c: EditContext) throws(EngineError) -> Editor {
         let ds = try requireDataset(c, AlphaEditSpec.method)

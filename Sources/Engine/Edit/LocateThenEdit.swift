@@ -1,6 +1,21 @@
 /// What ROME, MEMIT and AlphaEdit share: the v* (MEMIT: z) optimisation's settings, the prompts made
 /// from an edit set, the context templates, and the key statistics of the unedited model.
 
+/// ROME, MEMIT and AlphaEdit: editors of the selected blocks' dense_4h_to_h, one step per edit.
+public protocol LocateThenEditSpec: EditorSpec {}
+
+extension LocateThenEditSpec {
+    public func validate(_ selection: LayerSelection, layers: Int) throws(EngineError) {
+        try checkEditsDense4hTo4h(selection, layers: layers, Self.method)
+    }
+
+    public func changedTensors(_ selection: LayerSelection, layers: Int) -> [String] {
+        selection.blocks.sorted().map { "gpt_neox.layers.\($0).mlp.dense_4h_to_h.weight" }
+    }
+
+    public func steps(for set: EditSet) -> Int { set.edits.count }
+}
+
 /// The v* / z optimisation's keys, declared once for every locate-then-edit spec (`fields(at:)`).
 public struct VStarSpec: Sendable {
     /// Which token of the prompt holds the fact (the reference's `fact_token`).

@@ -3,7 +3,7 @@
 /// output (compute_z: ROME's v* with δ on the residual stream); then for each block i in order, on
 /// the model the earlier blocks' updates left: K = the edits' mean keys at block i [n, I],
 /// R = (z − the block-output now) / (blocks left), and ΔW_i = Rᵀ · solve(λ·C_i + KᵀK, Kᵀ)ᵀ in float64.
-public struct MEMITSpec: EditorSpec {
+public struct MEMITSpec: LocateThenEditSpec {
     public static let method = "memit"
 
     public var v = VStarSpec()
@@ -21,16 +21,6 @@ public struct MEMITSpec: EditorSpec {
     public static let fields: [SpecField<MEMITSpec>] = VStarSpec.fields(at: \.v) + [
         .optionalDouble("covariance_weight", \.covarianceWeight, min: 0, max: 1e12, exclusiveMin: true),
     ] + KeyStatisticsSpec.fields(at: \.stats)
-
-    public func validate(_ selection: LayerSelection, layers: Int) throws(EngineError) {
-        try checkEditsDense4hTo4h(selection, layers: layers, MEMITSpec.method)
-    }
-
-    public func changedTensors(_ selection: LayerSelection, layers: Int) -> [String] {
-        selection.blocks.sorted().map { "gpt_neox.layers.\($0).mlp.dense_4h_to_h.weight" }
-    }
-
-    public func steps(for set: EditSet) -> Int { set.edits.count }
 
     public func makeEditor(_ c: EditContext) throws(EngineError) -> Editor {
         let ds = try requireDataset(c, MEMITSpec.method)

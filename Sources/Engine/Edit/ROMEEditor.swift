@@ -3,7 +3,7 @@
 /// updates left (as the reference's apply_rome_to_model does for a list of requests and layers).
 /// The prompts are the edit set's `edited` prompts (SRO: SS subject W0 W1 RR relation W2 OO); the
 /// key statistics come from the dataset's training sentences.
-public struct ROMESpec: EditorSpec {
+public struct ROMESpec: LocateThenEditSpec {
     public static let method = "rome"
 
     public var v = VStarSpec()
@@ -23,16 +23,6 @@ public struct ROMESpec: EditorSpec {
         .choice("inverse", \.inverse),
         .double("ridge", \.ridge, min: 0, max: 1e6, exclusiveMin: true),
     ] + KeyStatisticsSpec.fields(at: \.stats)
-
-    public func validate(_ selection: LayerSelection, layers: Int) throws(EngineError) {
-        try checkEditsDense4hTo4h(selection, layers: layers, ROMESpec.method)
-    }
-
-    public func changedTensors(_ selection: LayerSelection, layers: Int) -> [String] {
-        selection.blocks.sorted().map { "gpt_neox.layers.\($0).mlp.dense_4h_to_h.weight" }
-    }
-
-    public func steps(for set: EditSet) -> Int { set.edits.count }
 
     public func makeEditor(_ c: EditContext) throws(EngineError) -> Editor {
         try ROMEEditor(spec: self, context: c, dataset: try requireDataset(c, ROMESpec.method))
