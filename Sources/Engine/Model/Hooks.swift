@@ -118,12 +118,12 @@ public final class ForwardHooks {
     }
 
     /// Overwrites the vectors at global positions with `values[k]` (each of the site's width).
-    public func overwrite(_ site: HookSite, layer: Int = 0, at at: [(row: Int, t: Int)], with values: [[Float]]) throws(EngineError) {
-        guard at.count == values.count else { throw .invalid("hook overwrite: \(at.count) positions but \(values.count) vectors") }
+    public func overwrite(_ site: HookSite, layer: Int = 0, at targets: [(row: Int, t: Int)], with values: [[Float]]) throws(EngineError) {
+        guard targets.count == values.count else { throw .invalid("hook overwrite: \(targets.count) positions but \(values.count) vectors") }
         let p = HookPoint(site, layer: layer)
-        positions[p, default: []] += at
+        positions[p, default: []] += targets
         add(site, layer: layer) { (v: ActivationView) throws(EngineError) in
-            for (k, q) in at.enumerated() where v.holds(row: q.row) {
+            for (k, q) in targets.enumerated() where v.holds(row: q.row) {
                 let r = try v.row(q.row, q.t)
                 guard values[k].count == r.count else { throw .invalid("hook overwrite at \(p.name): a vector of \(values[k].count) values for a site of width \(r.count)") }
                 _ = r.update(from: values[k])
@@ -132,11 +132,11 @@ public final class ForwardHooks {
     }
 
     /// Adds `delta` (the site's width) to the vectors at global positions.
-    public func addDelta(_ site: HookSite, layer: Int = 0, at at: [(row: Int, t: Int)], delta: [Float]) {
+    public func addDelta(_ site: HookSite, layer: Int = 0, at targets: [(row: Int, t: Int)], delta: [Float]) {
         let p = HookPoint(site, layer: layer)
-        positions[p, default: []] += at
+        positions[p, default: []] += targets
         add(site, layer: layer) { (v: ActivationView) throws(EngineError) in
-            for q in at where v.holds(row: q.row) {
+            for q in targets where v.holds(row: q.row) {
                 let r = try v.row(q.row, q.t)
                 guard delta.count == r.count else { throw .invalid("hook addDelta at \(p.name): a delta of \(delta.count) values for a site of width \(r.count)") }
                 for j in 0..<r.count { r[j] += delta[j] }
