@@ -153,6 +153,14 @@ public struct AdapterSet {
     public static func load(_ path: String) throws(EngineError) -> AdapterSet {
         let f = try H5File.open(path)
         defer { f.close() }
+        // What the file says is checked like any spec, but a bad value in a file is a damaged file
+        // (BH_ERR_FORMAT), not a caller's invalid argument.
+        do throws(EngineError) { return try read(f, path) } catch {
+            throw error.status == .invalid ? EngineError(.format, error.message) : error
+        }
+    }
+
+    private static func read(_ f: H5File, _ path: String) throws(EngineError) -> AdapterSet {
         _ = try f.checkFormat(format, maxVersion: formatVersion)
         try BehemothFile.checkRootAttributes(f, format: format)
         var r = try JSONReader(text: try f.stringAttribute("spec"), path: "\(path): spec")
