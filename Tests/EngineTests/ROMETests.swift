@@ -394,4 +394,27 @@ import Testing
         let echo = try EditMethodSpec(json: #"{"method": "rome"}"#, layers: 6).toJSON().serialized()
         #expect(echo.contains(#""blocks":[5]"#) && echo.contains(#""fact_token":"last""#), "\(echo)")
     }
+
+    /// Every kind of edit set runs through ROME, MEMIT and AlphaEdit (models untrained where the
+    /// dataset differs from the cached tiny run: this checks the plumbing, not the success).
+    @Test(arguments: ["rome", "memit", "alphaedit"])
+    func everyEditSetKindRuns(method: String) throws {
+        let (tiny, trained) = try TinyRun.trained()
+        let nested = try Dataset.generate(specJSON: #"{"preset": "tiny", "num_nested_objects": 4, "seed": 5}"#)
+        let correlated = try Dataset.generate(specJSON: #"{"preset": "tiny", "correlated_pair": true, "seed": 2}"#)
+        let cases: [(Dataset, String)] = [(tiny, #"{"kind": "single", "seed": 3}"#), (tiny, #"{"kind": "identical", "count": 2, "seed": 3}"#),
+                                          (tiny, #"{"kind": "diverse", "count": 2, "seed": 3}"#), (correlated, #"{"kind": "correlated", "seed": 1}"#),
+                                          (nested, #"{"kind": "nested_subject", "seed": 1}"#), (nested, #"{"kind": "nested_object", "seed": 1}"#)]
+        for (ds, editSpec) in cases {
+            let model = ds === tiny ? try trained.clone() : try TinyRun.model(ds)
+            let set = try EditSetBuilder.build(try EditSpec(json: editSpec), facts: ds.factView())
+            let spec = try EditMethodSpec(json: #"{"method": "\#(method)", "mode": "sequential", "layers": {"blocks": [1]}}"#, layers: model.config.layers)
+            let x = try EditExperiment(model: model, editSet: set, facts: ds.factView(), method: spec, dataset: ds)
+            while try x.step() != nil {}
+            let r = try x.finish()
+            #expect(r.deltas.map(\.entry.name) == ["gpt_neox.layers.1.mlp.dense_4h_to_h.weight"], "\(editSpec)")
+            #expect(r.deltas[0].values.contains { $0 != 0 } && r.deltas[0].values.allSatisfy { $0.isFinite }, "\(method) wrote nothing for \(editSpec)")
+            #expect(r.editorRuns.count == set.edits.count)
+        }
+    }
 }

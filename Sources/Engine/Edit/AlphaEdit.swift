@@ -74,7 +74,9 @@ public struct AlphaEditSpec: LocateThenEditSpec {
     /// the experiment's edited (subject, relation) pairs, on the model as it is.
     func factKeyStatistics(_ c: EditContext, _ ds: Dataset, block: Int) throws(EngineError) -> KeyStatistics {
         let start = monotonicSeconds()
-        let edited = Set(c.experimentEdits.map { $0.subject * ds.numBaseRelations + $0.relation })
+        // nested edits change nested facts, which are not among the base facts kept here
+        let edited = c.editSet.spec.kind == .nestedSubject || c.editSet.spec.kind == .nestedObject
+            ? Set<Int>() : Set(c.experimentEdits.map { $0.subject * ds.numBaseRelations + $0.relation })
         var prompts: [[Int32]] = [], lookups: [Int] = []
         for s in 0..<ds.numSubjects {
             for r in 0..<ds.numBaseRelations where !edited.contains(s * ds.numBaseRelations + r) {

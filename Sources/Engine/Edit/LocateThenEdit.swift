@@ -178,9 +178,11 @@ func requireDataset(_ c: EditContext, _ method: String) throws(EngineError) -> D
     guard let ds = c.dataset else {
         throw .invalid("edit method: \(method) needs the dataset the edit set was made from (its training sentences give the key statistics and context templates)")
     }
+    // a nested_object edit's head is an object of the relation, every other edit's a subject
+    let heads = c.editSet.spec.kind == .nestedObject ? ds.numObjects : ds.numSubjects
     for (i, e) in c.editSet.edits.enumerated() {
-        guard e.subject >= 0, e.subject < ds.numSubjects, e.relation >= 0, e.relation < ds.numBaseRelations else {
-            throw .invalid("edit method: \(method): edit \(i) is about subject \(e.subject), relation \(e.relation), which the dataset does not have (\(ds.numSubjects) subjects, \(ds.numBaseRelations) relations): was the edit set made from another dataset?")
+        guard e.subject >= 0, e.subject < heads, e.relation >= 0, e.relation < ds.numBaseRelations else {
+            throw .invalid("edit method: \(method): edit \(i) is about subject \(e.subject), relation \(e.relation), which the dataset does not have (\(ds.numSubjects) subjects, \(ds.numObjects) objects, \(ds.numBaseRelations) relations): was the edit set made from another dataset?")
         }
     }
     try ds.checkFits(vocabSize: c.model.vocabSize, what: "edit method: \(method)")
