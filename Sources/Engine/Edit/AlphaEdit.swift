@@ -60,9 +60,9 @@ public struct AlphaEditSpec: LocateThenEditSpec {
             try AlphaEditSpec.delta(projector: projectors[block]!.p, preserved: (shared.values[cacheKey] as? [Int: [Double]])?[block],
                                     lambda: lambda, keys: K, residuals: R, n: n)
         }
-        editor.afterBlock = { block, K, n in
+        editor.afterBlock = { (block, K, n) throws(EngineError) in
             let I = K.count / n
-            guard let kk = try? LinearAlgebra.product(K, K, m: I, n: I, k: n, transA: true) else { return }
+            let kk = try LinearAlgebra.product(K, K, m: I, n: I, k: n, transA: true)
             var kept = shared.values[cacheKey] as? [Int: [Double]] ?? [:]
             if var old = kept[block] { for i in 0..<kk.count { old[i] += kk[i] }; kept[block] = old } else { kept[block] = kk }
             shared.values[cacheKey] = kept

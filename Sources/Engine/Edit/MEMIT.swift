@@ -65,7 +65,7 @@ final class BatchLocateEditor: Editor {
     let settings: [(String, JSON)]
     let solve: Solve
     /// Called after each block's update with (block, K) (AlphaEdit keeps KᵀK of earlier edits).
-    var afterBlock: ((Int, [Double], Int) -> Void)?
+    var afterBlock: ((Int, [Double], Int) throws(EngineError) -> Void)?
     var zs: [[Float]] = []
     var traces: [JSON] = []
     var updates: [JSON] = []
@@ -139,7 +139,7 @@ final class BatchLocateEditor: Editor {
             for x in R { rnorm += x * x }
             updates.append(.object([("block", .int(b)), ("update_norm", .number(norm.squareRoot())),
                                     ("residual_norm", .number(rnorm.squareRoot())), ("seconds", .number(monotonicSeconds() - start))]))
-            afterBlock?(b, K, n)
+            try afterBlock?(b, K, n)
         }
     }
 
