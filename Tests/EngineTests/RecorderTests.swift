@@ -136,4 +136,73 @@ import Glibc
         print("resident memory after recording 5,000 prompts \(small) MB, after 50,000 \(large) MB")
         #expect(large <= small * 1.10)
     }
+
+    /// An evaluation group's subject and last positions at every block, recorded in batches, equal
+    /// single-prompt passes for a seeded sample; the file holds the prompts, facts and positions.
+    @Test func promptGroupPositionsEqualSinglePromptPasses() throws {
+        let (ds, m) = try TinyRun.trained()
+        let dir = DataTest.tempDir("record-group")
+        defer { DataTest.removeTree(dir) }
+        let path = "\(dir)/sro.h5"
+        let spec = try RecordSpec(json: #"{"path": "\#(path)", "sites": ["block_output", "mlp_hidden"], "positions": ["subject_first", "subject_last", "relation", "last"], "batch_size": 7}"#)
+        let g = try ds.promptSet("sro")
+        let rec = try ActivationRecording(model: m, prompts: try PromptBatch(group: g, dataset: ds), spec: spec)
+        var steps = 0
+        while try rec.step() { steps += 1 }
+        #expect(steps == (g.count + 6) / 7)
+        _ = try rec.finish()
+        let f = try H5File.open(path)
+        defer { f.close() }
+        let L = m.config.layers, D = m.config.hidden, I = m.config.intermediate
+        #expect(try f.read("/positions", as: Int32.self).shape == [g.count, 4])
+        #expect(try f.read("/facts", as: Int32.self).data == g.facts)
+        let pos = try f.read("/positions", as: Int32.self).data
+        var rng = RNG(seed: 3)
+        var worst: Float = 0
+        for _ in 0..<20 {
+            let i = rng.below(g.count), p = Array(g.prompt(i))
+            // the subject is the fact's head word, the relation slot its relation word, the last the prompt's end
+            let head = ds.headTokens(ofFact: Int(g.facts[i]))
+            #expect(Array(p[Int(pos[i * 4])...Int(pos[i * 4 + 1])]) == head)
+            #expect(p[Int(pos[i * 4 + 2])] == ds.relations[Int(ds.fact(Int(g.facts[i])).relation)].token)
+            #expect(Int(pos[i * 4 + 3]) == p.count - 1)
+            let store = ActivationStore(), hooks = ForwardHooks()
+            for l in 0..<L { hooks.record(.blockOutput, layer: l, into: store); hooks.record(.mlpHidden, layer: l, into: store) }
+            try p.withUnsafeBufferPointer { t throws(EngineError) in try m.run(tokens: t.baseAddress!, rows: 1, width: p.count, hooks: hooks) }
+            for l in 0..<L {
+                for (site, w) in [(HookSite.blockOutput, D), (.mlpHidden, I)] {
+                    let rows = try f.readRows("/activations/\(HookPoint(site, layer: l).name)", start: i, count: 1, as: Float.self)
+                    let single = store[site, layer: l]!
+                    for k in 0..<4 {
+                        let t = Int(pos[i * 4 + k])
+                        for j in 0..<w { worst = max(worst, abs(rows[k * w + j] - single[t * w + j])) }
+                    }
+                }
+            }
+        }
+        #expect(worst < 1e-5, "largest difference \(worst)")
+    }
+
+    @Test func recordingBadInputIsAnError() throws {
+        let (ds, m) = try TinyRun.trained()
+        let dir = DataTest.tempDir("record-bad")
+        defer { DataTest.removeTree(dir) }
+        let g = try PromptBatch(group: try ds.promptSet("sro"), dataset: ds)
+        for bad in [#"{"sites": ["nope"]}"#, #"{"positions": ["middle"]}"#, #"{"positions": []}"#, #"{"positions": ["all", "last"]}"#, #"{"sites": []}"#, #"{"batch_size": 0}"#] {
+            var text = bad
+            text.removeLast()
+            #expect(throws: EngineError.self, "\(bad)") { _ = try RecordSpec(json: text + #", "path": "\#(dir)/x.h5"}"#) }
+        }
+        #expect(throws: EngineError.self, "no path") { _ = try RecordSpec(json: "{}") }
+        let blocks = try RecordSpec(json: #"{"path": "\#(dir)/x.h5", "blocks": [\#(m.config.layers)]}"#)
+        #expect(throws: EngineError.self) { _ = try ActivationRecording(model: m, prompts: g, spec: blocks) }
+        #expect(throws: EngineError.self, "empty prompt set") { _ = try PromptBatch(tokens: [], offsets: [0]) }
+        #expect(throws: EngineError.self, "offsets beyond the tokens") { _ = try PromptBatch(tokens: [1, 2], offsets: [0, 3]) }
+        let explicit = try PromptBatch(tokens: [1, 2, 3], offsets: [0, 3])
+        let subj = try RecordSpec(json: #"{"path": "\#(dir)/x.h5", "positions": ["subject_last"]}"#)
+        #expect(throws: EngineError.self, "explicit prompts have no subject") { _ = try ActivationRecording(model: m, prompts: explicit, spec: subj) }
+        let tooBig = try PromptBatch(tokens: [1, Int32(m.vocabSize)], offsets: [0, 2])
+        #expect(throws: EngineError.self) { _ = try ActivationRecording(model: m, prompts: tooBig, spec: try RecordSpec(json: #"{"path": "\#(dir)/x.h5", "positions": ["last"]}"#)) }
+        #expect(!(try FileSystem.listDirectory(dir)).contains { $0.contains("x.h5") }, "nothing left behind")
+    }
 }

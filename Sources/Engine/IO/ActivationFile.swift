@@ -58,6 +58,12 @@ public final class HDF5ActivationRecorder: Recorder {
         rows[point]! += view.batch
     }
 
+    /// Writes a whole array beside the activations (the prompts, their positions), before `finish`.
+    public func writeArray<T: H5Scalar>(_ name: String, _ data: [T], shape: [Int]?) throws(EngineError) {
+        guard let f = file else { throw .misuse("activation recorder: \(path) is already finished") }
+        try f.write(name, data, shape: shape)
+    }
+
     /// Writes the attributes and digests and moves the file into place.
     public func finish() throws(EngineError) {
         guard let f = file else { throw .misuse("activation recorder: \(path) is already finished") }

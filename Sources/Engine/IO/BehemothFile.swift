@@ -19,6 +19,8 @@ public enum BehemothFile {
         AdapterSet.format: (AdapterSet.formatVersion, []),
         ActivationFile.format: (ActivationFile.formatVersion, []),
         KeyStatistics.format: (KeyStatistics.formatVersion, []),
+        "behemoth.trace": (1, ["report"]),
+        "behemoth.rank": (1, ["report"]),
     ]
     static let commonAttributes: Set<String> = ["format", "format_version", "spec", "library_version", "layout", "digest", "file_digest"]
     /// Root attributes that hold JSON text.

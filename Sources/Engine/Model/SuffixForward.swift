@@ -1,0 +1,143 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Scratch of `GPTNeoX.suffixForward`, grown on demand (n = rows × positions).
+final class SuffixWorkspace {
+    private(set) var rows = 0, positions = 0
+    var x = FloatBuffer(count: 0), ln1 = FloatBuffer(count: 0), ln2 = FloatBuffer(count: 0)
+    var qkv = FloatBuffer(count: 0), y = FloatBuffer(count: 0), attn = FloatBuffer(count: 0), mid = FloatBuffer(count: 0)
+    var pre = FloatBuffer(count: 0), hid = FloatBuffer(count: 0), mlp = FloatBuffer(count: 0)
+    var mean = FloatBuffer(count: 0), rstd = FloatBuffer(count: 0)
+    var last = FloatBuffer(count: 0), lastNorm = FloatBuffer(count: 0), logits = FloatBuffer(count: 0)
+
+    func ensure(rows r: Int, positions p: Int, d: Int, i: Int, v: Int) {
+        guard r > rows || p > positions || r * p > rows * positions else { return }
+        rows = max(r, rows); positions = max(p, positions)
+        let n = rows * positions
+        x = FloatBuffer(count: n * d); ln1 = FloatBuffer(count: n * d); ln2 = FloatBuffer(count: n * d)
+        qkv = FloatBuffer(count: n * 3 * d); y = FloatBuffer(count: n * d); attn = FloatBuffer(count: n * d); mid = FloatBuffer(count: n * d)
+        pre = FloatBuffer(count: n * i); hid = FloatBuffer(count: n * i); mlp = FloatBuffer(count: n * d)
+        mean = FloatBuffer(count: n); rstd = FloatBuffer(count: n)
+        last = FloatBuffer(count: rows * d); lastNorm = FloatBuffer(count: rows * d); logits = FloatBuffer(count: rows * v)
+    }
+}
+
+extension GPTNeoX {
+    /// A forward pass over the last P = T − t0 positions of R rows whose first t0 positions are fixed,
+    /// starting at a block per row: what causal tracing needs to reuse a corrupted run. Causal
+    /// attention leaves positions before t0 unchanged, so their keys and values at every block are
+    /// the earlier run's (`prefixQKV(block)`: [S, T, 3D] rotated q|k|v of that run, row r reads sample
+    /// `sample[r]`); blocks below a row's start are not run at all.
+    ///
+    ///   start[R]   the block row r enters (non-decreasing, so the rows running block j are a prefix);
+    ///              L = the row only goes through the final LayerNorm
+    ///   enter      writes the residual stream [P, D] entering block start[r] for a range of rows (x of row r at x + r·P·D)
+    ///   patch      may overwrite a site's output ([rows, P, width], after bias, before the residual add;
+    ///              block_output after it) for the rows running that block, as ForwardHooks would
+    ///   answers[R] the token whose probability is returned per row (softmax of the last position's logits)
+    func suffixForward(_ ws: SuffixWorkspace, rows R: Int, t0: Int, total T: Int, start: [Int], sample: [Int],
+                       prefixQKV: (Int) -> UnsafePointer<Float>,
+                       enter: (Range<Int>, UnsafeMutablePointer<Float>) -> Void,
+                       patch: (HookSite, Int, Int, UnsafeMutablePointer<Float>) -> Void,
+                       answers: [Int32]) -> [Float] {
+        let P = T - t0, half = rot / 2
+        ws.ensure(rows: R, positions: P, d: D, i: I, v: V)
+        let eps = Float(config.layerNormEps)
+        let x = ws.x.ptr
+        var entered = 0
+        func admit(upTo a: Int) { if a > entered { enter(entered..<a, x + entered * P * D); entered = a } }
+        for l in 0..<L {
+            var A = 0
+            while A < R && start[A] <= l { A += 1 }
+            admit(upTo: A)
+            if A == 0 { continue }
+            let n = A * P
+            let ix = { (s: ParameterTable.Slot) in self.params.ptr(self.table.index(layer: l, s)) }
+            // attention: LN1 (with LN2 for the parallel residual), q|k|v of the suffix, rotary at positions t0..<T
+            Kernels.layerNormForward(out1: ws.ln1.ptr, w1: ix(.ln1W), b1: ix(.ln1B), out2: config.parallelResidual ? ws.ln2.ptr : nil,
+                                     w2: config.parallelResidual ? ix(.ln2W) : nil, b2: config.parallelResidual ? ix(.ln2B) : nil,
+                                     mean: ws.mean.ptr, rstd: ws.rstd.ptr, x: x, n: n, d: D, eps: eps)
+            BLAS.linearForward(out: ws.qkv.ptr, x: ws.ln1.ptr, w: ix(.qkvW), rows: n, inDim: D, outDim: 3 * D)
+            adapter?.forward(layer: l, slot: .qkvW, x: ws.ln1.ptr, y: ws.qkv.ptr, rows: n)
+            Kernels.qkvBiasRotaryForward(qkv: ws.qkv.ptr, bias: ix(.qkvB), cosT: cosT.ptr + t0 * half, sinT: sinT.ptr + t0 * half,
+                                         n: n, t: P, heads: H, headSize: hs, rot: rot)
+            Self.prefixAttention(y: ws.y.ptr, qkv: ws.qkv.ptr, prefix: prefixQKV(l), sample: sample, rows: A, t0: t0, total: T,
+                                 heads: H, headSize: hs)
+            Kernels.fillRows(out: ws.attn.ptr, bias: ix(.denseB), n: n, width: D)
+            BLAS.linearForward(out: ws.attn.ptr, x: ws.y.ptr, w: ix(.denseW), rows: n, inDim: D, outDim: D, accumulate: true)
+            adapter?.forward(layer: l, slot: .denseW, x: ws.y.ptr, y: ws.attn.ptr, rows: n)
+            patch(.attnOutput, l, A, ws.attn.ptr)
+            if !config.parallelResidual {
+                Kernels.add(out: ws.mid.ptr, x, ws.attn.ptr, nil, count: n * D)
+                Kernels.layerNormForward(out1: ws.ln2.ptr, w1: ix(.ln2W), b1: ix(.ln2B), out2: nil, w2: nil, b2: nil,
+                                         mean: ws.mean.ptr, rstd: ws.rstd.ptr, x: ws.mid.ptr, n: n, d: D, eps: eps)
+            }
+            // MLP
+            BLAS.linearForward(out: ws.pre.ptr, x: ws.ln2.ptr, w: ix(.fc1W), rows: n, inDim: D, outDim: I)
+            adapter?.forward(layer: l, slot: .fc1W, x: ws.ln2.ptr, y: ws.pre.ptr, rows: n)
+            Kernels.biasGeluForward(h: ws.hid.ptr, pre: ws.pre.ptr, bias: ix(.fc1B), n: n, width: I)
+            Kernels.fillRows(out: ws.mlp.ptr, bias: ix(.fc2B), n: n, width: D)
+            BLAS.linearForward(out: ws.mlp.ptr, x: ws.hid.ptr, w: ix(.fc2W), rows: n, inDim: I, outDim: D, accumulate: true)
+            adapter?.forward(layer: l, slot: .fc2W, x: ws.hid.ptr, y: ws.mlp.ptr, rows: n)
+            patch(.mlpOutput, l, A, ws.mlp.ptr)
+            if config.parallelResidual {
+                Kernels.add(out: x, x, ws.attn.ptr, ws.mlp.ptr, count: n * D)
+            } else {
+                Kernels.add(out: x, ws.mid.ptr, ws.mlp.ptr, nil, count: n * D)
+            }
+            patch(.blockOutput, l, A, x)
+        }
+        admit(upTo: R)
+        // the last position of every row: final LayerNorm, unembedding, softmax at the answer
+        for r in 0..<R { (ws.last.ptr + r * D).update(from: x + (r * P + P - 1) * D, count: D) }
+        Kernels.layerNormForward(out1: ws.lastNorm.ptr, w1: params.ptr(table.finalLnW), b1: params.ptr(table.finalLnB), out2: nil, w2: nil, b2: nil,
+                                 mean: ws.mean.ptr, rstd: ws.rstd.ptr, x: ws.last.ptr, n: R, d: D, eps: eps)
+        BLAS.linearForward(out: ws.logits.ptr, x: ws.lastNorm.ptr, w: params.ptr(table.embedOut), rows: R, inDim: D, outDim: V)
+        return (0..<R).map { r in Self.probability(ws.logits.ptr + r * V, V, answers[r]) }
+    }
+
+    /// softmax(logits[V])[k], with the max subtracted.
+    static func probability(_ z: UnsafePointer<Float>, _ v: Int, _ k: Int32) -> Float {
+        var mx = -Float.infinity
+        for j in 0..<v where z[j] > mx { mx = z[j] }
+        var sum: Double = 0
+        for j in 0..<v { sum += Double(expf(z[j] - mx)) }
+        return Float(Double(expf(z[Int(k)] - mx)) / sum)
+    }
+
+    /// Causal attention of the suffix positions t0..<T of each row over its fixed prefix and itself:
+    /// y[A, P, D] (head h at columns h·hs); qkv[A, P, 3D] the suffix's rotated q|k|v; prefix[S, T, 3D]
+    /// the earlier run's, row a reading sample[a] at positions 0..<t0.
+    static func prefixAttention(y: UnsafeMutablePointer<Float>, qkv: UnsafePointer<Float>, prefix: UnsafePointer<Float>, sample: [Int],
+                                rows A: Int, t0: Int, total T: Int, heads: Int, headSize hs: Int) {
+        let d = heads * hs, w = 3 * d, P = T - t0
+        let scale = 1 / Float(hs).squareRoot()
+        sample.withUnsafeBufferPointer { smp in
+            Work.chunks(A * heads, grain: 4) { _, items in
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: T) { sc in
+                    let p = sc.baseAddress!
+                    for item in items {
+                        let a = item / heads, h = item % heads
+                        let pre = prefix + smp[a] * T * w + h * 3 * hs   // position j's q at pre + j·w
+                        let suf = qkv + a * P * w + h * 3 * hs
+                        for i in 0..<P {
+                            let q = suf + i * w
+                            var mx = -Float.infinity
+                            for j in 0..<t0 { let s = Kernels.dot(q, pre + j * w + hs, hs) * scale; p[j] = s; if s > mx { mx = s } }
+                            for j in 0...i { let s = Kernels.dot(q, suf + j * w + hs, hs) * scale; p[t0 + j] = s; if s > mx { mx = s } }
+                            let k = t0 + i + 1
+                            var sum: Float = 0
+                            for j in 0..<k { let e = expf(p[j] - mx); p[j] = e; sum += e }
+                            let inv = 1 / sum
+                            let out = y + (a * P + i) * d + h * hs
+                            for e in 0..<hs { out[e] = 0 }
+                            for j in 0..<t0 { Kernels.axpy(out, p[j] * inv, pre + j * w + 2 * hs, hs) }
+                            for j in 0...i { Kernels.axpy(out, p[t0 + j] * inv, suf + j * w + 2 * hs, hs) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
