@@ -239,6 +239,53 @@ int32_t bh_adapter_apply(bh_model *m, const bh_adapter *a, int32_t merge);
 int32_t bh_adapter_remove(bh_model *m, const bh_adapter *a);
 void    bh_adapter_free(bh_adapter *a);
 
+/* ---- Analysis: recording activations, causal tracing, effective rank (docs/analysis.md) --------- */
+typedef struct bh_recorder bh_recorder;
+typedef struct bh_tracer bh_tracer;
+
+/* Records activations of one prompt set into an activations file (HDF5, format =
+   "behemoth.activations": /activations/<site>[.<block>] [prompts, slots, width], /prompts, /offsets,
+   /facts, /positions [prompts, slots]), streamed batch by batch. The prompts are exactly one of: a
+   dataset's evaluation group (ds), an edit set's group (es; subjects from its dataset), or explicit
+   prompts (prompts + offsets, n_prompts ≥ 1; positions "last" and "all" only); pass NULL / 0 for the
+   others. spec_json: {"path" (required), "group": "sro", "sites": ["block_output"], "blocks": [] (all),
+   "positions": ["subject_last", "last"] (subject_first, subject_last, relation, last, or ["all"]),
+   "batch_size": 64, "count": 0 (all)}. The file appears only when bh_record_end succeeds. */
+int32_t bh_record_begin(bh_model *m, const bh_dataset *ds, const bh_editset *es, const int32_t *prompts,
+                        const int64_t *offsets, int64_t n_prompts, const char *spec_json, bh_recorder **out);
+/* One batch. BH_STEP / BH_DONE; report_json (may be NULL): {"done", "total"}. */
+int32_t bh_record_step(bh_recorder *r, char **report_json);
+/* Writes the prompts and positions and moves the file into place: {"path", "prompts", "slots", "points", ...}. */
+int32_t bh_record_end(bh_recorder *r, char **report_json);
+void    bh_record_free(bh_recorder *r);
+
+/* Causal tracing of a dataset's evaluation group, one prompt per step. spec_json: {"group": "sro",
+   "prompts": [] (indices; [] = a seeded sample of "count"), "count": 100 (0 = all), "noise": 3,
+   "noise_scale": "subject_std" | "absolute", "replace": false, "samples": 10, "window": 1,
+   "kinds": ["block", "mlp", "attn"], "severed": [] ("mlp", "attn"), "reuse": true, "seed": 1}. */
+int32_t bh_trace_begin(bh_model *m, const bh_dataset *ds, const char *spec_json, bh_tracer **out);
+/* One prompt. BH_STEP / BH_DONE; report_json (may be NULL): {"done", "total", "fact", "answer",
+   "target", "correct", "low", "high"}. */
+int32_t bh_trace_step(bh_tracer *t, char **report_json);
+/* The summary (the prompts not yet traced are left out): counts requested / traced / answered
+   correctly, high > low, total effect, per kind the average indirect effect by token group and its peak. */
+int32_t bh_trace_end(bh_tracer *t, char **report_json);
+/* HDF5, format = "behemoth.trace" (docs/formats.md): /scores/<kind> [F, T, L], /low, /high, /answer,
+   /target, /correct, /subject_range, /token_groups, /average/<kind> [groups, L], the prompts. */
+int32_t bh_trace_save(const bh_tracer *t, const char *path);
+/* A float array of the trace: "low", "high" [F], "scores/<kind>" [F, T, L] (NaN past a prompt's
+   end), "average/<kind>" [groups, L]; kinds as in the report (block, mlp, attn, block_severed_mlp, ...). */
+int32_t bh_trace_array(const bh_tracer *t, const char *name, float *buffer, int64_t capacity, int64_t *count);
+void    bh_trace_free(bh_tracer *t);
+
+/* Singular values and every rank measure (entropy effective rank, 90% / 99% energy ranks, stable
+   rank, numerical rank, norms) of each changed weight matrix: after − before for two models of the
+   same shape, an ended edit's deltas, or an adapter's alpha/rank · B·A. path (may be NULL): an HDF5
+   file, format = "behemoth.rank"; report_json (may be NULL): the same as JSON. */
+int32_t bh_rank_models(const bh_model *before, const bh_model *after, const char *path, char **report_json);
+int32_t bh_rank_edit(const bh_edit *e, const char *path, char **report_json);
+int32_t bh_rank_adapter(const bh_adapter *a, const char *path, char **report_json);
+
 #ifdef __cplusplus
 }
 #endif

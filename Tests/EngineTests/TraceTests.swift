@@ -18,10 +18,15 @@ import Glibc
     func maxDiff(_ a: [Float], _ b: [Float]) -> Float { zip(a, b).map { abs($0 - $1) }.max() ?? 0 }
 
     @Test func reuseEqualsOneForwardPassPerRestoration() throws {
-        let (ds, m) = try TinyRun.trained()
-        for window in [1, 3] {
+        let (ds, trained) = try TinyRun.trained()
+        var cfg = trained.config
+        cfg.parallelResidual = false
+        cfg.initRange = 0.3   // an untrained sequential-residual model with peaky predictions
+        let sequential = try LanguageModel(config: cfg)
+        for (m, window) in [(trained, 1), (trained, 3), (sequential, 1), (sequential, 3)] {
             let base = #"{"prompts": [0, 5, 17], "samples": 4, "window": \#(window), "severed": ["mlp", "attn"]"#
             let a = try run(m, ds, base + #", "reuse": true}"#), b = try run(m, ds, base + #", "reuse": false}"#)
+            #expect(a.results.count == 3 && a.results.contains { r in r.scores.contains { $0.contains { abs($0 - r.low) > 0.01 } } })
             for (x, y) in zip(a.results, b.results) {
                 #expect(x.answer == y.answer && x.low == y.low && x.high == y.high)
                 for k in 0..<x.scores.count { #expect(maxDiff(x.scores[k], y.scores[k]) < 1e-5, "window \(window), kind \(k)") }

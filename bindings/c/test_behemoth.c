@@ -723,6 +723,104 @@ static void test_edit(const char *dir, bh_dataset *ds) {
     bh_model_free(m);
 }
 
+/* Recording, tracing and rank through C: the state machines, the files, and every bad argument. */
+static void test_analysis(const char *dir, bh_dataset *ds) {
+    char path[1024], *report = NULL;
+    bh_model *m = NULL, *m2 = NULL;
+    CHECK_STATUS(bh_model_create("{\"preset\": \"tiny\", \"seed\": 2}", ds, &m), BH_OK);
+    if (!m) return;
+    /* recording: exactly one prompt source, a path, known sites and positions */
+    bh_recorder *r = (bh_recorder *)(void *)&sentinel_storage;
+    snprintf(path, sizeof path, "%s/acts.h5", dir);
+    char spec[1400];
+    snprintf(spec, sizeof spec, "{\"path\": \"%s\", \"sites\": [\"block_output\", \"mlp_hidden\"], \"batch_size\": 50}", path);
+    CHECK_STATUS(bh_record_begin(m, NULL, NULL, NULL, NULL, 0, spec, &r), BH_ERR_INVALID);
+    CHECK(r == NULL && contains(bh_last_error(), "exactly one"));
+    int32_t toks[5] = {1, 2, 3, 4, 5};
+    int64_t offs[3] = {0, 3, 5};
+    CHECK_STATUS(bh_record_begin(m, ds, NULL, toks, offs, 2, spec, &r), BH_ERR_INVALID);
+    CHECK_STATUS(bh_record_begin(m, NULL, NULL, toks, offs, 2, spec, &r), BH_ERR_INVALID);   /* subject_last of bare prompts */
+    CHECK(contains(bh_last_error(), "subject_last"));
+    CHECK_STATUS(bh_record_begin(m, ds, NULL, NULL, NULL, 0, "{\"sites\": [\"block_output\"]}", &r), BH_ERR_INVALID);  /* no path */
+    CHECK_STATUS(bh_record_begin(m, ds, NULL, NULL, NULL, 0, NULL, &r), BH_ERR_INVALID);
+    CHECK_STATUS(bh_record_begin(NULL, ds, NULL, NULL, NULL, 0, spec, &r), BH_ERR_INVALID);
+    CHECK_STATUS(bh_record_begin(m, ds, NULL, NULL, NULL, 0, spec, NULL), BH_ERR_INVALID);
+    CHECK_STATUS(bh_record_begin(m, ds, NULL, NULL, NULL, 0, spec, &r), BH_OK);
+    if (r) {
+        int steps = 0;
+        int32_t st;
+        while ((st = bh_record_step(r, &report)) == BH_STEP) { steps++; bh_string_free(report); report = NULL; }
+        CHECK(st == BH_DONE && steps >= 2);
+        CHECK_STATUS(bh_record_end(r, &report), BH_OK);
+        CHECK(contains(report, "block_output.0") && contains(report, "\"slots\":2"));
+        bh_string_free(report); report = NULL;
+        bh_record_free(r);
+        char *v = NULL;
+        CHECK_STATUS(bh_file_verify(path, &v), BH_OK);
+        CHECK(contains(v, "behemoth.activations"));
+        bh_string_free(v);
+    }
+    CHECK_STATUS(bh_record_step(NULL, &report), BH_ERR_INVALID);
+    /* tracing */
+    bh_tracer *t = (bh_tracer *)(void *)&sentinel_storage;
+    CHECK_STATUS(bh_trace_begin(m, ds, "{\"noise\": 0}", &t), BH_ERR_INVALID);
+    CHECK(t == NULL && contains(bh_last_error(), "noise"));
+    CHECK_STATUS(bh_trace_begin(m, ds, "{\"samples\": 0}", &t), BH_ERR_INVALID);
+    CHECK_STATUS(bh_trace_begin(m, ds, "{\"kinds\": [\"mlp\", \"everything\"]}", &t), BH_ERR_INVALID);
+    CHECK_STATUS(bh_trace_begin(m, NULL, "{}", &t), BH_ERR_INVALID);
+    CHECK_STATUS(bh_trace_begin(m, ds, "{\"prompts\": [1, 2], \"samples\": 3}", &t), BH_OK);
+    if (t) {
+        int32_t st;
+        int steps = 0;
+        while ((st = bh_trace_step(t, &report)) == BH_STEP) {
+            steps++;
+            CHECK(contains(report, "\"low\"") && contains(report, "\"high\""));
+            bh_string_free(report); report = NULL;
+        }
+        CHECK(st == BH_DONE && steps == 2);
+        CHECK_STATUS(bh_trace_end(t, &report), BH_OK);
+        CHECK(contains(report, "\"prompts_traced\": 2"));
+        bh_string_free(report); report = NULL;
+        int64_t count = 0;
+        float lows[2] = {-1, -1};
+        CHECK_STATUS(bh_trace_array(t, "low", lows, 2, &count), BH_OK);
+        CHECK(count == 2 && lows[0] >= 0 && lows[0] <= 1);
+        CHECK_STATUS(bh_trace_array(t, "scores/mlp", NULL, 0, &count), BH_OK);
+        CHECK(count > 0);
+        CHECK_STATUS(bh_trace_array(t, "scores/mlp", lows, 2, &count), BH_ERR_BUFFER_TOO_SMALL);
+        CHECK_STATUS(bh_trace_array(t, "scores/everything", NULL, 0, &count), BH_ERR_INVALID);
+        snprintf(path, sizeof path, "%s/trace.h5", dir);
+        CHECK_STATUS(bh_trace_save(t, path), BH_OK);
+        CHECK_STATUS(bh_trace_save(t, ""), BH_ERR_INVALID);
+        char *v = NULL;
+        CHECK_STATUS(bh_file_verify(path, &v), BH_OK);
+        CHECK(contains(v, "behemoth.trace"));
+        bh_string_free(v);
+        bh_trace_free(t);
+    }
+    /* rank: two models of one shape; another shape is an error */
+    CHECK_STATUS(bh_model_create("{\"preset\": \"tiny\", \"seed\": 3}", ds, &m2), BH_OK);
+    if (m2) {
+        snprintf(path, sizeof path, "%s/rank.h5", dir);
+        CHECK_STATUS(bh_rank_models(m, m2, path, &report), BH_OK);
+        CHECK(contains(report, "\"energy_rank_90\"") && contains(report, "\"stable_rank\""));
+        bh_string_free(report); report = NULL;
+        CHECK_STATUS(bh_rank_models(m, m2, NULL, NULL), BH_OK);
+        CHECK_STATUS(bh_rank_models(m, m2, "", NULL), BH_ERR_INVALID);
+        bh_model_free(m2);
+        m2 = NULL;
+    }
+    CHECK_STATUS(bh_model_create("{\"preset\": \"tiny\", \"layers\": 3}", ds, &m2), BH_OK);
+    if (m2) {
+        CHECK_STATUS(bh_rank_models(m, m2, NULL, &report), BH_ERR_INVALID);
+        CHECK(contains(bh_last_error(), "different shapes"));
+        bh_model_free(m2);
+    }
+    CHECK_STATUS(bh_rank_edit(NULL, NULL, &report), BH_ERR_INVALID);
+    CHECK_STATUS(bh_rank_adapter(NULL, NULL, &report), BH_ERR_INVALID);
+    bh_model_free(m);
+}
+
 int main(void) {
     char dir[] = "/tmp/behemoth-c-test-XXXXXX";
     if (!mkdtemp(dir)) {
@@ -739,6 +837,7 @@ int main(void) {
         test_model_errors(ds);
         test_model(dir, ds);
         test_edit(dir, ds);
+        test_analysis(dir, ds);
         bh_dataset_free(ds);
     }
 

@@ -341,12 +341,16 @@ public final class CausalTracer {
     /// restoration at the lowest block it changes and reads positions before t0 from the corrupted run.
     func restoreBatched(_ p: TracePrompt, t0: Int, runs: Runs, answer: Int32, into scores: inout [[Float]]) throws(EngineError) {
         let net = model.net, L = net.L, D = net.D, T = p.tokens.count, S = spec.samples, P = T - t0
-        // (kind index, block, window, first block run): a block-output restoration starts above its lowest block
+        // (kind index, block, window, first block run). A restoration changes only token t0 of its
+        // lowest block lo, whose output there is known in closed form (the corrupted input plus the
+        // clean or corrupted sublayer outputs), so it starts at lo + 1 — except an attention
+        // restoration with the sequential residual, whose MLP at t0 must see the clean attention.
+        let parallel = model.config.parallelResidual
         var items: [(ki: Int, l: Int, win: Range<Int>, start: Int)] = []
         for (ki, kind) in kinds.enumerated() {
             for l in 0..<L {
                 let w = window(l, kind)
-                items.append((ki, l, w, kind.site == .blockOutput ? w.lowerBound + 1 : w.lowerBound))
+                items.append((ki, l, w, kind == .attn && !parallel ? w.lowerBound : w.lowerBound + 1))
             }
         }
         items.sort { ($0.start, $0.ki, $0.l) < ($1.start, $1.ki, $1.l) }
@@ -366,9 +370,17 @@ public final class CausalTracer {
                     for r in range {
                         let it = chunk[r / S], s = r % S, dst = x + (r - range.lowerBound) * P * D
                         dst.update(from: runs.residual[it.start].ptr + (s * T + t0) * D, count: P * D)
-                        if kinds[it.ki].site == .blockOutput {
-                            let c = clean(runs, .blockOutput, it.win.lowerBound, t0)
-                            c.withUnsafeBufferPointer { dst.update(from: $0.baseAddress!, count: D) }
+                        let kind = kinds[it.ki], lo = it.win.lowerBound
+                        if kind.site == .blockOutput {
+                            clean(runs, .blockOutput, lo, t0).withUnsafeBufferPointer { dst.update(from: $0.baseAddress!, count: D) }
+                        } else if it.start == lo + 1 {
+                            // block lo's output at t0 = x + attn + mlp, one of them restored (as the forward pass adds them)
+                            let xin = runs.residual[lo].ptr + (s * T + t0) * D
+                            let a = kind == .attn ? clean(runs, .attnOutput, lo, t0) : corrupted(runs, .attnOutput, lo, s, t0, T)
+                            let m = kind == .mlp ? clean(runs, .mlpOutput, lo, t0) : corrupted(runs, .mlpOutput, lo, s, t0, T)
+                            a.withUnsafeBufferPointer { ap in m.withUnsafeBufferPointer { mp in
+                                for j in 0..<D { dst[j] = parallel ? xin[j] + ap[j] + mp[j] : (xin[j] + ap[j]) + mp[j] }
+                            } }
                         }
                     }
                 }, patch: { site, j, A, buf in
@@ -483,7 +495,6 @@ extension CausalTracer {
     public func save(_ path: String) throws(EngineError) {
         guard !results.isEmpty else { throw .misuse("trace: nothing traced yet to save") }
         let F = results.count, L = model.config.layers, T = results.map(\.prompt.tokens.count).max()!, G = TracePrompt.groupNames.count
-        let avg = averageEffects()
         try H5File.writeAtomically(path) { (f: H5File) throws(EngineError) in
             try f.stampFormat(Self.format, version: Self.formatVersion, spec: specJSON().serialized())
             try f.setAttribute("report", string: report().serialized())
@@ -502,18 +513,36 @@ extension CausalTracer {
             for (i, r) in results.enumerated() { for (t, g) in r.prompt.groupOfPosition().enumerated() { groups[i * T + t] = g } }
             try f.write("/token_groups", groups, shape: [F, T])
             try f.setAttribute("names", string: JSON.strings(TracePrompt.groupNames).serialized(), at: "/token_groups")
-            for (k, kind) in kinds.enumerated() {
-                var s = [Float](repeating: .nan, count: F * T * L)
-                for (i, r) in results.enumerated() {
-                    for j in 0..<(r.prompt.tokens.count * L) { s[i * T * L + j] = r.scores[k][j] }
-                }
-                try f.write("/scores/\(kind.rawValue)", s, shape: [F, T, L])
+            for kind in kinds {
+                try f.write("/scores/\(kind.rawValue)", array("scores/\(kind.rawValue)")!, shape: [F, T, L])
                 try f.setAttribute("site", string: kind.site.rawValue, at: "/scores/\(kind.rawValue)")
-                try f.write("/average/\(kind.rawValue)", avg[k].flatMap { $0.map(Float.init) }, shape: [G, L])
+                try f.write("/average/\(kind.rawValue)", array("average/\(kind.rawValue)")!, shape: [G, L])
             }
             let ok = correctResults
             try f.write("/average/total_effect", [Float(ok.isEmpty ? .nan : ok.reduce(0.0) { $0 + Double($1.high - $1.low) } / Double(ok.count))])
             try f.setAttribute("count", int: Int64(ok.count), at: "/average")
         }
+    }
+}
+
+extension CausalTracer {
+    /// The traced kinds' names (block, mlp, attn, block_severed_mlp, block_severed_attn).
+    public var kindNames: [String] { kinds.map(\.rawValue) }
+
+    /// A float array of the results so far, as the trace file stores it: "low", "high" [F],
+    /// "scores/<kind>" [F, T, L] (NaN past a prompt's end), "average/<kind>" [groups, L].
+    public func array(_ name: String) -> [Float]? {
+        if name == "low" { return results.map(\.low) }
+        if name == "high" { return results.map(\.high) }
+        let L = model.config.layers, T = results.map(\.prompt.tokens.count).max() ?? 0
+        if name.hasPrefix("scores/"), let k = kinds.firstIndex(where: { "scores/" + $0.rawValue == name }) {
+            var s = [Float](repeating: .nan, count: results.count * T * L)
+            for (i, r) in results.enumerated() { for j in 0..<(r.prompt.tokens.count * L) { s[i * T * L + j] = r.scores[k][j] } }
+            return s
+        }
+        if name.hasPrefix("average/"), let k = kinds.firstIndex(where: { "average/" + $0.rawValue == name }) {
+            return averageEffects()[k].flatMap { $0.map(Float.init) }
+        }
+        return nil
     }
 }

@@ -45,7 +45,7 @@ extension GPTNeoX {
         ws.ensure(rows: R, positions: P, d: D, i: I, v: V)
         let eps = Float(config.layerNormEps)
         let x = ws.x.ptr
-        var entered = 0
+        var entered = 0, lastDone = 0
         func admit(upTo a: Int) { if a > entered { enter(entered..<a, x + entered * P * D); entered = a } }
         for l in 0..<L {
             var A = 0
@@ -62,6 +62,17 @@ extension GPTNeoX {
             adapter?.forward(layer: l, slot: .qkvW, x: ws.ln1.ptr, y: ws.qkv.ptr, rows: n)
             Kernels.qkvBiasRotaryForward(qkv: ws.qkv.ptr, bias: ix(.qkvB), cosT: cosT.ptr + t0 * half, sinT: sinT.ptr + t0 * half,
                                          n: n, t: P, heads: H, headSize: hs, rot: rot)
+            // In the last block only the last position reaches the logits: the others give their keys
+            // and values (above) and nothing else, and a patch at t0 < T − 1 there changes nothing read.
+            if l == L - 1 && P > 1 {
+                lastDone = A
+                Self.prefixAttention(y: ws.y.ptr, qkv: ws.qkv.ptr, prefix: prefixQKV(l), sample: sample, rows: A, t0: t0, total: T,
+                                     heads: H, headSize: hs, queries: (P - 1)..<P)
+                for a in 0..<A { (ws.last.ptr + a * D).update(from: x + (a * P + P - 1) * D, count: D) }   // x at the last position
+                if config.parallelResidual { for a in 0..<A { (ws.mid.ptr + a * D).update(from: ws.ln2.ptr + (a * P + P - 1) * D, count: D) } }
+                lastBlock(l, rows: A, ws, eps: eps)
+                continue
+            }
             Self.prefixAttention(y: ws.y.ptr, qkv: ws.qkv.ptr, prefix: prefixQKV(l), sample: sample, rows: A, t0: t0, total: T,
                                  heads: H, headSize: hs)
             Kernels.fillRows(out: ws.attn.ptr, bias: ix(.denseB), n: n, width: D)
@@ -73,13 +84,7 @@ extension GPTNeoX {
                 Kernels.layerNormForward(out1: ws.ln2.ptr, w1: ix(.ln2W), b1: ix(.ln2B), out2: nil, w2: nil, b2: nil,
                                          mean: ws.mean.ptr, rstd: ws.rstd.ptr, x: ws.mid.ptr, n: n, d: D, eps: eps)
             }
-            // MLP
-            BLAS.linearForward(out: ws.pre.ptr, x: ws.ln2.ptr, w: ix(.fc1W), rows: n, inDim: D, outDim: I)
-            adapter?.forward(layer: l, slot: .fc1W, x: ws.ln2.ptr, y: ws.pre.ptr, rows: n)
-            Kernels.biasGeluForward(h: ws.hid.ptr, pre: ws.pre.ptr, bias: ix(.fc1B), n: n, width: I)
-            Kernels.fillRows(out: ws.mlp.ptr, bias: ix(.fc2B), n: n, width: D)
-            BLAS.linearForward(out: ws.mlp.ptr, x: ws.hid.ptr, w: ix(.fc2W), rows: n, inDim: I, outDim: D, accumulate: true)
-            adapter?.forward(layer: l, slot: .fc2W, x: ws.hid.ptr, y: ws.mlp.ptr, rows: n)
+            mlp(l, rows: n, input: ws.ln2.ptr, ws)
             patch(.mlpOutput, l, A, ws.mlp.ptr)
             if config.parallelResidual {
                 Kernels.add(out: x, x, ws.attn.ptr, ws.mlp.ptr, count: n * D)
@@ -89,12 +94,44 @@ extension GPTNeoX {
             patch(.blockOutput, l, A, x)
         }
         admit(upTo: R)
-        // the last position of every row: final LayerNorm, unembedding, softmax at the answer
-        for r in 0..<R { (ws.last.ptr + r * D).update(from: x + (r * P + P - 1) * D, count: D) }
+        // the last position of every row (the rows through the last block with P > 1 have it in ws.last):
+        // final LayerNorm, unembedding, softmax at the answer
+        for r in lastDone..<R { (ws.last.ptr + r * D).update(from: x + (r * P + P - 1) * D, count: D) }
         Kernels.layerNormForward(out1: ws.lastNorm.ptr, w1: params.ptr(table.finalLnW), b1: params.ptr(table.finalLnB), out2: nil, w2: nil, b2: nil,
                                  mean: ws.mean.ptr, rstd: ws.rstd.ptr, x: ws.last.ptr, n: R, d: D, eps: eps)
         BLAS.linearForward(out: ws.logits.ptr, x: ws.lastNorm.ptr, w: params.ptr(table.embedOut), rows: R, inDim: D, outDim: V)
         return (0..<R).map { r in Self.probability(ws.logits.ptr + r * V, V, answers[r]) }
+    }
+
+    /// mlp[rows, D] = fc2(gelu(fc1(input) + b1)) + b2 (with the adapter's side paths).
+    private func mlp(_ l: Int, rows n: Int, input: UnsafeMutablePointer<Float>, _ ws: SuffixWorkspace) {
+        let ix = { (s: ParameterTable.Slot) in self.params.ptr(self.table.index(layer: l, s)) }
+        BLAS.linearForward(out: ws.pre.ptr, x: input, w: ix(.fc1W), rows: n, inDim: D, outDim: I)
+        adapter?.forward(layer: l, slot: .fc1W, x: input, y: ws.pre.ptr, rows: n)
+        Kernels.biasGeluForward(h: ws.hid.ptr, pre: ws.pre.ptr, bias: ix(.fc1B), n: n, width: I)
+        Kernels.fillRows(out: ws.mlp.ptr, bias: ix(.fc2B), n: n, width: D)
+        BLAS.linearForward(out: ws.mlp.ptr, x: ws.hid.ptr, w: ix(.fc2W), rows: n, inDim: I, outDim: D, accumulate: true)
+        adapter?.forward(layer: l, slot: .fc2W, x: ws.hid.ptr, y: ws.mlp.ptr, rows: n)
+    }
+
+    /// The last block at the last position only, one row per sequence: ws.y [A, D] the attention's
+    /// head outputs, ws.last [A, D] the block's input (becomes its output), ws.mid [A, D] LN2 of it
+    /// (parallel residual).
+    private func lastBlock(_ l: Int, rows A: Int, _ ws: SuffixWorkspace, eps: Float) {
+        let ix = { (s: ParameterTable.Slot) in self.params.ptr(self.table.index(layer: l, s)) }
+        Kernels.fillRows(out: ws.attn.ptr, bias: ix(.denseB), n: A, width: D)
+        BLAS.linearForward(out: ws.attn.ptr, x: ws.y.ptr, w: ix(.denseW), rows: A, inDim: D, outDim: D, accumulate: true)
+        adapter?.forward(layer: l, slot: .denseW, x: ws.y.ptr, y: ws.attn.ptr, rows: A)
+        if config.parallelResidual {
+            mlp(l, rows: A, input: ws.mid.ptr, ws)
+            Kernels.add(out: ws.last.ptr, ws.last.ptr, ws.attn.ptr, ws.mlp.ptr, count: A * D)
+        } else {
+            Kernels.add(out: ws.last.ptr, ws.last.ptr, ws.attn.ptr, nil, count: A * D)
+            Kernels.layerNormForward(out1: ws.ln2.ptr, w1: ix(.ln2W), b1: ix(.ln2B), out2: nil, w2: nil, b2: nil,
+                                     mean: ws.mean.ptr, rstd: ws.rstd.ptr, x: ws.last.ptr, n: A, d: D, eps: eps)
+            mlp(l, rows: A, input: ws.ln2.ptr, ws)
+            Kernels.add(out: ws.last.ptr, ws.last.ptr, ws.mlp.ptr, nil, count: A * D)
+        }
     }
 
     /// softmax(logits[V])[k], with the max subtracted.
@@ -107,11 +144,11 @@ extension GPTNeoX {
     }
 
     /// Causal attention of the suffix positions t0..<T of each row over its fixed prefix and itself:
-    /// y[A, P, D] (head h at columns h·hs); qkv[A, P, 3D] the suffix's rotated q|k|v; prefix[S, T, 3D]
+    /// y[A, nq, D] (head h at columns h·hs) for the queries (suffix positions, default all P); qkv[A, P, 3D] the suffix's rotated q|k|v; prefix[S, T, 3D]
     /// the earlier run's, row a reading sample[a] at positions 0..<t0.
     static func prefixAttention(y: UnsafeMutablePointer<Float>, qkv: UnsafePointer<Float>, prefix: UnsafePointer<Float>, sample: [Int],
-                                rows A: Int, t0: Int, total T: Int, heads: Int, headSize hs: Int) {
-        let d = heads * hs, w = 3 * d, P = T - t0
+                                rows A: Int, t0: Int, total T: Int, heads: Int, headSize hs: Int, queries: Range<Int>? = nil) {
+        let d = heads * hs, w = 3 * d, P = T - t0, qs = queries ?? 0..<P, nq = qs.count
         let scale = 1 / Float(hs).squareRoot()
         sample.withUnsafeBufferPointer { smp in
             Work.chunks(A * heads, grain: 4) { _, items in
@@ -121,7 +158,7 @@ extension GPTNeoX {
                         let a = item / heads, h = item % heads
                         let pre = prefix + smp[a] * T * w + h * 3 * hs   // position j's q at pre + j·w
                         let suf = qkv + a * P * w + h * 3 * hs
-                        for i in 0..<P {
+                        for i in qs {
                             let q = suf + i * w
                             var mx = -Float.infinity
                             for j in 0..<t0 { let s = Kernels.dot(q, pre + j * w + hs, hs) * scale; p[j] = s; if s > mx { mx = s } }
@@ -130,7 +167,7 @@ extension GPTNeoX {
                             var sum: Float = 0
                             for j in 0..<k { let e = expf(p[j] - mx); p[j] = e; sum += e }
                             let inv = 1 / sum
-                            let out = y + (a * P + i) * d + h * hs
+                            let out = y + (a * nq + i - qs.lowerBound) * d + h * hs
                             for e in 0..<hs { out[e] = 0 }
                             for j in 0..<t0 { Kernels.axpy(out, p[j] * inv, pre + j * w + 2 * hs, hs) }
                             for j in 0...i { Kernels.axpy(out, p[t0 + j] * inv, suf + j * w + 2 * hs, hs) }

@@ -32,12 +32,13 @@ from .errors import (
     Status,
 )
 from .model import Model, Trainer, capacity_search
+from .analysis import Trace, rank
 
 __version__ = "0.1.0"
 
 __all__ = [
     "version", "abi_version", "set_num_threads", "get_num_threads", "runtime_info", "library_path", "last_error",
-    "status_str", "verify_file", "upgrade_file", "set_memory_limit", "memory_limit", "Dataset", "EvalGroup", "Model", "Trainer", "EditSet", "EditResult", "Adapter", "capacity_search", "hf",
+    "status_str", "verify_file", "upgrade_file", "set_memory_limit", "memory_limit", "Dataset", "EvalGroup", "Model", "Trainer", "EditSet", "EditResult", "Adapter", "capacity_search", "hf", "Trace", "rank",
     "Status", "EXPECTED_ABI_VERSION", "BehemothError",
     "LibraryError", "InvalidArgumentError", "MisuseError", "FileIOError", "FormatError",
     "NumericError", "CancelledError", "BufferTooSmallError", "OutOfMemoryError", "InternalError",

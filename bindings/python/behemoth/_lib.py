@@ -98,12 +98,22 @@ class bh_adapter(ctypes.Structure):
     pass
 
 
+class bh_recorder(ctypes.Structure):
+    pass
+
+
+class bh_tracer(ctypes.Structure):
+    pass
+
+
 DatasetPtr = POINTER(bh_dataset)
 ModelPtr = POINTER(bh_model)
 TrainerPtr = POINTER(bh_trainer)
 EditSetPtr = POINTER(bh_editset)
 EditPtr = POINTER(bh_edit)
 AdapterPtr = POINTER(bh_adapter)
+RecorderPtr = POINTER(bh_recorder)
+TracerPtr = POINTER(bh_tracer)
 I32Out = _buffer(c_int32, np.int32, writable=True)
 I64Out = _buffer(c_int64, np.int64, writable=True)
 F32Out = _buffer(ctypes.c_float, np.float32, writable=True)
@@ -183,6 +193,20 @@ SIGNATURES: dict[str, tuple] = {
     "bh_adapter_apply": (c_int32, [ModelPtr, AdapterPtr, c_int32]),
     "bh_adapter_remove": (c_int32, [ModelPtr, AdapterPtr]),
     "bh_adapter_free": (None, [AdapterPtr]),
+    # analysis
+    "bh_record_begin": (c_int32, [ModelPtr, DatasetPtr, EditSetPtr, I32In, I64In, c_int64, _Text, POINTER(RecorderPtr)]),
+    "bh_record_step": (c_int32, [RecorderPtr, StringOut]),
+    "bh_record_end": (c_int32, [RecorderPtr, StringOut]),
+    "bh_record_free": (None, [RecorderPtr]),
+    "bh_trace_begin": (c_int32, [ModelPtr, DatasetPtr, _Text, POINTER(TracerPtr)]),
+    "bh_trace_step": (c_int32, [TracerPtr, StringOut]),
+    "bh_trace_end": (c_int32, [TracerPtr, StringOut]),
+    "bh_trace_save": (c_int32, [TracerPtr, _Text]),
+    "bh_trace_array": (c_int32, [TracerPtr, _Text, F32Out, c_int64, POINTER(c_int64)]),
+    "bh_trace_free": (None, [TracerPtr]),
+    "bh_rank_models": (c_int32, [ModelPtr, ModelPtr, _Text, StringOut]),
+    "bh_rank_edit": (c_int32, [EditPtr, _Text, StringOut]),
+    "bh_rank_adapter": (c_int32, [AdapterPtr, _Text, StringOut]),
 }
 
 

@@ -293,6 +293,23 @@ class Model(Handle):
         kwargs.update(method_spec)
         return run_edit(self, editset, spec_json(spec, kwargs, "edit method"), progress=progress, callback=callback)
 
+    # ---- analysis -----------------------------------------------------------------------------------
+
+    def trace(self, dataset: Dataset, spec: Spec = None, *, out=None, progress: Optional[bool] = True,
+              callback: Optional[Callable[[dict], Any]] = None, **trace_spec):
+        """Causal tracing of `dataset`'s prompts on this model -> behemoth.analysis.Trace (report,
+        scores per kind [prompts, tokens, blocks], low, high; `out` writes the trace file). Keyword
+        arguments: group, prompts, count, noise, noise_scale, replace, samples, window, kinds, severed,
+        reuse, seed (docs/analysis.md)."""
+        from .analysis import trace
+        return trace(self, dataset, spec, out=out, progress=progress, callback=callback, **trace_spec)
+
+    def record(self, source, out, **kwargs) -> dict:
+        """Records activations of a Dataset's group, an EditSet's group or explicit prompts into the
+        activations file `out` (behemoth.analysis.record: sites, blocks, positions, group, batch_size)."""
+        from .analysis import record
+        return record(self, source, out, **kwargs)
+
     def __repr__(self) -> str:
         if self.closed:
             return "<behemoth.Model (closed)>"

@@ -1,0 +1,197 @@
+"""Analysis instruments: recording activations, causal tracing, effective rank of weight changes
+(docs/analysis.md). Each writes a self-describing HDF5 file that h5py opens without this package.
+
+    tr = model.trace(ds, count=100, samples=10, out="trace.h5")
+    tr.report["kinds"]["mlp"]["peak"]           # where the average indirect effect peaks
+    tr.scores("mlp")                            # [prompts, tokens, blocks], NaN past a prompt's end
+    model.record(ds, "acts.h5", sites=["block_output"], positions=["subject_last", "last"])
+    behemoth.rank(edit_result, out="rank.h5")   # or rank(model_before, model_after), rank(adapter)
+"""
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+from typing import Any, Callable, Mapping, Optional, Union
+
+Spec = Union[Mapping[str, Any], str, None]
+
+import numpy as np
+
+from . import _lib
+from ._handle import Handle, call_with_string_out
+from ._spec import spec_json
+from .errors import Status
+from .progress import run_steps
+
+__all__ = ["Trace", "trace", "record", "rank"]
+
+
+class Trace(Handle):
+    """A causal trace in progress or done (bh_tracer). `report` is bh_trace_end's summary."""
+    _free_function = "bh_trace_free"
+    _pointer_type = _lib.TracerPtr
+    _kind = "trace"
+
+    report: dict = {}
+    steps: list = []
+
+    def array(self, name: str) -> np.ndarray:
+        """"low", "high" [F]; "scores/<kind>" [F, T, L]; "average/<kind>" [groups, L] (float32)."""
+        count = ctypes.c_int64()
+        with self._use() as h:
+            fn = _lib.lib().bh_trace_array
+            _lib.check(fn(h, name, None, 0, ctypes.byref(count)), "bh_trace_array")
+            out = np.empty(count.value, dtype=np.float32)
+            if out.size:
+                _lib.check(fn(h, name, out, out.size, ctypes.byref(count)), "bh_trace_array")
+        n = len(self.steps)
+        if name.startswith("scores/") and n:
+            return out.reshape(n, -1, self.blocks)
+        if name.startswith("average/"):
+            return out.reshape(-1, self.blocks)
+        return out
+
+    @property
+    def blocks(self) -> int:
+        return int(self._blocks)
+
+    def scores(self, kind: str = "block") -> np.ndarray:
+        return self.array(f"scores/{kind}")
+
+    @property
+    def low(self) -> np.ndarray:
+        return self.array("low")
+
+    @property
+    def high(self) -> np.ndarray:
+        return self.array("high")
+
+    @property
+    def kinds(self) -> list:
+        return list(self.report.get("kinds", {}).keys())
+
+    def save(self, path) -> None:
+        """The trace file (format behemoth.trace)."""
+        self._call("bh_trace_save", os.fspath(path))
+
+    def __repr__(self) -> str:
+        if self.closed:
+            return "<behemoth.Trace (closed)>"
+        r = self.report
+        return (f"<behemoth.Trace {r.get('prompts_traced')} prompts, {r.get('answered_correctly')} answered correctly, "
+                f"total effect {r.get('total_effect', float('nan')):.3f}>")
+
+
+def trace(model, dataset, spec: Spec = None, *, out=None, progress: Optional[bool] = True,
+          callback: Optional[Callable[[dict], Any]] = None, **trace_spec) -> Trace:
+    """Causal tracing of `dataset`'s evaluation group on `model` (bh_trace_begin/step/end): corrupt
+    the subject tokens, restore one clean state at a time. Keyword arguments are the trace spec
+    (group, prompts, count, noise, noise_scale, replace, samples, window, kinds, severed, reuse, seed).
+    `out`: also write the trace file. A bar shows the prompts; callback(step) returning False stops."""
+    from .dataset import Dataset
+    from .model import Model
+    if not isinstance(model, Model) or not isinstance(dataset, Dataset):
+        raise TypeError("trace(model, dataset, ...) takes a behemoth.Model and a behemoth.Dataset")
+    text = spec_json(spec, trace_spec, "trace spec")
+    with model._use() as mh:
+        with dataset._use() as dh:
+            t = Trace._create("bh_trace_begin", mh, dh, text)
+        t._blocks = model.config["layers"]
+        t.steps = []
+        try:
+            def step():
+                o = ctypes.c_void_p()
+                with t._use() as h:
+                    status = _lib.check(_lib.lib().bh_trace_step(h, ctypes.byref(o)), "bh_trace_step")
+                s = _lib.take_string(o)
+                if status == Status.DONE:
+                    return Status.DONE, {}
+                r = json.loads(s)
+                t.steps.append(r)
+                return Status.STEP, {"step": r["done"], "total_steps": r["total"], **r}
+
+            run_steps(step, desc="tracing", progress=progress,
+                      postfix=lambda r: {"correct": sum(s["correct"] for s in t.steps)},
+                      should_stop=lambda _n, r: callback is not None and callback(dict(r)) is False)
+            with t._use() as h:
+                t.report = json.loads(call_with_string_out(lambda o: _lib.lib().bh_trace_end(h, o), "bh_trace_end"))
+            if out is not None:
+                t.save(out)
+        except BaseException:
+            t.close()
+            raise
+    return t
+
+
+class _Recorder(Handle):
+    _free_function = "bh_record_free"
+    _pointer_type = _lib.RecorderPtr
+    _kind = "recorder"
+
+
+def record(model, source, out, *, group: str = "sro", sites=("block_output",), blocks=(), positions=("subject_last", "last"),
+           batch_size: int = 64, count: int = 0, offsets=None, progress: Optional[bool] = True) -> dict:
+    """Records activations into `out` (format behemoth.activations), streamed, and returns the summary.
+    source: a Dataset (its evaluation group `group`), an EditSet (its group `group`), or explicit
+    prompts (a list of token arrays, or flat tokens with `offsets`; positions "last" / "all" only).
+    positions: any of subject_first, subject_last, relation, last, or ["all"]."""
+    from .dataset import Dataset
+    from .edit import EditSet
+    from .model import Model
+    if not isinstance(model, Model):
+        raise TypeError("record takes a behemoth.Model")
+    spec = spec_json({"path": os.fspath(out), "group": group, "sites": list(sites), "blocks": list(blocks),
+                      "positions": list(positions), "batch_size": batch_size, "count": count}, None, "record spec")
+    with model._use() as mh:
+        if isinstance(source, Dataset):
+            with source._use() as dh:
+                rec = _Recorder._create("bh_record_begin", mh, dh, None, None, None, 0, spec)
+        elif isinstance(source, EditSet):
+            with source._use() as eh:
+                rec = _Recorder._create("bh_record_begin", mh, None, eh, None, None, 0, spec)
+        else:
+            flat, bounds = Model._flatten_prompts(source, offsets)
+            if bounds.size < 2:
+                raise ValueError("record: no prompts given")
+            rec = _Recorder._create("bh_record_begin", mh, None, None, flat if flat.size else None, bounds, bounds.size - 1, spec)
+        with rec:
+            def step():
+                o = ctypes.c_void_p()
+                with rec._use() as h:
+                    status = _lib.check(_lib.lib().bh_record_step(h, ctypes.byref(o)), "bh_record_step")
+                s = _lib.take_string(o)
+                if status == Status.DONE:
+                    return Status.DONE, {}
+                r = json.loads(s)
+                return Status.STEP, {"step": r["done"], "total_steps": r["total"]}
+
+            run_steps(step, desc="recording", progress=progress, postfix=lambda r: {})
+            with rec._use() as h:
+                return json.loads(call_with_string_out(lambda o: _lib.lib().bh_record_end(h, o), "bh_record_end"))
+
+
+def rank(a, b=None, *, out=None) -> dict:
+    """Singular values and every rank measure (entropy effective rank, 90/99% energy ranks, stable
+    rank, numerical rank) of each changed weight matrix, as a dict (and the file `out`, format
+    behemoth.rank). a: an EditResult (its deltas), an Adapter (alpha/rank · B·A), or a Model with
+    b the Model after the change (ΔW = b − a)."""
+    from .edit import Adapter, EditResult
+    from .model import Model
+    path = os.fspath(out) if out is not None else None
+    if isinstance(a, Model):
+        if not isinstance(b, Model):
+            raise TypeError("rank(model_before, model_after): give the second model")
+        with a._use() as ha, b._use() as hb:
+            text = call_with_string_out(lambda o: _lib.lib().bh_rank_models(ha, hb, path, o), "bh_rank_models")
+    elif b is not None:
+        raise TypeError("rank takes a second argument only for two models")
+    elif isinstance(a, EditResult):
+        with a._use() as h:
+            text = call_with_string_out(lambda o: _lib.lib().bh_rank_edit(h, path, o), "bh_rank_edit")
+    elif isinstance(a, Adapter):
+        with a._use() as h:
+            text = call_with_string_out(lambda o: _lib.lib().bh_rank_adapter(h, path, o), "bh_rank_adapter")
+    else:
+        raise TypeError(f"rank takes an EditResult, an Adapter or two Models, not {type(a).__name__}")
+    return json.loads(text)
