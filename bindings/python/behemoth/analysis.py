@@ -24,7 +24,7 @@ from ._spec import spec_json
 from .errors import Status
 from .progress import run_steps
 
-__all__ = ["Trace", "trace", "record", "rank"]
+__all__ = ["Trace", "trace", "record", "rank", "localization"]
 
 
 class Trace(Handle):
@@ -195,3 +195,114 @@ def rank(a, b=None, *, out=None) -> dict:
     else:
         raise TypeError(f"rank takes an EditResult, an Adapter or two Models, not {type(a).__name__}")
     return json.loads(text)
+
+
+def _ranks(v):
+    order = np.argsort(v, kind="stable")
+    r = np.empty(len(v), dtype=float)
+    sv = np.asarray(v, dtype=float)[order]
+    i = 0
+    while i < len(v):  # average ranks of ties
+        j = i
+        while j + 1 < len(v) and sv[j + 1] == sv[i]:
+            j += 1
+        r[order[i:j + 1]] = (i + j) / 2
+        i = j + 1
+    return r
+
+
+def _correlations(x, y) -> dict:
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if len(x) < 2 or x.std() == 0 or y.std() == 0:
+        return {"pearson": None, "spearman": None, "n": int(len(x)),
+                "note": "undefined: fewer than two facts or one side constant"}
+    rx, ry = _ranks(x), _ranks(y)
+    sp = None if rx.std() == 0 or ry.std() == 0 else float(np.corrcoef(rx, ry)[0, 1])
+    return {"pearson": float(np.corrcoef(x, y)[0, 1]), "spearman": sp, "n": int(len(x))}
+
+
+def localization(model, dataset, trace, *, editors=("rome",), blocks=None, kind: str = "mlp", group: str = "subject_last",
+                 max_facts: int = 20, metric: str = "efficacy_magnitude", editor_specs: Optional[Mapping[str, Mapping]] = None,
+                 seed: int = 0, progress: Optional[bool] = True, out=None) -> dict:
+    """Does localization inform editing? (Hase et al. 2023.) For each correctly answered fact of a
+    trace: the block where its causal effect peaks (kind ∈ block / mlp / attn, at the token group
+    "subject_last" or "last") beside the block where each editor edits it best (the highest
+    `metric` of a single edit of that fact at that block alone; efficacy_magnitude = p(new) − p(old)),
+    with Pearson and Spearman correlations across facts, and per fact the correlation between the
+    two curves over blocks. `trace`: a Trace or a trace file. `editor_specs[name]`: extra method
+    fields (LoRA's rank, ...). The model is not changed (each edit runs on a clone)."""
+    from .edit import EditSet
+    import h5py
+    if isinstance(trace, Trace):  # read back from its file: the file holds the subject spans
+        import tempfile
+        with tempfile.TemporaryDirectory() as d:
+            trace.save(os.path.join(d, "trace.h5"))
+            return localization(model, dataset, os.path.join(d, "trace.h5"), editors=editors, blocks=blocks, kind=kind,
+                                group=group, max_facts=max_facts, metric=metric, editor_specs=editor_specs, seed=seed,
+                                progress=progress, out=out)
+    with h5py.File(os.fspath(trace), "r") as f:
+        if f"scores/{kind}" not in f:
+            raise ValueError(f"localization: the trace has no kind {kind!r} (it has {sorted(f['scores'].keys())})")
+        scores, low = f[f"scores/{kind}"][()], f["low"][()]
+        facts, correct = f["facts"][()], f["correct"][()].astype(bool)
+        lengths = np.diff(f["offsets"][()])
+        subject = f["subject_range"][()]
+    if group not in ("subject_last", "last"):
+        raise ValueError("localization: group is 'subject_last' or 'last'")
+    L = scores.shape[2]
+    blocks = list(range(L)) if blocks is None else list(blocks)
+    table = dataset.facts
+    chosen = [i for i in range(len(facts)) if correct[i] and facts[i] >= 0][:max_facts]
+    if not chosen:
+        raise ValueError("localization: the trace has no correctly answered fact to compare")
+    rows = []
+    total = len(chosen) * len(editors) * len(blocks)
+    bar = None
+    try:
+        from .progress import progress_bar
+        bar = progress_bar(total=total, desc="localization", enabled=progress)
+    except Exception:  # noqa: BLE001 - the bar is optional
+        bar = None
+    for i in chosen:
+        pos = int(lengths[i] - 1) if group == "last" else int(subject[i, 1] - 1)
+        curve = scores[i, pos, :] - low[i]
+        s, r = int(table[facts[i], 0]), int(table[facts[i], 1])
+        row = {"fact": int(facts[i]), "subject": s, "relation": r, "trace_effect": [float(x) for x in curve],
+               "trace_peak_block": int(np.argmax(curve)), "edit_score": {}, "best_edit_block": {}, "curve_correlation": {}}
+        es = EditSet(dataset, kind="single", relation=r, subjects=[s], count=1, seed=seed)
+        if es.edits.shape[0] != 1 or int(es.edits[0, 0]) != s or int(es.edits[0, 1]) != r:
+            raise RuntimeError(f"localization: the edit set for fact {facts[i]} edits {es.edits.tolist()}, not subject {s}, relation {r}")
+        for name in editors:
+            values = []
+            for b in blocks:
+                m = model.clone()
+                spec = {"method": name, "layers": {"blocks": [b]} if name in ("rome", "memit", "alphaedit")
+                        else {"blocks": [b], "sublayers": "mlp"}}
+                spec.update((editor_specs or {}).get(name, {}))
+                res = m.edit(es, spec=spec, progress=False)
+                values.append(float(res.metrics.get(metric, float("nan"))))
+                res.close()
+                m.close()
+                if bar is not None:
+                    bar.update(1)
+            row["edit_score"][name] = values
+            row["best_edit_block"][name] = blocks[int(np.nanargmax(values))]
+            row["curve_correlation"][name] = _correlations([curve[b] for b in blocks], values)["pearson"]
+        es.close()
+        rows.append(row)
+    if bar is not None:
+        bar.close()
+    report = {
+        "kind": kind, "group": group, "metric": metric, "blocks": blocks, "editors": list(editors),
+        "facts_requested": max_facts, "facts_compared": len(rows),
+        "facts": rows,
+        "correlation": {e: _correlations([r["trace_peak_block"] for r in rows], [r["best_edit_block"][e] for r in rows]) for e in editors},
+        "mean_curve_correlation": {e: (float(np.nanmean([r["curve_correlation"][e] for r in rows if r["curve_correlation"][e] is not None]))
+                                       if any(r["curve_correlation"][e] is not None for r in rows) else None) for e in editors},
+        "mean_trace_peak_block": float(np.mean([r["trace_peak_block"] for r in rows])),
+        "mean_best_edit_block": {e: float(np.mean([r["best_edit_block"][e] for r in rows])) for e in editors},
+    }
+    if out is not None:
+        with open(os.fspath(out), "w") as f:
+            json.dump(report, f, indent=1)
+    return report

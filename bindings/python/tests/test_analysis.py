@@ -115,3 +115,21 @@ def test_rank_of_an_adapter(trained, tiny):
     r = behemoth.rank(res.adapter)
     assert r["source"]["source"] == "adapter" and r["matrices"]
     assert all(x["numerical_rank"] <= 2 for x in r["matrices"].values())
+
+
+def test_localization_vs_editing(trained, tiny, tmp_path):
+    from behemoth.analysis import localization
+    tr = trained.trace(tiny, count=4, samples=3, progress=False)
+    rep = localization(trained, tiny, tr, editors=("rome",), max_facts=3, progress=False, out=tmp_path / "loc.json")
+    L = trained.config["layers"]
+    assert rep["facts_compared"] == 3 and rep["blocks"] == list(range(L))
+    for row in rep["facts"]:
+        assert 0 <= row["trace_peak_block"] < L and 0 <= row["best_edit_block"]["rome"] < L
+        assert len(row["edit_score"]["rome"]) == L and len(row["trace_effect"]) == L
+        assert row["best_edit_block"]["rome"] == int(np.argmax(row["edit_score"]["rome"]))
+    assert set(rep["correlation"]["rome"]) >= {"pearson", "spearman", "n"}
+    assert json.loads((tmp_path / "loc.json").read_text())["facts_compared"] == 3
+    with pytest.raises(ValueError, match="kind"):
+        p = tmp_path / "t.h5"
+        tr.save(p)
+        localization(trained, tiny, p, kind="nope", progress=False)
