@@ -22,7 +22,7 @@ export BEHEMOTH_LIB = $(CURDIR)/$(LIB)
 
 SYSTEM_PACKAGES = libopenblas-dev libhdf5-dev hdf5-tools pkg-config
 
-.PHONY: all deps deps-system deps-python build wheel test test-slow test-swift test-c test-fuzz test-python test-dist run install uninstall bench bench-edit clean
+.PHONY: all deps deps-system deps-python build wheel test test-slow test-swift test-c test-fuzz test-python test-dist run install uninstall bench bench-edit bench-trace clean
 
 all: build
 
@@ -105,6 +105,12 @@ bench-edit: deps build
 	@$(PYTHON) -c "import torch, transformers" 2>/dev/null || $(PYTHON) -m pip install -q -r requirements-reference.txt
 	@test -f out/model.h5 || $(MAKE) run
 	$(PYTHON) bench/locate_edit_bench.py --run out
+
+# Causal tracing (100 facts × positions × blocks × 3 kinds × 10 samples) against PyTorch on the demo model.
+bench-trace: deps build
+	@$(PYTHON) -c "import torch, transformers" 2>/dev/null || $(PYTHON) -m pip install -q -r requirements-reference.txt
+	@test -f out/model.h5 || $(MAKE) run
+	$(PYTHON) bench/trace_bench.py --run out --no-reuse
 
 # The library, its file tool (libexec/behemoth-files: the library runs it to read format version 1
 # files in a separate process), the header and the pkg-config file (OpenBLAS and HDF5 as private libs).
