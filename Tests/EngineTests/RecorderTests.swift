@@ -193,7 +193,7 @@ import Glibc
             text.removeLast()
             #expect(throws: EngineError.self, "\(bad)") { _ = try RecordSpec(json: text + #", "path": "\#(dir)/x.h5"}"#) }
         }
-        #expect(throws: EngineError.self, "no path") { _ = try RecordSpec(json: "{}") }
+        #expect(throws: EngineError.self, "no path") { _ = try ActivationRecording(model: m, prompts: g, spec: try RecordSpec(json: "{}")) }
         let blocks = try RecordSpec(json: #"{"path": "\#(dir)/x.h5", "blocks": [\#(m.config.layers)]}"#)
         #expect(throws: EngineError.self) { _ = try ActivationRecording(model: m, prompts: g, spec: blocks) }
         #expect(throws: EngineError.self, "empty prompt set") { _ = try PromptBatch(tokens: [], offsets: [0]) }

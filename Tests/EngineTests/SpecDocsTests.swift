@@ -22,6 +22,8 @@ struct SpecDocsTests {
         try roundTrip(TrainSpec.self, #"{"epochs": 7, "stop_at_accuracy": 0.5, "batch_size": 3, "learning_rate": 0.01, "min_learning_rate": 0.001, "warmup_steps": 4, "warmup_fraction": 0.2, "weight_decay": 0.3, "beta1": 0.8, "beta2": 0.9, "eps": 1e-6, "grad_clip": 2, "seed": 9, "eval_every_epochs": 2, "eval_groups": ["a", "b"], "checkpoint_path": "x.h5", "checkpoint_every_epochs": 3, "resume_from": "y.h5"}"#)
         try roundTrip(CapacitySearchSpec.self, #"{"min_subjects": 3, "max_subjects": 30, "target_accuracy": 0.5, "relative_tolerance": 0.1, "max_probes": 4, "print_progress": true}"#)
         try roundTrip(EvaluationSpec.self, #"{"groups": ["sro"], "batch_size": 17}"#)
+        try roundTrip(TraceSpec.self, #"{"group": "sor", "prompts": [1, 2], "count": 5, "noise": 0.5, "noise_scale": "absolute", "replace": true, "samples": 3, "window": 3, "kinds": ["mlp"], "severed": ["attn"], "reuse": false, "seed": 4}"#)
+        try roundTrip(RecordSpec.self, #"{"path": "a.h5", "group": "sor", "sites": ["mlp_hidden"], "blocks": [1], "positions": ["all"], "batch_size": 9, "count": 3}"#)
         try roundTrip(DatasetSpec.self, #"{"preset": "tiny", "subjects": 70, "relationships": 4, "objects": 12, "repeats": 2, "shuffle": false, "inversion_frac": 0.25, "minority_position_entity_frac": 0, "minority_position_frac": 0.2, "phrase_creator": "nonsense", "questions_entity_frac": 0.4, "questions_frac": 0.5, "correlated_pair": true, "correlation_strength": 0.75, "binarize_first_correlated": true, "num_nested_objects": 0, "obj_nested_obj_edges_upweight": 2, "seed": 11}"#)
         try roundTrip(DatasetSpec.self, #"{"preset": "demo", "num_nested_objects": 5, "obj_nested_obj_edges_upweight": 3, "minority_position_frac": 0.3}"#)
         try roundTrip(EditSpec.self, #"{"kind": "forget_relation", "relation": 2, "count": 3, "subjects": [1, 2, 5, 7], "new_object": 4, "forget_fraction": 0.5, "forced_object": 1, "repeats": 9, "same_value_max": 8, "same_relation_per_edit": 7, "regularization_per_edit": 6, "absolute_counts": true, "seed": 5, "dataset_fingerprint": "abc"}"#)
@@ -84,6 +86,8 @@ struct SpecDocsTests {
         #expect(try documentedKeys(section: "Edit spec").keys == EditSpec.keys)
         #expect(try documentedKeys(section: "DatasetSpec", in: "formats.md").keys == DatasetSpec.keys)
         #expect(try documentedKeys(section: "Model config").keys == ModelConfig.keys)
+        #expect(try documentedKeys(section: "Trace spec", in: "analysis.md").keys == TraceSpec.keys)
+        #expect(try documentedKeys(section: "Record spec", in: "analysis.md").keys == RecordSpec.keys)
         let (keys, rows) = try documentedKeys(section: "Edit method")
         var declared = Set(["method", "mode"] + LayerSelection.fields.map { "layers.\($0.key)" })
         for t in EditorRegistry.methods { declared.formUnion(t.keys) }

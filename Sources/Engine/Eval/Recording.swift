@@ -31,7 +31,6 @@ public struct RecordSpec: DeclaredSpec, Sendable {
     ]
 
     public func validate() throws(EngineError) {
-        guard !path.isEmpty else { throw .invalid("record spec.path: give the activations file to write") }
         guard !sites.isEmpty else { throw .invalid("record spec.sites: nothing to record") }
         for s in sites where HookSite(rawValue: s) == nil {
             throw .invalid("record spec.sites: \"\(s)\" is not a site (\(HookSite.allCases.map(\.rawValue).joined(separator: ", ")))")
@@ -104,6 +103,7 @@ public final class ActivationRecording {
     var gathered: [Float] = []
 
     public init(model: LanguageModel, prompts all: PromptBatch, spec: RecordSpec, extraSpec: [(String, JSON)] = []) throws(EngineError) {
+        guard !spec.path.isEmpty else { throw .invalid("record spec.path: give the activations file to write") }
         let L = model.config.layers
         for b in spec.blocks where b < 0 || b >= L { throw .invalid("record spec.blocks: block \(b) does not exist (the model has \(L) blocks, 0...\(L - 1))") }
         var prompts = all

@@ -1,9 +1,10 @@
 """The main job (`behemoth run`, `make run`): generate a dataset, train a model on it to at least 95%
 fact accuracy, evaluate it, then edit one fact with LoRA (rank 32, last block's MLP) and one with
-full fine-tuning, and report edit success and remaining accuracy for both.
+full fine-tuning, and report edit success and remaining accuracy for both; then analyse: the effective
+rank of the full fine-tuning delta under every definition, and a causal trace of 100 facts.
 
 Writes into the output folder: dataset.h5, model.h5 (a resumable checkpoint), edit_lora.h5,
-edit_full.h5, report.json (every spec, seed, version, metric and the command line) and training.png
+edit_full.h5, rank.h5, trace.h5, report.json (every spec, seed, version, metric and the command line) and training.png
 (needs h5py and matplotlib; skipped with a note when they are missing).
 
     from behemoth.main_job import run
@@ -51,6 +52,9 @@ EDIT_OPTIMIZERS = {
     "tiny": ({"learning_rate": 0.001, "epochs": 20, "batch_size": 32}, {"learning_rate": 0.0005, "epochs": 10, "batch_size": 32}),
     "demo": (EDIT_OPTIMIZER, FULL_OPTIMIZER),
 }
+
+#: Facts traced by the job's analysis step (10 noise samples each; about 14 s on the demo model).
+TRACE_PROMPTS = {"tiny": 20, "demo": 100}
 
 #: The job fails when training ends below this fact accuracy (the edits would measure little).
 MIN_ACCURACY = 0.95
@@ -139,12 +143,27 @@ def run(preset: str = "demo", out: str = "out", seed: int = 0, progress: Optiona
             print(f"  {name:4s}: edit success {m['edit_success']:.0%}, remaining accuracy {m['remaining_accuracy']:.1%} "
                   f"(before {m['remaining_accuracy_before']:.1%})")
             edits[name] = result.report
+            if name == "full":
+                # every rank definition of the full fine-tuning delta, side by side (docs/analysis.md)
+                ranks = behemoth.rank(result, out=os.path.join(out, "rank.h5"))
+                print(f"        delta rank: median entropy rank {ranks['median_effective_rank']:.1f}, "
+                      f"median 90%-energy rank {ranks['median_energy_rank_90']:.0f} over {len(ranks['matrices'])} matrices")
+
+    # 4. Analyse: causal tracing of the trained model's facts (where does restoring a clean state bring the answer back?)
+    tr = model.trace(ds, count=TRACE_PROMPTS[preset], samples=10, progress=progress, out=os.path.join(out, "trace.h5"))
+    t = tr.report
+    peaks = ", ".join(f"{k} at {v['peak']['group']} block {v['peak']['block']} ({v['peak']['indirect_effect']:.2f})"
+                      for k, v in t["kinds"].items() if v["peak"])
+    print(f"trace: {t['prompts_traced']} facts ({t['answered_correctly']} answered correctly), total effect {t['total_effect']:.2f}; "
+          f"average indirect effect peaks: {peaks}")
+    tr.close()
 
     report["edit_set"] = edit_set.info
     report["edits"] = edits
+    report["trace"] = t
     report["seconds"] = time.time() - started
     _write_json(report_path, report)
-    written = "dataset.h5, model.h5, edit_lora.h5, edit_full.h5" + (", training.png" if plotted else "")
+    written = "dataset.h5, model.h5, edit_lora.h5, edit_full.h5, rank.h5, trace.h5" + (", training.png" if plotted else "")
     print(f"done in {time.time() - started:.0f} s: {report_path}, {written}")
     return report
 
