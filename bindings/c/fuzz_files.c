@@ -1,7 +1,7 @@
 /* fuzz_files.c: damaged files against the loaders, each load isolated in a forked child.
  *
  * Makes one file of every type the library writes (dataset, model, checkpoint with optimizer
- * moments, edit result, LoRA adapter) through the C API, takes the four format version 1 fixtures, and then, for
+ * moments, edit result, LoRA adapter, trace, rank, prompt recording) through the C API, takes the four format version 1 fixtures, and then, for
  * each case, damages a copy of one of them (seeded: a case is reproducible from seed and index)
  * and loads it in a child process forked from this one (the library is loaded once), under an
  * address-space limit and an alarm. Damage: byte flips (random, near the start, on HDF5 metadata
@@ -209,7 +209,7 @@ static int snap_equal(const snapshot *want, const snapshot *got, char *why, size
 
 /* ---- file types, loaders and what is known of each original ---------------------------------- */
 
-enum kind { K_DATASET, K_MODEL, K_CHECKPOINT, K_EDIT, K_ADAPTER };
+enum kind { K_DATASET, K_MODEL, K_CHECKPOINT, K_EDIT, K_ADAPTER, K_TRACE, K_RANK, K_ACTIVATIONS };
 enum loader { L_LOAD, L_RESUME, L_VERIFY, N_LOADERS };
 static const char *loader_names[N_LOADERS] = {"load", "resume", "verify"};
 
@@ -255,13 +255,16 @@ typedef struct {
     char *resume_spec;      /* the checkpoint's training spec with resume_from = case_path */
 } target;
 
-#define N_TARGETS 9
+#define N_TARGETS 12
 static target targets[N_TARGETS] = {
     {.name = "dataset", .kind = K_DATASET, .weight = 20, .loader_weight = {80, 0, 20}},
     {.name = "model", .kind = K_MODEL, .weight = 16, .loader_weight = {80, 0, 20}},
     {.name = "checkpoint", .kind = K_CHECKPOINT, .weight = 22, .loader_weight = {40, 40, 20}},
     {.name = "edit", .kind = K_EDIT, .weight = 18, .loader_weight = {0, 0, 100}},
     {.name = "adapter", .kind = K_ADAPTER, .weight = 14, .loader_weight = {80, 0, 20}},
+    {.name = "trace", .kind = K_TRACE, .weight = 8, .loader_weight = {0, 0, 100}},
+    {.name = "rank", .kind = K_RANK, .weight = 6, .loader_weight = {0, 0, 100}},
+    {.name = "activations", .kind = K_ACTIVATIONS, .weight = 6, .loader_weight = {0, 0, 100}},
     {.name = "v1-dataset", .kind = K_DATASET, .legacy = 1, .weight = 6, .loader_weight = {80, 0, 20}},
     {.name = "v1-model", .kind = K_MODEL, .legacy = 1, .weight = 5, .loader_weight = {80, 0, 20}},
     {.name = "v1-checkpoint", .kind = K_CHECKPOINT, .legacy = 1, .weight = 7, .loader_weight = {40, 40, 20}},
@@ -1205,6 +1208,24 @@ static void make_originals(const char *dir, bh_dataset **ds_out) {
     TRY(bh_adapter_save(a, p));
     bh_adapter_free(a);
     bh_edit_free(e);
+    /* analysis files: a trace (with a severed kind), the rank of the merged edit, a prompt recording */
+    bh_tracer *trc = NULL;
+    TRY(bh_trace_begin(m, ds, "{\"prompts\": [0, 3], \"samples\": 2, \"severed\": [\"mlp\"]}", &trc));
+    while ((st = bh_trace_step(trc, NULL)) == BH_STEP) {}
+    if (st != BH_DONE) die("trace step: %s", bh_last_error());
+    snprintf(p, sizeof p, "%s/trace.h5", dir);
+    TRY(bh_trace_save(trc, p));
+    bh_trace_free(trc);
+    snprintf(p, sizeof p, "%s/rank.h5", dir);
+    TRY(bh_rank_models(m, edited, p, NULL));
+    char spec[4400];
+    snprintf(spec, sizeof spec, "{\"path\": \"%s/activations.h5\", \"sites\": [\"mlp_hidden\"], \"blocks\": [0], \"count\": 6}", dir);
+    bh_recorder *rec = NULL;
+    TRY(bh_record_begin(m, ds, NULL, NULL, NULL, 0, spec, &rec));
+    while ((st = bh_record_step(rec, NULL)) == BH_STEP) {}
+    if (st != BH_DONE) die("record step: %s", bh_last_error());
+    TRY(bh_record_end(rec, NULL));
+    bh_record_free(rec);
     bh_model_free(edited2);
     bh_editset_free(es);
     bh_model_free(edited);
@@ -1213,7 +1234,8 @@ static void make_originals(const char *dir, bh_dataset **ds_out) {
 }
 
 static void setup_targets(const char *originals, bh_dataset *ds) {
-    static const char *files[] = {"dataset.h5", "model.h5", "checkpoint.h5", "edit.h5", "adapter.h5"};
+    static const char *files[] = {"dataset.h5", "model.h5", "checkpoint.h5", "edit.h5", "adapter.h5", "trace.h5", "rank.h5",
+                                  "activations.h5"};
     bh_dataset *legacy_ds = NULL;
     for (int i = 0; i < N_TARGETS; i++) {
         target *t = &targets[i];

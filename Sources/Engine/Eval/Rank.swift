@@ -125,7 +125,9 @@ public struct RankReport {
 
     public func save(_ path: String) throws(EngineError) {
         try H5File.writeAtomically(path) { (f: H5File) throws(EngineError) in
-            try f.stampFormat(Self.format, version: Self.formatVersion, spec: source.serialized())
+            var spec = source
+            if case let .object(fields) = source { spec = .object(fields + [("matrices", .int(entries.count))]) }
+            try f.stampFormat(Self.format, version: Self.formatVersion, spec: spec.serialized())
             try f.setAttribute("report", string: toJSON().serialized())
             try f.createGroup("/table")
             try f.createGroup("/singular_values")
