@@ -74,3 +74,50 @@ import Glibc
         #expect(throws: EngineError.self, "subject_std without a dataset") { _ = try CausalTracer(model: m, prompts: [ok], spec: spec, subjectStd: nil) }
     }
 }
+
+/// Tracing against an independent PyTorch implementation of the reference (tools/make_trace_fixture.py
+/// → Tests/Fixtures/parity/trace.h5, float64, the noise draws stored): scores, low and high equal to
+/// 1e-5 for the three kinds at windows 1 and 3 and both severed variants, on a parallel- and a
+/// sequential-residual model, with and without reuse.
+@Suite(.serialized) struct TraceParityTests {
+    @Test(arguments: ["parallel", "sequential"]) func matchesTheReference(group: String) throws {
+        let f = try H5File.open(Fixture.path("trace.h5"))
+        defer { f.close() }
+        let cfg = try ModelConfig(text: try f.stringAttribute("config", at: "/\(group)"))
+        let m = try LanguageModel(config: cfg, initializeWeights: false)
+        for e in m.tensorTable { try m.net.params.set(e.name, try f.read("/\(group)/weights/\(e.name)", as: Float.self).data) }
+        let L = cfg.layers
+        var worst = 0.0, cases = 0
+        for k in 0..<3 {
+            let c = "/\(group)/case\(k)"
+            let prompt = try f.read("\(c)/prompt", as: Int32.self).data, subject = try f.read("\(c)/subject", as: Int32.self).data
+            let noise = try f.read("\(c)/noise", as: Double.self), sigma = try f.read("\(c)/sigma", as: Double.self).data[0]
+            let replace = try f.read("\(c)/replace", as: Int32.self).data[0] == 1
+            let answer = try f.read("\(c)/answer", as: Int32.self).data[0]
+            let low = try f.read("\(c)/low", as: Double.self).data[0], high = try f.read("\(c)/high", as: Double.self).data[0]
+            let p = TracePrompt(tokens: prompt, subject: Int(subject[0])..<Int(subject[1]), target: answer)
+            for window in [1, 3] {
+                for reuse in [true, false] {
+                    let spec = try TraceSpec(json: #"{"noise": \#(sigma), "noise_scale": "absolute", "replace": \#(replace), "samples": \#(noise.shape[0]), "window": \#(window), "severed": ["mlp", "attn"], "reuse": \#(reuse)}"#)
+                    let t = try CausalTracer(model: m, prompts: [p], spec: spec, subjectStd: nil)
+                    t.noiseDraws = [noise.data.map(Float.init)]
+                    try t.step()
+                    let r = t.results[0]
+                    #expect(r.answer == answer, "\(c)")
+                    worst = max(worst, abs(Double(r.low) - low), abs(Double(r.high) - high))
+                    for (ki, kind) in t.kindNames.enumerated() {
+                        let name = kind.hasPrefix("block_severed_") ? "severed/\(kind.dropFirst("block_severed_".count))" : "scores/\(kind)_w\(window)"
+                        if kind.hasPrefix("block_severed_") && window != 1 { continue }   // severed restores one block
+                        let ref = try f.read("\(c)/\(name)", as: Double.self)
+                        #expect(ref.shape == [prompt.count, L])
+                        for i in 0..<ref.data.count { worst = max(worst, abs(Double(r.scores[ki][i]) - ref.data[i])) }
+                        cases += 1
+                    }
+                }
+            }
+        }
+        print("trace parity (\(group)): \(cases) score tables, largest difference \(worst)")
+        #expect(cases == 3 * 2 * 2 * 5 - 3 * 2 * 2)
+        #expect(worst < 1e-5, "largest difference \(worst)")
+    }
+}

@@ -193,6 +193,9 @@ public final class CausalTracer {
     public let sigma: Double
     public private(set) var results: [TracedPrompt] = []
     public var datasetDigest = ""
+    /// The standard-normal draws per prompt ([samples, subject length, D] each), to reproduce another
+    /// implementation's noise; nil: drawn from the seed.
+    public var noiseDraws: [[Float]]?
     let kinds: [TraceKind]
     let ws = SuffixWorkspace()
     public private(set) var seconds = 0.0
@@ -243,9 +246,16 @@ public final class CausalTracer {
 
     /// The standard-normal draws of prompt `index`: [samples, subject length, D], seeded per prompt
     /// (so a prompt's trace does not depend on which others are traced).
-    func noise(index: Int, span: Int) -> [Float] {
+    func noise(index: Int, span: Int) throws(EngineError) -> [Float] {
+        let n = spec.samples * span * model.config.hidden
+        if let given = noiseDraws {
+            guard index < given.count, given[index].count == n else {
+                throw .invalid("trace: the given noise for prompt \(index) must hold \(n) values ([samples, subject length, hidden])")
+            }
+            return given[index]
+        }
         var rng = RNG(seed: spec.seed, stream: "trace noise \(index)")
-        return (0..<(spec.samples * span * model.config.hidden)).map { _ in Float(rng.normal()) }
+        return (0..<n).map { _ in Float(rng.normal()) }
     }
 
     // MARK: one prompt
@@ -271,7 +281,7 @@ public final class CausalTracer {
             runs.cleanAttn.append(Array(net.activation(at: HookPoint(.attnOutput, layer: l)).all))
         }
         // corrupted run
-        let z = noise(index: index, span: p.subject.count)
+        let z = try noise(index: index, span: p.subject.count)
         let tokens = Array([[Int32]](repeating: p.tokens, count: S).joined())
         try net.forward(tokens: tokens, batch: S, seq: T, hooks: corruption(p, z))
         var low: Float = 0
