@@ -133,3 +133,19 @@ def test_localization_vs_editing(trained, tiny, tmp_path):
         p = tmp_path / "t.h5"
         tr.save(p)
         localization(trained, tiny, p, kind="nope", progress=False)
+
+
+def test_every_analysis_file_opens_in_h5dump(trained, tiny, tmp_path):
+    import shutil
+    import subprocess
+    if shutil.which("h5dump") is None:
+        pytest.skip("h5dump is not installed (hdf5-tools)")
+    trained.trace(tiny, count=2, samples=2, progress=False, out=tmp_path / "trace.h5")
+    trained.record(tiny, tmp_path / "acts.h5", positions=["last"], count=5, progress=False)
+    m = trained.clone()
+    res = m.edit(behemoth.EditSet(tiny, kind="single"), method="rome", progress=False)
+    behemoth.rank(res, out=tmp_path / "rank.h5")
+    for name, fmt in (("trace", "behemoth.trace"), ("acts", "behemoth.activations"), ("rank", "behemoth.rank")):
+        out = subprocess.run(["h5dump", "-A", str(tmp_path / f"{name}.h5")], capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        assert fmt in out.stdout and "format_version" in out.stdout and "spec" in out.stdout
