@@ -124,3 +124,15 @@ def call_with_string_out(call: Callable[[ctypes.c_void_p], int], function: str) 
             _lib.lib().bh_string_free(out)
         raise
     return _lib.take_string(out)
+
+
+def step_call(obj: Handle, function: str) -> tuple:
+    """Calls a `*_step(handle, &report_json)` function under the object's lock: (Status.STEP, the
+    report parsed) or (Status.DONE, {}) when nothing was left to do."""
+    out = ctypes.c_void_p()
+    with obj._use() as h:
+        status = _lib.check(getattr(_lib.lib(), function)(h, ctypes.byref(out)), function)
+    text = _lib.take_string(out)
+    if status == Status.DONE:
+        return Status.DONE, {}
+    return Status.STEP, (json.loads(text) if text else {})

@@ -19,7 +19,7 @@ Spec = Union[Mapping[str, Any], str, None]
 import numpy as np
 
 from . import _lib
-from ._handle import Handle, call_with_string_out
+from ._handle import Handle, call_with_string_out, step_call
 from ._spec import spec_json
 from .errors import Status
 from .progress import run_steps
@@ -101,13 +101,9 @@ def trace(model, dataset, spec: Spec = None, *, out=None, progress: Optional[boo
         t.steps = []
         try:
             def step():
-                o = ctypes.c_void_p()
-                with t._use() as h:
-                    status = _lib.check(_lib.lib().bh_trace_step(h, ctypes.byref(o)), "bh_trace_step")
-                s = _lib.take_string(o)
+                status, r = step_call(t, "bh_trace_step")
                 if status == Status.DONE:
-                    return Status.DONE, {}
-                r = json.loads(s)
+                    return status, r
                 t.steps.append(r)
                 return Status.STEP, {"step": r["done"], "total_steps": r["total"], **r}
 
@@ -157,14 +153,8 @@ def record(model, source, out, *, group: str = "sro", sites=("block_output",), b
             rec = _Recorder._create("bh_record_begin", mh, None, None, flat if flat.size else None, bounds, bounds.size - 1, spec)
         with rec:
             def step():
-                o = ctypes.c_void_p()
-                with rec._use() as h:
-                    status = _lib.check(_lib.lib().bh_record_step(h, ctypes.byref(o)), "bh_record_step")
-                s = _lib.take_string(o)
-                if status == Status.DONE:
-                    return Status.DONE, {}
-                r = json.loads(s)
-                return Status.STEP, {"step": r["done"], "total_steps": r["total"]}
+                status, r = step_call(rec, "bh_record_step")
+                return (status, {"step": r["done"], "total_steps": r["total"]}) if r else (status, r)
 
             run_steps(step, desc="recording", progress=progress, postfix=lambda r: {})
             with rec._use() as h:

@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterator, Optional, Union
 import numpy as np
 
 from . import _lib
-from ._handle import Handle, call_with_string_out
+from ._handle import Handle, call_with_string_out, step_call
 from ._spec import spec_json
 from .dataset import Dataset
 from .errors import Status
@@ -377,15 +377,10 @@ def run_edit(model, editset: EditSet, method_json: str, *, progress: Optional[bo
         res._shapes = model.tensors()
         try:
             def step():
-                out = ctypes.c_void_p()
-                with res._use() as h:
-                    status = _lib.check(_lib.lib().bh_edit_step(h, ctypes.byref(out)), "bh_edit_step")
-                text = _lib.take_string(out)
-                if status == Status.DONE:
-                    return Status.DONE, {}
-                r = json.loads(text) if text else {}
-                res.step_reports.append(r)
-                return Status.STEP, r
+                status, r = step_call(res, "bh_edit_step")
+                if status == Status.STEP:
+                    res.step_reports.append(r)
+                return status, r
 
             def should_stop(_steps, report):
                 return callback is not None and callback(dict(report)) is False
