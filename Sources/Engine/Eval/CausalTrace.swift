@@ -482,7 +482,12 @@ extension CausalTracer {
         var perKind: [(String, JSON)] = []
         for (k, kind) in kinds.enumerated() {
             var best = (g: -1, l: -1, v: -Double.infinity)
-            for g in 0..<names.count { for l in 0..<L where avg[k][g][l].isFinite && avg[k][g][l] > best.v { best = (g, l, avg[k][g][l]) } }
+            // a one-token subject is both its first and last token: a tie goes to subject_last (ROME's site)
+            for g in 0..<names.count {
+                for l in 0..<L where avg[k][g][l].isFinite && (avg[k][g][l] > best.v || (avg[k][g][l] == best.v && g == 3 && best.g == 1 && l == best.l)) {
+                    best = (g, l, avg[k][g][l])
+                }
+            }
             perKind.append((kind.rawValue, .object([
                 ("peak", best.g < 0 ? .null : .object([("group", .string(names[best.g])), ("block", .int(best.l)), ("indirect_effect", .number(best.v))])),
                 ("average_indirect_effect", .object(names.indices.map { g in (names[g], .array(avg[k][g].map { $0.isFinite ? .number($0) : .null })) })),
