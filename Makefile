@@ -84,9 +84,11 @@ test: deps test-swift test-c test-fuzz test-python test-dist
 # The slow tier: the fuzz suite at 6,000 cases from another seed (about 5 minutes on 2 cores), and
 # resident memory while recording 5,000 then 50,000 prompts (alone: other suites would move it).
 FUZZ_SLOW_SEED ?= 2
-test-slow: build
+test-slow: build deps-python
 	$(MAKE) test-fuzz FUZZ_CASES=6000 FUZZ_SEED=$(FUZZ_SLOW_SEED)
 	BEHEMOTH_RSS_TEST=1 swift test $(TEST_FLAGS) --filter RecorderTests
+	$(PYTHON) -m pip install -q --no-deps ./bindings/python
+	$(PYTHON) tools/check_demo_analysis.py
 
 # The main job through the command line of the installed package, as a user runs it: the package
 # is installed from bindings/python with the library just built inside it (no second build).
