@@ -37,7 +37,7 @@ deps-system:
 	fi
 
 deps-python:
-	@$(PYTHON) -c "import numpy, h5py, pytest, tqdm, matplotlib, tokenizers, nbclient, nbformat, ipykernel" 2>/dev/null || \
+	@$(PYTHON) -c "import numpy, h5py, pytest, tqdm, matplotlib, tokenizers, nbclient, nbformat, ipykernel, distributed" 2>/dev/null || \
 	  $(PYTHON) -m pip install -q -r requirements.txt
 
 build: deps-system

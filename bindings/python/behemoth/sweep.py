@@ -1,0 +1,290 @@
+"""Sweeps: the paper's grids (editor × rank × layer selection × edit kind × seed) as one call, run on
+every core in processes, resumable, with any concurrent.futures.Executor (Dask's included).
+
+    from behemoth.sweep import sweep
+    table = sweep({
+        "base": {"model": "out/model.h5", "dataset": "out/dataset.h5"},
+        "axes": {
+            "editor": [{"method": "lora", "rank": [8, 32], "alpha": 32}, {"method": "full"}, {"method": "rome"}],
+            "layers": ["mlp@5", "attn@0-2", "both@all", "all"],
+            "edit": [{"kind": "single"}],
+            "seed": [0, 1],
+        },
+    }, out="out/sweep")
+
+Each cell builds its edit set, clones the base model, edits, evaluates (the "before" evaluation is
+cached per worker), optionally takes the delta's effective rank, and writes one row:
+`<out>/cells/<cell id>.json`, written atomically, so a killed or stopped sweep restarts where it
+stopped. The table (one row per cell, the full cell spec in it) is `<out>/results.csv` and
+`<out>/results.h5` (and `results.parquet` when pandas and pyarrow are there); `sweep` returns it as a
+pandas DataFrame when pandas is installed, else as a list of dicts.
+
+Layer selections by name: `mlp@5`, `attn@0-2` (blocks 0, 1, 2), `both@all`, `mlp@all`, and `all`
+(every block, both sublayers, the embeddings and the unembedding). ROME, MEMIT and AlphaEdit edit
+MLPs only: their cells for attention, both or all are rows with status "not_applicable".
+"""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import csv
+import hashlib
+import itertools
+import json
+import multiprocessing
+import os
+import time
+from typing import Any, Mapping, Optional, Sequence
+
+__all__ = ["sweep", "cells", "layer_selection", "LOCATE_EDITORS"]
+
+LOCATE_EDITORS = ("rome", "memit", "alphaedit")
+
+
+def layer_selection(name: str, layers: int) -> dict:
+    """`mlp@5` → {"blocks": [5], "sublayers": "mlp"}; `attn@0-2`, `both@all`, `all` (everything)."""
+    if name == "all":
+        return {"blocks": list(range(layers)), "sublayers": "both", "embeddings": True, "unembedding": True}
+    part, sep, where = name.partition("@")
+    sub = {"mlp": "mlp", "attn": "attention", "attention": "attention", "both": "both"}.get(part)
+    if not sep or sub is None:
+        raise ValueError(f"layer selection {name!r}: write <mlp|attn|both>@<block | first-last | all>, or all")
+    if where == "all":
+        blocks = list(range(layers))
+    else:
+        lo, dash, hi = where.partition("-")
+        try:
+            blocks = list(range(int(lo), int(hi) + 1)) if dash else [int(lo)]
+        except ValueError:
+            raise ValueError(f"layer selection {name!r}: blocks must be a number, a range a-b, or all") from None
+        if not blocks or blocks[0] < 0 or blocks[-1] >= layers:
+            raise ValueError(f"layer selection {name!r}: the model has blocks 0..{layers - 1}")
+    return {"blocks": blocks, "sublayers": sub}
+
+
+def _expand_editor(e: Mapping[str, Any]) -> list:
+    """An editor entry whose scalar fields hold lists ({"rank": [8, 32]}) → one editor per combination."""
+    if "method" not in e:
+        raise ValueError(f"sweep: an editor needs a method: {e}")
+    keys = [k for k, v in e.items() if isinstance(v, list) and k not in ("layers",)]
+    if not keys:
+        return [dict(e)]
+    out = []
+    for values in itertools.product(*(e[k] for k in keys)):
+        d = dict(e)
+        d.update(zip(keys, values))
+        out.append(d)
+    return out
+
+
+def cells(spec: Mapping[str, Any]) -> list:
+    """Every cell of a sweep spec, in a stable order, each with its id (a digest of its spec)."""
+    axes = dict(spec.get("axes", {}))
+    unknown = set(axes) - {"editor", "layers", "edit", "seed"}
+    if unknown:
+        raise ValueError(f"sweep: unknown axes {sorted(unknown)} (axes: editor, layers, edit, seed)")
+    editors = [x for e in axes.get("editor", [{"method": "lora"}]) for x in _expand_editor(e)]
+    layers = axes.get("layers", ["mlp@all"])
+    edits = axes.get("edit", [{"kind": "single"}])
+    seeds = axes.get("seed", [0])
+    out = []
+    for editor, sel, edit, seed in itertools.product(editors, layers, edits, seeds):
+        cell = {"editor": editor, "layers": sel, "edit": edit, "seed": seed}
+        text = json.dumps(cell, sort_keys=True)
+        cell["id"] = hashlib.sha1(text.encode()).hexdigest()[:12]
+        out.append(cell)
+    ids = [c["id"] for c in out]
+    if len(set(ids)) != len(ids):
+        raise ValueError("sweep: two cells are the same (an axis lists a value twice)")
+    return out
+
+
+# ---- the worker side: the base model is loaded once per worker process -------------------------
+
+_WORKER: dict = {}
+
+
+def _base(paths: tuple, threads: int):
+    import behemoth
+    key = paths
+    if key not in _WORKER:
+        behemoth.set_num_threads(threads)
+        _WORKER.clear()
+        _WORKER[key] = (behemoth.Dataset.load(paths[1]), behemoth.Model.load(paths[0]))
+    return _WORKER[key]
+
+
+def _init_worker(threads: int) -> None:
+    # OpenBLAS threads are process-wide: one per worker process keeps the cores from oversubscribing
+    os.environ["OPENBLAS_NUM_THREADS"] = str(threads)
+
+
+def run_cell(paths: tuple, cell: Mapping[str, Any], with_rank: bool = False, threads: int = 1) -> dict:
+    """One cell (in whichever process runs it): the row, status "ok", "not_applicable" or "error"."""
+    import behemoth
+    from behemoth.edit import EditSet
+    row = {"id": cell["id"], "cell": json.dumps(cell, sort_keys=True), "method": cell["editor"]["method"],
+           "rank": cell["editor"].get("rank"), "layers": cell["layers"], "edit_kind": cell["edit"].get("kind", "single"),
+           "edit_count": cell["edit"].get("count"), "seed": cell["seed"], "status": "ok", "error": None,
+           "worker": os.getpid()}
+    t0 = time.time()
+    try:
+        ds, base = _base(paths, threads)
+        L = base.config["layers"]
+        method = dict(cell["editor"])
+        sel = layer_selection(cell["layers"], L)
+        if method["method"] in LOCATE_EDITORS:
+            if sel["sublayers"] != "mlp" or sel.get("embeddings"):
+                row["status"] = "not_applicable"
+                row["error"] = f"{method['method']} edits MLPs (dense_4h_to_h) only; {cell['layers']} selects more"
+                return row
+            sel = {"blocks": sel["blocks"]}
+        method["layers"] = sel
+        es = EditSet(ds, seed=cell["seed"], **cell["edit"])
+        row["requested_edits"] = es.spec.get("count")
+        row["obtained_edits"] = len(es.edits)
+        with base.clone() as m:
+            res = m.edit(es, spec=method, progress=False)
+            row.update({k: v for k, v in res.metrics.items()})
+            report = res.report
+            row["delta_norm"] = sum(v ** 2 for v in report.get("delta_norms", {}).values()) ** 0.5
+            row["edit_seconds"] = report.get("seconds")
+            if with_rank:
+                r = behemoth.rank(res)
+                row["median_effective_rank"] = r["median_effective_rank"]
+                row["median_energy_rank_90"] = r["median_energy_rank_90"]
+                row["max_energy_rank_90"] = r["max_energy_rank_90"]
+                row["max_numerical_rank"] = r["max_numerical_rank"]
+            res.close()
+        es.close()
+    except Exception as e:  # noqa: BLE001 - a failed cell is a row that says why, not a lost sweep
+        row["status"] = "error"
+        row["error"] = f"{type(e).__name__}: {e}"
+    row["seconds"] = time.time() - t0
+    return row
+
+
+# ---- the driver --------------------------------------------------------------------------------
+
+def _prepare_base(spec: Mapping[str, Any], out: str, progress) -> tuple:
+    """(model path, dataset path): given files, or a model trained once from dataset + training specs
+    (kept in <out>/base_model.h5 and reused when its spec matches)."""
+    import behemoth
+    base = dict(spec.get("base", {}))
+    if isinstance(base.get("model"), str):
+        if not isinstance(base.get("dataset"), str):
+            raise ValueError("sweep: base.model is a file, so base.dataset must be the dataset file it was trained on")
+        return os.path.abspath(base["model"]), os.path.abspath(base["dataset"])
+    for key in ("dataset", "model", "training"):
+        if not isinstance(base.get(key), Mapping):
+            raise ValueError("sweep: base needs either {model: file, dataset: file} or {dataset: spec, model: config, training: spec}")
+    key = hashlib.sha1(json.dumps(base, sort_keys=True).encode()).hexdigest()[:12]
+    mpath, dpath = os.path.join(out, f"base_model-{key}.h5"), os.path.join(out, f"base_dataset-{key}.h5")
+    if not (os.path.exists(mpath) and os.path.exists(dpath)):
+        ds = behemoth.Dataset.generate(**base["dataset"])
+        m = behemoth.Model.create(dataset=ds, **base["model"])
+        m.train(ds, progress=progress, **base["training"])
+        ds.save(dpath + ".tmp")
+        m.save(mpath + ".tmp")
+        os.replace(dpath + ".tmp", dpath)
+        os.replace(mpath + ".tmp", mpath)
+    return os.path.abspath(mpath), os.path.abspath(dpath)
+
+
+def _write_atomically(path: str, text: str) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def sweep(spec: Mapping[str, Any], out: str, *, executor: Optional[cf.Executor] = None, workers: Optional[int] = None,
+          progress: Optional[bool] = True, max_cells: Optional[int] = None):
+    """Runs every cell of `spec` not already in `<out>/cells/` and writes the table; returns it.
+    executor: any concurrent.futures.Executor (e.g. Dask's `client.get_executor()`); default: a pool
+    of `workers` processes (default: the CPU count) with one BLAS thread each. max_cells: stop after
+    that many new cells (the rest run on the next call)."""
+    from .progress import progress_bar
+    os.makedirs(os.path.join(out, "cells"), exist_ok=True)
+    paths = _prepare_base(spec, out, progress)
+    todo_all = cells(spec)
+    _write_atomically(os.path.join(out, "sweep.json"), json.dumps({"spec": spec, "cells": len(todo_all),
+                                                                  "base": {"model": paths[0], "dataset": paths[1]}}, indent=1))
+    done = {c["id"] for c in todo_all if os.path.exists(os.path.join(out, "cells", c["id"] + ".json"))}
+    todo = [c for c in todo_all if c["id"] not in done]
+    if max_cells is not None:
+        todo = todo[:max_cells]
+    with_rank = bool(spec.get("rank", False))
+    own = executor is None
+    if own:
+        n = workers or os.cpu_count() or 1
+        executor = cf.ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn"),
+                                          initializer=_init_worker, initargs=(1,))
+    bar = progress_bar(total=len(todo_all), desc="sweep", enabled=progress)
+    bar.update(len(done))
+    try:
+        futures = {executor.submit(run_cell, paths, c, with_rank, 1): c for c in todo}
+        for fut in cf.as_completed(futures):
+            row = fut.result()
+            _write_atomically(os.path.join(out, "cells", row["id"] + ".json"), json.dumps(row))
+            bar.update(1)
+    finally:
+        bar.close()
+        if own:
+            executor.shutdown(wait=True, cancel_futures=True)
+    return table(out, spec)
+
+
+def table(out: str, spec: Optional[Mapping[str, Any]] = None):
+    """The rows of every finished cell of the sweep in `out` (in cell order), written as results.csv and
+    results.h5 (and results.parquet with pandas + pyarrow); a pandas DataFrame if pandas is installed."""
+    if spec is None:
+        with open(os.path.join(out, "sweep.json")) as f:
+            spec = json.load(f)["spec"]
+    rows = []
+    for c in cells(spec):
+        p = os.path.join(out, "cells", c["id"] + ".json")
+        if os.path.exists(p):
+            with open(p) as f:
+                rows.append(json.load(f))
+    columns: list = []
+    for r in rows:
+        columns += [k for k in r if k not in columns]
+    with open(os.path.join(out, "results.csv.tmp"), "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=columns)
+        w.writeheader()
+        for r in rows:
+            w.writerow(r)
+    os.replace(os.path.join(out, "results.csv.tmp"), os.path.join(out, "results.csv"))
+    _write_h5(os.path.join(out, "results.h5"), rows, columns, spec)
+    try:
+        import pandas as pd
+    except ImportError:
+        return rows
+    frame = pd.DataFrame(rows, columns=columns)
+    try:
+        frame.to_parquet(os.path.join(out, "results.parquet"))
+    except Exception:  # noqa: BLE001 - parquet needs pyarrow or fastparquet: optional
+        pass
+    return frame
+
+
+def _write_h5(path: str, rows: Sequence[Mapping], columns: Sequence[str], spec) -> None:
+    try:
+        import h5py
+        import numpy as np
+    except ImportError:
+        return
+    tmp = path + ".tmp"
+    with h5py.File(tmp, "w", libver=("v110", "latest")) as f:
+        f.attrs["format"] = "behemoth.sweep"
+        f.attrs["spec"] = json.dumps(spec)
+        for c in columns:
+            values = [r.get(c) for r in rows]
+            if all(isinstance(v, (int, float)) and not isinstance(v, bool) or v is None for v in values) and \
+                    any(v is not None for v in values):
+                f.create_dataset(c, data=np.array([np.nan if v is None else float(v) for v in values]))
+            else:
+                f.create_dataset(c, data=np.array(["" if v is None else str(v) for v in values], dtype=h5py.string_dtype()))
+    os.replace(tmp, path)
