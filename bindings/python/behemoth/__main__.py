@@ -3,4 +3,5 @@ import sys
 
 from .cli import main
 
-sys.exit(main())
+if __name__ == "__main__":   # a sweep's worker processes import this module again: they must not run the CLI
+    sys.exit(main())

@@ -1,7 +1,8 @@
 """The main job (`behemoth run`, `make run`): generate a dataset, train a model on it to at least 95%
 fact accuracy, evaluate it, then edit one fact with LoRA (rank 32, last block's MLP) and one with
 full fine-tuning, and report edit success and remaining accuracy for both; then analyse: the effective
-rank of the full fine-tuning delta under every definition, and a causal trace of 100 facts.
+rank of the full fine-tuning delta under every definition, a causal trace of 100 facts, and a small
+sweep (LoRA ranks 8 and 32 and ROME over four layer selections) with its figures.
 
 Writes into the output folder: dataset.h5, model.h5 (a resumable checkpoint), edit_lora.h5,
 edit_full.h5, rank.h5, trace.h5, report.json (every spec, seed, version, metric and the command line) and training.png
@@ -158,12 +159,33 @@ def run(preset: str = "demo", out: str = "out", seed: int = 0, progress: Optiona
           f"average indirect effect peaks: {peaks}")
     tr.close()
 
+    # 5. A small sweep (behemoth.sweep): LoRA ranks × layer selections and ROME, in worker processes
+    from .sweep import sweep as run_sweep
+    from . import plots
+    lora_optimizer_sweep = dict(lora_optimizer)
+    sweep_spec = {"base": {"model": os.path.abspath(os.path.join(out, "model.h5")), "dataset": os.path.abspath(os.path.join(out, "dataset.h5"))},
+                  "axes": {"editor": [{"method": "lora", "rank": [8, 32], "alpha": 32, "optimizer": lora_optimizer_sweep}, {"method": "rome"}],
+                           "layers": [f"mlp@0", f"mlp@{last}", f"attn@{last}", "both@all"], "seed": [seed]}}
+    rows = run_sweep(sweep_spec, os.path.join(out, "sweep"), progress=progress)
+    rows = rows.to_dict("records") if hasattr(rows, "to_dict") else rows
+    swept = "sweep/results.csv"
+    try:
+        plots.sweep(rows, out=os.path.join(out, "sweep", "sweep"))
+        swept += ", sweep/sweep_heatmaps.png, sweep/sweep_tradeoff.png"
+    except ImportError:
+        print("  (sweep figures skipped: matplotlib is not installed)")
+    for r in rows:
+        if r["status"] == "ok":
+            print(f"  sweep {r['method']:4s} rank {str(r['rank']) if r['rank'] == r['rank'] and r['rank'] is not None else '-':>3s} "
+                  f"{r['layers']:9s}: edit success {r['edit_success']:.0%}, remaining accuracy {r['remaining_accuracy']:.1%}")
+
     report["edit_set"] = edit_set.info
     report["edits"] = edits
     report["trace"] = t
+    report["sweep"] = {"spec": sweep_spec, "rows": rows}
     report["seconds"] = time.time() - started
     _write_json(report_path, report)
-    written = "dataset.h5, model.h5, edit_lora.h5, edit_full.h5, rank.h5, trace.h5" + (", training.png" if plotted else "")
+    written = "dataset.h5, model.h5, edit_lora.h5, edit_full.h5, rank.h5, trace.h5, " + swept + (", training.png" if plotted else "")
     print(f"done in {time.time() - started:.0f} s: {report_path}, {written}")
     return report
 

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from contextlib import contextmanager
 from typing import Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-__all__ = ["trace_heatmap", "causal_effect_curves", "spectra", "localization_vs_editing"]
+__all__ = ["trace_heatmap", "causal_effect_curves", "spectra", "localization_vs_editing", "sweep"]
 
 KIND_TITLES = {"block": "block output", "mlp": "MLP output", "attn": "attention output",
                "block_severed_mlp": "block output, MLP severed", "block_severed_attn": "block output, attention severed"}
@@ -27,9 +28,12 @@ KIND_COLOURS = {"block": "Purples", "mlp": "Greens", "attn": "Reds", "block_seve
 
 
 def _pyplot():
+    """pyplot, on the Agg backend when nothing chose one and there is no display (a headless Linux
+    machine, CI); a backend already chosen (MPLBACKEND, a notebook's inline, pyplot imported) stays."""
     import matplotlib
-    if not os.environ.get("DISPLAY") and matplotlib.get_backend().lower() not in ("agg", "pdf", "svg") \
-            and "inline" not in matplotlib.get_backend():
+    headless = sys.platform.startswith(("linux", "freebsd", "openbsd", "netbsd")) and \
+        not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    if headless and not os.environ.get("MPLBACKEND") and "matplotlib.pyplot" not in sys.modules:
         matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     return plt
@@ -56,6 +60,26 @@ def _text(v) -> str:
     return v.decode("utf-8") if isinstance(v, bytes) else str(v)
 
 
+def _scalar(v) -> float:
+    """A value stored as a scalar or a one-element array (/average/total_effect is [1])."""
+    return float(np.asarray(v).reshape(-1)[0])
+
+
+def _kinds(f, folder: str, kinds) -> list:
+    """The kinds asked for, or every kind in `folder` of the file (the known ones in their usual order)."""
+    if kinds is not None:
+        kinds = list(kinds)
+        missing = [k for k in kinds if f"{folder}/{k}" not in f]
+        if missing:
+            have = sorted(k for k in f[folder] if k != "total_effect") if folder in f else []
+            raise ValueError(f"no /{folder}/{missing[0]} in the trace file (it has: {', '.join(have) or 'none'})")
+        return kinds
+    if folder not in f:
+        return []
+    present = [k for k in f[folder] if k != "total_effect"]
+    return [k for k in KIND_TITLES if k in present] + sorted(k for k in present if k not in KIND_TITLES)
+
+
 def trace_heatmap(trace, fact: Optional[int] = None, out=None, kinds: Optional[Sequence[str]] = None,
                   labels: Optional[Sequence[str]] = None):
     """One panel per kind. fact=None: the average indirect effect (score − low) over the correctly
@@ -64,19 +88,19 @@ def trace_heatmap(trace, fact: Optional[int] = None, out=None, kinds: Optional[S
     with the subject's marked *)."""
     plt = _pyplot()
     with _opened(trace) as f:
-        kinds = list(kinds or [k for k in KIND_TITLES if f"scores/{k}" in f])
+        kinds = _kinds(f, "scores" if fact is not None else "average", kinds)
         if not kinds:
-            raise ValueError("trace_heatmap: the file has no /scores/<kind>")
-        L = f[f"scores/{kinds[0]}"].shape[2]
+            raise ValueError("trace_heatmap: the file has no /scores/<kind> (or /average/<kind>)")
+        L = f[f"scores/{kinds[0]}"].shape[2] if fact is not None else f[f"average/{kinds[0]}"].shape[1]
         if fact is None:
             names = json.loads(_text(f["token_groups"].attrs["names"]))
             data = {k: f[f"average/{k}"][()] for k in kinds}
-            count = int(f["average"].attrs["count"])
+            count = int(_scalar(f["average"].attrs["count"]))
             rows = [i for i in range(len(names)) if not all(np.isnan(data[k][i]).all() for k in kinds)]
             ylabels = [names[i].replace("_", " ") for i in rows]
             data = {k: v[rows] for k, v in data.items()}
             title = f"average indirect effect over {count} correctly answered prompts"
-            vmin = {k: min(0.0, float(np.nanmin(v))) for k, v in data.items()}
+            vmin = {k: min(0.0, float(np.nanmin(v))) if np.isfinite(v).any() else 0.0 for k, v in data.items()}
             bar = "average indirect effect (score − low)"
         else:
             if not 0 <= fact < f["low"].shape[0]:
@@ -84,12 +108,16 @@ def trace_heatmap(trace, fact: Optional[int] = None, out=None, kinds: Optional[S
             n = int(f["offsets"][fact + 1] - f["offsets"][fact])
             tokens = f["prompts"][int(f["offsets"][fact]):int(f["offsets"][fact + 1])]
             b, e = f["subject_range"][fact]
+            if labels is not None and len(labels) != n:
+                raise ValueError(f"trace_heatmap: {len(labels)} labels for the {n} tokens of prompt {fact}")
             ylabels = list(labels) if labels is not None else [f"{t}*" if b <= i < e else str(t) for i, t in enumerate(tokens)]
             data = {k: f[f"scores/{k}"][fact, :n, :] for k in kinds}
             low, high = float(f["low"][fact]), float(f["high"][fact])
             vmin = {k: low for k in kinds}
-            title = (f"prompt {fact} (fact {int(f['facts'][fact])}): answer {int(f['answer'][fact])}, "
-                     f"p clean {high:.3f}, corrupted {low:.3f}")
+            fact_index, answer, target = int(f["facts"][fact]), int(f["answer"][fact]), int(f["target"][fact])
+            verdict = "correct" if answer == target else f"expected {target}"
+            title = (f"prompt {fact}" + (f" (fact {fact_index})" if fact_index >= 0 else "") +
+                     f": answer {answer} ({verdict}), p clean {high:.3f}, corrupted {low:.3f}")
             bar = "p(answer)"
     fig, axes = plt.subplots(1, len(kinds), figsize=(3.2 * len(kinds) + 1, 0.38 * len(ylabels) + 1.8), squeeze=False)
     for ax, k in zip(axes[0], kinds):
@@ -116,10 +144,12 @@ def causal_effect_curves(trace, out=None, group: str = "subject_last", kinds: Op
     plt = _pyplot()
     with _opened(trace) as f:
         names = json.loads(_text(f["token_groups"].attrs["names"]))
-        kinds = list(kinds or [k for k in KIND_TITLES if f"average/{k}" in f])
+        kinds = _kinds(f, "average", kinds)
+        if not kinds:
+            raise ValueError("causal_effect_curves: the file has no /average/<kind>")
         avg = {k: f[f"average/{k}"][()] for k in kinds}
-        total = float(f["average/total_effect"][0])
-        count = int(f["average"].attrs["count"])
+        total = _scalar(f["average/total_effect"][()])
+        count = int(_scalar(f["average"].attrs["count"]))
     if group not in names:
         raise ValueError(f"causal_effect_curves: no token group {group!r} (groups: {', '.join(names)})")
     groups = [group] + (["last"] if group != "last" else [])
@@ -153,8 +183,12 @@ def spectra(rank, out=None, names: Optional[Sequence[str]] = None, top: Optional
         fro = dict(zip(table_names, f["table/frobenius_norm"][()]))
         er = dict(zip(table_names, f["table/effective_rank"][()]))
         e90 = dict(zip(table_names, f["table/energy_rank_90"][()]))
-        source = json.loads(_text(f.attrs["spec"])).get("source", "")
+        spec = json.loads(_text(f.attrs["spec"])) if "spec" in f.attrs else {}
+        source = ", ".join(str(spec[k]) for k in ("source", "method") if isinstance(spec.get(k), (str, int)))
         chosen = list(names) if names is not None else sorted(table_names, key=lambda n: -fro[n])[:top or len(table_names)]
+        unknown = [n for n in chosen if n not in fro]
+        if unknown:
+            raise ValueError(f"spectra: no matrix {unknown[0]!r} in the rank file ({len(table_names)} matrices)")
         values = {n: f[f"singular_values/{n}"][()] for n in chosen}
     if not chosen:
         raise ValueError("spectra: the rank file holds no matrix (nothing changed)")
@@ -166,7 +200,7 @@ def spectra(rank, out=None, names: Optional[Sequence[str]] = None, top: Optional
         ax.semilogy(np.arange(1, len(s) + 1), s, label=f"{short}: entropy rank {er[n]:.1f}, 90% energy {int(e90[n])}")
     ax.set_xlabel("index")
     ax.set_ylabel("singular value")
-    ax.set_title(f"singular values of the weight change ({source})", fontsize=10)
+    ax.set_title("singular values of the weight change" + (f" ({source})" if source else ""), fontsize=10)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7)
     fig.tight_layout()
@@ -181,20 +215,25 @@ def localization_vs_editing(report: Union[Mapping, str, os.PathLike], out=None):
     if not isinstance(report, Mapping):
         with open(os.fspath(report)) as fh:
             report = json.load(fh)
-    editors = report["editors"]
+    editors = list(report["editors"])
+    if not editors or not report["facts"]:
+        raise ValueError("localization_vs_editing: the report compares no editor or no fact")
     rng = np.random.default_rng(0)
     fig, axes = plt.subplots(1, len(editors), figsize=(4.2 * len(editors), 4), squeeze=False)
-    blocks = report.get("blocks") or sorted({r["trace_peak_block"] for r in report["facts"]})
+    blocks = report.get("blocks") or sorted({r["trace_peak_block"] for r in report["facts"]} |
+                                            {b for r in report["facts"] for b in r["best_edit_block"].values()})
     for ax, e in zip(axes[0], editors):
         x = np.array([r["trace_peak_block"] for r in report["facts"]], float)
         y = np.array([r["best_edit_block"][e] for r in report["facts"]], float)
         ax.scatter(x + rng.uniform(-0.15, 0.15, len(x)), y + rng.uniform(-0.15, 0.15, len(y)), alpha=0.7)
         lo, hi = min(blocks), max(blocks)
         ax.plot([lo, hi], [lo, hi], ls=":", color="grey", lw=1)
-        c = report["correlation"][e]
+        c = report.get("correlation", {}).get(e) or {}
         fmt = lambda v: "n/a" if v is None else f"{v:.2f}"  # noqa: E731
-        ax.set_title(f"{e}: Pearson {fmt(c.get('pearson'))}, Spearman {fmt(c.get('spearman'))} (n = {c.get('n')})", fontsize=9)
-        ax.set_xlabel(f"block where tracing peaks ({report.get('kind')}, {report.get('group', '').replace('_', ' ')})")
+        n = c.get("n", len(x))
+        ax.set_title(f"{e}: Pearson {fmt(c.get('pearson'))}, Spearman {fmt(c.get('spearman'))} (n = {n})", fontsize=9)
+        where = ", ".join(str(v).replace("_", " ") for v in (report.get("kind"), report.get("group")) if v)
+        ax.set_xlabel("block where tracing peaks" + (f" ({where})" if where else ""))
         ax.set_ylabel("block where the edit works best")
         ax.set_xticks(blocks)
         ax.set_yticks(blocks)
@@ -203,3 +242,81 @@ def localization_vs_editing(report: Union[Mapping, str, os.PathLike], out=None):
     fig.tight_layout()
     _save(fig, out)
     return fig
+
+
+def _rows(table):
+    if hasattr(table, "to_dict"):
+        return table.to_dict("records")
+    if isinstance(table, (str, os.PathLike)):
+        import csv
+        with open(os.fspath(table)) as f:
+            rows = list(csv.DictReader(f))
+        for r in rows:
+            for k, v in r.items():
+                try:
+                    r[k] = float(v) if v not in ("", None) else None
+                except ValueError:
+                    pass
+        return rows
+    return list(table)
+
+
+def sweep(table, out=None, metrics: Sequence[str] = ("edit_success", "remaining_accuracy")):
+    """A sweep's figures (behemoth.sweep): per editor and edit kind, heatmaps of each metric over
+    layer selection × rank (mean over seeds; grey where the cell is not applicable or failed), and
+    the trade-off of edit success against remaining accuracy, one point per cell. `table`: the
+    DataFrame or rows `sweep` returned, or its results.csv. Writes <out>_heatmaps and
+    <out>_tradeoff (PNG and PDF); returns the two figures."""
+    plt = _pyplot()
+    rows = [r for r in _rows(table)]
+    ok = [r for r in rows if r.get("status") == "ok"]
+    if not rows:
+        raise ValueError("plots.sweep: the table is empty")
+
+    def rank_of(r):
+        v = r.get("rank")
+        return "—" if v is None or (isinstance(v, float) and v != v) else str(int(v))
+    groups = sorted({(str(r["method"]), str(r.get("edit_kind"))) for r in rows})
+    layers = list(dict.fromkeys(str(r["layers"]) for r in rows))
+    fig, axes = plt.subplots(len(groups), len(metrics), figsize=(3.4 * len(metrics) + 1, 0.45 * len(layers) * len(groups) + 1.5 * len(groups)),
+                             squeeze=False)
+    for gi, (method, kind) in enumerate(groups):
+        mine = [r for r in rows if str(r["method"]) == method and str(r.get("edit_kind")) == kind]
+        ranks = sorted({rank_of(r) for r in mine}, key=lambda x: (x == "—", int(x) if x != "—" else 0))
+        for mi, metric in enumerate(metrics):
+            grid = np.full((len(layers), len(ranks)), np.nan)
+            for li, sel in enumerate(layers):
+                for ri, rk in enumerate(ranks):
+                    vals = [float(r[metric]) for r in mine if str(r["layers"]) == sel and rank_of(r) == rk
+                            and r.get("status") == "ok" and r.get(metric) is not None]
+                    if vals:
+                        grid[li, ri] = float(np.mean(vals))
+            ax = axes[gi][mi]
+            cmap = plt.get_cmap("viridis").copy()
+            cmap.set_bad("lightgrey")
+            im = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, vmin=0, vmax=1, aspect="auto")
+            for (li, ri), v in np.ndenumerate(grid):
+                if v == v:
+                    ax.text(ri, li, f"{v:.2f}", ha="center", va="center", fontsize=7, color="white" if v < 0.6 else "black")
+            ax.set_xticks(range(len(ranks)))
+            ax.set_xticklabels(ranks, fontsize=8)
+            ax.set_yticks(range(len(layers)))
+            ax.set_yticklabels(layers if mi == 0 else [""] * len(layers), fontsize=8)
+            ax.set_xlabel("rank")
+            ax.set_title(f"{method}, {kind}: {metric.replace('_', ' ')}", fontsize=9)
+            fig.colorbar(im, ax=ax, fraction=0.05)
+    fig.tight_layout()
+    fig2, ax = plt.subplots(figsize=(5.5, 4.2))
+    for method in sorted({str(r["method"]) for r in ok}):
+        pts = [(float(r["remaining_accuracy"]), float(r["edit_success"])) for r in ok if str(r["method"]) == method]
+        ax.scatter([p[0] for p in pts], [p[1] for p in pts], label=method, alpha=0.7)
+    ax.set_xlabel("remaining accuracy (untouched facts)")
+    ax.set_ylabel("edit success")
+    ax.set_title(f"edit success vs collateral damage ({len(ok)} cells)", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig2.tight_layout()
+    if out is not None:
+        _save(fig, os.fspath(out) + "_heatmaps")
+        _save(fig2, os.fspath(out) + "_tradeoff")
+    return fig, fig2

@@ -136,6 +136,7 @@ def run_cell(paths: tuple, cell: Mapping[str, Any], with_rank: bool = False, thr
             if sel["sublayers"] != "mlp" or sel.get("embeddings"):
                 row["status"] = "not_applicable"
                 row["error"] = f"{method['method']} edits MLPs (dense_4h_to_h) only; {cell['layers']} selects more"
+                row["seconds"] = time.time() - t0
                 return row
             sel = {"blocks": sel["blocks"]}
         method["layers"] = sel
