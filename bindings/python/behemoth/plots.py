@@ -99,9 +99,9 @@ def trace_heatmap(trace, fact: Optional[int] = None, out=None, kinds: Optional[S
             rows = [i for i in range(len(names)) if not all(np.isnan(data[k][i]).all() for k in kinds)]
             ylabels = [names[i].replace("_", " ") for i in rows]
             data = {k: v[rows] for k, v in data.items()}
-            title = f"average indirect effect over {count} correctly answered prompts"
+            title = f"average indirect effect (score − low) over {count} correctly answered prompts"
             vmin = {k: min(0.0, float(np.nanmin(v))) if np.isfinite(v).any() else 0.0 for k, v in data.items()}
-            bar = "average indirect effect (score − low)"
+            bar = "average indirect effect"
         else:
             if not 0 <= fact < f["low"].shape[0]:
                 raise IndexError(f"trace_heatmap: fact {fact} is outside the {f['low'].shape[0]} traced prompts")
@@ -130,8 +130,7 @@ def trace_heatmap(trace, fact: Optional[int] = None, out=None, kinds: Optional[S
         ax.set_yticklabels(ylabels if ax is axes[0][0] else [""] * len(ylabels), fontsize=8)
         cb = fig.colorbar(im, ax=ax, fraction=0.05)
         cb.ax.tick_params(labelsize=7)
-        if ax is axes[0][-1]:
-            cb.set_label(bar, fontsize=8)
+        cb.set_label(bar, fontsize=8)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     _save(fig, out)
@@ -167,7 +166,7 @@ def causal_effect_curves(trace, out=None, group: str = "subject_last", kinds: Op
         ax.set_xticks(range(len(avg[kinds[0]][gi])))
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("average indirect effect")
-    axes[0][-1].legend(fontsize=8)
+    axes[0][-1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
     fig.suptitle(f"causal effects over {count} correctly answered prompts", fontsize=10)
     fig.tight_layout()
     _save(fig, out)
@@ -292,8 +291,7 @@ def sweep(table, out=None, metrics: Sequence[str] = ("edit_success", "remaining_
                     if vals:
                         grid[li, ri] = float(np.mean(vals))
             ax = axes[gi][mi]
-            cmap = plt.get_cmap("viridis").copy()
-            cmap.set_bad("lightgrey")
+            cmap = plt.get_cmap("viridis").with_extremes(bad="lightgrey")
             im = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, vmin=0, vmax=1, aspect="auto")
             for (li, ri), v in np.ndenumerate(grid):
                 if v == v:
