@@ -112,6 +112,22 @@ func promptsFromCaller(_ prompts: UnsafePointer<Int32>?, _ offsets: UnsafePointe
     }
 }
 
+@c @implementation public func bh_model_set_tensor(_ m: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ values: UnsafePointer<Float>?,
+                                                   _ count: Int64) -> Int32 {
+    exported { () throws(EngineError) in
+        let fn = "bh_model_set_tensor"
+        let mm = try model(m, fn)
+        let n = try cString(name, fn, "name")
+        guard let e = mm.tensorTable[n] else {
+            throw .invalid("\(fn): the model has no tensor \"\(n)\" (names as in Hugging Face, e.g. gpt_neox.layers.0.mlp.dense_4h_to_h.weight)")
+        }
+        guard count == Int64(e.count) else { throw .invalid("\(fn): \(n) holds \(e.count) values (shape \(e.shape)); \(count) given") }
+        let v = try inputBuffer(values, count, fn, "values")
+        for (i, x) in v.enumerated() where !x.isFinite { throw .invalid("\(fn): values[\(i)] = \(x) is not finite") }
+        (mm.parameterBlock.baseAddress! + e.offset).update(from: v.baseAddress!, count: e.count)
+    }
+}
+
 @c @implementation public func bh_model_tensor(_ m: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ buffer: UnsafeMutablePointer<Float>?,
                                                _ capacity: Int64, _ count: UnsafeMutablePointer<Int64>?) -> Int32 {
     exported { () throws(EngineError) in

@@ -420,6 +420,28 @@ static void test_model_errors(bh_dataset *ds) {
     CHECK_STATUS(bh_model_load(NULL, &m), BH_ERR_INVALID);
     CHECK_STATUS(bh_model_load("/no/such/model.h5", &m), BH_ERR_IO);
     CHECK(m == NULL);
+    /* bh_model_set_tensor: the name, the count and every value are checked */
+    CHECK_STATUS(bh_model_create("{\"preset\": \"tiny\"}", ds, &m), BH_OK);
+    if (m) {
+        const char *bias = "gpt_neox.final_layer_norm.bias";
+        int64_t count = 0;
+        CHECK_STATUS(bh_model_tensor(m, bias, NULL, 0, &count), BH_OK);
+        float *v = calloc((size_t)count, sizeof(float));
+        v[0] = 0.5f;
+        CHECK_STATUS(bh_model_set_tensor(m, bias, v, count), BH_OK);
+        float back[1024];
+        CHECK_STATUS(bh_model_tensor(m, bias, back, 1024, &count), BH_OK);
+        CHECK(back[0] == 0.5f);
+        CHECK_STATUS(bh_model_set_tensor(m, bias, v, count - 1), BH_ERR_INVALID);
+        CHECK_STATUS(bh_model_set_tensor(m, bias, NULL, count), BH_ERR_INVALID);
+        CHECK_STATUS(bh_model_set_tensor(m, "no.such.tensor", v, count), BH_ERR_INVALID);
+        CHECK_STATUS(bh_model_set_tensor(m, NULL, v, count), BH_ERR_INVALID);
+        v[1] = NAN;
+        CHECK_STATUS(bh_model_set_tensor(m, bias, v, count), BH_ERR_INVALID);
+        CHECK(contains(bh_last_error(), "finite"));
+        free(v);
+        bh_model_free(m);
+    }
     bh_model_free(NULL);
     bh_trainer_free(NULL);
     bh_editset_free(NULL);

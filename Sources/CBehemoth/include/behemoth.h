@@ -139,6 +139,9 @@ int32_t bh_model_predict(bh_model *m, const int32_t *prompts, const int64_t *off
                          int32_t *buffer, int64_t capacity, int64_t *count);
 /* Copies one tensor by Hugging Face name (shape in bh_model_info). */
 int32_t bh_model_tensor(const bh_model *m, const char *name, float *buffer, int64_t capacity, int64_t *count);
+/* Overwrites one tensor (a Hugging Face name, as bh_model_tensor) with count = its size float32 values,
+   every one finite: how weights trained elsewhere come in (behemoth.hf.from_transformers). */
+int32_t bh_model_set_tensor(bh_model *m, const char *name, const float *values, int64_t count);
 void    bh_model_free(bh_model *m);
 
 /* ---- Training: begin / step / end ------------------------------------------------------------ */

@@ -120,6 +120,7 @@ F32Out = _buffer(ctypes.c_float, np.float32, writable=True)
 U8Out = _buffer(ctypes.c_uint8, np.uint8, writable=True)
 I32In = _buffer(c_int32, np.int32, writable=False)
 I64In = _buffer(c_int64, np.int64, writable=False)
+F32In = _buffer(ctypes.c_float, np.float32, writable=False)
 StringOut = POINTER(c_void_p)  # char **: kept as void* so the pointer can be passed to bh_string_free
 
 # name -> (restype, argtypes), in the order of include/behemoth.h. tests/test_core.py checks that this
@@ -159,6 +160,7 @@ SIGNATURES: dict[str, tuple] = {
     "bh_model_logits": (c_int32, [ModelPtr, I32In, c_int64, c_int64, F32Out, c_int64, POINTER(c_int64)]),
     "bh_model_predict": (c_int32, [ModelPtr, I32In, I64In, c_int64, I32Out, c_int64, POINTER(c_int64)]),
     "bh_model_tensor": (c_int32, [ModelPtr, _Text, F32Out, c_int64, POINTER(c_int64)]),
+    "bh_model_set_tensor": (c_int32, [ModelPtr, _Text, F32In, c_int64]),
     "bh_model_free": (None, [ModelPtr]),
     # training
     "bh_trainer_begin": (c_int32, [ModelPtr, DatasetPtr, _Text, POINTER(TrainerPtr)]),

@@ -16,7 +16,7 @@ import os
 import tempfile
 from typing import Any, Union
 
-__all__ = ["to_transformers", "transformers_config", "read_model_file"]
+__all__ = ["to_transformers", "from_transformers", "transformers_config", "read_model_file"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -124,3 +124,47 @@ def to_transformers(model_or_path, *, attn_implementation: str = "eager", torch_
     if torch_dtype is not None:
         hf_model = hf_model.to(torch_dtype)
     return hf_model
+
+
+def from_transformers(hf_model, *, vocab_size: Any = None) -> "Model":
+    """A behemoth Model holding the weights of a `transformers.GPTNeoXForCausalLM` (any GPT-NeoX:
+    Pythia, a model trained with LitGPT and converted, or one from `to_transformers`). The config is
+    read from hf_model.config (GELU, untied embeddings, no dropout at inference); every tensor is
+    copied by its Hugging Face name and checked for shape and finiteness by the library."""
+    from .model import Model
+
+    _require("torch", "torch")
+    hc = hf_model.config
+    if getattr(hc, "model_type", "gpt_neox") != "gpt_neox":
+        raise ValueError(f"from_transformers takes a GPT-NeoX model, not {hc.model_type!r}")
+    if getattr(hc, "tie_word_embeddings", False):
+        raise ValueError("from_transformers: tied input and output embeddings are not supported (GPT-NeoX unties them)")
+    if getattr(hc, "hidden_act", "gelu") != "gelu":
+        raise ValueError(f"from_transformers: activation {hc.hidden_act!r}; the engine computes exact GELU")
+    rope = getattr(hc, "rope_parameters", None) or {}
+    config = {
+        "layers": int(hc.num_hidden_layers), "hidden": int(hc.hidden_size), "heads": int(hc.num_attention_heads),
+        "intermediate": int(hc.intermediate_size),
+        "rotary_pct": float(rope.get("partial_rotary_factor", getattr(hc, "rotary_pct", 0.25))),
+        "rotary_base": float(rope.get("rope_theta", getattr(hc, "rotary_emb_base", 10000.0))),
+        "parallel_residual": bool(hc.use_parallel_residual), "layer_norm_eps": float(hc.layer_norm_eps),
+        "vocab_size": int(vocab_size or hc.vocab_size), "max_positions": int(hc.max_position_embeddings),
+        "init_range": float(getattr(hc, "initializer_range", 0.02)),
+    }
+    model = Model.create(config)
+    ours = model.tensors()
+    seen = set()
+    for name, p in hf_model.state_dict().items():
+        key = "embed_out.weight" if name in ("lm_head.weight", "embed_out.weight") else name
+        if key not in ours:
+            if name.endswith((".attention.bias", ".attention.masked_bias", "rotary_emb.inv_freq")):
+                continue   # buffers some versions keep in the state dict
+            model.close()
+            raise ValueError(f"from_transformers: the engine's GPT-NeoX has no tensor {name}")
+        model.set_tensor(key, p.detach().to("cpu").float().numpy())
+        seen.add(key)
+    missing = sorted(set(ours) - seen)
+    if missing:
+        model.close()
+        raise ValueError(f"from_transformers: the transformers model gave no values for {missing[:4]}")
+    return model

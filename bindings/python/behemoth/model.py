@@ -165,6 +165,14 @@ class Model(Handle):
             _lib.check(fn(h, name, out, out.size, ctypes.byref(count)), "bh_model_tensor")
         return out
 
+    def set_tensor(self, name: str, values) -> None:
+        """Overwrites one parameter tensor (Hugging Face name) with `values` of its shape (finite floats)."""
+        shape = self.tensors().get(name)
+        a = np.ascontiguousarray(values, dtype=np.float32)
+        if shape is not None and a.shape != shape:
+            raise ValueError(f"{name} has shape {shape}, not {a.shape}")
+        self._call("bh_model_set_tensor", name, a.reshape(-1), a.size)
+
     def state_dict(self) -> dict:
         """Every tensor as a numpy array, by Hugging Face name (`embed_out.weight` for the head)."""
         return {name: self.tensor(name) for name in self.tensors()}

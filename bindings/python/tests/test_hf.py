@@ -56,3 +56,20 @@ def test_from_model_object_sequential_residual(tiny):
 def test_not_a_model_file(tiny_file):
     with pytest.raises(ValueError, match="not a behemoth model"):
         hf.to_transformers(tiny_file)
+
+
+def test_from_transformers_round_trip_and_a_model_made_by_transformers(trained, tiny):
+    back = hf.from_transformers(hf.to_transformers(trained))
+    for name in trained.tensors():
+        assert np.array_equal(back.tensor(name), trained.tensor(name)), name
+    tokens = padded_batch(tiny, 4)
+    np.testing.assert_array_equal(back.logits(tokens), trained.logits(tokens))
+    # a GPT-NeoX that transformers initialised (sequential residual, half rotary): the same logits in both
+    hc = hf.transformers_config({"vocab_size": 40, "hidden": 32, "layers": 2, "heads": 4, "intermediate": 64,
+                                 "rotary_pct": 0.5, "parallel_residual": False, "max_positions": 64})
+    torch.manual_seed(3)
+    theirs = transformers.GPTNeoXForCausalLM(hc).eval()
+    ours = hf.from_transformers(theirs)
+    x = np.random.default_rng(0).integers(0, 40, size=(3, 9)).astype(np.int32)
+    np.testing.assert_allclose(ours.logits(x), hf_logits(theirs, x), atol=1e-4, rtol=0)
+    assert ours.config["parallel_residual"] is False and ours.config["rotary_pct"] == 0.5

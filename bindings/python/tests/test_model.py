@@ -373,3 +373,24 @@ def test_capacity_search_errors():
         behemoth.capacity_search(dataset={"preset": "tiny"}, training={"epochs": 0})
     with pytest.raises(behemoth.InvalidArgumentError):
         behemoth.capacity_search(dataset={"preset": "tiny"}, search={"min_subjects": 32, "max_subjects": 8})
+
+
+def test_set_tensor_changes_the_weights_and_refuses_bad_values(trained):
+    from behemoth import InvalidArgumentError
+    m = trained.clone()
+    name = "gpt_neox.layers.0.mlp.dense_4h_to_h.weight"
+    w = m.tensor(name)
+    before = m.digest
+    m.set_tensor(name, w * 2)
+    assert np.array_equal(m.tensor(name), w * 2) and m.digest != before
+    m.set_tensor(name, w)
+    assert m.digest == before
+    with pytest.raises(ValueError, match="shape"):
+        m.set_tensor(name, w[:1])
+    bad = w.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(InvalidArgumentError, match="finite"):
+        m.set_tensor(name, bad)
+    with pytest.raises(InvalidArgumentError, match="no tensor"):
+        m.set_tensor("gpt_neox.layers.99.mlp.dense_4h_to_h.weight", w)
+    m.close()
