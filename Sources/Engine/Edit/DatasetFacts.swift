@@ -59,4 +59,15 @@ extension Dataset {
             ("roles", .array(vocabulary.roles.map { .object([("name", .string($0.name)), ("first", .int($0.first)), ("count", .int($0.count))]) })),
         ])
     }
+
+    /// Where fact f's head word (its subject) and relation word stand in a prompt: the first span
+    /// equal to the head's tokens, and every relation-word position after it; nil if the head is not there.
+    public func factPositions(in prompt: [Int32], fact f: Int) -> (subject: Range<Int>, relations: [Int])? {
+        guard f >= 0, f < numFacts else { return nil }
+        let head = headTokens(ofFact: f)
+        guard !head.isEmpty, prompt.count >= head.count,
+              let b = (0...(prompt.count - head.count)).first(where: { Array(prompt[$0..<($0 + head.count)]) == head }) else { return nil }
+        let rel = relations[Int(fact(f).relation)].token
+        return (b..<(b + head.count), prompt.indices.filter { $0 >= b + head.count && prompt[$0] == rel })
+    }
 }

@@ -146,13 +146,11 @@ public struct TracePrompt: Sendable {
             guard i >= 0, i < g.count else { throw .invalid("trace spec.prompts: \(i) is outside the group \"\(g.name)\" (0..<\(g.count))") }
             let f = Int(g.facts[i])
             guard f >= 0, f < ds.numFacts else { throw .invalid("trace: prompt \(i) of \"\(g.name)\" names no fact, so its subject is unknown") }
-            let p = Array(g.prompt(i)), head = ds.headTokens(ofFact: f)
-            guard let b = (0...(max(0, p.count - head.count))).first(where: { p.count >= head.count && Array(p[$0..<($0 + head.count)]) == head }) else {
+            let p = Array(g.prompt(i))
+            guard let at = ds.factPositions(in: p, fact: f) else {
                 throw .invalid("trace: prompt \(i) of \"\(g.name)\" does not contain its subject's tokens")
             }
-            let rel = ds.relations[Int(ds.fact(f).relation)].token
-            let relPos = p.indices.filter { $0 >= b + head.count && p[$0] == rel }
-            return TracePrompt(tokens: p, subject: b..<(b + head.count), target: g.targets[i], fact: Int32(f), relationPositions: relPos)
+            return TracePrompt(tokens: p, subject: at.subject, target: g.targets[i], fact: Int32(f), relationPositions: at.relations)
         }
     }
 
@@ -203,8 +201,6 @@ public final class CausalTracer {
     /// `subjectStd`: the std that `noise_scale = subject_std` multiplies (TracePrompt.subjectEmbeddingStd).
     public init(model: LanguageModel, prompts: [TracePrompt], spec: TraceSpec, subjectStd: Double?) throws(EngineError) {
         guard !prompts.isEmpty else { throw .invalid("trace: no prompts to trace") }
-        let L = model.config.layers
-        _ = L
         for (i, p) in prompts.enumerated() {
             guard p.tokens.count >= 1, p.tokens.count <= model.maxPositions else {
                 throw .invalid("trace: prompt \(i) has \(p.tokens.count) tokens (1...\(model.maxPositions), the model's max_positions)")
@@ -414,7 +410,7 @@ public final class CausalTracer {
 
     /// One restoration as a full forward pass of the corrupted copies with hooks (the reference's way).
     func restoreOne(_ p: TracePrompt, z: [Float], t0: Int, kind: TraceKind, layer l: Int, runs: Runs, answer: Int32) throws(EngineError) -> Float {
-        let net = model.net, L = net.L, D = net.D, V = net.V, T = p.tokens.count, S = spec.samples
+        let net = model.net, L = net.L, V = net.V, T = p.tokens.count, S = spec.samples
         let hooks = corruption(p, z)
         let targets = (0..<S).map { (row: $0, t: t0) }
         for j in window(l, kind) {
@@ -426,7 +422,6 @@ public final class CausalTracer {
                 try hooks.overwrite(f, layer: j, at: targets, with: (0..<S).map { Array(corrupted(runs, f, j, $0, t0, T)) })
             }
         }
-        _ = D
         let tokens = Array([[Int32]](repeating: p.tokens, count: S).joined())
         try net.forward(tokens: tokens, batch: S, seq: T, hooks: hooks)
         var m: Float = 0
@@ -463,6 +458,12 @@ extension CausalTracer {
 
     public var correctResults: [TracedPrompt] { results.filter(\.correct) }
 
+    /// Mean high − low over the correctly answered prompts (NaN with none).
+    public var totalEffect: Double {
+        let ok = correctResults
+        return ok.isEmpty ? .nan : ok.reduce(0.0) { $0 + Double($1.high - $1.low) } / Double(ok.count)
+    }
+
     /// The spec as run, with what it ran on.
     public func specJSON() -> JSON {
         guard case var .object(f) = spec.toJSON() else { return spec.toJSON() }
@@ -478,7 +479,6 @@ extension CausalTracer {
     public func report() -> JSON {
         let ok = correctResults, L = model.config.layers
         let avg = averageEffects(), names = TracePrompt.groupNames
-        let total = ok.isEmpty ? Double.nan : ok.reduce(0.0) { $0 + Double($1.high - $1.low) } / Double(ok.count)
         var perKind: [(String, JSON)] = []
         for (k, kind) in kinds.enumerated() {
             var best = (g: -1, l: -1, v: -Double.infinity)
@@ -500,7 +500,7 @@ extension CausalTracer {
             ("high_above_low", .int(ok.filter { $0.high > $0.low }.count)),
             ("mean_high", .number(ok.isEmpty ? .nan : ok.reduce(0.0) { $0 + Double($1.high) } / Double(ok.count))),
             ("mean_low", .number(ok.isEmpty ? .nan : ok.reduce(0.0) { $0 + Double($1.low) } / Double(ok.count))),
-            ("total_effect", .number(total)),
+            ("total_effect", .number(totalEffect)),
             ("kinds", .object(perKind)),
             ("seconds", .number(seconds)),
         ])
@@ -533,9 +533,8 @@ extension CausalTracer {
                 try f.setAttribute("site", string: kind.site.rawValue, at: "/scores/\(kind.rawValue)")
                 try f.write("/average/\(kind.rawValue)", array("average/\(kind.rawValue)")!, shape: [G, L])
             }
-            let ok = correctResults
-            try f.write("/average/total_effect", [Float(ok.isEmpty ? .nan : ok.reduce(0.0) { $0 + Double($1.high - $1.low) } / Double(ok.count))])
-            try f.setAttribute("count", int: Int64(ok.count), at: "/average")
+            try f.write("/average/total_effect", [Float(totalEffect)])
+            try f.setAttribute("count", int: Int64(correctResults.count), at: "/average")
         }
     }
 }

@@ -76,13 +76,9 @@ public struct PromptBatch: Sendable {
         try self.init(tokens: g.prompts, offsets: g.offsets)
         facts = g.facts
         for i in 0..<g.count {
-            let f = Int(g.facts[i])
-            guard f >= 0, f < ds.numFacts else { continue }
-            let p = Array(g.prompt(i)), head = ds.headTokens(ofFact: f)
-            guard p.count >= head.count, let b = (0...(p.count - head.count)).first(where: { Array(p[$0..<($0 + head.count)]) == head }) else { continue }
-            subjects[i] = b..<(b + head.count)
-            let rel = ds.relations[Int(ds.fact(f).relation)].token
-            relations[i] = p.indices.first { $0 >= b + head.count && p[$0] == rel }
+            guard let at = ds.factPositions(in: Array(g.prompt(i)), fact: Int(g.facts[i])) else { continue }
+            subjects[i] = at.subject
+            relations[i] = at.relations.first
         }
     }
 }
@@ -130,7 +126,7 @@ public final class ActivationRecording {
                 case .last: t = n - 1
                 case .subjectFirst: t = prompts.subjects[i]?.lowerBound
                 case .subjectLast: t = prompts.subjects[i].map { $0.upperBound - 1 }
-                case .relation: t = prompts.relations[i] ?? nil
+                case .relation: t = prompts.relations[i]
                 case .all: t = nil
                 }
                 guard let t else {
@@ -201,7 +197,8 @@ public final class ActivationRecording {
         try recorder.writeArray("/facts", prompts.facts, shape: nil)
         try recorder.writeArray("/positions", positions, shape: [prompts.count, slots])
         try recorder.finish()
-        return .object([("path", .string(spec.path)), ("prompts", .int(prompts.count)), ("slots", .int(slots)),
+        return .object([("path", .string(spec.path)), ("prompts_requested", spec.count > 0 ? .int(spec.count) : .string("all")),
+                        ("prompts", .int(prompts.count)), ("slots", .int(slots)),
                         ("points", .strings(points.map(\.name))), ("positions", .strings(spec.positions)),
                         ("model_digest", .string(model.contentDigest))])
     }

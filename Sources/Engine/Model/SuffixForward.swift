@@ -12,7 +12,7 @@ final class SuffixWorkspace {
     var last = FloatBuffer(count: 0), lastNorm = FloatBuffer(count: 0), logits = FloatBuffer(count: 0)
 
     func ensure(rows r: Int, positions p: Int, d: Int, i: Int, v: Int) {
-        guard r > rows || p > positions || r * p > rows * positions else { return }
+        guard r > rows || p > positions else { return }
         rows = max(r, rows); positions = max(p, positions)
         let n = rows * positions
         x = FloatBuffer(count: n * d); ln1 = FloatBuffer(count: n * d); ln2 = FloatBuffer(count: n * d)

@@ -247,18 +247,15 @@ def localization(model, dataset, trace, *, editors=("rome",), blocks=None, kind:
         raise ValueError("localization: the trace has no correctly answered fact to compare")
     rows = []
     total = len(chosen) * len(editors) * len(blocks)
-    bar = None
-    try:
-        from .progress import progress_bar
-        bar = progress_bar(total=total, desc="localization", enabled=progress)
-    except Exception:  # noqa: BLE001 - the bar is optional
-        bar = None
+    from .progress import progress_bar
+    from .sweep import LOCATE_EDITORS
+    bar = progress_bar(total=total, desc="localization", enabled=progress)
     for i in chosen:
         pos = int(lengths[i] - 1) if group == "last" else int(subject[i, 1] - 1)
         curve = scores[i, pos, :] - low[i]
         s, r = int(table[facts[i], 0]), int(table[facts[i], 1])
         row = {"fact": int(facts[i]), "subject": s, "relation": r, "trace_effect": [float(x) for x in curve],
-               "trace_peak_block": int(np.argmax(curve)), "edit_score": {}, "best_edit_block": {}, "curve_correlation": {}}
+               "trace_peak_block": blocks[int(np.argmax(curve[blocks]))], "edit_score": {}, "best_edit_block": {}, "curve_correlation": {}}
         es = EditSet(dataset, kind="single", relation=r, subjects=[s], count=1, seed=seed)
         if es.edits.shape[0] != 1 or int(es.edits[0, 0]) != s or int(es.edits[0, 1]) != r:
             raise RuntimeError(f"localization: the edit set for fact {facts[i]} edits {es.edits.tolist()}, not subject {s}, relation {r}")
@@ -266,22 +263,20 @@ def localization(model, dataset, trace, *, editors=("rome",), blocks=None, kind:
             values = []
             for b in blocks:
                 m = model.clone()
-                spec = {"method": name, "layers": {"blocks": [b]} if name in ("rome", "memit", "alphaedit")
+                spec = {"method": name, "layers": {"blocks": [b]} if name in LOCATE_EDITORS
                         else {"blocks": [b], "sublayers": "mlp"}}
                 spec.update((editor_specs or {}).get(name, {}))
                 res = m.edit(es, spec=spec, progress=False)
                 values.append(float(res.metrics.get(metric, float("nan"))))
                 res.close()
                 m.close()
-                if bar is not None:
-                    bar.update(1)
+                bar.update(1)
             row["edit_score"][name] = values
             row["best_edit_block"][name] = blocks[int(np.nanargmax(values))]
             row["curve_correlation"][name] = _correlations([curve[b] for b in blocks], values)["pearson"]
         es.close()
         rows.append(row)
-    if bar is not None:
-        bar.close()
+    bar.close()
     report = {
         "kind": kind, "group": group, "metric": metric, "blocks": blocks, "editors": list(editors),
         "facts_requested": max_facts, "facts_compared": len(rows),

@@ -162,10 +162,9 @@ def run(preset: str = "demo", out: str = "out", seed: int = 0, progress: Optiona
     # 5. A small sweep (behemoth.sweep): LoRA ranks × layer selections and ROME, in worker processes
     from .sweep import sweep as run_sweep
     from . import plots
-    lora_optimizer_sweep = dict(lora_optimizer)
     sweep_spec = {"base": {"model": os.path.abspath(os.path.join(out, "model.h5")), "dataset": os.path.abspath(os.path.join(out, "dataset.h5"))},
-                  "axes": {"editor": [{"method": "lora", "rank": [8, 32], "alpha": 32, "optimizer": lora_optimizer_sweep}, {"method": "rome"}],
-                           "layers": [f"mlp@0", f"mlp@{last}", f"attn@{last}", "both@all"], "seed": [seed]}}
+                  "axes": {"editor": [{"method": "lora", "rank": [8, 32], "alpha": 32, "optimizer": lora_optimizer}, {"method": "rome"}],
+                           "layers": ["mlp@0", f"mlp@{last}", f"attn@{last}", "both@all"], "seed": [seed]}}
     rows = run_sweep(sweep_spec, os.path.join(out, "sweep"), progress=progress)
     rows = rows.to_dict("records") if hasattr(rows, "to_dict") else rows
     swept = "sweep/results.csv"

@@ -105,12 +105,11 @@ _WORKER: dict = {}
 
 def _base(paths: tuple, threads: int):
     import behemoth
-    key = paths
-    if key not in _WORKER:
+    if paths not in _WORKER:
         behemoth.set_num_threads(threads)
         _WORKER.clear()
-        _WORKER[key] = (behemoth.Dataset.load(paths[1]), behemoth.Model.load(paths[0]))
-    return _WORKER[key]
+        _WORKER[paths] = (behemoth.Dataset.load(paths[1]), behemoth.Model.load(paths[0]))
+    return _WORKER[paths]
 
 
 def _init_worker(threads: int) -> None:
