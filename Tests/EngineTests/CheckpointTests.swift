@@ -17,6 +17,8 @@ import Glibc
         c.trainerState = #"{"epoch":3}"#
         c.history.step = [1, 2]; c.history.loss = [2.5, 2.0]; c.history.learningRate = [1e-3, 1e-3]; c.history.gradNorm = [1, 0.5]
         c.history.recordEvaluation(step: 2, epoch: 1, accuracies: [("sro", 0.75)])
+        c.history.recordDataset("xxh64:0123456789abcdef")
+        c.history.recordDataset("xxh64:0123456789abcdef")
         let path = tempPath("rt")
         try c.save(path)
         defer { unlink(path) }
@@ -28,6 +30,7 @@ import Glibc
         #expect(d.history.loss == [2.5, 2.0])
         #expect(d.history.evalGroups == ["sro"])
         #expect(d.history.evalAccuracy == [0.75])
+        #expect(d.history.datasets == ["xxh64:0123456789abcdef"], "each training dataset once")
     }
 
     @Test func shapeMismatchAndForeignFilesAreFormatErrors() throws {

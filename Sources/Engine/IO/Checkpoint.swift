@@ -6,7 +6,8 @@
 ///   /trainer  attr state (JSON: position, spec, RNG seeds)  (optional: resuming)
 ///   /history/step, /history/loss, /history/learning_rate, /history/grad_norm
 ///   /history/eval_step, /history/eval_epoch, /history/eval_accuracy   (one column per eval group,
-///          attr groups = JSON list of names)
+///          attr groups = JSON list of names; attr datasets = JSON list of the content digests of
+///          the datasets it was trained on, absent in files written before it existed)
 
 public struct TrainingHistory {
     public var step: [Int64] = []
@@ -18,8 +19,14 @@ public struct TrainingHistory {
     public var evalEpoch: [Int64] = []
     /// Row-major [evaluations, groups].
     public var evalAccuracy: [Float] = []
+    /// Content digests of the datasets trained on, in order (so a model file says what it learned from).
+    public var datasets: [String] = []
 
     public init() {}
+
+    public mutating func recordDataset(_ digest: String) {
+        if !datasets.contains(digest) { datasets.append(digest) }
+    }
 
     public mutating func recordEvaluation(step: Int, epoch: Int, accuracies: [(String, Double)]) {
         if evalGroups.isEmpty { evalGroups = accuracies.map(\.0) }
@@ -37,6 +44,7 @@ public struct TrainingHistory {
         try f.write("/history/eval_epoch", evalEpoch)
         try f.write("/history/eval_accuracy", evalAccuracy, shape: [evalStep.count, evalGroups.count])
         try f.setAttribute("groups", string: JSON.strings(evalGroups).serialized(), at: "/history")
+        if !datasets.isEmpty { try f.setAttribute("datasets", string: JSON.strings(datasets).serialized(), at: "/history") }
     }
 
     static func read(_ f: H5File) throws(EngineError) -> TrainingHistory {
@@ -60,6 +68,16 @@ public struct TrainingHistory {
         for item in items {
             guard case let .string(s) = item else { throw .format("\(f.path): /history groups holds a non-string") }
             h.evalGroups.append(s)
+        }
+        if f.hasAttribute("datasets", at: "/history") {
+            let text = try f.stringAttribute("datasets", at: "/history")
+            guard case let .array(items)? = try? JSON.parse(text, what: "\(f.path): /history datasets"), items.count <= 4096 else {
+                throw .format("\(f.path): /history datasets is not a JSON list of at most 4096 digests")
+            }
+            for item in items {
+                guard case let .string(s) = item, s.utf8.count <= 64 else { throw .format("\(f.path): /history datasets holds something that is not a digest") }
+                h.datasets.append(s)
+            }
         }
         guard h.loss.count == h.step.count, h.learningRate.count == h.step.count, h.gradNorm.count == h.step.count,
               h.evalEpoch.count == h.evalStep.count, h.evalAccuracy.count == h.evalStep.count * h.evalGroups.count else {

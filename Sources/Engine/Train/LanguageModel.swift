@@ -190,6 +190,7 @@ extension LanguageModel {
                 ("final_loss", h.loss.last.map { .number(Double($0)) } ?? .null),
                 ("evaluations", .int(h.evalStep.count)),
                 ("eval_groups", .strings(h.evalGroups)),
+                ("datasets", .strings(h.datasets)),
                 ("final_accuracy", h.evalStep.isEmpty ? .null : .array(h.evalAccuracy.suffix(h.evalGroups.count).map { .number(Double($0)) })),
             ])),
             ("library_version", .string(Version.string)),

@@ -131,6 +131,9 @@ public final class Trainer {
         finished = taken == totalSteps
     }
 
+    /// Notes a dataset this run trains on (its content digest) in the history the model keeps.
+    public func recordDataset(_ digest: String) { history.recordDataset(digest) }
+
     public func evaluate() throws(EngineError) -> [(String, Double)] {
         var out: [(String, Double)] = []
         for set in evalSets {

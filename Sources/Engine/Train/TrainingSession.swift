@@ -21,6 +21,8 @@ public final class TrainingSession {
         trainer = try Trainer(network: model, optimizer: optimizer, spec: spec, tokens: dataset.tokens, offsets: dataset.offsets, evalSets: evalSets)
         try model.ensureCapacity(batch: spec.batchSize, seq: trainer.batcher.width)
         if !spec.resumeFrom.isEmpty { try resume(from: spec.resumeFrom) }
+        for d in model.history.datasets { trainer.recordDataset(d) }   // a model trained further keeps what it learned from
+        trainer.recordDataset(dataset.contentDigest())
         if !spec.checkpointPath.isEmpty {
             let path = spec.checkpointPath
             trainer.saveCheckpoint = { [unowned self] (_: Trainer) throws(EngineError) in try self.save(path) }

@@ -103,6 +103,7 @@ public enum Runtime {
             ("recommended_core", recommended.map { .string($0) } ?? .null),
             ("openblas_coretype_env", .string(env)),
             ("warning", .string(warning)),
+            ("editors", .strings(EditorRegistry.names)),
         ])
     }
 }

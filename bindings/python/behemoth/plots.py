@@ -248,10 +248,14 @@ def _rows(table):
         return table.to_dict("records")
     if isinstance(table, (str, os.PathLike)):
         import csv
+        import json
         with open(os.fspath(table)) as f:
             rows = list(csv.DictReader(f))
         for r in rows:
             for k, v in r.items():
+                if isinstance(v, str) and v.startswith("["):
+                    r[k] = json.loads(v)   # a list column (a cell's spectrum) is JSON in the CSV
+                    continue
                 try:
                     r[k] = float(v) if v not in ("", None) else None
                 except ValueError:
@@ -260,50 +264,78 @@ def _rows(table):
     return list(table)
 
 
-def sweep(table, out=None, metrics: Sequence[str] = ("edit_success", "remaining_accuracy")):
+def _rank_label(r) -> str:
+    v = r.get("rank")
+    return "—" if v is None or (isinstance(v, float) and v != v) else str(int(v))
+
+
+def sweep_grids(table, metrics: Sequence[str] = ("edit_success", "remaining_accuracy")) -> dict:
+    """The arrays behind `sweep`'s heatmaps: {(method, edit kind): {"layers": [...], "ranks": [...],
+    "count": [layers, ranks] cells averaged, metric: [layers, ranks] mean over seeds (NaN where no
+    cell finished ok)}}. Ranks "—" is an editor without one (full, ROME)."""
+    rows = _rows(table)
+    layers = list(dict.fromkeys(str(r["layers"]) for r in rows))
+    out: dict = {}
+    for method, kind in sorted({(str(r["method"]), str(r.get("edit_kind"))) for r in rows}):
+        mine = [r for r in rows if str(r["method"]) == method and str(r.get("edit_kind")) == kind]
+        ranks = sorted({_rank_label(r) for r in mine}, key=lambda x: (x == "—", int(x) if x != "—" else 0))
+        g = {"layers": layers, "ranks": ranks, "count": np.zeros((len(layers), len(ranks)), dtype=int)}
+        for metric in metrics:
+            g[metric] = np.full((len(layers), len(ranks)), np.nan)
+        for li, sel in enumerate(layers):
+            for ri, rk in enumerate(ranks):
+                ok = [r for r in mine if str(r["layers"]) == sel and _rank_label(r) == rk and r.get("status") == "ok"]
+                g["count"][li, ri] = len(ok)
+                for metric in metrics:
+                    vals = [float(r[metric]) for r in ok if r.get(metric) is not None]
+                    if vals:
+                        g[metric][li, ri] = float(np.mean(vals))
+        out[(method, kind)] = g
+    return out
+
+
+def sweep(table, out=None, metrics: Sequence[str] = ("edit_success", "remaining_accuracy")) -> dict:
     """A sweep's figures (behemoth.sweep): per editor and edit kind, heatmaps of each metric over
-    layer selection × rank (mean over seeds; grey where the cell is not applicable or failed), and
-    the trade-off of edit success against remaining accuracy, one point per cell. `table`: the
-    DataFrame or rows `sweep` returned, or its results.csv. Writes <out>_heatmaps and
-    <out>_tradeoff (PNG and PDF); returns the two figures."""
+    layer selection × rank (mean over seeds; grey where the cell is not applicable or failed); the
+    trade-off of edit success against remaining accuracy, one point per cell; and, when the sweep
+    took ranks, each cell's delta spectrum (singular values of its largest changed matrix over σ₁).
+    `table`: the DataFrame or rows `sweep` returned, or its results.csv. Writes <out>_heatmaps,
+    <out>_tradeoff and <out>_spectra (PNG and PDF), with the arrays behind the heatmaps and spectra
+    beside them (<out>_heatmaps.npz: "<method>/<kind>/<metric>", ".../layers", ".../ranks",
+    ".../count"; <out>_spectra.npz: "spectra" [cells, k], "ids"). Returns {"heatmaps", "tradeoff",
+    "spectra" (None without ranks)} figures."""
     plt = _pyplot()
-    rows = [r for r in _rows(table)]
-    ok = [r for r in rows if r.get("status") == "ok"]
+    rows = _rows(table)
     if not rows:
         raise ValueError("plots.sweep: the table is empty")
-
-    def rank_of(r):
-        v = r.get("rank")
-        return "—" if v is None or (isinstance(v, float) and v != v) else str(int(v))
-    groups = sorted({(str(r["method"]), str(r.get("edit_kind"))) for r in rows})
-    layers = list(dict.fromkeys(str(r["layers"]) for r in rows))
-    fig, axes = plt.subplots(len(groups), len(metrics), figsize=(3.4 * len(metrics) + 1, 0.45 * len(layers) * len(groups) + 1.5 * len(groups)),
+    ok = [r for r in rows if r.get("status") == "ok"]
+    grids = sweep_grids(rows, metrics)
+    layers = next(iter(grids.values()))["layers"]
+    fig, axes = plt.subplots(len(grids), len(metrics), figsize=(3.4 * len(metrics) + 1, 0.3 * len(layers) * len(grids) + 1.2 * len(grids) + 0.5),
                              squeeze=False)
-    for gi, (method, kind) in enumerate(groups):
-        mine = [r for r in rows if str(r["method"]) == method and str(r.get("edit_kind")) == kind]
-        ranks = sorted({rank_of(r) for r in mine}, key=lambda x: (x == "—", int(x) if x != "—" else 0))
+    arrays = {}
+    cmap = plt.get_cmap("viridis").with_extremes(bad="lightgrey")
+    for gi, ((method, kind), g) in enumerate(grids.items()):
+        arrays[f"{method}/{kind}/layers"] = np.array(g["layers"])
+        arrays[f"{method}/{kind}/ranks"] = np.array(g["ranks"])
+        arrays[f"{method}/{kind}/count"] = g["count"]
         for mi, metric in enumerate(metrics):
-            grid = np.full((len(layers), len(ranks)), np.nan)
-            for li, sel in enumerate(layers):
-                for ri, rk in enumerate(ranks):
-                    vals = [float(r[metric]) for r in mine if str(r["layers"]) == sel and rank_of(r) == rk
-                            and r.get("status") == "ok" and r.get(metric) is not None]
-                    if vals:
-                        grid[li, ri] = float(np.mean(vals))
+            grid = g[metric]
+            arrays[f"{method}/{kind}/{metric}"] = grid
             ax = axes[gi][mi]
-            cmap = plt.get_cmap("viridis").with_extremes(bad="lightgrey")
             im = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, vmin=0, vmax=1, aspect="auto")
             for (li, ri), v in np.ndenumerate(grid):
                 if v == v:
-                    ax.text(ri, li, f"{v:.2f}", ha="center", va="center", fontsize=7, color="white" if v < 0.6 else "black")
-            ax.set_xticks(range(len(ranks)))
-            ax.set_xticklabels(ranks, fontsize=8)
+                    ax.text(ri, li, f"{v:.2f}", ha="center", va="center", fontsize=6.5, color="white" if v < 0.6 else "black")
+            ax.set_xticks(range(len(g["ranks"])))
+            ax.set_xticklabels(g["ranks"], fontsize=8)
             ax.set_yticks(range(len(layers)))
-            ax.set_yticklabels(layers if mi == 0 else [""] * len(layers), fontsize=8)
+            ax.set_yticklabels(layers if mi == 0 else [""] * len(layers), fontsize=7)
             ax.set_xlabel("rank")
             ax.set_title(f"{method}, {kind}: {metric.replace('_', ' ')}", fontsize=9)
             fig.colorbar(im, ax=ax, fraction=0.05)
     fig.tight_layout()
+
     fig2, ax = plt.subplots(figsize=(5.5, 4.2))
     for method in sorted({str(r["method"]) for r in ok}):
         pts = [(float(r["remaining_accuracy"]), float(r["edit_success"])) for r in ok if str(r["method"]) == method]
@@ -314,7 +346,37 @@ def sweep(table, out=None, metrics: Sequence[str] = ("edit_success", "remaining_
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig2.tight_layout()
+
+    fig3 = None
+    with_spectra = [r for r in ok if isinstance(r.get("spectrum"), list) and r["spectrum"]]
+    if with_spectra:
+        methods = sorted({str(r["method"]) for r in with_spectra})
+        fig3, axs = plt.subplots(1, len(methods), figsize=(4.2 * len(methods), 3.6), squeeze=False)
+        width = max(len(r["spectrum"]) for r in with_spectra)
+        spectra = np.full((len(with_spectra), width), np.nan)
+        for i, r in enumerate(with_spectra):
+            sv = np.asarray(r["spectrum"], dtype=float)
+            spectra[i, :len(sv)] = sv
+        for ax, method in zip(axs[0], methods):
+            mine = [(i, r) for i, r in enumerate(with_spectra) if str(r["method"]) == method]
+            colors = plt.get_cmap("plasma")(np.linspace(0, 0.9, max(len(mine), 1)))
+            for (i, r), c in zip(mine, colors):
+                sv = spectra[i][~np.isnan(spectra[i])]
+                label = f"{r['layers']}" + ("" if _rank_label(r) == "—" else f" r{_rank_label(r)}")
+                ax.semilogy(np.arange(1, len(sv) + 1), sv / sv[0], color=c, lw=1, alpha=0.8, label=label if len(mine) <= 12 else None)
+            ax.set_xlabel("singular value index")
+            ax.set_ylabel("σᵢ / σ₁ of the largest changed matrix")
+            ax.set_ylim(1e-4, 1.5)
+            ax.set_title(f"{method}: delta spectra ({len(mine)} cells)", fontsize=9)
+            ax.grid(alpha=0.3, which="both")
+            if len(mine) <= 12:
+                ax.legend(fontsize=6)
+        fig3.tight_layout()
+        if out is not None:
+            np.savez(os.fspath(out) + "_spectra.npz", spectra=spectra, ids=np.array([str(r["id"]) for r in with_spectra]))
+            _save(fig3, os.fspath(out) + "_spectra")
     if out is not None:
+        np.savez(os.fspath(out) + "_heatmaps.npz", **arrays)
         _save(fig, os.fspath(out) + "_heatmaps")
         _save(fig2, os.fspath(out) + "_tradeoff")
-    return fig, fig2
+    return {"heatmaps": fig, "tradeoff": fig2, "spectra": fig3}

@@ -96,3 +96,217 @@ def test_dask_local_cluster(base, tmp_path):
         pids = set(client.run(os.getpid).values())
     assert len(rows) == 4 and all(r["status"] == "ok" for r in rows)
     assert {r["worker"] for r in rows} <= pids and os.getpid() not in pids, "cells ran in the cluster's worker processes"
+
+
+# ---- killed, resumed, on Dask, with dying workers: the same table ------------------------------
+
+#: 12 cells: LoRA ranks 2 and 4, full fine-tuning, ROME (not applicable to attention or both).
+GRID = {"editor": [{"method": "lora", "rank": [2, 4], "alpha": 8, "optimizer": {"epochs": 4}},
+                   {"method": "full", "optimizer": {"epochs": 2}}, {"method": "rome"}],
+        "layers": ["mlp@1", "attn@0-1", "both@all"], "seed": [0]}
+#: What may differ between two runs of the same cell: where and how fast it ran.
+RUN_COLUMNS = {"seconds", "edit_seconds", "worker", "attempts"}
+
+
+def same_rows(a, b):
+    a, b = rows_of(a), rows_of(b)
+    assert [r["id"] for r in a] == [r["id"] for r in b]
+    for x, y in zip(a, b):
+        for k in set(x) | set(y):
+            if k in RUN_COLUMNS:
+                continue
+            vx, vy = x.get(k), y.get(k)
+            if isinstance(vx, float) and isinstance(vy, float) and vx != vx and vy != vy:
+                continue
+            assert vx == vy, f"cell {x['id']} ({x['method']}, {x['layers']}): {k} is {vx!r} in one run and {vy!r} in the other"
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(base, tmp_path_factory):
+    spec = {"base": base, "axes": GRID, "rank": True}
+    rows = rows_of(sweep(spec, str(tmp_path_factory.mktemp("whole")), workers=2, progress=False))
+    assert len(rows) == 12
+    assert [r["status"] for r in rows].count("not_applicable") == 2
+    assert all(r["status"] in ("ok", "not_applicable") for r in rows), [r.get("error") for r in rows]
+    return spec, rows
+
+
+def test_a_killed_sweep_resumes_and_gives_the_same_table(uninterrupted, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+    from conftest import subprocess_env
+    spec, whole = uninterrupted
+    out = tmp_path / "killed"
+    code = ("import json, sys\nfrom behemoth.sweep import sweep\n"
+            "if __name__ == '__main__':\n"
+            f"    sweep(json.loads(sys.argv[1]), {str(out)!r}, workers=2, progress=False)\n")
+    script = tmp_path / "run.py"
+    script.write_text(code)
+    proc = subprocess.Popen([sys.executable, str(script), json.dumps(spec)], env=subprocess_env(), start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        done = [p for p in os.listdir(out / "cells")] if (out / "cells").exists() else []
+        if len([p for p in done if p.endswith(".json")]) >= 3:
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)   # the driver and its workers, mid-sweep
+    proc.wait()
+    finished = sorted(p for p in os.listdir(out / "cells") if p.endswith(".json"))
+    assert 3 <= len(finished) < 12, f"the sweep was to be killed midway, it had {len(finished)} cells"
+    mtimes = {p: os.path.getmtime(out / "cells" / p) for p in finished}
+    resumed = sweep(spec, str(out), workers=2, progress=False)
+    for p, t in mtimes.items():
+        assert os.path.getmtime(out / "cells" / p) == t, "finished cells are not run again"
+    same_rows(resumed, whole)
+    with open(out / "results.csv") as f:
+        assert sum(1 for _ in f) == 13, "the table has a header and 12 rows"
+
+
+def test_dask_gives_the_same_rows(uninterrupted, tmp_path):
+    distributed = pytest.importorskip("distributed", reason="Dask distributed is an optional extra (pip install dask[distributed])")
+    spec, whole = uninterrupted
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        rows = rows_of(sweep(spec, str(tmp_path / "dask"), executor=client.get_executor(), progress=False))
+        pids = set(client.run(os.getpid).values())
+    same_rows(rows, whole)
+    assert {r["worker"] for r in rows} <= pids and os.getpid() not in pids, "cells ran in the cluster's worker processes"
+
+
+def _kill_a_worker_when(out, cells_done: int, stop):
+    import multiprocessing
+    import signal
+    import time
+    while not stop.is_set():
+        n = len([p for p in os.listdir(out / "cells") if p.endswith(".json")]) if (out / "cells").exists() else 0
+        workers = multiprocessing.active_children()
+        if n >= cells_done and workers:
+            os.kill(workers[0].pid, signal.SIGKILL)
+            return
+        time.sleep(0.01)
+
+
+SLOW_LORA = {"editor": [{"method": "lora", "rank": [2, 4, 8], "alpha": 8, "optimizer": {"epochs": 20}}],
+             "layers": ["mlp@0", "mlp@1"], "seed": [0]}
+
+
+def test_a_worker_that_dies_mid_cell_is_retried_alone(base, tmp_path):
+    import threading
+    spec = {"base": base, "axes": SLOW_LORA}
+    out = tmp_path / "dies"
+    stop = threading.Event()
+    killer = threading.Thread(target=_kill_a_worker_when, args=(out, 1, stop))
+    killer.start()
+    try:
+        rows = rows_of(sweep(spec, str(out), workers=2, progress=False))
+    finally:
+        stop.set()
+        killer.join()
+    assert len(rows) == 6 and all(r["status"] == "ok" for r in rows), [(r["status"], r.get("error")) for r in rows]
+    assert max(r["attempts"] for r in rows) == 2, "the cells the dead worker held ran again"
+    with open(out / "results.csv") as f:
+        assert sum(1 for _ in f) == 7
+
+
+def test_a_cell_whose_worker_keeps_dying_is_a_failed_row_and_runs_again_next_time(base, tmp_path):
+    import threading
+    spec = {"base": base, "axes": SLOW_LORA}
+    out = tmp_path / "fails"
+    stop = threading.Event()
+    killer = threading.Thread(target=_kill_a_worker_when, args=(out, 1, stop))
+    killer.start()
+    try:
+        rows = rows_of(sweep(spec, str(out), workers=2, progress=False, max_attempts=1))
+    finally:
+        stop.set()
+        killer.join()
+    failed = [r for r in rows if r["status"] == "failed"]
+    assert len(rows) == 6 and 1 <= len(failed) <= 2, "the cells in the broken pool are reported, the rest ran"
+    assert all("worker process died" in r["error"] for r in failed)
+    summary = json.load(open(out / "summary.json"))
+    assert summary["by_status"]["failed"] == len(failed) and summary["cells_requested"] == 6
+    again = rows_of(sweep(spec, str(out), workers=2, progress=False))
+    assert all(r["status"] == "ok" for r in again)
+
+
+# ---- bad input ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("axes, message", [
+    ({"editor": [{"method": "romee"}]}, "method 'romee' does not exist"),
+    ({"layers": ["mlp@7"]}, "axis layers"),
+    ({"layers": ["ffn@1"]}, "axis layers"),
+    ({"edit": [{"kind": "bogus"}]}, "axis edit"),
+    ({"edit": [{"kind": "single", "count": 10 ** 6}]}, "axis edit"),
+])
+def test_an_axis_value_that_does_not_exist_is_refused_before_anything_runs(base, tmp_path, axes, message):
+    with pytest.raises(ValueError, match=message):
+        sweep({"base": base, "axes": axes}, str(tmp_path / "bad"), workers=1, progress=False)
+    assert os.listdir(tmp_path / "bad" / "cells") == []
+
+
+def test_a_model_of_another_dataset_is_refused(base, trained, tmp_path):
+    import behemoth
+    other = behemoth.Dataset.generate(preset="tiny", seed=99)
+    other.save(tmp_path / "other.h5")
+    with pytest.raises(ValueError, match="trained on dataset"):
+        sweep({"base": {"model": base["model"], "dataset": str(tmp_path / "other.h5")}, "axes": {}}, str(tmp_path / "a"), progress=False)
+    bigger = behemoth.Dataset.generate(preset="tiny", subjects=40)
+    bigger.save(tmp_path / "bigger.h5")
+    with pytest.raises(ValueError, match="vocabulary"):
+        sweep({"base": {"model": base["model"], "dataset": str(tmp_path / "bigger.h5")}, "axes": {}}, str(tmp_path / "b"), progress=False)
+    assert trained.info["history"]["datasets"] == [behemoth.Dataset.load(base["dataset"]).digest]
+
+
+# ---- figures: the arrays behind them are the table's aggregates ---------------------------------
+
+def test_heatmap_arrays_are_the_tables_means_over_seeds(tmp_path):
+    import numpy as np
+    from behemoth import plots
+    row = dict(edit_kind="single", status="ok")
+    rows = [dict(row, id="a", method="lora", rank=2, layers="mlp@1", seed=0, edit_success=1.0, remaining_accuracy=0.9),
+            dict(row, id="b", method="lora", rank=2, layers="mlp@1", seed=1, edit_success=0.5, remaining_accuracy=0.7),
+            dict(row, id="c", method="lora", rank=4, layers="mlp@1", seed=0, edit_success=0.25, remaining_accuracy=1.0),
+            dict(row, id="d", method="lora", rank=4, layers="attn@0", seed=0, status="error", edit_success=None, remaining_accuracy=None),
+            dict(row, id="e", method="rome", rank=None, layers="mlp@1", seed=0, edit_success=1.0, remaining_accuracy=0.5,
+                 spectrum=[2.0, 1.0, 0.5]),
+            dict(row, id="f", method="rome", rank=None, layers="attn@0", seed=0, status="not_applicable")]
+    figs = plots.sweep(rows, out=tmp_path / "s")
+    a = np.load(tmp_path / "s_heatmaps.npz")
+    assert list(a["lora/single/layers"]) == ["mlp@1", "attn@0"] and list(a["lora/single/ranks"]) == ["2", "4"]
+    np.testing.assert_array_equal(a["lora/single/edit_success"], [[0.75, 0.25], [np.nan, np.nan]])
+    np.testing.assert_array_equal(a["lora/single/remaining_accuracy"], [[0.8, 1.0], [np.nan, np.nan]])
+    np.testing.assert_array_equal(a["lora/single/count"], [[2, 1], [0, 0]])
+    np.testing.assert_array_equal(a["rome/single/edit_success"], [[1.0], [np.nan]])
+    sp = np.load(tmp_path / "s_spectra.npz")
+    assert list(sp["ids"]) == ["e"] and sp["spectra"].tolist() == [[2.0, 1.0, 0.5]]
+    assert figs["spectra"] is not None
+    for name in ("s_heatmaps", "s_tradeoff", "s_spectra"):
+        assert os.path.getsize(tmp_path / f"{name}.png") > 1000 and os.path.getsize(tmp_path / f"{name}.pdf") > 1000
+
+
+def test_figures_of_a_real_sweep_match_its_table(uninterrupted, tmp_path):
+    import numpy as np
+    from behemoth import plots
+    spec, rows = uninterrupted
+    plots.sweep(rows, out=tmp_path / "real")
+    a = np.load(tmp_path / "real_heatmaps.npz")
+    ok = [r for r in rows if r["status"] == "ok"]
+    for r in ok:
+        key = f"{r['method']}/single"
+        li = list(a[key + "/layers"]).index(r["layers"])
+        ri = list(a[key + "/ranks"]).index("—" if r["rank"] is None or r["rank"] != r["rank"] else str(int(r["rank"])))
+        assert a[key + "/edit_success"][li, ri] == r["edit_success"]          # one seed: the mean is the cell
+        assert a[key + "/remaining_accuracy"][li, ri] == r["remaining_accuracy"]
+    sp = np.load(tmp_path / "real_spectra.npz")
+    assert len(sp["ids"]) == len(ok), "every finished cell has a spectrum"
+    by_id = {r["id"]: r for r in ok}
+    for i, cid in enumerate(sp["ids"]):
+        r = by_id[str(cid)]
+        sv = sp["spectra"][i][~np.isnan(sp["spectra"][i])]
+        assert np.all(np.diff(sv) <= 0), "singular values descend"
+        if r["method"] == "rome":
+            assert sv[1] <= 1e-5 * sv[0], "a ROME delta has rank one"
+        if r["method"] == "lora":
+            assert np.count_nonzero(sv > 1e-5 * sv[0]) <= r["rank"]
