@@ -93,4 +93,49 @@ import Testing
         try adapters.detach(from: m)
         _ = try EditExperiment(model: m, editSet: set, facts: ds.factView(), method: method)
     }
+    /// Made from a spec and factors (how adapters trained elsewhere come in): zero until set, then
+    /// the same set as the one it copies (digest, logits); bad specs and factors are refused.
+    @Test func aSetFromASpecAndFactors() throws {
+        let (ds, m, adapters) = try AdapterTests.editedAdapters()
+        var made = try AdapterSet(spec: adapters.toJSON().serialized())
+        #expect(made.keys == adapters.keys && made.rank == 8 && made.alpha == 16)
+        for k in made.keys { #expect(made.adapters[k]!.delta().allSatisfy { $0 == 0 }) }
+        #expect(made.contentDigest != adapters.contentDigest)
+        for k in adapters.keys {
+            for w in ["A", "B"] {
+                let v = try adapters.factor(k.tensorName, w)
+                try v.withUnsafeBufferPointer { (p: UnsafeBufferPointer<Float>) throws(EngineError) in try made.setFactor(k.tensorName, w, p) }
+                #expect(try made.factor(k.tensorName, w) == v)
+            }
+        }
+        #expect(made.contentDigest == adapters.contentDigest)
+        try made.attach(to: m)
+        let viaMade = try logits(m, ds)
+        try made.detach(from: m)
+        try adapters.attach(to: m)
+        #expect(try logits(m, ds) == viaMade)
+        try adapters.detach(from: m)
+
+        let fc2 = "gpt_neox.layers.1.mlp.dense_4h_to_h.weight"
+        func refused(_ body: () throws(EngineError) -> Void, _ part: String) {
+            do { try body(); Issue.record("accepted; expected an error with \(part)") } catch {
+                #expect(error.status == .invalid && error.message.contains(part), "\(error.message)")
+            }
+        }
+        let nan: [Float] = [.nan] + [Float](repeating: 0, count: 64 * 8 - 1)
+        refused({ () throws(EngineError) in try nan.withUnsafeBufferPointer { (p: UnsafeBufferPointer<Float>) throws(EngineError) in try made.setFactor(fc2, "B", p) } }, "finite")
+        refused({ () throws(EngineError) in try nan.withUnsafeBufferPointer { (p: UnsafeBufferPointer<Float>) throws(EngineError) in try made.setFactor(fc2, "A", p) } }, "2048 values")
+        refused({ () throws(EngineError) in _ = try made.factor(fc2, "a") }, "must be \"A\"")
+        refused({ () throws(EngineError) in _ = try made.factor("gpt_neox.layers.0.mlp.dense_4h_to_h.weight", "A") }, "no target")
+        let target = #"{"tensor": "gpt_neox.layers.0.attention.dense.weight", "shape": [64, 64]}"#
+        refused({ () throws(EngineError) in _ = try AdapterSet(spec: #"{"rank": 0, "alpha": 1, "targets": [\#(target)]}"#) }, "rank")
+        refused({ () throws(EngineError) in _ = try AdapterSet(spec: #"{"rank": 2, "targets": [\#(target)]}"#) }, "alpha")
+        refused({ () throws(EngineError) in _ = try AdapterSet(spec: #"{"rank": 2, "alpha": 1, "targets": []}"#) }, "targets")
+        refused({ () throws(EngineError) in _ = try AdapterSet(spec: #"{"rank": 2, "alpha": 1, "targets": [\#(target), \#(target)]}"#) }, "twice")
+        refused({ () throws(EngineError) in _ = try AdapterSet(spec: #"{"rank": 2, "alpha": 1, "targets": [{"tensor": "embed_out.weight", "shape": [9, 64]}]}"#) }, "embed_out")
+        refused({ () throws(EngineError) in _ = try AdapterSet(spec: #"{"rank": 2, "alpha": 1, "targets": [{"tensor": "gpt_neox.layers.0.attention.dense.weight", "shape": [64, 64], "matrix": "dense_4h_to_h"}]}"#) }, "disagree")
+        do { _ = try AdapterSet(spec: #"{"rank": 1048576, "alpha": 1, "targets": [{"tensor": "gpt_neox.layers.0.attention.dense.weight", "shape": [1048576, 1048576]}]}"#); Issue.record("8.8 TB allocated") } catch {
+            #expect(error.status == .noMemory)
+        }
+    }
 }

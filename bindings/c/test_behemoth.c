@@ -591,6 +591,117 @@ static void test_model(const char *dir, bh_dataset *ds) {
     bh_model_free(m);
 }
 
+/* Adapters made from factors (how a PEFT adapter comes in): a copy of an edit's adapter built with
+   bh_adapter_create + bh_adapter_set_factor gives the same logits; every bad argument is refused. */
+static void test_adapter_factors(bh_model *m, const bh_adapter *from_edit) {
+    const char *fc1 = "gpt_neox.layers.1.mlp.dense_h_to_4h.weight", *fc2 = "gpt_neox.layers.1.mlp.dense_4h_to_h.weight";
+    const char *spec = "{\"rank\": 4, \"alpha\": 8, \"targets\": ["
+                       "{\"tensor\": \"gpt_neox.layers.1.mlp.dense_h_to_4h.weight\", \"shape\": [256, 64]},"
+                       "{\"tensor\": \"gpt_neox.layers.1.mlp.dense_4h_to_h.weight\", \"shape\": [64, 256], \"block\": 1}]}";
+    bh_adapter *c = (bh_adapter *)(void *)&sentinel_storage;
+    CHECK_STATUS(bh_adapter_create(spec, &c), BH_OK);
+    if (!c) return;
+    int64_t count = -1;
+    float *f = calloc(256 * 4, sizeof *f);
+    CHECK_STATUS(bh_adapter_factor(c, fc1, "B", NULL, 0, &count), BH_OK);
+    CHECK(count == 256 * 4);
+    f[0] = 1;
+    CHECK_STATUS(bh_adapter_factor(c, fc1, "B", f, count, &count), BH_OK);
+    CHECK(f[0] == 0);                                                     /* created zero */
+    CHECK_STATUS(bh_adapter_factor(c, fc1, "A", f, 4 * 64 - 1, &count), BH_ERR_BUFFER_TOO_SMALL);
+    CHECK(count == 4 * 64);
+    /* copy the edit's factors over: the same adapter, the same digest */
+    const char *names[2] = {fc1, fc2}, *which[2] = {"A", "B"};
+    for (int t = 0; t < 2; t++) {
+        for (int w = 0; w < 2; w++) {
+            CHECK_STATUS(bh_adapter_factor(from_edit, names[t], which[w], f, 256 * 4, &count), BH_OK);
+            CHECK_STATUS(bh_adapter_set_factor(c, names[t], which[w], f, count), BH_OK);
+        }
+    }
+    char *info_c = NULL, *info_e = NULL;
+    CHECK_STATUS(bh_adapter_info(c, &info_c), BH_OK);
+    CHECK_STATUS(bh_adapter_info(from_edit, &info_e), BH_OK);
+    CHECK(info_c && info_e && strcmp(strstr(info_c, "\"digest\""), strstr(info_e, "\"digest\"")) == 0);
+    bh_string_free(info_c);
+    bh_string_free(info_e);
+
+    /* bad input: NULLs, wrong counts, unknown names, NaN, wrong kind of handle */
+    CHECK_STATUS(bh_adapter_set_factor(c, fc1, "A", f, 4 * 64 + 1), BH_ERR_INVALID);
+    CHECK(contains(bh_last_error(), "256 values"));
+    CHECK_STATUS(bh_adapter_set_factor(c, fc1, "A", NULL, 4 * 64), BH_ERR_INVALID);
+    CHECK_STATUS(bh_adapter_set_factor(c, fc1, "A", f, -1), BH_ERR_INVALID);
+    CHECK_STATUS(bh_adapter_set_factor(c, fc1, "C", f, 4 * 64), BH_ERR_INVALID);
+    CHECK(contains(bh_last_error(), "\"A\""));
+    CHECK_STATUS(bh_adapter_set_factor(c, fc1, NULL, f, 4 * 64), BH_ERR_INVALID);
+    CHECK_STATUS(bh_adapter_set_factor(c, NULL, "A", f, 4 * 64), BH_ERR_INVALID);
+    CHECK_STATUS(bh_adapter_set_factor(c, "gpt_neox.layers.0.mlp.dense_h_to_4h.weight", "A", f, 4 * 64), BH_ERR_INVALID);
+    CHECK(contains(bh_last_error(), "no target"));
+    CHECK_STATUS(bh_adapter_set_factor(NULL, fc1, "A", f, 4 * 64), BH_ERR_INVALID);
+    CHECK_STATUS(bh_adapter_set_factor((bh_adapter *)(void *)m, fc1, "A", f, 4 * 64), BH_ERR_INVALID);
+    float keep = f[5];
+    f[5] = NAN;
+    CHECK_STATUS(bh_adapter_set_factor(c, fc1, "A", f, 4 * 64), BH_ERR_INVALID);
+    CHECK(contains(bh_last_error(), "values[5]") && contains(bh_last_error(), "finite"));
+    f[5] = INFINITY;
+    CHECK_STATUS(bh_adapter_set_factor(c, fc1, "A", f, 4 * 64), BH_ERR_INVALID);
+    f[5] = keep;
+    CHECK_STATUS(bh_adapter_factor(c, fc1, "A", f, 256 * 4, NULL), BH_ERR_INVALID);
+    CHECK_STATUS(bh_adapter_factor(c, "x", "A", f, 256 * 4, &count), BH_ERR_INVALID);
+    CHECK_STATUS(bh_adapter_factor(NULL, fc1, "A", f, 256 * 4, &count), BH_ERR_INVALID);
+
+    /* the copy runs as the original: the same logits as a side path */
+    int32_t tokens[6] = {0, 3, 12, 4, 5, 2};
+    int64_t n = 0;
+    CHECK_STATUS(bh_model_logits(m, tokens, 1, 6, NULL, 0, &n), BH_OK);
+    float *l1 = calloc((size_t)n, sizeof *l1), *l2 = calloc((size_t)n, sizeof *l2);
+    CHECK_STATUS(bh_adapter_apply(m, from_edit, 0), BH_OK);
+    CHECK_STATUS(bh_model_logits(m, tokens, 1, 6, l1, n, &n), BH_OK);
+    CHECK_STATUS(bh_adapter_remove(m, from_edit), BH_OK);
+    CHECK_STATUS(bh_adapter_apply(m, c, 0), BH_OK);
+    CHECK_STATUS(bh_model_logits(m, tokens, 1, 6, l2, n, &n), BH_OK);
+    CHECK(memcmp(l1, l2, (size_t)n * sizeof *l1) == 0);
+    /* applied: the factors are fixed from now on */
+    CHECK_STATUS(bh_adapter_set_factor(c, fc1, "A", f, 4 * 64), BH_ERR_MISUSE);
+    CHECK_STATUS(bh_adapter_remove(m, c), BH_OK);
+    free(l1);
+    free(l2);
+    free(f);
+    bh_adapter_free(c);
+
+    /* bad specs: rank 0, no alpha, a tensor that is not a block matrix, a wrong shape, twice the same */
+    const char *bad[] = {
+        "{\"rank\": 0, \"alpha\": 8, \"targets\": [{\"tensor\": \"gpt_neox.layers.1.attention.dense.weight\", \"shape\": [64, 64]}]}",
+        "{\"rank\": 4, \"targets\": [{\"tensor\": \"gpt_neox.layers.1.attention.dense.weight\", \"shape\": [64, 64]}]}",
+        "{\"rank\": 4, \"alpha\": -1, \"targets\": [{\"tensor\": \"gpt_neox.layers.1.attention.dense.weight\", \"shape\": [64, 64]}]}",
+        "{\"rank\": 4, \"alpha\": 8, \"targets\": []}",
+        "{\"rank\": 4, \"alpha\": 8, \"targets\": [{\"tensor\": \"gpt_neox.embed_in.weight\", \"shape\": [64, 64]}]}",
+        "{\"rank\": 4, \"alpha\": 8, \"targets\": [{\"tensor\": \"gpt_neox.layers.1.attention.dense.weight\", \"shape\": [64]}]}",
+        "{\"rank\": 4, \"alpha\": 8, \"targets\": [{\"tensor\": \"gpt_neox.layers.1.attention.dense.weight\", \"shape\": [64, 0]}]}",
+        "{\"rank\": 4, \"alpha\": 8, \"targets\": [{\"tensor\": \"gpt_neox.layers.1.attention.dense.weight\", \"shape\": [64, 64], \"block\": 0}]}",
+        "{\"rank\": 4, \"alpha\": 8, \"targets\": [{\"tensor\": \"gpt_neox.layers.1.attention.dense.weight\", \"shape\": [64, 64]},"
+        " {\"tensor\": \"gpt_neox.layers.1.attention.dense.weight\", \"shape\": [64, 64]}]}",
+        "{\"rank\": 4, \"alpha\": 8, \"targets\": [{\"tensor\": \"gpt_neox.layers.1.attention.dense.weight\", \"shape\": [64, 64], \"x\": 1}]}",
+        "not json",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        c = (bh_adapter *)(void *)&sentinel_storage;
+        CHECK_STATUS(bh_adapter_create(bad[i], &c), BH_ERR_INVALID);
+        CHECK(c == NULL);
+    }
+    CHECK_STATUS(bh_adapter_create(NULL, &c), BH_ERR_INVALID);
+    CHECK_STATUS(bh_adapter_create(spec, NULL), BH_ERR_INVALID);
+    /* a shape applied to a model of another shape: refused at apply, naming the tensor */
+    CHECK_STATUS(bh_adapter_create("{\"rank\": 2, \"alpha\": 2, \"targets\": [{\"tensor\": "
+                                   "\"gpt_neox.layers.1.attention.dense.weight\", \"shape\": [64, 65]}]}", &c), BH_OK);
+    CHECK_STATUS(bh_adapter_apply(m, c, 1), BH_ERR_INVALID);
+    CHECK(contains(bh_last_error(), "attention.dense"));
+    bh_adapter_free(c);
+    /* too big for the memory limit: BH_ERR_NOMEM, not a crash */
+    CHECK_STATUS(bh_adapter_create("{\"rank\": 1048576, \"alpha\": 2, \"targets\": [{\"tensor\": "
+                                   "\"gpt_neox.layers.1.attention.dense.weight\", \"shape\": [1048576, 1048576]}]}", &c), BH_ERR_NOMEM);
+    CHECK(c == NULL);
+}
+
 static void test_edit(const char *dir, bh_dataset *ds) {
     char path[1024];
     bh_model *m = NULL;
@@ -690,6 +801,7 @@ static void test_edit(const char *dir, bh_dataset *ds) {
         CHECK_STATUS(bh_adapter_apply(m, (bh_adapter *)(void *)m, 1), BH_ERR_INVALID); /* wrong kind */
         CHECK_STATUS(bh_adapter_load("/nonexistent/adapter.h5", &b_unused), BH_ERR_IO);
         CHECK(b_unused == NULL);
+        test_adapter_factors(m, a);
         bh_adapter_free(b);
         bh_adapter_free(a);
         bh_edit_free(e);

@@ -65,9 +65,10 @@ int32_t bh_get_num_threads(void);
 /* JSON about the build, the machine and the BLAS in use: {"library_version", "build": {"swift_runtime":
    "static" (the shipped library) or "dynamic", "compiler", "kernels" (the instruction set of the
    engine's own kernels), "configuration"}, "blas_core", "blas_config", "threads", "blas_threads",
-   "cpu_model", "cpu_features": [...], "recommended_core", "openblas_coretype_env", "warning"}. "warning" is
+   "cpu_model", "cpu_features": [...], "recommended_core", "openblas_coretype_env", "warning", "editors"}. "warning" is
    non-empty when OpenBLAS runs kernels slower than the CPU supports (set OPENBLAS_CORETYPE to
-   "recommended_core" in the environment before the program starts: OpenBLAS reads it at load). */
+   "recommended_core" in the environment before the program starts: OpenBLAS reads it at load).
+   "editors" lists the edit methods bh_edit_begin's "method" may name. */
 int32_t bh_runtime_info(char **json_out);
 
 /* ---- Files and limits ----------------------------------------------------------------------- */
@@ -233,6 +234,19 @@ int32_t bh_adapter_load(const char *path, bh_adapter **out);
 /* JSON: {"rank", "alpha", "targets": [{"block", "matrix", "tensor", "shape"}], "digest"} (the digest is
    the one its file carries). */
 int32_t bh_adapter_info(const bh_adapter *a, char **json_out);
+/* A new adapter set with every factor zero (ΔW = 0), for factors trained elsewhere (a PEFT LoRA
+   adapter: behemoth.peft.load_peft). spec_json: {"rank" (1 to 2^20), "alpha" (> 0), "targets":
+   [{"tensor": a block matrix's Hugging Face weight name, "shape": [out, in]}]} (rank and alpha required;
+   each target once; "block" and "matrix" may be given, as bh_adapter_info lists them, and must agree
+   with the name). A target's shape is checked against a model when the adapter is applied. */
+int32_t bh_adapter_create(const char *spec_json, bh_adapter **out);
+/* Overwrites factor "A" ([rank, in], row-major) or "B" ([out, rank]) of one target (its tensor name)
+   with count = its size float32 values, every one finite. BH_ERR_MISUSE once the adapter has been
+   applied to a model (bh_adapter_apply): the factors are fixed from then on. */
+int32_t bh_adapter_set_factor(bh_adapter *a, const char *tensor, const char *factor, const float *values, int64_t count);
+/* Copies factor "A" or "B" of one target (buffer convention). */
+int32_t bh_adapter_factor(const bh_adapter *a, const char *tensor, const char *factor, float *buffer,
+                          int64_t capacity, int64_t *count);
 /* merge != 0: W += alpha/rank · B·A in the model's weights. merge == 0: a side path (the weights
    stay; every forward pass adds the adapters); one side path at a time, and none during a LoRA
    edit (BH_ERR_MISUSE). A model of other shapes is BH_ERR_INVALID naming the tensor. */

@@ -163,33 +163,96 @@ public struct AdapterSet {
     private static func read(_ f: H5File, _ path: String) throws(EngineError) -> AdapterSet {
         _ = try f.checkFormat(format, maxVersion: formatVersion)
         try BehemothFile.checkRootAttributes(f, format: format)
-        var r = try JSONReader(text: try f.stringAttribute("spec"), path: "\(path): spec")
-        let rank = try r.int("rank", default: 0, min: 1, max: 1 << 20)
-        let alpha = try r.double("alpha", default: 0, min: 0, max: 1e6, exclusiveMin: true)
-        guard case let .array(targets)? = r.value("targets"), !targets.isEmpty, targets.count <= 4096 else {
-            throw .format("\(path): spec.targets must be a non-empty list of at most 4096 targets")
-        }
-        try r.finish()
+        let spec = try parseSpec(try f.stringAttribute("spec"), path: "\(path): spec")
         var list: [LoRAAdapter] = []
-        for (i, t) in targets.enumerated() {
-            var tr = try JSONReader(t, path: "\(path): spec.targets[\(i)]")
-            let name = try tr.string("tensor", default: "")
-            _ = try tr.int("block", default: 0, min: 0)
-            _ = try tr.string("matrix", default: "")
-            let shape = try tr.intArray("shape", default: [], min: 1, max: 1 << 20)
-            try tr.finish()
-            guard AdapterKey(tensorName: name) != nil, shape.count == 2 else { throw .format("\(path): spec.targets[\(i)] names no block matrix with a 2-D shape") }
+        for (name, shape) in spec.targets {
             let (a, aShape) = try f.read("/lora/\(name)/A", as: Float.self)
             let (b, bShape) = try f.read("/lora/\(name)/B", as: Float.self)
-            guard aShape == [rank, shape[1]], bShape == [shape[0], rank] else {
-                throw .format("\(path): /lora/\(name) has A \(aShape) and B \(bShape), expected [\(rank), \(shape[1])] and [\(shape[0]), \(rank)]")
+            guard aShape == [spec.rank, shape[1]], bShape == [shape[0], spec.rank] else {
+                throw .format("\(path): /lora/\(name) has A \(aShape) and B \(bShape), expected [\(spec.rank), \(shape[1])] and [\(shape[0]), \(spec.rank)]")
             }
             guard a.allSatisfy({ $0.isFinite }), b.allSatisfy({ $0.isFinite }) else { throw .format("\(path): /lora/\(name) holds NaN or Inf") }
-            list.append(LoRAAdapter(target: TensorEntry(name: name, offset: 0, shape: shape), rank: rank, alpha: alpha, a: a, b: b))
+            list.append(LoRAAdapter(target: TensorEntry(name: name, offset: 0, shape: shape), rank: spec.rank, alpha: spec.alpha, a: a, b: b))
         }
         try f.checkDigest(try f.computeDigest())
         try f.checkFileDigest()
         return try AdapterSet(list)
+    }
+
+    /// Decodes an adapter spec, the JSON `toJSON` writes: {"rank", "alpha", "targets": [{"tensor",
+    /// "shape": [out, in]}]}, each target's "block" and "matrix" optional and checked against its
+    /// tensor name. rank and alpha are required; every target is a distinct block matrix.
+    static func parseSpec(_ text: String, path: String) throws(EngineError) -> (rank: Int, alpha: Double, targets: [(String, [Int])]) {
+        var r = try JSONReader(text: text, path: path)
+        guard r.has("rank"), r.has("alpha") else { throw .invalid("\(path): rank and alpha are required") }
+        let rank = try r.int("rank", default: 0, min: 1, max: 1 << 20)
+        let alpha = try r.double("alpha", default: 0, min: 0, max: 1e6, exclusiveMin: true)
+        guard case let .array(items)? = r.value("targets"), !items.isEmpty, items.count <= 4096 else {
+            throw .invalid("\(path): targets must be a non-empty list of at most 4096 targets")
+        }
+        try r.finish()
+        var targets: [(String, [Int])] = []
+        var seen = Set<AdapterKey>()
+        for (i, t) in items.enumerated() {
+            let where_ = "\(path).targets[\(i)]"
+            var tr = try JSONReader(t, path: where_)
+            let name = try tr.string("tensor", default: "")
+            let block = try tr.optionalInt("block", min: 0)
+            let matrix = try tr.string("matrix", default: "")
+            let shape = try tr.intArray("shape", default: [], min: 1, max: 1 << 20)
+            try tr.finish()
+            guard let key = AdapterKey(tensorName: name) else {
+                throw .invalid("\(where_): tensor \"\(name)\" is not a block's attention or MLP matrix (e.g. gpt_neox.layers.0.mlp.dense_4h_to_h.weight)")
+            }
+            guard shape.count == 2 else { throw .invalid("\(where_): shape must be [out, in], got \(shape)") }
+            guard block == nil || block == key.block, matrix.isEmpty || matrix == key.matrix else {
+                throw .invalid("\(where_): block \(block.map { String($0) } ?? "-") / matrix \"\(matrix)\" disagree with tensor \(name)")
+            }
+            guard seen.insert(key).inserted else { throw .invalid("\(where_): \(name) is listed twice") }
+            targets.append((name, shape))
+        }
+        return (rank, alpha, targets)
+    }
+}
+
+extension AdapterSet {
+    /// A set from a spec (`parseSpec`: rank, alpha, targets with shapes) with every factor zero, so
+    /// ΔW = 0 until the factors are set (`setFactor`): how adapters trained elsewhere come in.
+    public init(spec text: String, what: String = "adapter spec") throws(EngineError) {
+        let spec = try AdapterSet.parseSpec(text, path: what)
+        try MemoryBudget.check(MemoryBudget.total(spec.targets.map { [MemoryLayout<Float>.size, spec.rank, $0.1[0] + $0.1[1]] }), what)
+        try self.init(spec.targets.map { name, shape in
+            LoRAAdapter(target: TensorEntry(name: name, offset: 0, shape: shape), rank: spec.rank, alpha: spec.alpha,
+                        a: [Float](repeating: 0, count: spec.rank * shape[1]), b: [Float](repeating: 0, count: shape[0] * spec.rank))
+        })
+    }
+
+    /// The key of a target and the factor's shape: "A" is [rank, in], "B" is [out, rank].
+    public func factorShape(_ tensor: String, _ which: String, _ fn: String) throws(EngineError) -> (AdapterKey, [Int]) {
+        guard let key = AdapterKey(tensorName: tensor), let a = adapters[key] else {
+            throw .invalid("\(fn): the adapter has no target \"\(tensor)\" (targets: \(keys.map(\.tensorName).joined(separator: ", ")))")
+        }
+        switch which {
+        case "A": return (key, [rank, a.cols])
+        case "B": return (key, [a.rows, rank])
+        default: throw .invalid("\(fn): factor = \"\(which)\" must be \"A\" ([rank, in]) or \"B\" ([out, rank])")
+        }
+    }
+
+    /// A copy of factor "A" or "B" of one target.
+    public func factor(_ tensor: String, _ which: String, _ fn: String = "adapter") throws(EngineError) -> [Float] {
+        let (key, _) = try factorShape(tensor, which, fn)
+        return which == "A" ? adapters[key]!.a : adapters[key]!.b
+    }
+
+    /// Overwrites factor "A" or "B" of one target with exactly its size of finite values.
+    public mutating func setFactor(_ tensor: String, _ which: String, _ values: UnsafeBufferPointer<Float>, _ fn: String = "adapter") throws(EngineError) {
+        let (key, shape) = try factorShape(tensor, which, fn)
+        guard values.count == shape[0] * shape[1] else {
+            throw .invalid("\(fn): \(which) of \(tensor) is \(shape[0])x\(shape[1]) = \(shape[0] * shape[1]) values; \(values.count) given")
+        }
+        for (i, x) in values.enumerated() where !x.isFinite { throw .invalid("\(fn): values[\(i)] = \(x) is not finite") }
+        if which == "A" { adapters[key]!.a = Array(values) } else { adapters[key]!.b = Array(values) }
     }
 }
 

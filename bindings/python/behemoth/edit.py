@@ -304,7 +304,8 @@ class EditResult(Handle):
 
 class Adapter(Handle):
     """A set of LoRA adapters (rank, alpha, A and B per target matrix; ΔW = alpha/rank · B·A) as a
-    value: from an edit (`EditResult.adapter`) or a file (`Adapter.load`); saved as a
+    value: from an edit (`EditResult.adapter`), a file (`Adapter.load`) or factors
+    (`Adapter.create`, `behemoth.peft.load_peft`); saved as a
     "behemoth.adapter" file; applied to a model of the same shapes merged into its weights or as a
     side path, and removed again.
 
@@ -318,11 +319,82 @@ class Adapter(Handle):
 
     def __init__(self, *_a, **_kw):
         Handle.__init__(self)
-        raise TypeError("an Adapter comes from EditResult.adapter or Adapter.load(path)")
+        raise TypeError("an Adapter comes from EditResult.adapter, Adapter.load(path) or Adapter.create(rank, alpha, factors)")
 
     @classmethod
     def load(cls, path) -> "Adapter":
         return cls._create("bh_adapter_load", os.fspath(path))
+
+    @classmethod
+    def create(cls, rank: int, alpha: float, factors: Mapping[str, Any]) -> "Adapter":
+        """An adapter from factors trained elsewhere (bh_adapter_create, bh_adapter_set_factor):
+        `factors` maps a block matrix's Hugging Face weight name
+        ("gpt_neox.layers.1.mlp.dense_4h_to_h.weight") to (A [rank, in], B [out, rank]); ΔW =
+        alpha/rank · B·A. behemoth.peft.load_peft makes one from a PEFT LoRA folder."""
+        arrays, targets = {}, []
+        for name, pair in factors.items():
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                raise ValueError(f"factors[{name!r}] must be a pair (A [rank, in], B [out, rank])")
+            a, b = (np.ascontiguousarray(x, dtype=np.float32) for x in pair)
+            if a.ndim != 2 or b.ndim != 2 or a.shape[0] != rank or b.shape[1] != rank:
+                raise ValueError(f"factors[{name!r}]: A is {a.shape} and B is {b.shape}; with rank {rank} they must be "
+                                 f"[{rank}, in] and [out, {rank}]")
+            arrays[name] = (a, b)
+            targets.append({"tensor": name, "shape": [int(b.shape[0]), int(a.shape[1])]})
+        adapter = cls._create("bh_adapter_create", spec_json({"rank": rank, "alpha": alpha, "targets": targets}, None, "adapter spec"))
+        try:
+            for name, (a, b) in arrays.items():
+                adapter.set_factor(name, "A", a)
+                adapter.set_factor(name, "B", b)
+        except BaseException:
+            adapter.close()
+            raise
+        return adapter
+
+    def _factor_shape(self, tensor: str, factor: str):
+        for t in self.info["targets"]:
+            if t["tensor"] == tensor:
+                out, inp = t["shape"]
+                return {"A": (self.rank, inp), "B": (out, self.rank)}.get(factor)
+        return None
+
+    def set_factor(self, tensor: str, factor: str, values) -> None:
+        """Overwrites factor "A" ([rank, in]) or "B" ([out, rank]) of one target with finite values
+        (bh_adapter_set_factor). Not once the adapter has been applied to a model (MisuseError)."""
+        a = np.ascontiguousarray(values, dtype=np.float32)
+        shape = self._factor_shape(tensor, factor)
+        if shape is not None and a.shape != shape:
+            raise ValueError(f"{factor} of {tensor} has shape {shape}, not {a.shape}")
+        self._call("bh_adapter_set_factor", tensor, factor, a.reshape(-1), a.size)
+        self._info = None   # the digest changed
+
+    def factor(self, tensor: str, factor: str) -> np.ndarray:
+        """A copy of factor "A" [rank, in] or "B" [out, rank] of one target (bh_adapter_factor)."""
+        count = ctypes.c_int64()
+        with self._use() as h:
+            fn = _lib.lib().bh_adapter_factor
+            _lib.check(fn(h, tensor, factor, None, 0, ctypes.byref(count)), "bh_adapter_factor")
+            out = np.empty(count.value, dtype=np.float32)
+            _lib.check(fn(h, tensor, factor, out, out.size, ctypes.byref(count)), "bh_adapter_factor")
+        shape = self._factor_shape(tensor, factor)
+        return out.reshape(shape) if shape else out
+
+    def factors(self) -> dict:
+        """Every target's (A, B), by tensor name, in block order."""
+        return {t["tensor"]: (self.factor(t["tensor"], "A"), self.factor(t["tensor"], "B")) for t in self.info["targets"]}
+
+    @property
+    def rank(self) -> int:
+        return int(self.info["rank"])
+
+    @property
+    def alpha(self) -> float:
+        return float(self.info["alpha"])
+
+    @property
+    def targets(self) -> list:
+        """The adapted weights' Hugging Face names, in block order."""
+        return [t["tensor"] for t in self.info["targets"]]
 
     def save(self, path) -> None:
         self._call("bh_adapter_save", os.fspath(path))

@@ -451,3 +451,45 @@ def test_adapters_as_values(trained, single, tiny, tmp_path):
         full.adapter
     for x in (a, b, res, full, other, m):
         x.close()
+
+
+def test_adapter_from_factors(trained, single, tiny):
+    """Adapter.create (bh_adapter_create + bh_adapter_set_factor) copies an edit's adapter exactly:
+    the same factors, digest and outputs; bad factors are refused; once applied, they are fixed."""
+    m = trained.clone()
+    res = m.edit(single, method="lora", rank=4, alpha=8, merge=False, layers={"blocks": [1], "sublayers": "mlp"},
+                 optimizer={"learning_rate": 0.001, "epochs": 2}, progress=False)
+    a = res.adapter
+    factors = a.factors()
+    name = "gpt_neox.layers.1.mlp.dense_4h_to_h.weight"
+    assert list(factors) == a.targets and factors[name][0].shape == (4, 256) and factors[name][1].shape == (64, 4)
+    assert (a.rank, a.alpha) == (4, 8.0)
+    b = behemoth.Adapter.create(4, 8, factors)
+    assert b.digest == a.digest and b.info["targets"] == a.info["targets"]
+    assert np.array_equal(b.factor(name, "B"), factors[name][1])
+    tokens = tiny.sentence(0)[None, :8].astype(np.int32)
+    a.apply(m, merge=False)
+    want = m.logits(tokens)
+    a.remove(m)
+    b.apply(m, merge=False)
+    assert np.array_equal(m.logits(tokens), want)
+    with pytest.raises(behemoth.MisuseError, match="applied"):
+        b.set_factor(name, "A", factors[name][0])
+    b.remove(m)
+    zero = behemoth.Adapter.create(2, 1.0, {name: (np.zeros((2, 256)), np.zeros((64, 2)))})
+    zero.set_factor(name, "B", np.ones((64, 2)))
+    assert zero.digest != behemoth.Adapter.create(2, 1.0, {name: (np.zeros((2, 256)), np.zeros((64, 2)))}).digest
+    with pytest.raises(ValueError, match="shape"):
+        zero.set_factor(name, "A", np.zeros((2, 255)))
+    with pytest.raises(behemoth.InvalidArgumentError, match="finite"):
+        zero.set_factor(name, "A", np.full((2, 256), np.nan))
+    with pytest.raises(behemoth.InvalidArgumentError, match="no target"):
+        zero.factor("gpt_neox.layers.0.mlp.dense_4h_to_h.weight", "A")
+    with pytest.raises(behemoth.InvalidArgumentError, match="rank"):
+        behemoth.Adapter.create(0, 1.0, {name: (np.zeros((0, 256)), np.zeros((64, 0)))})
+    with pytest.raises(behemoth.InvalidArgumentError, match="attention or MLP"):
+        behemoth.Adapter.create(2, 1.0, {"gpt_neox.embed_in.weight": (np.zeros((2, 64)), np.zeros((1407, 2)))})
+    with pytest.raises(ValueError, match="rank 2"):
+        behemoth.Adapter.create(2, 1.0, {name: (np.zeros((3, 256)), np.zeros((64, 2)))})
+    for x in (a, b, zero, res, m):
+        x.close()
