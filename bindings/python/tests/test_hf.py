@@ -73,3 +73,38 @@ def test_from_transformers_round_trip_and_a_model_made_by_transformers(trained, 
     x = np.random.default_rng(0).integers(0, 40, size=(3, 9)).astype(np.int32)
     np.testing.assert_allclose(ours.logits(x), hf_logits(theirs, x), atol=1e-4, rtol=0)
     assert ours.config["parallel_residual"] is False and ours.config["rotary_pct"] == 0.5
+
+
+def test_save_transformers_loads_in_transformers(trained, tiny, tmp_path):
+    """A folder written without torch (config.json, model.safetensors, the official tokenizer):
+    from_pretrained gives our logits, and its tokenizer encodes the dataset's text to our ids."""
+    hf.save_transformers(trained, tmp_path / "hf", dataset=tiny)
+    model = transformers.GPTNeoXForCausalLM.from_pretrained(tmp_path / "hf", attn_implementation="eager").eval()
+    tokens = padded_batch(tiny)
+    np.testing.assert_allclose(hf_logits(model, tokens), trained.logits(tokens), atol=1e-4, rtol=0)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(tmp_path / "hf")
+    seq = tiny.sequences()[3]
+    assert tokenizer(tiny.decode(seq))["input_ids"] == seq.tolist()
+
+
+def test_from_transformers_reads_save_pretrained_and_torch_files(tmp_path):
+    hc = hf.transformers_config({"vocab_size": 40, "hidden": 32, "layers": 2, "heads": 4, "intermediate": 64,
+                                 "rotary_pct": 0.5, "parallel_residual": False, "max_positions": 64})
+    torch.manual_seed(5)
+    theirs = transformers.GPTNeoXForCausalLM(hc).eval()
+    theirs.save_pretrained(tmp_path / "pretrained")
+    x = np.random.default_rng(1).integers(0, 40, size=(3, 9)).astype(np.int32)
+    with hf.from_transformers(tmp_path / "pretrained") as ours:
+        np.testing.assert_allclose(ours.logits(x), hf_logits(theirs, x), atol=1e-4, rtol=0)
+        assert ours.config["parallel_residual"] is False and ours.config["rotary_pct"] == 0.5
+    # LitGPT's convert_from_litgpt layout: a model.pth state dict (HF names, embed_out.weight) and the
+    # model's config.json beside it; also pytorch_model.bin, in bfloat16
+    sd = {("embed_out.weight" if k == "lm_head.weight" else k): v for k, v in theirs.state_dict().items()}
+    for name, dtype in (("model.pth", torch.float32), ("pytorch_model.bin", torch.bfloat16)):
+        d = tmp_path / name.replace(".", "_")
+        d.mkdir()
+        (d / "config.json").write_bytes((tmp_path / "pretrained" / "config.json").read_bytes())
+        torch.save({k: v.to(dtype) for k, v in sd.items()}, d / name)
+        with hf.from_transformers(d) as ours:
+            for k, v in sd.items():
+                assert np.array_equal(ours.tensor(k), v.to(dtype).float().numpy()), (name, k)
