@@ -75,9 +75,12 @@ public final class EditExperiment {
             result.before = cached
             beforeWasCached = true
         } else {
+            let t0 = monotonicSeconds()
             result.before = try evaluateAll()
+            result.beforeSeconds = monotonicSeconds() - t0
             BeforeResults.shared.put(key, result.before)
         }
+        result.beforeCached = beforeWasCached
         try startRun()
     }
 

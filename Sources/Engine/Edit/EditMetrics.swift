@@ -139,6 +139,9 @@ public struct EditResult {
     public var vectors: [(name: String, values: [Float], shape: [Int])] = []
     public var perEdit: [JSON] = []
     public var seconds = 0.0
+    /// Time the "before" evaluation took in this experiment (0 when it came from BeforeResults).
+    public var beforeSeconds = 0.0
+    public var beforeCached = false
     public var steps = 0
     /// finish() came before the last step: the metrics describe the partly trained edit.
     public var stoppedEarly = false

@@ -25,6 +25,8 @@ extension EditResult {
             ("stopped_early", .bool(stoppedEarly)),
             ("final_loss", .number(Double(finalLoss))),
             ("seconds", .number(seconds)),
+            ("before_seconds", .number(beforeSeconds)),
+            ("before_cached", .bool(beforeCached)),
             ("library_version", .string(Version.string)),
         ])
     }

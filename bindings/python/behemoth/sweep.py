@@ -195,6 +195,8 @@ def run_cell(paths: tuple, cell: Mapping[str, Any], with_rank: bool = False, thr
             report = res.report
             row["delta_norm"] = sum(v ** 2 for v in report.get("delta_norms", {}).values()) ** 0.5
             row["edit_seconds"] = report.get("seconds")
+            # The "before" evaluation is shared: a worker computes it once per edit set, then caches it.
+            row["before_seconds"] = report.get("before_seconds")
             if with_rank:
                 row.update(_rank_columns(res))
             res.close()

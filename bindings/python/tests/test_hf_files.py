@@ -1,7 +1,8 @@
-"""Hugging Face folders without torch: behemoth.hf.save_transformers / from_transformers(folder)
-and the vocabulary checks, by round trips and folders changed on purpose.
+"""Hugging Face folders and PEFT adapter folders without torch: behemoth.hf.save_transformers /
+from_transformers(folder), the vocabulary checks, behemoth.peft.save_peft / load_peft, checked against
+Tests/Fixtures/hf (made by transformers and peft: tools/make_hf_fixture.py) and by round trips.
 
-Needs numpy, h5py and safetensors only (CI installs neither torch nor transformers)."""
+Needs numpy, h5py and safetensors only (CI installs neither torch, transformers nor peft)."""
 from __future__ import annotations
 
 import json
@@ -13,7 +14,18 @@ import pytest
 safetensors_numpy = pytest.importorskip("safetensors.numpy")
 
 import behemoth  # noqa: E402
-from behemoth import Model, hf  # noqa: E402
+from behemoth import Model, hf, peft  # noqa: E402
+
+from conftest import repo_root  # noqa: E402
+
+FIXTURE = repo_root() / "Tests" / "Fixtures" / "hf" if repo_root() else None
+needs_fixture = pytest.mark.skipif(FIXTURE is None or not FIXTURE.is_dir(),
+                                   reason="Tests/Fixtures/hf is in the repository checkout only")
+
+
+def close_to(got, want):
+    """Equal to 1e-5 of the largest logit (the fixture's logits were computed in float64)."""
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * float(np.abs(want).max()))
 
 
 def batch(ds, n=4, width=10):
@@ -187,3 +199,153 @@ def test_a_padded_vocabulary_is_accepted_and_works(trained, tiny, tmp_path):
                      layers={"blocks": [1], "sublayers": "mlp"}, optimizer={"epochs": 2}, progress=False)
         assert "edit_success" in res.metrics
         res.close()
+
+
+@needs_fixture
+def test_the_fixture_folder_made_by_transformers(tiny):
+    tokens = np.load(FIXTURE / "tokens.npy").astype(np.int32)
+    with hf.from_transformers(FIXTURE / "model", dataset=tiny) as m:   # float16 weights, its tokenizer.json checked
+        close_to(m.logits(tokens), np.load(FIXTURE / "logits_base.npy"))
+    # the fixture's tokenizer.json is exactly the tiny dataset's official one
+    assert json.loads((FIXTURE / "model" / "tokenizer.json").read_text(encoding="utf-8")) == hf.official_tokenizer(tiny)
+    with pytest.raises(ValueError, match="another dataset's vocabulary"):
+        hf.from_transformers(FIXTURE / "model", dataset=behemoth.Dataset.generate(preset="tiny", subjects=80))
+
+
+# ---- PEFT adapters --------------------------------------------------------------------------------
+
+@needs_fixture
+@pytest.mark.parametrize("name", ["peft-lora", "peft-rslora"])
+def test_peft_adapters_made_by_peft(tiny, name, tmp_path):
+    tokens = np.load(FIXTURE / "tokens.npy").astype(np.int32)
+    want = np.load(FIXTURE / f"logits_{name.replace('-', '_')}.npy")
+    config = json.loads((FIXTURE / name / "adapter_config.json").read_text())
+    a = peft.load_peft(FIXTURE / name)
+    assert a.rank == config["r"] == 4
+    if config["use_rslora"]:   # PEFT scales by lora_alpha / sqrt(r); ours by alpha / rank
+        assert a.alpha == pytest.approx(config["lora_alpha"] * 2) and len(a.targets) == 2
+    else:
+        assert a.alpha == config["lora_alpha"] and len(a.targets) == 4
+    with hf.from_transformers(FIXTURE / "model", dataset=tiny) as base:
+        before = base.logits(tokens)
+        for merge in (True, False):
+            m = base.clone()
+            a.apply(m, merge=merge)
+            close_to(m.logits(tokens), want)
+            a.remove(m)
+            np.testing.assert_allclose(m.logits(tokens), before, atol=1e-4, rtol=0)
+            m.close()
+    # out again: the same tensors, bit for bit, and a config that targets the same modules the same way
+    peft.save_peft(a, tmp_path / "out")
+    theirs = safetensors_numpy.load_file(str(FIXTURE / name / "adapter_model.safetensors"))
+    ours = safetensors_numpy.load_file(str(tmp_path / "out" / "adapter_model.safetensors"))
+    assert sorted(ours) == sorted(theirs)
+    for k in theirs:
+        assert np.array_equal(ours[k], theirs[k]), k
+    back = json.loads((tmp_path / "out" / "adapter_config.json").read_text())
+    modules = [f"gpt_neox.layers.{b}.{m}" for b in range(2) for m in peft.MODULES]
+    assert [peft._targeted(back, m) for m in modules] == [peft._targeted(config, m) for m in modules]
+    scale = config["lora_alpha"] / (np.sqrt(config["r"]) if config["use_rslora"] else config["r"])
+    assert back["lora_alpha"] / back["r"] == pytest.approx(scale) and not back["use_rslora"]
+    assert peft.load_peft(tmp_path / "out").digest == a.digest
+
+
+def test_save_peft_of_an_edit_and_partial_targets(trained, tiny, tmp_path):
+    m = trained.clone()
+    res = m.edit(behemoth.EditSet(tiny, kind="single", relation=0), method="lora", rank=4, alpha=8, merge=False,
+                 layers={"blocks": [1], "sublayers": "mlp"}, optimizer={"epochs": 2}, progress=False)
+    a = res.adapter
+    peft.save_peft(a, tmp_path / "lora", base_model_name_or_path="EleutherAI/pythia-behemoth")
+    config = json.loads((tmp_path / "lora" / "adapter_config.json").read_text())
+    assert (config["peft_type"], config["task_type"], config["r"], config["lora_alpha"]) == ("LORA", "CAUSAL_LM", 4, 8)
+    assert config["target_modules"] == ["dense_h_to_4h", "dense_4h_to_h"] and config["layers_to_transform"] == [1]
+    assert config["base_model_name_or_path"] == "EleutherAI/pythia-behemoth" and config["bias"] == "none"
+    tensors = safetensors_numpy.load_file(str(tmp_path / "lora" / "adapter_model.safetensors"))
+    assert sorted(tensors) == [f"base_model.model.gpt_neox.layers.1.mlp.{m}.lora_{f}.weight"
+                               for m in ("dense_4h_to_h", "dense_h_to_4h") for f in "AB"]
+    assert peft.load_peft(tmp_path / "lora").digest == a.digest
+    # targets that are not every matrix in every block: a regular expression naming exactly them
+    factors = a.factors()
+    qkv = "gpt_neox.layers.0.attention.query_key_value.weight"
+    factors[qkv] = (np.full((4, 64), 0.01, np.float32), np.full((192, 4), 0.02, np.float32))
+    b = behemoth.Adapter.create(4, 8, factors)
+    peft.save_peft(b, tmp_path / "partial")
+    config = json.loads((tmp_path / "partial" / "adapter_config.json").read_text())
+    assert isinstance(config["target_modules"], str) and config["layers_to_transform"] is None
+    reached = [n for n in (f"gpt_neox.layers.{i}.{m}" for i in range(2) for m in peft.MODULES) if peft._targeted(config, n)]
+    assert reached == ["gpt_neox.layers.0.attention.query_key_value", "gpt_neox.layers.1.mlp.dense_h_to_4h",
+                       "gpt_neox.layers.1.mlp.dense_4h_to_h"]
+    assert peft.load_peft(tmp_path / "partial").digest == b.digest
+    for x in (a, b, res, m):
+        x.close()
+
+
+def peft_folder(tmp_path, config_change=None, tensors_change=None):
+    """A copy of the fixture's peft-lora folder (or a made-up one outside the checkout) with changes."""
+    d = tmp_path / "adapter"
+    shutil.rmtree(d, ignore_errors=True)
+    d.mkdir()
+    if FIXTURE is not None and (FIXTURE / "peft-lora").is_dir():
+        config = json.loads((FIXTURE / "peft-lora" / "adapter_config.json").read_text())
+        tensors = safetensors_numpy.load_file(str(FIXTURE / "peft-lora" / "adapter_model.safetensors"))
+    else:
+        config = {"peft_type": "LORA", "r": 4, "lora_alpha": 8, "target_modules": ["query_key_value", "dense_4h_to_h"]}
+        rng = np.random.default_rng(0)
+        tensors = {}
+        for i in range(2):
+            for module, (out, inp) in (("attention.query_key_value", (192, 64)), ("mlp.dense_4h_to_h", (64, 256))):
+                p = f"base_model.model.gpt_neox.layers.{i}.{module}"
+                tensors[f"{p}.lora_A.weight"] = rng.normal(size=(4, inp)).astype(np.float32)
+                tensors[f"{p}.lora_B.weight"] = rng.normal(size=(out, 4)).astype(np.float32)
+    if config_change:
+        config_change(config)
+    if tensors_change:
+        tensors_change(tensors)
+    (d / "adapter_config.json").write_text(json.dumps(config))
+    safetensors_numpy.save_file(tensors, str(d / "adapter_model.safetensors"))
+    return d
+
+
+def test_peft_adapters_behemoth_cannot_apply_are_refused(tmp_path):
+    peft.load_peft(peft_folder(tmp_path)).close()    # the unchanged copy loads
+    embed = "base_model.model.gpt_neox.embed_in"
+    cases = [
+        (dict(config_change=lambda c: c["target_modules"].append("embed_in")), "reaches gpt_neox.embed_in"),
+        (dict(config_change=lambda c: c.update(target_modules=["query_key_value", "embed_out"])), "reaches embed_out"),
+        (dict(config_change=lambda c: c.update(target_modules=".*")), "reaches"),
+        (dict(tensors_change=lambda t: t.update({f"{embed}.lora_embedding_A": np.zeros((4, 1407), np.float32)})),
+         "for gpt_neox.embed_in"),
+        (dict(tensors_change=lambda t: t.update({"base_model.model.embed_out.lora_A.weight": np.zeros((4, 64), np.float32)})),
+         "for embed_out"),
+        (dict(config_change=lambda c: c.update(modules_to_save=["embed_out"])), "modules_to_save"),
+        (dict(config_change=lambda c: c.update(use_dora=True)), "DoRA"),
+        (dict(config_change=lambda c: c.update(bias="lora_only")), "bias is 'lora_only'"),
+        (dict(config_change=lambda c: c.update(fan_in_fan_out=True)), "Conv1D"),
+        (dict(config_change=lambda c: c.update(rank_pattern={"dense_4h_to_h": 8})), "different ranks"),
+        (dict(config_change=lambda c: c.update(alpha_pattern={"query_key_value": 16})), "alphas"),
+        (dict(config_change=lambda c: c.update(init_lora_weights="pissa")), "changed the base weights"),
+        (dict(config_change=lambda c: c.update(use_qalora=True)), "use_qalora = True"),
+        (dict(config_change=lambda c: c.update(trainable_token_indices=[5])), "trainable_token_indices"),
+        (dict(config_change=lambda c: c.update(peft_type="IA3")), "not \"LORA\""),
+    ]
+    for kwargs, message in cases:
+        with pytest.raises(ValueError, match=message) as e:
+            peft.load_peft(peft_folder(tmp_path, **kwargs))
+        assert "merge_and_unload" in str(e.value) or "disagree" in str(e.value)
+    # the two files disagree, or are incomplete
+    qkv0 = "base_model.model.gpt_neox.layers.0.attention.query_key_value"
+    with pytest.raises(ValueError, match="not both factors"):
+        peft.load_peft(peft_folder(tmp_path, tensors_change=lambda t: t.pop(f"{qkv0}.lora_B.weight")))
+    with pytest.raises(ValueError, match="does not reach: the two files disagree"):
+        peft.load_peft(peft_folder(tmp_path, config_change=lambda c: c.update(layers_to_transform=[1])))
+    with pytest.raises(ValueError, match="rank 4 but adapter_config.json"):
+        peft.load_peft(peft_folder(tmp_path, config_change=lambda c: c.update(r=8)))
+    with pytest.raises(behemoth.InvalidArgumentError, match="finite"):
+        peft.load_peft(peft_folder(tmp_path, tensors_change=lambda t: t[f"{qkv0}.lora_A.weight"].__setitem__((0, 0), np.nan)))
+    # a rank_pattern that gives every module the same rank is fine, as are harmless settings
+    same = peft.load_peft(peft_folder(tmp_path, config_change=lambda c: c.update(
+        rank_pattern={"dense_4h_to_h": 4}, lora_dropout=0.1, init_lora_weights="gaussian", target_modules="all-linear")))
+    assert same.rank == 4
+    (tmp_path / "adapter" / "adapter_config.json").unlink()
+    with pytest.raises(FileNotFoundError, match="not a PEFT adapter folder"):
+        peft.load_peft(tmp_path / "adapter")

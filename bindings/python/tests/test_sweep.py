@@ -105,7 +105,7 @@ GRID = {"editor": [{"method": "lora", "rank": [2, 4], "alpha": 8, "optimizer": {
                    {"method": "full", "optimizer": {"epochs": 2}}, {"method": "rome"}],
         "layers": ["mlp@1", "attn@0-1", "both@all"], "seed": [0]}
 #: What may differ between two runs of the same cell: where and how fast it ran.
-RUN_COLUMNS = {"seconds", "edit_seconds", "worker", "attempts"}
+RUN_COLUMNS = {"seconds", "edit_seconds", "before_seconds", "worker", "attempts"}
 
 
 def same_rows(a, b):
