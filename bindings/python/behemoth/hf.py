@@ -245,8 +245,6 @@ def _read_safetensors(path: str) -> dict:
 def _read_torch(path: str) -> dict:
     torch = _require("torch", "torch")
     sd = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(sd, dict) and isinstance(sd.get("model"), dict):
-        sd = sd["model"]   # a LitGPT training checkpoint keeps the weights under "model"
     if not isinstance(sd, dict):
         raise ValueError(f"{path} holds a {type(sd).__name__}, not a state dict")
     return {k: v.detach().to("cpu").float().numpy() for k, v in sd.items() if hasattr(v, "detach")}
@@ -261,6 +259,9 @@ def read_folder(folder: PathLike) -> tuple:
         raise FileNotFoundError(f"{folder} is not a folder")
     present = [f for f in WEIGHT_FILES if os.path.isfile(os.path.join(folder, f))]
     if not present:
+        if os.path.isfile(os.path.join(folder, "lit_model.pth")):
+            raise FileNotFoundError(f"{folder} is a LitGPT checkpoint (lit_model.pth, LitGPT's names): convert it first with "
+                                    f"`litgpt convert_from_litgpt {folder} <hf-folder>` (docs/huggingface.md)")
         raise FileNotFoundError(f"{folder} holds none of {', '.join(WEIGHT_FILES)}: not a Hugging Face model folder")
     config_path = os.path.join(folder, "config.json")
     if not os.path.isfile(config_path):

@@ -110,6 +110,9 @@ def test_shards_and_bad_folders(trained, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="none of model.safetensors"):
         hf.from_transformers(tmp_path / "empty")
+    (tmp_path / "empty" / "lit_model.pth").write_bytes(b"")
+    with pytest.raises(FileNotFoundError, match="LitGPT checkpoint.*litgpt convert_from_litgpt"):
+        hf.from_transformers(tmp_path / "empty")
     (shard / "config.json").unlink()
     with pytest.raises(FileNotFoundError, match="no config.json.*litgpt_config"):
         hf.from_transformers(shard)
