@@ -269,41 +269,57 @@ def _rank_label(r) -> str:
     return "—" if v is None or (isinstance(v, float) and v != v) else str(int(v))
 
 
+def _value(r, metric: str):
+    """A row's metric; a forgetting edit's success is its forgetting_success (it has no edit_success)."""
+    v = r.get(metric)
+    if v is None and metric == "edit_success":
+        v = r.get("forgetting_success")
+    return v
+
+
+def _column(r) -> str:
+    """A heatmap column: the editor, with its rank when it has one ("lora r32", "full", "rome")."""
+    rk = _rank_label(r)
+    return str(r["method"]) if rk == "—" else f"{r['method']} r{rk}"
+
+
 def sweep_grids(table, metrics: Sequence[str] = ("edit_success", "remaining_accuracy")) -> dict:
-    """The arrays behind `sweep`'s heatmaps: {(method, edit kind): {"layers": [...], "ranks": [...],
-    "count": [layers, ranks] cells averaged, metric: [layers, ranks] mean over seeds (NaN where no
-    cell finished ok)}}. Ranks "—" is an editor without one (full, ROME)."""
+    """The arrays behind `sweep`'s heatmaps, per edit kind: {kind: {"layers": [...], "columns":
+    [editor and rank, ...], "count": [layers, columns] cells averaged, metric: [layers, columns] mean
+    over seeds (NaN where no cell finished ok)}}. A forgetting edit's edit_success is its
+    forgetting_success."""
     rows = _rows(table)
     layers = list(dict.fromkeys(str(r["layers"]) for r in rows))
     out: dict = {}
-    for method, kind in sorted({(str(r["method"]), str(r.get("edit_kind"))) for r in rows}):
-        mine = [r for r in rows if str(r["method"]) == method and str(r.get("edit_kind")) == kind]
-        ranks = sorted({_rank_label(r) for r in mine}, key=lambda x: (x == "—", int(x) if x != "—" else 0))
-        g = {"layers": layers, "ranks": ranks, "count": np.zeros((len(layers), len(ranks)), dtype=int)}
+    for kind in list(dict.fromkeys(str(r.get("edit_kind")) for r in rows)):
+        mine = [r for r in rows if str(r.get("edit_kind")) == kind]
+        columns = sorted({_column(r) for r in mine},
+                         key=lambda c: (c.split(" ")[0], int(c.split(" r")[1]) if " r" in c else 0))
+        g = {"layers": layers, "columns": columns, "count": np.zeros((len(layers), len(columns)), dtype=int)}
         for metric in metrics:
-            g[metric] = np.full((len(layers), len(ranks)), np.nan)
+            g[metric] = np.full((len(layers), len(columns)), np.nan)
         for li, sel in enumerate(layers):
-            for ri, rk in enumerate(ranks):
-                ok = [r for r in mine if str(r["layers"]) == sel and _rank_label(r) == rk and r.get("status") == "ok"]
-                g["count"][li, ri] = len(ok)
+            for ci, col in enumerate(columns):
+                ok = [r for r in mine if str(r["layers"]) == sel and _column(r) == col and r.get("status") == "ok"]
+                g["count"][li, ci] = len(ok)
                 for metric in metrics:
-                    vals = [float(r[metric]) for r in ok if r.get(metric) is not None]
+                    vals = [float(_value(r, metric)) for r in ok if _value(r, metric) is not None]
                     if vals:
-                        g[metric][li, ri] = float(np.mean(vals))
-        out[(method, kind)] = g
+                        g[metric][li, ci] = float(np.mean(vals))
+        out[kind] = g
     return out
 
 
 def sweep(table, out=None, metrics: Sequence[str] = ("edit_success", "remaining_accuracy")) -> dict:
-    """A sweep's figures (behemoth.sweep): per editor and edit kind, heatmaps of each metric over
-    layer selection × rank (mean over seeds; grey where the cell is not applicable or failed); the
-    trade-off of edit success against remaining accuracy, one point per cell; and, when the sweep
-    took ranks, each cell's delta spectrum (singular values of its largest changed matrix over σ₁).
-    `table`: the DataFrame or rows `sweep` returned, or its results.csv. Writes <out>_heatmaps,
-    <out>_tradeoff and <out>_spectra (PNG and PDF), with the arrays behind the heatmaps and spectra
-    beside them (<out>_heatmaps.npz: "<method>/<kind>/<metric>", ".../layers", ".../ranks",
-    ".../count"; <out>_spectra.npz: "spectra" [cells, k], "ids"). Returns {"heatmaps", "tradeoff",
-    "spectra" (None without ranks)} figures."""
+    """A sweep's figures (behemoth.sweep): per edit kind and metric, a heatmap over layer selection ×
+    editor and rank (mean over seeds; grey where the cell is not applicable or failed: the paper's
+    main figures); the trade-off of edit success against remaining accuracy, one point per cell; and,
+    when the sweep took ranks, each cell's delta spectrum (singular values of its largest changed
+    matrix over σ₁). `table`: the DataFrame or rows `sweep` returned, or its results.csv. Writes
+    <out>_heatmaps, <out>_tradeoff and <out>_spectra (PNG and PDF), with the arrays behind the
+    heatmaps and spectra beside them (<out>_heatmaps.npz: "<kind>/<metric>", "<kind>/layers",
+    "<kind>/columns", "<kind>/count"; <out>_spectra.npz: "spectra" [cells, k], "ids"). Returns
+    {"heatmaps", "tradeoff", "spectra" (None without ranks)} figures."""
     plt = _pyplot()
     rows = _rows(table)
     if not rows:
@@ -311,37 +327,39 @@ def sweep(table, out=None, metrics: Sequence[str] = ("edit_success", "remaining_
     ok = [r for r in rows if r.get("status") == "ok"]
     grids = sweep_grids(rows, metrics)
     layers = next(iter(grids.values()))["layers"]
-    fig, axes = plt.subplots(len(grids), len(metrics), figsize=(3.4 * len(metrics) + 1, 0.3 * len(layers) * len(grids) + 1.2 * len(grids) + 0.5),
+    width = max(len(g["columns"]) for g in grids.values())
+    fig, axes = plt.subplots(len(grids), len(metrics), figsize=(len(metrics) * (0.6 * width + 2.6), len(grids) * (0.3 * len(layers) + 1.3)),
                              squeeze=False)
     arrays = {}
     cmap = plt.get_cmap("viridis").with_extremes(bad="lightgrey")
-    for gi, ((method, kind), g) in enumerate(grids.items()):
-        arrays[f"{method}/{kind}/layers"] = np.array(g["layers"])
-        arrays[f"{method}/{kind}/ranks"] = np.array(g["ranks"])
-        arrays[f"{method}/{kind}/count"] = g["count"]
+    for gi, (kind, g) in enumerate(grids.items()):
+        arrays[f"{kind}/layers"] = np.array(g["layers"])
+        arrays[f"{kind}/columns"] = np.array(g["columns"])
+        arrays[f"{kind}/count"] = g["count"]
         for mi, metric in enumerate(metrics):
             grid = g[metric]
-            arrays[f"{method}/{kind}/{metric}"] = grid
+            arrays[f"{kind}/{metric}"] = grid
             ax = axes[gi][mi]
             im = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, vmin=0, vmax=1, aspect="auto")
-            for (li, ri), v in np.ndenumerate(grid):
+            for (li, ci), v in np.ndenumerate(grid):
                 if v == v:
-                    ax.text(ri, li, f"{v:.2f}", ha="center", va="center", fontsize=6.5, color="white" if v < 0.6 else "black")
-            ax.set_xticks(range(len(g["ranks"])))
-            ax.set_xticklabels(g["ranks"], fontsize=8)
+                    ax.text(ci, li, f"{v:.2f}", ha="center", va="center", fontsize=6.5, color="white" if v < 0.6 else "black")
+            ax.set_xticks(range(len(g["columns"])))
+            ax.set_xticklabels(g["columns"], fontsize=7, rotation=30, ha="right")
             ax.set_yticks(range(len(layers)))
             ax.set_yticklabels(layers if mi == 0 else [""] * len(layers), fontsize=7)
-            ax.set_xlabel("rank")
-            ax.set_title(f"{method}, {kind}: {metric.replace('_', ' ')}", fontsize=9)
+            name = metric.replace("_", " ") + (" (forgetting success)" if kind == "forget_relation" and metric == "edit_success" else "")
+            ax.set_title(f"{kind}: {name}", fontsize=9)
             fig.colorbar(im, ax=ax, fraction=0.05)
     fig.tight_layout()
 
     fig2, ax = plt.subplots(figsize=(5.5, 4.2))
     for method in sorted({str(r["method"]) for r in ok}):
-        pts = [(float(r["remaining_accuracy"]), float(r["edit_success"])) for r in ok if str(r["method"]) == method]
+        pts = [(float(r["remaining_accuracy"]), float(_value(r, "edit_success"))) for r in ok
+               if str(r["method"]) == method and _value(r, "edit_success") is not None and r.get("remaining_accuracy") is not None]
         ax.scatter([p[0] for p in pts], [p[1] for p in pts], label=method, alpha=0.7)
     ax.set_xlabel("remaining accuracy (untouched facts)")
-    ax.set_ylabel("edit success")
+    ax.set_ylabel("edit success (forgetting: forgetting success)")
     ax.set_title(f"edit success vs collateral damage ({len(ok)} cells)", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

@@ -184,6 +184,11 @@ def run_cell(paths: tuple, cell: Mapping[str, Any], with_rank: bool = False, thr
                 row["error"] = f"{method['method']} edits MLPs (dense_4h_to_h) only; {cell['layers']} selects more"
                 row["seconds"] = time.time() - t0
                 return row
+            if cell["edit"].get("kind") == "forget_relation":
+                row["status"] = "not_applicable"
+                row["error"] = f"{method['method']} writes one new fact per edit; forget_relation has no single edited prompt per edit"
+                row["seconds"] = time.time() - t0
+                return row
             sel = {"blocks": sel["blocks"]}
         method["layers"] = sel
         es = EditSet(ds, seed=cell["seed"], **cell["edit"])
@@ -437,7 +442,8 @@ def _write_h5(path: str, rows: Sequence[Mapping], columns: Sequence[str], spec) 
 
 def _write_summary(out: str, spec: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> dict:
     """summary.json and summary.md: cells asked for vs rows written by status, time spent, and per
-    editor and edit kind the layer selection with the best edit success (ties: remaining accuracy)."""
+    editor and edit kind the layer selection with the best edit success (forgetting edits: forgetting
+    success; ties: remaining accuracy)."""
     requested = len(cells(spec))
     by_status: dict = {}
     for r in rows:
@@ -453,7 +459,8 @@ def _write_summary(out: str, spec: Mapping[str, Any], rows: Sequence[Mapping[str
             by_sel.setdefault(r["layers"], []).append(r)
 
         def mean(rs_, k):
-            v = [float(r[k]) for r in rs_ if r.get(k) is not None]
+            v = [float(r.get(k, r.get("forgetting_success") if k == "edit_success" else None)) for r in rs_
+                 if r.get(k, r.get("forgetting_success") if k == "edit_success" else None) is not None]
             return sum(v) / len(v) if v else float("nan")
         sel = max(by_sel, key=lambda k: (mean(by_sel[k], "edit_success"), mean(by_sel[k], "remaining_accuracy")))
         best.append({"method": method, "rank": rank, "edit_kind": kind, "layers": sel, "cells": len(by_sel[sel]),

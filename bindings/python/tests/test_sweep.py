@@ -274,11 +274,10 @@ def test_heatmap_arrays_are_the_tables_means_over_seeds(tmp_path):
             dict(row, id="f", method="rome", rank=None, layers="attn@0", seed=0, status="not_applicable")]
     figs = plots.sweep(rows, out=tmp_path / "s")
     a = np.load(tmp_path / "s_heatmaps.npz")
-    assert list(a["lora/single/layers"]) == ["mlp@1", "attn@0"] and list(a["lora/single/ranks"]) == ["2", "4"]
-    np.testing.assert_array_equal(a["lora/single/edit_success"], [[0.75, 0.25], [np.nan, np.nan]])
-    np.testing.assert_array_equal(a["lora/single/remaining_accuracy"], [[0.8, 1.0], [np.nan, np.nan]])
-    np.testing.assert_array_equal(a["lora/single/count"], [[2, 1], [0, 0]])
-    np.testing.assert_array_equal(a["rome/single/edit_success"], [[1.0], [np.nan]])
+    assert list(a["single/layers"]) == ["mlp@1", "attn@0"] and list(a["single/columns"]) == ["lora r2", "lora r4", "rome"]
+    np.testing.assert_array_equal(a["single/edit_success"], [[0.75, 0.25, 1.0], [np.nan, np.nan, np.nan]])
+    np.testing.assert_array_equal(a["single/remaining_accuracy"], [[0.8, 1.0, 0.5], [np.nan, np.nan, np.nan]])
+    np.testing.assert_array_equal(a["single/count"], [[2, 1, 1], [0, 0, 0]])
     sp = np.load(tmp_path / "s_spectra.npz")
     assert list(sp["ids"]) == ["e"] and sp["spectra"].tolist() == [[2.0, 1.0, 0.5]]
     assert figs["spectra"] is not None
@@ -294,11 +293,12 @@ def test_figures_of_a_real_sweep_match_its_table(uninterrupted, tmp_path):
     a = np.load(tmp_path / "real_heatmaps.npz")
     ok = [r for r in rows if r["status"] == "ok"]
     for r in ok:
-        key = f"{r['method']}/single"
-        li = list(a[key + "/layers"]).index(r["layers"])
-        ri = list(a[key + "/ranks"]).index("—" if r["rank"] is None or r["rank"] != r["rank"] else str(int(r["rank"])))
-        assert a[key + "/edit_success"][li, ri] == r["edit_success"]          # one seed: the mean is the cell
-        assert a[key + "/remaining_accuracy"][li, ri] == r["remaining_accuracy"]
+        li = list(a["single/layers"]).index(r["layers"])
+        column = r["method"] if r["rank"] is None or r["rank"] != r["rank"] else f"{r['method']} r{int(r['rank'])}"
+        ci = list(a["single/columns"]).index(column)
+        assert a["single/edit_success"][li, ci] == r["edit_success"]          # one seed: the mean is the cell
+        assert a["single/remaining_accuracy"][li, ci] == r["remaining_accuracy"]
+        assert a["single/count"][li, ci] == 1
     sp = np.load(tmp_path / "real_spectra.npz")
     assert len(sp["ids"]) == len(ok), "every finished cell has a spectrum"
     by_id = {r["id"]: r for r in ok}
@@ -310,3 +310,35 @@ def test_figures_of_a_real_sweep_match_its_table(uninterrupted, tmp_path):
             assert sv[1] <= 1e-5 * sv[0], "a ROME delta has rank one"
         if r["method"] == "lora":
             assert np.count_nonzero(sv > 1e-5 * sv[0]) <= r["rank"]
+
+
+# ---- the paper pipeline, end to end on the tiny preset ------------------------------------------
+
+def test_the_paper_pipeline_writes_its_report(tmp_path):
+    import re
+    import subprocess
+    import sys
+    from conftest import repo_root, subprocess_env
+    root = repo_root()
+    if root is None:
+        pytest.skip("examples/paper.py lives in the repository (this is an installed copy of the tests)")
+    out = tmp_path / "paper"
+    proc = subprocess.run([sys.executable, str(root / "examples" / "paper.py"), "--preset", "tiny", "--out", str(out), "--workers", "2"],
+                          env=subprocess_env(), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    md = (out / "report.md").read_text()
+    for section in ("## 1. Capacity search", "## 2. The base model", "## 3. Edits", "## 4. Causal tracing", "## Specs"):
+        assert section in md
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
+    assert len(images) >= 6 and all((out / i).stat().st_size > 1000 for i in images), images
+    assert "correlated" in md and "dependent update rate" in md, "the correlated pair's table is there"
+    html = (out / "report.html").read_text()
+    assert html.count("<img") == len(images) and "<table" in html
+    rows = list(csv_rows(out / "sweep" / "results.csv"))
+    assert len(rows) == 2 * 3 * 2
+
+
+def csv_rows(path):
+    import csv
+    with open(path) as f:
+        yield from csv.DictReader(f)
