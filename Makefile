@@ -37,7 +37,7 @@ deps-system:
 	fi
 
 deps-python:
-	@$(PYTHON) -c "import numpy, h5py, pytest, tqdm, matplotlib, tokenizers, nbclient, nbformat, ipykernel, distributed" 2>/dev/null || \
+	@$(PYTHON) -c "import numpy, h5py, pytest, tqdm, matplotlib, tokenizers, nbclient, nbformat, ipykernel, distributed, safetensors" 2>/dev/null || \
 	  $(PYTHON) -m pip install -q -r requirements.txt
 
 build: deps-system
@@ -81,14 +81,16 @@ test-dist: wheel
 test: deps test-swift test-c test-fuzz test-python test-dist
 	@echo "all test suites passed"
 
-# The slow tier: the fuzz suite at 6,000 cases from another seed (about 5 minutes on 2 cores), and
-# resident memory while recording 5,000 then 50,000 prompts (alone: other suites would move it).
+# The slow tier: the fuzz suite at 6,000 cases from another seed (about 5 minutes on 2 cores),
+# resident memory while recording 5,000 then 50,000 prompts (alone: other suites would move it), the
+# demo main job's analysis, and a 60-cell demo sweep run whole, killed and resumed, and on Dask.
 FUZZ_SLOW_SEED ?= 2
 test-slow: build deps-python
 	$(MAKE) test-fuzz FUZZ_CASES=6000 FUZZ_SEED=$(FUZZ_SLOW_SEED)
 	BEHEMOTH_RSS_TEST=1 swift test $(TEST_FLAGS) --filter RecorderTests
 	$(PYTHON) -m pip install -q --no-deps ./bindings/python
 	$(PYTHON) tools/check_demo_analysis.py
+	$(PYTHON) tools/check_demo_sweep.py --run .build/slow-demo
 
 # The main job through the command line of the installed package, as a user runs it: the package
 # is installed from bindings/python with the library just built inside it (no second build).
