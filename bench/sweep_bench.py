@@ -45,6 +45,8 @@ def main():
     ap.add_argument("--grid", choices=["paper", "small"], default="paper")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--loop", action="store_true", help="also run the cells one after another in this process")
+    ap.add_argument("--loop-threads", type=int, default=os.cpu_count() or 1,
+                    help="threads of that loop (default: every core, as a plain script runs)")
     ap.add_argument("--out", help="keep the sweep's folder here (default: a temporary one)")
     a = ap.parse_args()
 
@@ -80,18 +82,17 @@ def main():
 
     if a.loop:
         paths = (os.path.abspath(a.model), os.path.abspath(a.dataset))
-        behemoth.set_num_threads(os.cpu_count() or 1)
+        behemoth.set_num_threads(a.loop_threads)
         t0 = time.time()
         loop_rows = []
         for c in todo:
-            # every core's BLAS threads, as a plain loop in a script would run
-            loop_rows.append(run_cell(paths, c, False, os.cpu_count() or 1))
+            loop_rows.append(run_cell(paths, c, False, a.loop_threads))
         loop_wall = time.time() - t0
         loop_before = sum(float(r.get("before_seconds") or 0) for r in loop_rows)
         same = sum(1 for x, y in zip(rows, loop_rows) if x.get("edit_success") == y.get("edit_success"))
-        result.update(loop_wall=loop_wall, loop_before=loop_before,
+        result.update(loop_wall=loop_wall, loop_before=loop_before, loop_threads=a.loop_threads,
                       ratio=loop_wall / pool_wall, ratio_without_before=(loop_wall - loop_before) / (pool_wall - pool_before))
-        print(f"loop in one process ({os.cpu_count()} BLAS threads): {loop_wall:.1f} s ({len(todo) / loop_wall * 60:.1f} cells/min); "
+        print(f"loop in one process ({a.loop_threads} threads): {loop_wall:.1f} s ({len(todo) / loop_wall * 60:.1f} cells/min); "
               f"before evaluation {loop_before:.1f} s → {len(todo) / (loop_wall - loop_before) * 60:.1f} cells/min without it")
         print(f"pool vs loop: {result['ratio']:.2f}× wall, {result['ratio_without_before']:.2f}× without the before "
               f"evaluation; edit success equal in {same} of {len(todo)} cells (threads change float rounding)")

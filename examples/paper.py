@@ -9,7 +9,7 @@
   4. causal tracing of the base model;
   5. report.md (and report.html): every table and figure, the specs, seeds and versions.
 
-    python3 examples/paper.py --preset demo --out out/paper        # about 15 minutes on 2 cores
+    python3 examples/paper.py --preset demo --out out/paper        # about 7 minutes on 2 cores
     python3 examples/paper.py --preset paper --estimate             # the paper's scale: prints the CPU time
 
 Each step keeps its result in --out and is skipped when it is there (the sweep resumes cell by cell),
@@ -183,8 +183,15 @@ def estimate(p: dict) -> None:
           f"{tps:,.0f} tokens/s ({behemoth.runtime_info()['blas_core']} core)")
     print(f"training ({epochs} epochs): {hours:,.0f} h; capacity search (≤ {probes} such trainings at ≤ this size): "
           f"≤ {hours * probes:,.0f} h")
-    print("sweep: each cell fine-tunes on a few thousand sentences (about 1-10 s on the demo model, similar here: "
-          "the edit sets do not grow with the dataset) plus its evaluation of every test group, which does")
+    from behemoth.sweep import _expand_editor
+    editors = sum(len(_expand_editor(e)) for e in p["editors"])
+    cells = editors * len(p["layers"](6)) * len(p["edits"]) * len(p["seeds"])
+    # Each cell's edit trains on a few thousand sentences (the edit sets do not grow with the data),
+    # but its evaluation forwards every fact once; a forward pass costs about a third of a training step.
+    per_cell = 5 + tokens / (3 * tps)
+    print(f"sweep: {cells} cells (some not applicable) × about {per_cell:,.0f} s each (5 s of editing, then "
+          f"every fact forwarded once at about {3 * tps:,.0f} tokens/s) ≈ {cells * per_cell / 3600:,.0f} hours "
+          f"on this machine: a cluster's job (docs/sweeps.md)")
 
 
 def write_report(out: str, p: dict, preset: str, cap, acc, spec, rows, tr, log, argv) -> str:

@@ -129,11 +129,14 @@ def check_cells(todo: Sequence[Mapping[str, Any]], model_config: Mapping[str, An
 
 
 def check_base(model, dataset, model_path: str = "model", dataset_path: str = "dataset") -> None:
-    """Refuses a base model that was not trained on the sweep's dataset: another vocabulary, or a
-    model file whose history names the datasets it was trained on and not this one."""
+    """Refuses a base model that was not trained on the sweep's dataset: a smaller vocabulary, another
+    vocabulary layout (models trained here record it), or a model file whose history names the
+    datasets it was trained on and not this one. Models imported from Hugging Face record neither:
+    hf.from_transformers(folder, dataset) checks their tokenizer when they come in."""
     vocab = dataset.info.get("vocabulary") or {}
     tok = model.info.get("tokenizer") or {}
-    if model.config["vocab_size"] != vocab.get("size"):
+    # A larger vocabulary is padding (LitGPT pads to a multiple of 128; the engine accepts it).
+    if model.config["vocab_size"] < (vocab.get("size") or 0):
         raise ValueError(f"sweep: base.model {model_path} has a vocabulary of {model.config['vocab_size']} tokens but "
                          f"base.dataset {dataset_path} has {vocab.get('size')}: the model was made for another dataset")
     if tok and tok.get("roles") != vocab.get("roles"):
@@ -316,13 +319,14 @@ def sweep(spec: Mapping[str, Any], out: str, *, executor: Optional[cf.Executor] 
             # a foreign executor (Dask, ...) gets every cell at once unless `workers` bounds it.
             window = 1 if suspects else (n if own or workers else len(queue) + len(inflight))
             while (suspects or queue) and len(inflight) < window:
-                c = (suspects or queue).pop(0)
+                source = suspects or queue
+                c = source.pop(0)
                 attempts[c["id"]] += 1
                 try:
                     inflight[pool.submit(run_cell, paths, c, with_rank, 1)] = c
                 except cf.BrokenExecutor:
                     attempts[c["id"]] -= 1
-                    (suspects if suspects else queue).insert(0, c)
+                    source.insert(0, c)
                     if not own:
                         raise RuntimeError("sweep: the executor is broken (a worker died and it cannot start another); the "
                                            "finished cells are saved: run sweep again with a working executor to go on") from None

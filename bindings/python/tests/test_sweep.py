@@ -192,18 +192,22 @@ SLOW_LORA = {"editor": [{"method": "lora", "rank": [2, 4, 8], "alpha": 8, "optim
              "layers": ["mlp@0", "mlp@1"], "seed": [0]}
 
 
-def test_a_worker_that_dies_mid_cell_is_retried_alone(base, tmp_path):
+def sweep_killing_a_worker(spec, out, **kw):
+    """The sweep's rows, one of its worker processes killed (SIGKILL) once the first cell is done."""
     import threading
-    spec = {"base": base, "axes": SLOW_LORA}
-    out = tmp_path / "dies"
     stop = threading.Event()
     killer = threading.Thread(target=_kill_a_worker_when, args=(out, 1, stop))
     killer.start()
     try:
-        rows = rows_of(sweep(spec, str(out), workers=2, progress=False))
+        return rows_of(sweep(spec, str(out), workers=2, progress=False, **kw))
     finally:
         stop.set()
         killer.join()
+
+
+def test_a_worker_that_dies_mid_cell_is_retried_alone(base, tmp_path):
+    out = tmp_path / "dies"
+    rows = sweep_killing_a_worker({"base": base, "axes": SLOW_LORA}, out)
     assert len(rows) == 6 and all(r["status"] == "ok" for r in rows), [(r["status"], r.get("error")) for r in rows]
     assert max(r["attempts"] for r in rows) == 2, "the cells the dead worker held ran again"
     with open(out / "results.csv") as f:
@@ -211,17 +215,9 @@ def test_a_worker_that_dies_mid_cell_is_retried_alone(base, tmp_path):
 
 
 def test_a_cell_whose_worker_keeps_dying_is_a_failed_row_and_runs_again_next_time(base, tmp_path):
-    import threading
     spec = {"base": base, "axes": SLOW_LORA}
     out = tmp_path / "fails"
-    stop = threading.Event()
-    killer = threading.Thread(target=_kill_a_worker_when, args=(out, 1, stop))
-    killer.start()
-    try:
-        rows = rows_of(sweep(spec, str(out), workers=2, progress=False, max_attempts=1))
-    finally:
-        stop.set()
-        killer.join()
+    rows = sweep_killing_a_worker(spec, out, max_attempts=1)
     failed = [r for r in rows if r["status"] == "failed"]
     assert len(rows) == 6 and 1 <= len(failed) <= 2, "the cells in the broken pool are reported, the rest ran"
     assert all("worker process died" in r["error"] for r in failed)
