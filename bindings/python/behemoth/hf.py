@@ -28,6 +28,8 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
+from ._files import write_atomically
+
 __all__ = ["to_transformers", "from_transformers", "save_transformers", "transformers_config", "config_json",
            "litgpt_config", "read_model_file", "read_folder", "official_tokenizer", "check_vocabulary"]
 
@@ -289,22 +291,12 @@ def read_folder(folder: PathLike) -> tuple:
     return config, tensors, tokenizer
 
 
-def _write_atomically(path: str, write) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def _write_json(path: str, obj) -> None:
     def write(tmp):
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump(obj, f, indent=2, ensure_ascii=False)
             f.write("\n")
-    _write_atomically(path, write)
+    write_atomically(path, write)
 
 
 def save_transformers(model_or_path, folder: PathLike, *, dataset=None) -> str:
@@ -323,7 +315,7 @@ def save_transformers(model_or_path, folder: PathLike, *, dataset=None) -> str:
         _write_json(os.path.join(folder, "tokenizer.json"), tokenizer)
         _write_json(os.path.join(folder, "tokenizer_config.json"), tokenizer_config)
     tensors = {name: np.ascontiguousarray(w, dtype=np.float32) for name, w in weights.items()}
-    _write_atomically(os.path.join(folder, "model.safetensors"),
+    write_atomically(os.path.join(folder, "model.safetensors"),
                       lambda tmp: safetensors_numpy.save_file(tensors, tmp, metadata={"format": "pt"}))
     _write_json(os.path.join(folder, "config.json"), config_json(config))
     return folder

@@ -28,7 +28,8 @@ from typing import Optional, Union
 import numpy as np
 
 from .edit import Adapter
-from .hf import _float32, _read_safetensors, _read_torch, _require, _write_atomically, _write_json
+from ._files import write_atomically
+from .hf import _float32, _read_safetensors, _read_torch, _require, _write_json
 
 __all__ = ["save_peft", "load_peft", "MODULES"]
 
@@ -114,7 +115,7 @@ def save_peft(adapter: Adapter, folder: PathLike, base_model_name_or_path: Optio
         tensors[f"{prefix}.lora_B.weight"] = np.ascontiguousarray(b)
     folder = os.fspath(folder)
     os.makedirs(folder, exist_ok=True)
-    _write_atomically(os.path.join(folder, "adapter_model.safetensors"),
+    write_atomically(os.path.join(folder, "adapter_model.safetensors"),
                       lambda tmp: safetensors_numpy.save_file(tensors, tmp, metadata={"format": "pt"}))
     _write_json(os.path.join(folder, "adapter_config.json"), config)
     return folder

@@ -40,6 +40,8 @@ import os
 import time
 from typing import Any, Mapping, Optional, Sequence
 
+from ._files import write_text_atomically
+
 __all__ = ["sweep", "cells", "layer_selection", "LOCATE_EDITORS"]
 
 LOCATE_EDITORS = ("rome", "memit", "alphaedit")
@@ -266,15 +268,6 @@ def _prepare_base(spec: Mapping[str, Any], out: str, progress) -> tuple:
     return os.path.abspath(mpath), os.path.abspath(dpath)
 
 
-def _write_atomically(path: str, text: str) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def sweep(spec: Mapping[str, Any], out: str, *, executor: Optional[cf.Executor] = None, workers: Optional[int] = None,
           progress: Optional[bool] = True, max_cells: Optional[int] = None, max_attempts: int = 2):
     """Runs every cell of `spec` not already in `<out>/cells/` and writes the table; returns it.
@@ -293,7 +286,7 @@ def sweep(spec: Mapping[str, Any], out: str, *, executor: Optional[cf.Executor] 
         check_base(model, ds, paths[0], paths[1])
         check_cells(todo_all, model.config, ds)
         base_digests = {"model_digest": model.digest, "dataset_digest": ds.digest}
-    _write_atomically(os.path.join(out, "sweep.json"), json.dumps({
+    write_text_atomically(os.path.join(out, "sweep.json"), json.dumps({
         "spec": spec, "cells": len(todo_all), "base": {"model": paths[0], "dataset": paths[1], **base_digests},
         "library_version": behemoth.runtime_info().get("library_version")}, indent=1))
     done = {c["id"] for c in todo_all if _finished(out, c["id"])}
@@ -354,7 +347,7 @@ def sweep(spec: Mapping[str, Any], out: str, *, executor: Optional[cf.Executor] 
                     row = _failed_row(c, f"the worker process died while running this cell ({attempts[c['id']]} of "
                                          f"{max_attempts} attempts; last: {why}); run sweep again to retry it")
                 row["attempts"] = attempts[c["id"]]
-                _write_atomically(os.path.join(out, "cells", row["id"] + ".json"), json.dumps(row))
+                write_text_atomically(os.path.join(out, "cells", row["id"] + ".json"), json.dumps(row))
                 bar.update(1)
     finally:
         bar.close()
@@ -473,7 +466,7 @@ def _write_summary(out: str, spec: Mapping[str, Any], rows: Sequence[Mapping[str
     summary = {"cells_requested": requested, "rows": len(rows), "missing": requested - len(rows), "by_status": by_status,
                "cell_seconds": sum(float(r.get("seconds") or 0) for r in rows),
                "edit_seconds": sum(float(r.get("edit_seconds") or 0) for r in rows), "best_layers": best}
-    _write_atomically(os.path.join(out, "summary.json"), json.dumps(summary, indent=1))
+    write_text_atomically(os.path.join(out, "summary.json"), json.dumps(summary, indent=1))
     lines = [f"# Sweep summary ({out})", "",
              f"{len(rows)} of {requested} cells have rows: " + ", ".join(f"{v} {k}" for k, v in sorted(by_status.items()))
              + (f"; {requested - len(rows)} not run yet" if requested > len(rows) else "") + ".",
@@ -485,5 +478,5 @@ def _write_summary(out: str, spec: Mapping[str, Any], rows: Sequence[Mapping[str
     failed = [r for r in rows if r.get("status") in ("failed", "error")]
     if failed:
         lines += ["", "Cells that did not finish:", ""] + [f"- {r['id']} ({r['method']}, {r['layers']}): {r['status']}: {r.get('error')}" for r in failed]
-    _write_atomically(os.path.join(out, "summary.md"), "\n".join(lines) + "\n")
+    write_text_atomically(os.path.join(out, "summary.md"), "\n".join(lines) + "\n")
     return summary
