@@ -217,6 +217,26 @@ import Testing
         #expect((0..<g.count).allSatisfy { g.targets[$0] == ds.tailToken(ofFact: Int(g.facts[$0])) })
     }
 
+    /// The oracle's data: the spec's exclude_facts drops exactly those facts' sentences (statements
+    /// and questions); every other sentence and the fact table and evaluation groups stay the same.
+    @Test func excludedFactsLoseTheirSentencesAndNothingElse() throws {
+        let base = #"{"preset": "tiny", "repeats": 2, "inversion_frac": 0.3, "questions_frac": 0.5, "seed": 5"#
+        let full = try DataTest.generate(base + "}")
+        let excluded: Set<Int32> = [0, 7, 30, 100]
+        let ds = try DataTest.generate(base + #", "exclude_facts": [100, 0, 7, 30, 7]}"#)
+        #expect(ds.facts == full.facts)
+        #expect(ds.evalGroups.map(\.prompts) == full.evalGroups.map(\.prompts))
+        let keptFull = (0..<full.numSequences).filter { !excluded.contains(full.sequenceFacts[$0]) }
+        #expect(keptFull.count < full.numSequences && ds.numSequences == keptFull.count)
+        #expect(!ds.sequenceFacts.contains { excluded.contains($0) })
+        for (i, j) in keptFull.enumerated() {
+            #expect(ds.sequence(i) == full.sequence(j) && ds.sequenceFacts[i] == full.sequenceFacts[j], "sentence \(i)")
+        }
+        try DataTest.expectSentencesDecodeToFacts(ds)
+        #expect(throws: EngineError.self) { try DataTest.generate(#"{"preset": "tiny", "exclude_facts": [192]}"#) }   // 64 × 3 facts
+        #expect(throws: EngineError.self) { try DataTest.generate(#"{"preset": "tiny", "exclude_facts": [-1]}"#) }
+    }
+
     @Test func questionsForAFractionOfSubjects() throws {
         let ds = try DataTest.generate(#"{"preset": "tiny", "repeats": 2, "questions_frac": 0.5, "questions_entity_frac": 0.25, "seed": 4}"#)
         #expect(ds.questionSubjects.count == 16)

@@ -37,6 +37,9 @@ public struct DatasetSpec: DeclaredSpec, Equatable, Sendable {
     public var binarizeFirstCorrelated: Bool = false
     public var numNestedObjects: Int = 0
     public var objNestedObjEdgesUpweight: Int = 1
+    /// Fact indices (rows of the fact table) whose sentences are left out of the training text; the
+    /// facts stay in the table and the evaluation groups (an unlearning oracle never sees them).
+    public var excludeFacts: [Int] = []
     public var seed: UInt64 = 0
 
     public init() {}
@@ -81,6 +84,7 @@ public struct DatasetSpec: DeclaredSpec, Equatable, Sendable {
         .bool("binarize_first_correlated", \.binarizeFirstCorrelated),
         .int("num_nested_objects", \.numNestedObjects, min: 0, max: maxSingleTokenGroup),
         .int("obj_nested_obj_edges_upweight", \.objNestedObjEdgesUpweight, min: 0, max: 1000),
+        .ints("exclude_facts", \.excludeFacts, min: 0, max: Int(Int32.max)),
         .seed("seed", \.seed, max: 1 << 52),
     ]
 

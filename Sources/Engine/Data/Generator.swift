@@ -135,7 +135,15 @@ extension Dataset {
             }
         }
 
-        // 7. Write the sentences.
+        // 7. Write the sentences. Those of excluded facts are written too (so every other sentence
+        // comes out exactly as without the filter) and then dropped.
+        var excluded = [Bool](repeating: false, count: numFacts)
+        for f in spec.excludeFacts {
+            guard f < numFacts else {
+                throw .invalid("dataset spec: exclude_facts names fact \(f), but this dataset has \(numFacts) facts (0..<\(numFacts))")
+            }
+            excluded[f] = true
+        }
         let grammar = Grammar(layout: layout, creator: spec.phraseCreator, inversionFrac: spec.inversionFrac)
         var srng = RNG(seed: spec.seed, stream: "sentences")
         var tokens: [Int32] = []
@@ -144,7 +152,8 @@ extension Dataset {
         var sequenceFacts = [Int32](repeating: 0, count: units.count)
         let subjectHeads = (0..<S).map { Head(layout.subjectTokens($0)) }
         let p = spec.minorityPositionFrac
-        for (i, u) in units.enumerated() {
+        var kept = 0
+        for u in units {
             let f = Int(u & ~questionBit)
             let rel = Int(facts[4 * f + 1])
             let relation = relations[rel]
@@ -163,9 +172,16 @@ extension Dataset {
             } else {
                 grammar.sentence(&tokens, head: head, relation: relation.token, object: o, rng: &srng)
             }
-            offsets[i + 1] = Int64(tokens.count)
-            sequenceFacts[i] = Int32(f)
+            if excluded[f] {
+                tokens.removeSubrange(Int(offsets[kept])...)
+                continue
+            }
+            offsets[kept + 1] = Int64(tokens.count)
+            sequenceFacts[kept] = Int32(f)
+            kept += 1
         }
+        offsets.removeLast(units.count - kept)
+        sequenceFacts.removeLast(units.count - kept)
 
         // 8. Evaluation groups: every fact as prompt (up to OO) -> object token.
         var erng = RNG(seed: spec.seed, stream: "eval")
