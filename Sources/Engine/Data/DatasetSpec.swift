@@ -84,7 +84,10 @@ public struct DatasetSpec: DeclaredSpec, Equatable, Sendable {
         .bool("binarize_first_correlated", \.binarizeFirstCorrelated),
         .int("num_nested_objects", \.numNestedObjects, min: 0, max: maxSingleTokenGroup),
         .int("obj_nested_obj_edges_upweight", \.objNestedObjEdgesUpweight, min: 0, max: 1000),
-        .ints("exclude_facts", \.excludeFacts, min: 0, max: Int(Int32.max)),
+        // Echoed only when set: every dataset generated before it existed keeps its spec and digest.
+        SpecField("exclude_facts", read: { (r: inout JSONReader, s: inout DatasetSpec) throws(EngineError) in
+            s.excludeFacts = try r.intArray("exclude_facts", default: [], min: 0, max: Int(Int32.max))
+        }, write: { $0.excludeFacts.isEmpty ? nil : .ints($0.excludeFacts) }),
         .seed("seed", \.seed, max: 1 << 52),
     ]
 

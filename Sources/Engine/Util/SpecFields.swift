@@ -6,9 +6,11 @@
 public struct SpecField<S> {
     public let key: String
     let read: (inout JSONReader, inout S) throws(EngineError) -> Void
-    let write: (S) -> JSON
+    /// nil leaves the field out of the echo (a field added later, at its default, so that specs
+    /// and content digests written before it existed stay the same).
+    let write: (S) -> JSON?
 
-    public init(_ key: String, read: @escaping (inout JSONReader, inout S) throws(EngineError) -> Void, write: @escaping (S) -> JSON) {
+    public init(_ key: String, read: @escaping (inout JSONReader, inout S) throws(EngineError) -> Void, write: @escaping (S) -> JSON?) {
         self.key = key; self.read = read; self.write = write
     }
 
@@ -74,9 +76,9 @@ public enum SpecFields {
         for f in fields { try f.read(&r, &value) }
     }
 
-    /// Every field of `value`, in declaration order.
+    /// Every field of `value`, in declaration order (but those whose write gives nil).
     public static func echo<S>(_ fields: [SpecField<S>], _ value: S) -> [(String, JSON)] {
-        fields.map { ($0.key, $0.write(value)) }
+        fields.compactMap { f in f.write(value).map { (f.key, $0) } }
     }
 }
 
