@@ -121,6 +121,11 @@ def capacity(p: dict, out: str, log: dict) -> dict:
     return report
 
 
+def _steps_trained(path: str) -> int:
+    with Model.load(path) as m:
+        return m.info["history"]["steps"]
+
+
 def train(p: dict, out: str, log: dict, model_path=None) -> tuple:
     dpath, mpath = os.path.join(out, "dataset.h5"), os.path.join(out, "model.h5")
     ds = Dataset.generate(**p["dataset"])
@@ -128,7 +133,7 @@ def train(p: dict, out: str, log: dict, model_path=None) -> tuple:
         ds.save(dpath)
     if model_path:
         return dpath, os.path.abspath(model_path), None
-    if not os.path.exists(mpath) or Model.load(mpath).info["history"]["steps"] == 0:
+    if not os.path.exists(mpath) or _steps_trained(mpath) == 0:
         with step("training", log):
             m = Model.create(dataset=ds, **p["model"])
             m.train(ds, checkpoint_path=mpath, **p["training"])
@@ -195,8 +200,8 @@ def estimate(p: dict) -> None:
 
 
 def write_report(out: str, p: dict, preset: str, cap, acc, spec, rows, tr, log, argv) -> str:
-    from behemoth.sweep import _write_summary  # the sweep's own summary (best layers per editor and kind)
-    summary = _write_summary(os.path.join(out, "sweep"), spec, rows)
+    with open(os.path.join(out, "sweep", "summary.json")) as f:   # the sweep's own summary (best layers per editor and kind)
+        summary = json.load(f)
     info = behemoth.runtime_info()
     L = []
     L += [f"# Behemoth: the paper's experiments, preset `{preset}`", "",

@@ -112,18 +112,24 @@ func promptsFromCaller(_ prompts: UnsafePointer<Int32>?, _ offsets: UnsafePointe
     }
 }
 
+/// The tensor a caller names, or an error that shows how names look.
+func namedTensor(_ mm: LanguageModel, _ name: UnsafePointer<CChar>?, _ fn: String) throws(EngineError) -> (String, TensorEntry) {
+    let n = try cString(name, fn, "name")
+    guard let e = mm.tensorTable[n] else {
+        throw .invalid("\(fn): the model has no tensor \"\(n)\" (names as in Hugging Face, e.g. gpt_neox.layers.0.mlp.dense_4h_to_h.weight)")
+    }
+    return (n, e)
+}
+
 @c @implementation public func bh_model_set_tensor(_ m: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ values: UnsafePointer<Float>?,
                                                    _ count: Int64) -> Int32 {
     exported { () throws(EngineError) in
         let fn = "bh_model_set_tensor"
         let mm = try model(m, fn)
-        let n = try cString(name, fn, "name")
-        guard let e = mm.tensorTable[n] else {
-            throw .invalid("\(fn): the model has no tensor \"\(n)\" (names as in Hugging Face, e.g. gpt_neox.layers.0.mlp.dense_4h_to_h.weight)")
-        }
+        let (n, e) = try namedTensor(mm, name, fn)
         guard count == Int64(e.count) else { throw .invalid("\(fn): \(n) holds \(e.count) values (shape \(e.shape)); \(count) given") }
         let v = try inputBuffer(values, count, fn, "values")
-        for (i, x) in v.enumerated() where !x.isFinite { throw .invalid("\(fn): values[\(i)] = \(x) is not finite") }
+        try checkFinite(v, fn)
         (mm.parameterBlock.baseAddress! + e.offset).update(from: v.baseAddress!, count: e.count)
     }
 }
@@ -133,10 +139,7 @@ func promptsFromCaller(_ prompts: UnsafePointer<Int32>?, _ offsets: UnsafePointe
     exported { () throws(EngineError) in
         let fn = "bh_model_tensor"
         let mm = try model(m, fn)
-        let n = try cString(name, fn, "name")
-        guard let e = mm.tensorTable[n] else {
-            throw .invalid("\(fn): the model has no tensor \"\(n)\" (names as in Hugging Face, e.g. gpt_neox.layers.0.mlp.dense_4h_to_h.weight)")
-        }
+        let (_, e) = try namedTensor(mm, name, fn)
         try copyOut(UnsafeBufferPointer(rebasing: mm.parameterBlock[e.offset..<(e.offset + e.count)]), buffer, capacity, count, fn)
     }
 }

@@ -251,7 +251,7 @@ extension AdapterSet {
         guard values.count == shape[0] * shape[1] else {
             throw .invalid("\(fn): \(which) of \(tensor) is \(shape[0])x\(shape[1]) = \(shape[0] * shape[1]) values; \(values.count) given")
         }
-        for (i, x) in values.enumerated() where !x.isFinite { throw .invalid("\(fn): values[\(i)] = \(x) is not finite") }
+        try checkFinite(values, fn)
         if which == "A" { adapters[key]!.a = Array(values) } else { adapters[key]!.b = Array(values) }
     }
 }

@@ -34,3 +34,8 @@ public func checkedProduct(_ values: [Int], what: String, limit: Int = Int.max) 
     }
     return p
 }
+
+/// Values a caller gives for weights must be finite: the first that is not is named.
+public func checkFinite(_ values: UnsafeBufferPointer<Float>, _ fn: String) throws(EngineError) {
+    for (i, x) in values.enumerated() where !x.isFinite { throw .invalid("\(fn): values[\(i)] = \(x) is not finite") }
+}

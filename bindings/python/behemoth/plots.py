@@ -20,6 +20,8 @@ from typing import Mapping, Optional, Sequence, Union
 
 import numpy as np
 
+from .sweep import metric_value
+
 __all__ = ["trace_heatmap", "causal_effect_curves", "spectra", "localization_vs_editing", "sweep"]
 
 KIND_TITLES = {"block": "block output", "mlp": "MLP output", "attn": "attention output",
@@ -269,14 +271,6 @@ def _rank_label(r) -> str:
     return "—" if v is None or (isinstance(v, float) and v != v) else str(int(v))
 
 
-def _value(r, metric: str):
-    """A row's metric; a forgetting edit's success is its forgetting_success (it has no edit_success)."""
-    v = r.get(metric)
-    if v is None and metric == "edit_success":
-        v = r.get("forgetting_success")
-    return v
-
-
 def _column(r) -> str:
     """A heatmap column: the editor, with its rank when it has one ("lora r32", "full", "rome")."""
     rk = _rank_label(r)
@@ -303,7 +297,7 @@ def sweep_grids(table, metrics: Sequence[str] = ("edit_success", "remaining_accu
                 ok = [r for r in mine if str(r["layers"]) == sel and _column(r) == col and r.get("status") == "ok"]
                 g["count"][li, ci] = len(ok)
                 for metric in metrics:
-                    vals = [float(_value(r, metric)) for r in ok if _value(r, metric) is not None]
+                    vals = [float(metric_value(r, metric)) for r in ok if metric_value(r, metric) is not None]
                     if vals:
                         g[metric][li, ci] = float(np.mean(vals))
         out[kind] = g
@@ -355,8 +349,8 @@ def sweep(table, out=None, metrics: Sequence[str] = ("edit_success", "remaining_
 
     fig2, ax = plt.subplots(figsize=(5.5, 4.2))
     for method in sorted({str(r["method"]) for r in ok}):
-        pts = [(float(r["remaining_accuracy"]), float(_value(r, "edit_success"))) for r in ok
-               if str(r["method"]) == method and _value(r, "edit_success") is not None and r.get("remaining_accuracy") is not None]
+        pts = [(float(r["remaining_accuracy"]), float(metric_value(r, "edit_success"))) for r in ok
+               if str(r["method"]) == method and metric_value(r, "edit_success") is not None and r.get("remaining_accuracy") is not None]
         ax.scatter([p[0] for p in pts], [p[1] for p in pts], label=method, alpha=0.7)
     ax.set_xlabel("remaining accuracy (untouched facts)")
     ax.set_ylabel("edit success (forgetting: forgetting success)")

@@ -437,6 +437,15 @@ def _write_h5(path: str, rows: Sequence[Mapping], columns: Sequence[str], spec) 
     os.replace(tmp, path)
 
 
+def metric_value(row: Mapping[str, Any], metric: str):
+    """A row's metric, None if it has none; a forgetting edit's edit_success is its
+    forgetting_success (forget_relation reports no edit_success)."""
+    v = row.get(metric)
+    if v is None and metric == "edit_success":
+        v = row.get("forgetting_success")
+    return v
+
+
 def _write_summary(out: str, spec: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> dict:
     """summary.json and summary.md: cells asked for vs rows written by status, time spent, and per
     editor and edit kind the layer selection with the best edit success (forgetting edits: forgetting
@@ -456,8 +465,7 @@ def _write_summary(out: str, spec: Mapping[str, Any], rows: Sequence[Mapping[str
             by_sel.setdefault(r["layers"], []).append(r)
 
         def mean(rs_, k):
-            v = [float(r.get(k, r.get("forgetting_success") if k == "edit_success" else None)) for r in rs_
-                 if r.get(k, r.get("forgetting_success") if k == "edit_success" else None) is not None]
+            v = [float(x) for x in (metric_value(r, k) for r in rs_) if x is not None]
             return sum(v) / len(v) if v else float("nan")
         sel = max(by_sel, key=lambda k: (mean(by_sel[k], "edit_success"), mean(by_sel[k], "remaining_accuracy")))
         best.append({"method": method, "rank": rank, "edit_kind": kind, "layers": sel, "cells": len(by_sel[sel]),

@@ -267,13 +267,16 @@ def test_heatmap_arrays_are_the_tables_means_over_seeds(tmp_path):
             dict(row, id="d", method="lora", rank=4, layers="attn@0", seed=0, status="error", edit_success=None, remaining_accuracy=None),
             dict(row, id="e", method="rome", rank=None, layers="mlp@1", seed=0, edit_success=1.0, remaining_accuracy=0.5,
                  spectrum=[2.0, 1.0, 0.5]),
-            dict(row, id="f", method="rome", rank=None, layers="attn@0", seed=0, status="not_applicable")]
+            dict(row, id="f", method="rome", rank=None, layers="attn@0", seed=0, status="not_applicable"),
+            dict(row, id="g", method="full", rank=None, layers="mlp@1", seed=0, edit_kind="forget_relation",
+                 forgetting_success=0.4, remaining_accuracy=0.6)]
     figs = plots.sweep(rows, out=tmp_path / "s")
     a = np.load(tmp_path / "s_heatmaps.npz")
     assert list(a["single/layers"]) == ["mlp@1", "attn@0"] and list(a["single/columns"]) == ["lora r2", "lora r4", "rome"]
     np.testing.assert_array_equal(a["single/edit_success"], [[0.75, 0.25, 1.0], [np.nan, np.nan, np.nan]])
     np.testing.assert_array_equal(a["single/remaining_accuracy"], [[0.8, 1.0, 0.5], [np.nan, np.nan, np.nan]])
     np.testing.assert_array_equal(a["single/count"], [[2, 1, 1], [0, 0, 0]])
+    np.testing.assert_array_equal(a["forget_relation/edit_success"], [[0.4], [np.nan]])   # its forgetting success
     sp = np.load(tmp_path / "s_spectra.npz")
     assert list(sp["ids"]) == ["e"] and sp["spectra"].tolist() == [[2.0, 1.0, 0.5]]
     assert figs["spectra"] is not None
