@@ -323,8 +323,7 @@ def sweep(spec: Mapping[str, Any], out: str, *, executor: Optional[cf.Executor] 
                     if not own:
                         raise RuntimeError("sweep: the executor is broken (a worker died and it cannot start another); the "
                                            "finished cells are saved: run sweep again with a working executor to go on") from None
-                    pool.shutdown(wait=False, cancel_futures=True)
-                    pool = None
+                    pool = _drop(pool)
                     break
             if not inflight:
                 continue
@@ -333,8 +332,7 @@ def sweep(spec: Mapping[str, Any], out: str, *, executor: Optional[cf.Executor] 
                 # A dead process breaks the whole pool: collect every cell in it (finished ones keep
                 # their rows, the others go back to run alone in a fresh pool).
                 finished = cf.wait(inflight).done
-                pool.shutdown(wait=False, cancel_futures=True)
-                pool = None
+                pool = _drop(pool)   # (already dropped if a submit found it broken)
             for fut in finished:
                 c = inflight.pop(fut)
                 try:
@@ -354,6 +352,13 @@ def sweep(spec: Mapping[str, Any], out: str, *, executor: Optional[cf.Executor] 
         if own and pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
     return table(out, spec)
+
+
+def _drop(pool) -> None:
+    """Shuts down a broken pool of our own without waiting (its processes are gone or going)."""
+    if pool is not None:
+        pool.shutdown(wait=False, cancel_futures=True)
+    return None
 
 
 def _finished(out: str, cell_id: str) -> bool:

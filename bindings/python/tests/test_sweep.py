@@ -341,3 +341,27 @@ def csv_rows(path):
     import csv
     with open(path) as f:
         yield from csv.DictReader(f)
+
+
+def test_a_pool_found_broken_while_submitting_is_replaced(base, tmp_path, monkeypatch):
+    """The driver learns of a dead worker from submit (not from a finished future): the cells still in
+    the broken pool and the one being submitted all run again in a fresh pool."""
+    import signal
+    import time
+    real = cf.ProcessPoolExecutor
+    calls = {"submit": 0}
+
+    class DiesOnThirdSubmit(real):
+        def submit(self, *args, **kwargs):
+            calls["submit"] += 1
+            if calls["submit"] == 3:
+                os.kill(next(iter(self._processes)), signal.SIGKILL)
+                deadline = time.time() + 30
+                while not self._broken and time.time() < deadline:   # CPython marks the pool broken from its manager thread
+                    time.sleep(0.01)
+            return super().submit(*args, **kwargs)
+
+    monkeypatch.setattr(cf, "ProcessPoolExecutor", DiesOnThirdSubmit)
+    rows = rows_of(sweep({"base": base, "axes": SLOW_LORA}, str(tmp_path / "s"), workers=2, progress=False))
+    assert calls["submit"] > 6, "the broken pool was replaced and the lost cells submitted again"
+    assert len(rows) == 6 and all(r["status"] == "ok" for r in rows), [(r["status"], r.get("error")) for r in rows]
