@@ -29,6 +29,13 @@ final class EditSetHandle {
         fields.append(("arrays", .object(arrays)))
         fields.append(("digest", .string(digest)))
         fields.append(("dataset_digest", .string(datasetDigest)))
+        if set.isForgetSet {
+            fields.append(("forget_facts", .ints(set.forgetFacts)))
+            fields.append(("retain_groups", .strings(set.retainGroupNames)))
+            if dataset.origin == "generated" {
+                fields.append(("oracle_dataset_spec", UnlearningMetrics.oracleSpec(dataset: dataset, editSet: set).toJSON()))
+            }
+        }
         return .object(fields)
     }
 }

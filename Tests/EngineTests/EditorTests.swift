@@ -11,13 +11,14 @@ import Testing
     }
 
     @Test func anUnregisteredMethodListsTheRegisteredOnes() {
-        #expect(EditorRegistry.names == ["full", "lora", "fixed_rank_one", "rome", "memit", "alphaedit"])
+        #expect(EditorRegistry.names == ["full", "lora", "fixed_rank_one", "rome", "memit", "alphaedit",
+                                         "grad_ascent", "grad_diff", "kl", "npo", "simnpo", "rmu", "relabel"])
         do {
             _ = try EditMethodSpec(json: #"{"method": "nope"}"#, layers: 2)
             Issue.record("an unregistered method was accepted")
         } catch {
             #expect(error.status == .invalid)
-            #expect(error.message.contains(#"method = "nope" is not a registered editor (registered: "full", "lora", "fixed_rank_one", "rome", "memit", "alphaedit")"#), "\(error.message)")
+            #expect(error.message.contains(#"method = "nope" is not a registered editor (registered: "full", "lora", "fixed_rank_one", "rome", "memit", "alphaedit", "grad_ascent", "grad_diff", "kl", "npo", "simnpo", "rmu", "relabel")"#), "\(error.message)")
         }
         // A method's own keys are refused for another method (strict keys per spec type).
         #expect(throws: EngineError.self) { try EditMethodSpec(json: #"{"method": "fixed_rank_one", "alpha": 2}"#, layers: 2) }

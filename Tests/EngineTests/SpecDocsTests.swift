@@ -15,7 +15,7 @@ struct SpecDocsTests {
             #expect(again.toJSON() == x.toJSON(), "\(S.self): \(x.toJSON().serialized())")
             guard case let .object(fields) = x.toJSON() else { Issue.record("\(S.self) echoes no object"); return }
             // Fields added after files were written are echoed only when set (their digests stay the same).
-            let echoedWhenSet: Set<String> = ["exclude_facts"]
+            let echoedWhenSet: Set<String> = ["exclude_facts", "scope", "facts", "retain_facts"]
             let keys = fields.map(\.0)
             #expect(keys == S.keys.filter { !echoedWhenSet.contains($0) || keys.contains($0) }, "\(S.self) echoes every declared field, in order")
         }
@@ -30,6 +30,7 @@ struct SpecDocsTests {
         try roundTrip(DatasetSpec.self, #"{"preset": "tiny", "subjects": 70, "relationships": 4, "objects": 12, "repeats": 2, "shuffle": false, "inversion_frac": 0.25, "minority_position_entity_frac": 0, "minority_position_frac": 0.2, "phrase_creator": "nonsense", "questions_entity_frac": 0.4, "questions_frac": 0.5, "correlated_pair": true, "correlation_strength": 0.75, "binarize_first_correlated": true, "num_nested_objects": 0, "obj_nested_obj_edges_upweight": 2, "exclude_facts": [3, 1], "seed": 11}"#)
         try roundTrip(DatasetSpec.self, #"{"preset": "demo", "num_nested_objects": 5, "obj_nested_obj_edges_upweight": 3, "minority_position_frac": 0.3}"#)
         try roundTrip(EditSpec.self, #"{"kind": "forget_relation", "relation": 2, "count": 3, "subjects": [1, 2, 5, 7], "new_object": 4, "forget_fraction": 0.5, "forced_object": 1, "repeats": 9, "same_value_max": 8, "same_relation_per_edit": 7, "regularization_per_edit": 6, "absolute_counts": true, "seed": 5, "dataset_fingerprint": "abc"}"#)
+        try roundTrip(EditSpec.self, #"{"kind": "unlearn", "scope": "facts", "facts": [[1, 2], [3, 0]], "retain_facts": [[4, 1]], "forced_object": 2, "seed": 3}"#)
         // The preset sets the counts' defaults; explicit counts override it.
         #expect(try DatasetSpec(json: #"{"preset": "tiny"}"#).subjects == 64)
         #expect(try DatasetSpec(json: #"{"subjects": 9, "preset": "tiny"}"#).subjects == 9)
@@ -51,6 +52,13 @@ struct SpecDocsTests {
             #"{"method": "rome", "layers": {"blocks": [1]}, "fact_token": "last", "v_lr": 0.1, "v_steps": 5, "v_weight_decay": 0.1, "kl_factor": 0.5, "clamp_norm_factor": 2, "stop_loss": 0.01, "context_templates": [[5, 2], [3, 1]], "covariance_adjustment": false, "inverse": "ridge", "ridge": 0.5, "stats_tokens": 100, "stats_seed": 2, "stats_dir": "x", "seed": 4}"#,
             #"{"method": "memit", "layers": {"blocks": [1]}, "fact_token": "relation", "v_steps": 7, "clamp_norm_factor": 0.5, "covariance_weight": 100, "stats_tokens": 10}"#,
             #"{"method": "alphaedit", "mode": "sequential", "layers": {"blocks": [0, 1]}, "v_lr": 0.2, "nullspace_threshold": 0.1, "l2": 2, "context_templates": [[4, 1]]}"#,
+            #"{"method": "grad_ascent", "adapter": "lora", "rank": 4, "alpha": 8, "dropout": 0.1, "gamma": 2, "optimizer": {"epochs": 2}, "relearn": {"steps": 5, "data": "retain", "fraction": 0.2, "learning_rate": 0.01, "batch_size": 4, "seed": 2}}"#,
+            #"{"method": "grad_diff", "gamma": 0.5, "retain_weight": 2, "retain_loss": "kl"}"#,
+            #"{"method": "kl", "gamma": 0.5, "retain_weight": 3}"#,
+            #"{"method": "npo", "beta": 0.5, "gamma": 2, "retain_weight": 0.5, "retain_loss": "kl"}"#,
+            #"{"method": "simnpo", "beta": 2, "gamma": 1, "delta": 0.5, "retain_weight": 2, "retain_loss": "kl"}"#,
+            #"{"method": "rmu", "layers": {"blocks": [0]}, "steering_coeff": 6.5, "gamma": 2, "retain_weight": 100, "layer": 1}"#,
+            #"{"method": "relabel", "gamma": 2, "retain_weight": 0, "retain_loss": "kl"}"#,
         ]
         #expect(Set(try methods.map { try EditMethodSpec(json: $0, layers: 2).method }) == Set(EditorRegistry.names))
         for m in methods {

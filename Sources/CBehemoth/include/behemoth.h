@@ -220,6 +220,26 @@ int32_t bh_edit_delta(const bh_edit *e, const char *name, float *buffer, int64_t
 int32_t bh_edit_vector(const bh_edit *e, const char *name, float *buffer, int64_t capacity, int64_t *count);
 void    bh_edit_free(bh_edit *e);
 
+/* ---- Unlearning ---------------------------------------------------------------------------------
+   An edit set of kind "unlearn" is a forget set and its retain set (docs/unlearning.md); the methods
+   "grad_ascent", "grad_diff", "kl", "npo", "simnpo", "rmu" and "relabel" train on it through
+   bh_edit_begin, and bh_edit_end reports forget_accuracy, retain_accuracy, model_utility, ... and,
+   with "relearn": {"steps": N}, the relearning attack's relearned_fraction. bh_editset_info of an
+   unlearn set lists "forget_facts" (fact-table indices) and "oracle_dataset_spec": the dataset spec
+   an oracle trains on (the same spec with exclude_facts = the forget set). */
+/* Measures `oracle` (a model trained on the oracle dataset spec, and not on the full dataset; any
+   other is BH_ERR_INVALID) on the forget set now, so bh_edit_end also reports forget_quality,
+   oracle_agreement and oracle_forget_accuracy. Call before bh_edit_end; the oracle is not kept. */
+int32_t bh_edit_set_oracle(bh_edit *e, bh_model *oracle);
+/* One model's measures on an unlearn set (no edit): the forget and retain metrics, and with an
+   oracle (NULL for none; checked as above) forget_quality, oracle_agreement, ... JSON: {"metrics":
+   {name: value}, "definitions": {name: text}, "log_truth_ratio": [...forget prompts],
+   "oracle_log_truth_ratio": [...] (with an oracle), "oracle_dataset": digest}. */
+int32_t bh_unlearn_evaluate(bh_model *m, const bh_editset *es, bh_model *oracle, char **report_json);
+/* The two-sided two-sample Kolmogorov–Smirnov test with the exact p-value, as
+   scipy.stats.ks_2samp(a, b, method="exact"): a[m], b[n], m·n ≤ 4e8, finite values. */
+int32_t bh_ks_2samp(const double *a, int64_t m, const double *b, int64_t n, double *statistic, double *pvalue);
+
 /* ---- Adapters: LoRA adapter sets as values ---------------------------------------------------- */
 /* rank, alpha and, per target matrix (block, matrix), A [rank, in] and B [out, rank]:
    ΔW = alpha/rank · B·A. An edit with method "lora" has one (merge: false keeps the model's weights

@@ -36,6 +36,10 @@ public final class EditExperiment {
     public private(set) var beforeWasCached = false
     let started = monotonicSeconds()
     var done = false
+    /// Unlearn sets: the oracle's results on the forget group (`setOracle`) and the relearning attack's.
+    var unlearning = UnlearningMetrics.Extras()
+    /// The content digest of the oracle's training dataset, once one is set.
+    public private(set) var oracleDataset: String?
 
     /// `facts` (the dataset's) splits the edit set into one set per edit for the sequential modes.
     /// `dataset`, when given, is the one the edit set was made from (editors that read training data need it).
@@ -218,6 +222,64 @@ public final class EditExperiment {
         ]))
     }
 
+    /// Measures an oracle (a model trained without the forget set; UnlearningMetrics.checkOracle
+    /// refuses any other) on the forget group now, for forget_quality and oracle_agreement at the end.
+    public func setOracle(_ oracle: LanguageModel) throws(EngineError) {
+        guard let dataset else { throw .misuse("oracle: the edit has no dataset to check the oracle against") }
+        guard oracle !== model else { throw .invalid("oracle: the oracle is the model being edited") }
+        try EditExperiment.checkCompatible(model: oracle, datasetVocab: dataset.vocabSize, datasetTokenizer: dataset.tokenizerJSON().serialized())
+        oracleDataset = try UnlearningMetrics.checkOracle(oracle, dataset: dataset, editSet: editSet)
+        guard let g = editSet.group("forget") else { throw .internalError("unlearn set without a forget group") }
+        unlearning.oracle = try evaluatePrompts(g, vocab: oracle.vocabSize, batchSize: 256) { (tk, rows, width, lengths, o) throws(EngineError) in
+            try oracle.logitsAtLast(tokens: tk, rows: rows, width: width, lengths: lengths, out: o)
+        }
+    }
+
+    /// The relearning attack (RelearnSpec) on the unlearned model; the weights are put back after.
+    func relearn(_ spec: RelearnSpec) throws(EngineError) -> UnlearningMetrics.RelearnOutcome {
+        guard let g = editSet.group("forget") else { throw .internalError("unlearn set without a forget group") }
+        let saved = Array(model.parameterBlock)
+        defer { saved.withUnsafeBufferPointer { model.parameterBlock.baseAddress!.update(from: $0.baseAddress!, count: $0.count) } }
+        var rng = RNG(seed: spec.seed, stream: "relearn")
+        let n = g.count
+        let k = max(1, Int((spec.fraction * Double(n)).rounded()))
+        var measured = Array(0..<n)
+        let examples: AnswerExamples
+        if spec.data == .forget {
+            guard n >= 2 else { throw .invalid("relearn: data \"forget\" needs a forget set of at least 2 facts (one to train on, one to measure)") }
+            var order = Array(0..<n)
+            rng.shuffle(&order)
+            let trained = Array(order.prefix(min(k, n - 1)))
+            examples = AnswerExamples(g, rows: trained)
+            let t = Set(trained)
+            measured = measured.filter { !t.contains($0) }
+        } else {
+            // unrelated facts: retained facts of subjects and relations with nothing forgotten (else any retained)
+            let pool = editSet.group("retain_other") ?? editSet.retainGroupNames.compactMap { editSet.group($0) }.first
+            guard let pool, pool.count > 0 else { throw .invalid("relearn: data \"retain\" needs retained facts, and this set has none") }
+            var order = Array(0..<pool.count)
+            rng.shuffle(&order)
+            examples = AnswerExamples(pool, rows: Array(order.prefix(min(k, pool.count))))
+        }
+        var s = UnlearnSettings(.relabel)
+        s.gamma = 1
+        s.retainWeight = 0
+        s.optimizer.training.learningRate = spec.learningRate
+        s.optimizer.training.minLearningRate = spec.learningRate
+        s.optimizer.training.warmupSteps = 0
+        s.optimizer.training.batchSize = min(spec.batchSize, examples.count)
+        s.optimizer.training.seed = spec.seed
+        // every tensor of the selection, fully (an attacker holding the weights; LoRA edits too)
+        let editor = try UnlearnEditor(s, model: model, selection: method.selection, run: 0, forget: examples, retain: AnswerExamples(),
+                                       relabel: examples.answers, stepLimit: spec.steps)
+        while try editor.step() != nil {}
+        _ = try editor.commit()
+        let after = try evaluatePrompts(g, vocab: model.vocabSize, batchSize: 256) { (tk, rows, width, lengths, o) throws(EngineError) in
+            try model.logitsAtLast(tokens: tk, rows: rows, width: width, lengths: lengths, out: o)
+        }
+        return .init(forget: after, measured: measured, trained: examples.count, spec: spec)
+    }
+
     /// Evaluates after the edit and assembles metrics and deltas. In one-at-a-time mode (and for an
     /// editor that keeps the model unchanged, unmerged LoRA) the model is restored afterwards.
     public func finish() throws(EngineError) -> EditResult {
@@ -241,8 +303,14 @@ public final class EditExperiment {
             result.deltaNorms.append((e.name, s.squareRoot()))
         }
         result.after = try evaluateAll()
+        if editSet.isForgetSet, let u = method.editor as? any UnlearnMethodSpec, u.settings.relearn.steps > 0 {
+            unlearning.relearn = try relearn(u.settings.relearn)
+        }
         if method.mode == .oneAtATime || method.editor.keepsModelUnchanged { restoreOriginal() }
         result.metrics = EditMetrics.all(editSet: editSet, before: result.before, after: result.after, ownRuns: ownRuns) + sequentialMetrics()
+        if editSet.isForgetSet {
+            result.metrics += UnlearningMetrics.all(editSet: editSet, before: result.before, after: result.after, extras: unlearning)
+        }
         result.seconds = monotonicSeconds() - started
         return result
     }

@@ -50,6 +50,10 @@ extension EditResult {
                 try f.write("\(g)/probability_before", b.targetProbability)
                 try f.write("\(g)/probability_after", a.targetProbability)
                 try f.write("\(g)/predicted_after", a.predicted)
+                if !a.logTruthRatio.isEmpty {
+                    try f.write("\(g)/log_truth_ratio_before", b.logTruthRatio)
+                    try f.write("\(g)/log_truth_ratio_after", a.logTruthRatio)
+                }
             }
         }
     }

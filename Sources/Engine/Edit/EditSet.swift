@@ -59,7 +59,12 @@ public struct EditSpec: DeclaredSpec {
     public enum Kind: String, CaseIterable, Sendable {
         case single, diverse, identical, forgetRelation = "forget_relation", correlated
         case nestedSubject = "nested_subject", nestedObject = "nested_object"
+        /// A forget set and its retain set for the unlearning editors (ForgetSet.swift).
+        case unlearn
     }
+    /// What an unlearn set forgets: facts of one relation (`relation`, `forget_fraction` or
+    /// `subjects`), every fact of some subjects (`subjects` or `count` of them), or listed facts.
+    public enum Scope: String, CaseIterable, Sendable { case relation, subjects, facts }
     public var kind = Kind.single
     public var relation = 0
     public var count = 1
@@ -67,6 +72,10 @@ public struct EditSpec: DeclaredSpec {
     public var newObject: Int? = nil
     public var forgetFraction = 1.0
     public var forcedObject = 0
+    /// Unlearn sets only (echoed only for them, so other specs keep their digests).
+    public var scope = Scope.relation
+    public var facts: [FactRef] = []
+    public var retainFacts: [FactRef] = []
     public var repeats = 250
     public var sameValueMax = 150
     public var sameRelationPerEdit = 500
@@ -94,6 +103,11 @@ public struct EditSpec: DeclaredSpec {
         }, write: { $0.newObject.map { .int($0) } ?? .null }),
         .double("forget_fraction", \.forgetFraction, min: 0, max: 1, exclusiveMin: true),
         .int("forced_object", \.forcedObject, min: 0),
+        SpecField("scope", read: { (r: inout JSONReader, s: inout EditSpec) throws(EngineError) in
+            s.scope = Scope(rawValue: try r.string("scope", default: s.scope.rawValue, oneOf: Scope.allCases.map(\.rawValue)))!
+        }, write: { $0.kind == .unlearn ? .string($0.scope.rawValue) : nil }),
+        FactRef.field("facts", \.facts),
+        FactRef.field("retain_facts", \.retainFacts),
         .int("repeats", \.repeats, min: 1, max: 1_000_000),
         .int("same_value_max", \.sameValueMax, min: 0, max: 10_000_000),
         .int("same_relation_per_edit", \.sameRelationPerEdit, min: 0, max: 10_000_000),
@@ -107,6 +121,10 @@ public struct EditSpec: DeclaredSpec {
     ]
 
     public func validate() throws(EngineError) {
+        if kind == .unlearn { return try validateUnlearn() }
+        if !facts.isEmpty || !retainFacts.isEmpty || scope != .relation {
+            throw .invalid("edit spec: scope, facts and retain_facts belong to kind \"unlearn\" (kind is \"\(kind.rawValue)\")")
+        }
         if ![.diverse, .identical, .forgetRelation].contains(kind), count != 1 {
             throw .invalid("edit spec: kind \"\(kind.rawValue)\" makes exactly one edit (count = \(count))")
         }
@@ -147,6 +165,12 @@ public struct EditSet {
     /// Requested vs obtained training sentences per part (nil for an imported folder: its mix is
     /// whatever the official generator wrote).
     public var mix: EditMix? = nil
+    /// Unlearn sets: per training sentence, the index of its answer (object) token, which the
+    /// unlearning objectives score; empty for other kinds.
+    public var answerPositions: [Int32] = []
+    /// Unlearn sets: the forgotten facts' indices in the dataset's fact table, sorted (what an
+    /// oracle's dataset spec excludes).
+    public var forgetFacts: [Int] = []
 
     public func group(_ name: String) -> PromptSet? { groups.first { $0.name == name } }
 
@@ -190,6 +214,7 @@ public enum EditSetBuilder {
         if let o = spec.newObject, o >= O { throw .invalid("edit spec: new_object = \(o) but relation \(r0) has \(O) objects") }
         guard spec.forcedObject < O else { throw .invalid("edit spec: forced_object = \(spec.forcedObject) but relation \(r0) has \(O) objects") }
         guard O >= 2 else { throw .invalid("edit spec: relation \(r0) has \(O) object; an edit needs at least 2") }
+        if spec.kind == .unlearn { return try buildForgetSet(spec, facts: facts) }
         if spec.kind != .forgetRelation, spec.count > S {
             throw .invalid("edit spec: count = \(spec.count) edits but the dataset has only \(S) subjects")
         }
@@ -252,8 +277,8 @@ public enum EditSetBuilder {
             if spec.newObject == nil, new >= v { new += 1 }
             guard new != v else { throw .invalid("edit spec: new_object = \(new) is the shared value itself") }
             set.edits = members.prefix(spec.count).map { Edit(subject: $0, relation: r0, oldObject: v, newObject: new) }
-        case .nestedSubject, .nestedObject:
-            fatalError("handled by buildNested")
+        case .nestedSubject, .nestedObject, .unlearn:
+            fatalError("handled by buildNested and buildForgetSet")
         case .forgetRelation:
             var order = spec.subjects.isEmpty ? Array(0..<S) : spec.subjects
             if spec.subjects.isEmpty { rng.shuffle(&order) }

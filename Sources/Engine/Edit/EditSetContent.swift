@@ -5,6 +5,7 @@ extension EditSet {
     public func int32Array(_ name: String) -> [Int32]? {
         switch name {
         case "tokens": return tokens
+        case "answer_positions": return answerPositions.isEmpty ? nil : answerPositions
         case "edits": return edits.flatMap { [Int32($0.subject), Int32($0.relation), Int32($0.oldObject), Int32($0.newObject)] }
         default: break
         }
@@ -32,6 +33,7 @@ extension EditSet {
         var arrays: [(String, String, [Int])] = [
             ("tokens", "int32", [tokens.count]), ("offsets", "int64", [offsets.count]), ("edits", "int32", [edits.count, 4]),
         ]
+        if !answerPositions.isEmpty { arrays.append(("answer_positions", "int32", [answerPositions.count])) }
         for g in groups {
             for (k, n) in [("prompts", g.prompts.count), ("targets", g.count), ("facts", g.count), ("relations", g.count)] {
                 arrays.append(("groups/\(g.name)/\(k)", "int32", [n]))

@@ -110,6 +110,13 @@ public enum EditorRegistry {
         ROMESpec.self,
         MEMITSpec.self,
         AlphaEditSpec.self,
+        GradAscentSpec.self,
+        GradDiffSpec.self,
+        KLUnlearnSpec.self,
+        NPOSpec.self,
+        SimNPOSpec.self,
+        RMUSpec.self,
+        RelabelSpec.self,
     ]
 
     public static var names: [String] { methods.map { $0.method } }

@@ -65,6 +65,10 @@ public struct EditOptimizerSpec {
 /// A network a fine-tuning editor trains in place of the model; `commit()` writes it into the model.
 protocol EditWrapper: TrainableNetwork {
     func commit() -> EditArtifacts
+    /// `LanguageModel.gradients` through the wrapper: afterwards `gradientBlock` holds d loss / d the
+    /// wrapper's parameters (the unlearning objectives' step).
+    func gradients(tokens: UnsafePointer<Int32>, targets: UnsafePointer<Int32>?, rows: Int, width: Int,
+                   loss: (GPTNeoX) throws(EngineError) -> [HookPoint: [Float]]) throws(EngineError)
 }
 
 /// Trains a wrapper with the Trainer on the run's training sentences, one optimizer step per step().
@@ -157,6 +161,16 @@ final class SubsetNetwork: EditWrapper {
             (gradientBlock.baseAddress! + t.offset).update(from: base.gradientBlock.baseAddress! + e.offset, count: e.count)
         }
         return loss
+    }
+
+    func gradients(tokens: UnsafePointer<Int32>, targets: UnsafePointer<Int32>?, rows: Int, width: Int,
+                   loss: (GPTNeoX) throws(EngineError) -> [HookPoint: [Float]]) throws(EngineError) {
+        scatter()
+        guard let lm = base as? LanguageModel else { throw .internalError("subset network: the base is not a language model") }
+        try lm.gradients(tokens: tokens, targets: targets, rows: rows, width: width, loss: loss)
+        for (e, t) in zip(entries, tensorTable) {
+            (gradientBlock.baseAddress! + t.offset).update(from: base.gradientBlock.baseAddress! + e.offset, count: e.count)
+        }
     }
 
     func logitsAtLast(tokens: UnsafePointer<Int32>, rows: Int, width: Int, lengths: [Int], out: UnsafeMutablePointer<Float>) throws(EngineError) {

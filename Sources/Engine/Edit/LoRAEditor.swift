@@ -221,6 +221,14 @@ final class LoRANetwork: EditWrapper, LinearAdapter {
         return try base.lossAndGradients(inputs: inputs, targets: targets, rows: rows, width: width)
     }
 
+    func gradients(tokens: UnsafePointer<Int32>, targets: UnsafePointer<Int32>?, rows: Int, width: Int,
+                   loss: (GPTNeoX) throws(EngineError) -> [HookPoint: [Float]]) throws(EngineError) {
+        for i in 0..<gradientBlock.count { gradientBlock[i] = 0 }
+        training = true
+        defer { training = false }
+        try base.gradients(tokens: tokens, targets: targets, rows: rows, width: width, loss: loss)
+    }
+
     func logitsAtLast(tokens: UnsafePointer<Int32>, rows: Int, width: Int, lengths: [Int], out: UnsafeMutablePointer<Float>) throws(EngineError) {
         training = false
         try base.logitsAtLast(tokens: tokens, rows: rows, width: width, lengths: lengths, out: out)

@@ -14,6 +14,9 @@ public struct PromptSet: Equatable, Sendable {
     /// An alternative token per prompt whose probability is also recorded (CounterFact-style
     /// comparisons: the old object of an edited fact, the new object for its neighbours).
     public var alternatives: [Int32]? = nil
+    /// The object tokens of each prompt's relation (unlearn sets): the evaluation then also records
+    /// the probability mass on them and the truth ratio over them.
+    public var objectRanges: [Range<Int32>]? = nil
 
     public var count: Int { targets.count }
 
@@ -27,6 +30,22 @@ public struct PromptSet: Equatable, Sendable {
     }
 
     public func length(_ i: Int) -> Int { Int(offsets[i + 1] - offsets[i]) }
+
+    /// The prompts whose fact is not in `facts` (the same set when none is).
+    public func leavingOut(facts left: Set<Int32>) -> PromptSet {
+        if left.isEmpty || !self.facts.contains(where: { left.contains($0) }) { return self }
+        var out = PromptSet(name: name, prompts: [], offsets: [0], targets: [], facts: [], relations: [])
+        if alternatives != nil { out.alternatives = [] }
+        if objectRanges != nil { out.objectRanges = [] }
+        for i in 0..<count where !left.contains(self.facts[i]) {
+            out.prompts += prompt(i)
+            out.offsets.append(Int64(out.prompts.count))
+            out.targets.append(targets[i]); out.facts.append(self.facts[i]); out.relations.append(relations[i])
+            out.alternatives?.append(alternatives![i])
+            out.objectRanges?.append(objectRanges![i])
+        }
+        return out
+    }
     public func prompt(_ i: Int) -> ArraySlice<Int32> { prompts[Int(offsets[i])..<Int(offsets[i + 1])] }
 }
 
@@ -39,6 +58,11 @@ public struct GroupResult {
     public var targetRank: [Int32] = []   // 1 = the target is the argmax
     public var relations: [Int32] = []
     public var alternativeProbability: [Float] = []
+    /// With objectRanges: Σ p over the relation's objects, and the log of the truth ratio
+    /// log R = mean_{o ≠ target} log p_o − log p_target over them (TOFU's R with the relation's other
+    /// objects as perturbations, averaged in log space; kept as a log so it cannot overflow).
+    public var relationMass: [Float] = []
+    public var logTruthRatio: [Float] = []
 
     public var count: Int { correct.count }
     public var accuracy: Double { count == 0 ? 0 : Double(correct.reduce(0) { $0 + Int($1) }) / Double(count) }
@@ -124,6 +148,19 @@ public func evaluatePrompts(
             result.correct.append(best == target ? 1 : 0)
             result.targetProbability.append(tv.isFinite ? Float(Double(expf(tv - maxValue)) / sum) : 0)
             result.targetRank.append(above + 1)
+            if let ranges = set.objectRanges {
+                // log p_j = v_j − max − log Σ, in float64
+                let logSum = log(sum), range = ranges[start + r]
+                var mass = 0.0, altLog = 0.0, alts = 0
+                for j in range where j >= 0 && Int(j) < vocab {
+                    let lp = Double(row[row.startIndex + Int(j)] - maxValue) - logSum
+                    mass += exp(lp)
+                    if Int(j) != target { altLog += lp; alts += 1 }
+                }
+                let targetLog = tv.isFinite ? Double(tv - maxValue) - logSum : -Double.infinity
+                result.relationMass.append(Float(mass))
+                result.logTruthRatio.append(alts > 0 ? Float(max(-1e30, min(1e30, altLog / Double(alts) - targetLog))) : .nan)
+            }
             if let alts = set.alternatives {
                 let a = Int(alts[start + r])
                 let av = (a >= 0 && a < vocab) ? row[row.startIndex + a] : -Float.infinity

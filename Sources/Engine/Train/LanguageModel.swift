@@ -71,6 +71,19 @@ public final class LanguageModel: TrainableNetwork {
         return value
     }
 
+    /// Zeroes the gradients, runs forward (targets, if given, only mark the rows an objective scores;
+    /// no loss is fused), calls `loss` with the network, which applies an objective to the logits
+    /// (`applyObjective`) and/or returns d loss / d activation at hook points, and runs backward.
+    /// What the unlearning objectives train with (Unlearning.swift).
+    public func gradients(tokens: UnsafePointer<Int32>, targets: UnsafePointer<Int32>?, rows: Int, width: Int,
+                          loss: (GPTNeoX) throws(EngineError) -> [HookPoint: [Float]]) throws(EngineError) {
+        try ensureCapacity(batch: rows, seq: width)
+        net.zeroGrad()
+        try net.forward(tokens: tokens, targets: targets, batch: rows, seq: width)
+        let injections = try loss(net)
+        try net.backward(injecting: injections)
+    }
+
     /// Logits [rows, width, vocab] for right-padded rows; processed in chunks of the buffer size.
     /// Hooks see global rows (ActivationView.firstRow) and are checked against the whole run first.
     public func logits(tokens: UnsafePointer<Int32>, rows: Int, width: Int, out: UnsafeMutablePointer<Float>,

@@ -16,7 +16,10 @@ public final class TrainingSession {
         self.model = model
         self.dataset = dataset
         var evalSets: [PromptSet] = []
-        for g in spec.evalGroups { evalSets.append(try dataset.promptSet(g)) }
+        // A dataset with excluded facts (an unlearning oracle's) is evaluated on the facts it trains
+        // on: its accuracy (and stop_at_accuracy) then means what it means for the full dataset.
+        let excluded = Set(dataset.spec.excludeFacts.map(Int32.init))
+        for g in spec.evalGroups { evalSets.append(try dataset.promptSet(g).leavingOut(facts: excluded)) }
         optimizer = AdamW(table: model.tensorTable, blockSize: model.parameterBlock.count, spec: spec)
         trainer = try Trainer(network: model, optimizer: optimizer, spec: spec, tokens: dataset.tokens, offsets: dataset.offsets, evalSets: evalSets)
         try model.ensureCapacity(batch: spec.batchSize, seq: trainer.batcher.width)

@@ -35,12 +35,15 @@ from .model import Model, Trainer, capacity_search
 from .analysis import Trace, rank
 from . import plots
 from . import peft
+from . import unlearn
+from .unlearn import forget_set, oracle, ks_2samp
 
 __version__ = "0.1.0"
 
 __all__ = [
     "version", "abi_version", "set_num_threads", "get_num_threads", "runtime_info", "library_path", "last_error",
     "status_str", "verify_file", "upgrade_file", "set_memory_limit", "memory_limit", "Dataset", "EvalGroup", "Model", "Trainer", "EditSet", "EditResult", "Adapter", "capacity_search", "hf", "peft", "Trace", "rank", "plots",
+    "unlearn", "forget_set", "oracle", "ks_2samp",
     "Status", "EXPECTED_ABI_VERSION", "BehemothError",
     "LibraryError", "InvalidArgumentError", "MisuseError", "FileIOError", "FormatError",
     "NumericError", "CancelledError", "BufferTooSmallError", "OutOfMemoryError", "InternalError",

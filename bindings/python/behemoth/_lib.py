@@ -121,6 +121,7 @@ U8Out = _buffer(ctypes.c_uint8, np.uint8, writable=True)
 I32In = _buffer(c_int32, np.int32, writable=False)
 I64In = _buffer(c_int64, np.int64, writable=False)
 F32In = _buffer(ctypes.c_float, np.float32, writable=False)
+F64In = _buffer(ctypes.c_double, np.float64, writable=False)
 StringOut = POINTER(c_void_p)  # char **: kept as void* so the pointer can be passed to bh_string_free
 
 # name -> (restype, argtypes), in the order of include/behemoth.h. tests/test_core.py checks that this
@@ -187,6 +188,10 @@ SIGNATURES: dict[str, tuple] = {
     "bh_edit_delta": (c_int32, [EditPtr, _Text, F32Out, c_int64, POINTER(c_int64)]),
     "bh_edit_vector": (c_int32, [EditPtr, _Text, F32Out, c_int64, POINTER(c_int64)]),
     "bh_edit_free": (None, [EditPtr]),
+    # unlearning
+    "bh_edit_set_oracle": (c_int32, [EditPtr, ModelPtr]),
+    "bh_unlearn_evaluate": (c_int32, [ModelPtr, EditSetPtr, ModelPtr, StringOut]),
+    "bh_ks_2samp": (c_int32, [F64In, c_int64, F64In, c_int64, POINTER(ctypes.c_double), POINTER(ctypes.c_double)]),
     # adapters
     "bh_edit_adapter": (c_int32, [EditPtr, POINTER(AdapterPtr)]),
     "bh_adapter_save": (c_int32, [AdapterPtr, _Text]),

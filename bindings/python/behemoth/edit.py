@@ -438,7 +438,7 @@ def _edit_postfix(report: Mapping[str, Any]) -> dict:
 
 
 def run_edit(model, editset: EditSet, method_json: str, *, progress: Optional[bool],
-             callback: Optional[Callable[[dict], Any]]) -> EditResult:
+             callback: Optional[Callable[[dict], Any]], oracle=None) -> EditResult:
     """bh_edit_begin, bh_edit_step until BH_DONE (with a bar), bh_edit_end -> EditResult.
     The model's lock is held throughout: the edit changes its weights."""
     with model._use() as mh:
@@ -448,6 +448,9 @@ def run_edit(model, editset: EditSet, method_json: str, *, progress: Optional[bo
         res.editset = editset
         res._shapes = model.tensors()
         try:
+            if oracle is not None:
+                with oracle._use() as oh:
+                    res._call("bh_edit_set_oracle", oh)
             def step():
                 status, r = step_call(res, "bh_edit_step")
                 if status == Status.STEP:

@@ -287,6 +287,7 @@ class Model(Handle):
     def edit(self, editset, method: Optional[str] = None, *, layers: Optional[Mapping[str, Any]] = None,
              rank: Optional[int] = None, alpha: Optional[float] = None, mode: Optional[str] = None,
              optimizer: Optional[Mapping[str, Any]] = None, spec: Spec = None,
+             oracle: Optional["Model"] = None,
              progress: Optional[bool] = True, callback: Optional[Callable[[dict], Any]] = None,
              **method_spec) -> "EditResult":
         """Edits this model in place with an EditSet (bh_edit_begin/step/end) and returns the
@@ -294,12 +295,20 @@ class Model(Handle):
         library's defaults (method "lora", rank 32, alpha 16, mode "batch", every block, both
         sublayers; docs/training-and-editing.md).
         Clone the model first to keep the original. `callback(step_report)` returning False
-        stops the edit early; the result then measures it as trained so far (report["stopped_early"])."""
+        stops the edit early; the result then measures it as trained so far (report["stopped_early"]).
+        On a forget set (behemoth.forget_set) the unlearning methods apply ("grad_ascent", "grad_diff",
+        "kl", "npo", "simnpo", "rmu", "relabel"; docs/unlearning.md), and `oracle` (behemoth.oracle)
+        adds forget_quality, oracle_agreement and oracle_forget_accuracy to the metrics."""
         from .edit import EditSet, run_edit
         _check_kind(editset, EditSet, "editset")
+        if oracle is not None:
+            _check_kind(oracle, Model, "oracle")
+            if oracle is self:
+                raise ValueError("edit: the oracle is the model being edited")
         kwargs = dict(method=method, layers=layers, rank=rank, alpha=alpha, mode=mode, optimizer=optimizer)
         kwargs.update(method_spec)
-        return run_edit(self, editset, spec_json(spec, kwargs, "edit method"), progress=progress, callback=callback)
+        return run_edit(self, editset, spec_json(spec, kwargs, "edit method"), progress=progress, callback=callback,
+                        oracle=oracle)
 
     # ---- analysis -----------------------------------------------------------------------------------
 
