@@ -83,7 +83,8 @@ test: deps test-swift test-c test-fuzz test-python test-dist
 
 # The slow tier: the fuzz suite at 6,000 cases from another seed (about 5 minutes on 2 cores),
 # resident memory while recording 5,000 then 50,000 prompts (alone: other suites would move it), the
-# demo main job's analysis, and a 60-cell demo sweep run whole, killed and resumed, and on Dask.
+# demo main job's analysis, a 60-cell demo sweep run whole, killed and resumed, and on Dask, and the
+# Forget Quality of unlearning oracles trained with six seeds (tiny preset; docs/unlearning.md).
 FUZZ_SLOW_SEED ?= 2
 test-slow: build deps-python
 	$(MAKE) test-fuzz FUZZ_CASES=6000 FUZZ_SEED=$(FUZZ_SLOW_SEED)
@@ -91,6 +92,7 @@ test-slow: build deps-python
 	$(PYTHON) -m pip install -q --no-deps ./bindings/python
 	$(PYTHON) tools/check_demo_analysis.py
 	$(PYTHON) tools/check_demo_sweep.py --run .build/slow-demo
+	BEHEMOTH_SLOW=1 $(PYTHON) -m pytest -q bindings/python/tests/test_unlearn.py -k oracle_seeds
 
 # The main job through the command line of the installed package, as a user runs it: the package
 # is installed from bindings/python with the library just built inside it (no second build).

@@ -74,8 +74,8 @@ def main(argv=None) -> int:
     rows = []
     original = bh.unlearn.evaluate(model, fs, oracle)["metrics"]
     rows.append(dict(method="(original model)", adapter="", **{k: original.get(k) for k in COLUMNS}))
-    for method in args.methods.split(","):
-        for adapter in args.adapters.split(","):
+    for method in filter(None, args.methods.split(",")):
+        for adapter in filter(None, args.adapters.split(",")):
             m = model.clone()
             t = time.time()
             res = m.edit(fs, method=method, adapter=adapter, oracle=oracle,

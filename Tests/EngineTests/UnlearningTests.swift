@@ -94,6 +94,17 @@ import Glibc
                 #expect(error.message.contains("must be positive"), "\(error.message)")
             }
         }
+        // one run over the whole forget set; RMU's steered block must be reachable from the trained weights
+        for (bad, message) in [(#"{"method": "npo", "mode": "sequential"}"#, "use mode \"batch\""),
+                               (#"{"method": "rmu", "layer": 0, "layers": {"blocks": [1]}}"#, "every selected block is above it")] {
+            do { _ = try spec(bad); Issue.record("accepted \(bad)") } catch { #expect(error.message.contains(message), "\(error.message)") }
+        }
+        #expect(try spec(#"{"method": "rmu"}"#).rmuLayer(LayerSelection(), layers: 6) == 3)
+        var six = LayerSelection(); six.blocks = Array(0..<6)
+        #expect(try spec(#"{"method": "rmu"}"#).rmuLayer(six, layers: 6) == 2)
+        #expect(try spec(#"{"method": "npo", "adapter": "lora"}"#).optimizer.training.learningRate == 1e-3)
+        #expect(try spec(#"{"method": "npo", "adapter": "lora", "optimizer": {"learning_rate": 0.01}}"#).optimizer.training.learningRate == 0.01)
+        #expect(try spec(#"{"method": "npo"}"#).optimizer.training.learningRate == 1e-4)
         // keys belong to their methods
         #expect(throws: EngineError.self) { try spec(#"{"method": "grad_ascent", "beta": 1}"#) }
         #expect(throws: EngineError.self) { try spec(#"{"method": "rmu", "layer": 5}"#) }
@@ -261,6 +272,42 @@ import Glibc
         } catch let error as EngineError {
             #expect(error.message.contains("kind \"unlearn\""), "\(error.message)")
         }
+    }
+
+    @Test func aForgetSetTakesOnlyTheUnlearningMethods() throws {
+        let (ds, m) = try TinyRun.trained()
+        let set = try forgetSet(ds, #"{"kind": "unlearn", "relation": 0, "forget_fraction": 0.5}"#)
+        for method in [#"{"method": "full"}"#, #"{"method": "lora"}"#, #"{"method": "rome"}"#] {
+            do { _ = try experiment(m, ds, set, method); Issue.record("\(method) ran on a forget set") } catch let error as EngineError {
+                #expect(error.message.contains("is not an unlearning method"), "\(error.message)")
+            }
+        }
+    }
+
+    @Test func aLoRAEditDroppedBeforeItsEndLeavesNoSidePath() throws {
+        let (ds, m) = try TinyRun.trained()
+        let before = m.contentDigest
+        let prompts = try ds.promptSet("sro")
+        func logits() throws -> [Float] {
+            var out = [Float](repeating: 0, count: 4 * m.vocabSize)
+            let p = PromptSet(name: "x", prompts: Array(prompts.prompts[0..<Int(prompts.offsets[4])]), offsets: Array(prompts.offsets[0...4]), targets: Array(prompts.targets[0..<4]))
+            _ = try evaluatePrompts(p, vocab: m.vocabSize, batchSize: 4) { (tk, rows, width, lengths, o) throws(EngineError) in
+                try m.logitsAtLast(tokens: tk, rows: rows, width: width, lengths: lengths, out: o)
+                out = Array(UnsafeBufferPointer(start: o, count: rows * m.vocabSize))
+            }
+            return out
+        }
+        let clean = try logits()
+        let set = try forgetSet(ds, #"{"kind": "unlearn", "relation": 0, "forget_fraction": 0.5}"#)
+        do {
+            let x = try experiment(m, ds, set, #"{"method": "npo", "adapter": "lora", "optimizer": {"learning_rate": 0.01}}"#)
+            _ = try x.step(); _ = try x.step()
+            #expect(m.net.adapter != nil)
+        }
+        #expect(m.net.adapter == nil, "the dropped edit's adapters still run")
+        #expect(m.contentDigest == before)
+        #expect(try logits() == clean)
+        #expect(m.net.trainable.allSatisfy { $0 }, "every tensor trainable again")
     }
 
     @Test func theOracleMustBeTrainedWithoutExactlyTheForgetSet() throws {

@@ -955,6 +955,192 @@ static void test_analysis(const char *dir, bh_dataset *ds) {
     bh_model_free(m);
 }
 
+/* Trains `m` on `ds` to the end with `spec`; returns whether every call succeeded. */
+static int train_fully(bh_model *m, const bh_dataset *ds, const char *spec) {
+    bh_trainer *t = NULL;
+    if (bh_trainer_begin(m, ds, spec, &t) != BH_OK) return 0;
+    int32_t status;
+    while ((status = bh_trainer_step(t, NULL)) == BH_STEP) {}
+    int ok = status == BH_DONE && bh_trainer_end(t, NULL) == BH_OK;
+    bh_trainer_free(t);
+    return ok;
+}
+
+/* The oracle dataset's spec from an unlearn set's info: the tiny preset with exclude_facts = the
+   JSON array after "forget_facts" (the forget set's fact indices). Returns 0 if it is not there. */
+static int oracle_spec_from_info(const char *info, char *spec, size_t size) {
+    const char *p = info ? strstr(info, "\"forget_facts\"") : NULL;
+    if (!p || !(p = strchr(p, '['))) return 0;
+    size_t used = (size_t)snprintf(spec, size, "{\"preset\": \"tiny\", \"exclude_facts\": [");
+    int count = 0;
+    p++;
+    for (;;) {
+        while (*p == ' ' || *p == '\n' || *p == ',') p++;
+        if (*p == ']') break;
+        char *end = NULL;
+        long v = strtol(p, &end, 10);
+        if (end == p || used + 32 >= size) return 0;
+        used += (size_t)snprintf(spec + used, size - used, "%s%ld", count++ ? ", " : "", v);
+        p = end;
+    }
+    snprintf(spec + used, size - used, "]}");
+    return count > 0;
+}
+
+/* Unlearning through C: the exact KS test, one model's forget metrics with and without an oracle,
+   and an unlearning edit measured against the oracle, with every bad argument refused. */
+static void test_unlearn(bh_dataset *ds) {
+    /* bh_ks_2samp: known values (scipy.stats.ks_2samp(a, b, method="exact")) */
+    double a[3] = {1, 2, 3}, b[3] = {4, 5, 6}, d = -1, p = -1;
+    CHECK_STATUS(bh_ks_2samp(a, 3, b, 3, &d, &p), BH_OK);
+    CHECK(d == 1.0 && fabs(p - 0.1) < 1e-15);
+    double t1[7] = {1, 1, 2, 2, 3, 3, 3}, t2[6] = {1, 2, 2, 2, 4, 4};
+    CHECK_STATUS(bh_ks_2samp(t1, 7, t2, 6, &d, &p), BH_OK);
+    CHECK(fabs(d - 1.0 / 3) < 1e-15 && fabs(p - 103.0 / 132) < 1e-13);     /* ties */
+    CHECK_STATUS(bh_ks_2samp(t1, 7, t1, 7, &d, &p), BH_OK);
+    CHECK(d == 0.0 && p == 1.0);                                             /* identical samples */
+    p = -1;
+    CHECK_STATUS(bh_ks_2samp(b, 3, a, 3, NULL, &p), BH_OK);                  /* either output may be NULL */
+    CHECK(fabs(p - 0.1) < 1e-15);
+    d = -1;
+    CHECK_STATUS(bh_ks_2samp(a, 3, b, 3, &d, NULL), BH_OK);
+    CHECK(d == 1.0);
+    /* bad arguments: the outputs are NaN after a failure */
+    CHECK_STATUS(bh_ks_2samp(NULL, 3, b, 3, &d, &p), BH_ERR_INVALID);
+    CHECK(isnan(d) && isnan(p) && contains(bh_last_error(), "NULL"));
+    CHECK_STATUS(bh_ks_2samp(a, 3, NULL, 3, &d, &p), BH_ERR_INVALID);
+    CHECK_STATUS(bh_ks_2samp(a, -1, b, 3, &d, &p), BH_ERR_INVALID);
+    CHECK(contains(bh_last_error(), "negative"));
+    CHECK_STATUS(bh_ks_2samp(a, 3, b, -1, &d, &p), BH_ERR_INVALID);
+    CHECK_STATUS(bh_ks_2samp(a, 0, b, 3, &d, &p), BH_ERR_INVALID);           /* an empty sample */
+    CHECK(contains(bh_last_error(), "at least one value"));
+    CHECK_STATUS(bh_ks_2samp(a, 3, b, 3, NULL, NULL), BH_ERR_INVALID);
+    CHECK(contains(bh_last_error(), "both NULL"));
+    double bad[3] = {1, NAN, 3};
+    CHECK_STATUS(bh_ks_2samp(bad, 3, b, 3, &d, &p), BH_ERR_INVALID);
+    CHECK(isnan(d) && isnan(p) && contains(bh_last_error(), "NaN"));
+    bad[1] = INFINITY;
+    CHECK_STATUS(bh_ks_2samp(a, 3, bad, 3, &d, &p), BH_ERR_INVALID);
+    double *big = calloc(20001, sizeof *big);
+    if (big) {
+        CHECK_STATUS(bh_ks_2samp(big, 20001, big, 20000, &d, &p), BH_ERR_INVALID); /* m·n > 4e8 */
+        CHECK(contains(bh_last_error(), "too large"));
+        free(big);
+    }
+
+    /* bh_unlearn_evaluate: a forget set (relation 0, half its subjects) */
+    bh_editset *fs = (bh_editset *)(void *)&sentinel_storage, *single = NULL;
+    CHECK_STATUS(bh_editset_create(ds, "{\"kind\": \"unlearn\", \"scope\": \"facts\", \"facts\": []}", &fs), BH_ERR_INVALID);
+    CHECK(fs == NULL && contains(bh_last_error(), "empty"));
+    CHECK_STATUS(bh_editset_create(ds, "{\"kind\": \"unlearn\", \"scope\": \"facts\", \"facts\": [[0, 0]], "
+                                       "\"retain_facts\": [[0, 0], [1, 1]]}", &fs), BH_ERR_INVALID);
+    CHECK(contains(bh_last_error(), "overlaps"));
+    CHECK_STATUS(bh_editset_create(ds, "{\"kind\": \"unlearn\", \"relation\": 0, \"forget_fraction\": 0.5}", &fs), BH_OK);
+    CHECK_STATUS(bh_editset_create(ds, "{\"kind\": \"single\", \"repeats\": 20}", &single), BH_OK);
+    bh_model *m = NULL, *untrained = NULL, *oracle = NULL;
+    CHECK_STATUS(bh_model_create("{\"preset\": \"tiny\"}", ds, &m), BH_OK);
+    CHECK_STATUS(bh_model_create("{\"preset\": \"tiny\", \"seed\": 5}", ds, &untrained), BH_OK);
+    if (!fs || !single || !m || !untrained) {
+        bh_editset_free(fs);
+        bh_editset_free(single);
+        bh_model_free(m);
+        bh_model_free(untrained);
+        return;
+    }
+    char *info = NULL, spec[4096];
+    CHECK_STATUS(bh_editset_info(fs, &info), BH_OK);
+    CHECK(contains(info, "\"oracle_dataset_spec\"") && contains(info, "\"exclude_facts\"") && contains(info, "\"retain_groups\""));
+    CHECK(oracle_spec_from_info(info, spec, sizeof spec));
+    bh_string_free(info);
+
+    char *report = (char *)&sentinel_storage;
+    CHECK_STATUS(bh_unlearn_evaluate(m, fs, NULL, &report), BH_OK);           /* no oracle */
+    CHECK(contains(report, "\"forget_accuracy\"") && contains(report, "\"retain_accuracy\"") &&
+          contains(report, "\"model_utility\"") && contains(report, "\"log_truth_ratio\"") &&
+          contains(report, "\"definitions\""));
+    CHECK(!contains(report, "\"forget_quality\"") && !contains(report, "\"oracle_dataset\""));
+    bh_string_free(report);
+    report = (char *)&sentinel_storage;
+    CHECK_STATUS(bh_unlearn_evaluate(m, single, NULL, &report), BH_ERR_INVALID);  /* not an unlearn set */
+    CHECK(report == NULL && contains(bh_last_error(), "unlearn"));
+    CHECK_STATUS(bh_unlearn_evaluate(NULL, fs, NULL, &report), BH_ERR_INVALID);
+    CHECK(report == NULL);
+    CHECK_STATUS(bh_unlearn_evaluate(m, NULL, NULL, &report), BH_ERR_INVALID);
+    CHECK_STATUS(bh_unlearn_evaluate(m, fs, NULL, NULL), BH_ERR_INVALID);
+    CHECK_STATUS(bh_unlearn_evaluate((bh_model *)(void *)ds, fs, NULL, &report), BH_ERR_INVALID); /* wrong kind */
+    CHECK_STATUS(bh_unlearn_evaluate(m, (bh_editset *)(void *)m, NULL, &report), BH_ERR_INVALID);
+    CHECK_STATUS(bh_unlearn_evaluate(m, fs, (bh_model *)(void *)ds, &report), BH_ERR_INVALID);
+    /* an oracle is a model trained on the dataset without the forget set, and no other */
+    CHECK(train_fully(m, ds, "{\"epochs\": 2, \"batch_size\": 32, \"learning_rate\": 0.003}"));
+    CHECK_STATUS(bh_unlearn_evaluate(untrained, fs, m, &report), BH_ERR_INVALID);
+    CHECK(report == NULL && contains(bh_last_error(), "full dataset"));
+    CHECK_STATUS(bh_unlearn_evaluate(m, fs, m, &report), BH_ERR_INVALID);   /* the same model as its oracle */
+    CHECK(report == NULL);
+    CHECK_STATUS(bh_unlearn_evaluate(m, fs, untrained, &report), BH_ERR_INVALID);  /* trained on nothing */
+    CHECK(contains(bh_last_error(), "without the forget set"));
+
+    bh_dataset *ods = NULL;
+    CHECK_STATUS(bh_dataset_generate(spec, &ods), BH_OK);
+    if (ods) {
+        CHECK_STATUS(bh_model_create("{\"preset\": \"tiny\"}", ods, &oracle), BH_OK);
+        if (oracle) CHECK(train_fully(oracle, ods, "{\"epochs\": 2, \"batch_size\": 32, \"learning_rate\": 0.003}"));
+        bh_dataset_free(ods);
+    }
+    if (oracle) {
+        CHECK_STATUS(bh_unlearn_evaluate(m, fs, oracle, &report), BH_OK);
+        CHECK(contains(report, "\"forget_quality\"") && contains(report, "\"oracle_agreement\"") &&
+              contains(report, "\"oracle_log_truth_ratio\"") && contains(report, "\"oracle_dataset\""));
+        bh_string_free(report);
+        report = NULL;
+        CHECK_STATUS(bh_unlearn_evaluate(m, single, oracle, &report), BH_ERR_INVALID);
+    }
+
+    /* bh_edit_set_oracle: on an unlearning edit, before bh_edit_end */
+    bh_edit *e = NULL;
+    CHECK_STATUS(bh_edit_begin(m, fs, "{\"method\": \"grad_diff\", \"optimizer\": {\"epochs\": 1, \"batch_size\": 16}}", &e), BH_OK);
+    if (e) {
+        CHECK_STATUS(bh_edit_set_oracle(NULL, oracle), BH_ERR_INVALID);
+        CHECK_STATUS(bh_edit_set_oracle(e, NULL), BH_ERR_INVALID);
+        CHECK_STATUS(bh_edit_set_oracle(e, (bh_model *)(void *)ds), BH_ERR_INVALID);   /* wrong kind */
+        CHECK_STATUS(bh_edit_set_oracle((bh_edit *)(void *)m, oracle), BH_ERR_INVALID);
+        CHECK_STATUS(bh_edit_set_oracle(e, m), BH_ERR_INVALID);                       /* the model being edited */
+        CHECK_STATUS(bh_edit_set_oracle(e, untrained), BH_ERR_INVALID);
+        if (oracle) CHECK_STATUS(bh_edit_set_oracle(e, oracle), BH_OK);
+        int32_t status;
+        int steps = 0;
+        while ((status = bh_edit_step(e, NULL)) == BH_STEP) steps++;
+        CHECK(status == BH_DONE && steps == 2);                                       /* 32 facts, batches of 16 */
+        char *end = NULL;
+        CHECK_STATUS(bh_edit_end(e, &end), BH_OK);
+        CHECK(contains(end, "\"forget_accuracy\"") && contains(end, "\"retain_accuracy\"") && contains(end, "\"grad_diff\""));
+        if (oracle) CHECK(contains(end, "\"forget_quality\"") && contains(end, "\"oracle_agreement\""));
+        bh_string_free(end);
+        if (oracle) CHECK_STATUS(bh_edit_set_oracle(e, oracle), BH_ERR_MISUSE);    /* after bh_edit_end */
+        CHECK_STATUS(bh_edit_set_oracle(e, untrained), BH_ERR_MISUSE);
+        bh_edit_free(e);
+        e = NULL;
+    }
+    /* the unlearning methods on another kind of set; a bad hyperparameter */
+    CHECK_STATUS(bh_edit_begin(m, single, "{\"method\": \"npo\"}", &e), BH_ERR_INVALID);
+    CHECK(e == NULL && contains(bh_last_error(), "unlearn"));
+    CHECK_STATUS(bh_edit_begin(m, fs, "{\"method\": \"npo\", \"beta\": 0}", &e), BH_ERR_INVALID);
+    CHECK(e == NULL && contains(bh_last_error(), "beta"));
+    /* an oracle on an edit of another kind. Last: a LoRA edit freed before bh_edit_end currently
+       stays attached to the model as a side path, and the model then refuses further edits. */
+    CHECK_STATUS(bh_edit_begin(m, single, "{\"method\": \"lora\", \"rank\": 4, \"optimizer\": {\"epochs\": 1}}", &e), BH_OK);
+    if (e) {
+        if (oracle) CHECK_STATUS(bh_edit_set_oracle(e, oracle), BH_ERR_INVALID);
+        CHECK(contains(bh_last_error(), "unlearn"));
+        bh_edit_free(e);
+        e = NULL;
+    }
+    bh_model_free(oracle);
+    bh_model_free(untrained);
+    bh_model_free(m);
+    bh_editset_free(single);
+    bh_editset_free(fs);
+}
+
 int main(void) {
     char dir[] = "/tmp/behemoth-c-test-XXXXXX";
     if (!mkdtemp(dir)) {
@@ -972,6 +1158,7 @@ int main(void) {
         test_model(dir, ds);
         test_edit(dir, ds);
         test_analysis(dir, ds);
+        test_unlearn(ds);
         bh_dataset_free(ds);
     }
 

@@ -198,8 +198,9 @@ int32_t bh_editset_array_i32(const bh_editset *es, const char *name, int32_t *bu
 int32_t bh_editset_array_i64(const bh_editset *es, const char *name, int64_t *buffer, int64_t capacity, int64_t *count);
 void    bh_editset_free(bh_editset *es);
 
-/* method_json: {"method": a registered editor ("full", "lora", "fixed_rank_one"; another name is
-   BH_ERR_INVALID listing them), "mode": "batch" | "sequential" | "one_at_a_time",
+/* method_json: {"method": a registered editor (bh_runtime_info's "editors": "full", "lora",
+   "fixed_rank_one", "rome", "memit", "alphaedit", and on an unlearn set "grad_ascent", "grad_diff",
+   "kl", "npo", "simnpo", "rmu", "relabel"; another name is BH_ERR_INVALID listing them), "mode": "batch" | "sequential" | "one_at_a_time",
    "layers": {"blocks": [..], "sublayers": "mlp" | "attention" | "both", "matrices": [..],
    "embeddings": true/false, "unembedding": true/false}, "rank", "alpha", "dropout", "merge",
    "optimizer": {...}}. The model is

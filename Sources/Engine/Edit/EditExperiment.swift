@@ -41,6 +41,16 @@ public final class EditExperiment {
     /// The content digest of the oracle's training dataset, once one is set.
     public private(set) var oracleDataset: String?
 
+    /// An edit dropped before `finish()` (freed, or failed mid-way) leaves the model as trained so far
+    /// and never with a LoRA side path still attached: the adapter network and the model reference
+    /// each other, so it is detached here.
+    deinit {
+        if model.net.adapter is LoRANetwork {
+            model.net.adapter = nil
+            model.setTrainable(nil)
+        }
+    }
+
     /// `facts` (the dataset's) splits the edit set into one set per edit for the sequential modes.
     /// `dataset`, when given, is the one the edit set was made from (editors that read training data need it).
     public convenience init(model: LanguageModel, editSet: EditSet, facts: FactView, method: EditMethodSpec, dataset: Dataset? = nil) throws(EngineError) {
@@ -50,6 +60,9 @@ public final class EditExperiment {
 
     /// `perEditSets` gives each edit's own set, for the sequential and one-at-a-time modes.
     public init(model: LanguageModel, editSet: EditSet, method: EditMethodSpec, perEditSets: [EditSet] = [], dataset: Dataset? = nil) throws(EngineError) {
+        if editSet.isForgetSet && !(method.editor is any UnlearnMethodSpec) {
+            throw .invalid("edit method: \(method.method) is not an unlearning method; a forget set (kind \"unlearn\") is unlearned with one of \(UnlearnObjective.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", "))")
+        }
         self.dataset = dataset
         // A side path is not in the weights or the digest: the before results would be ambiguous.
         guard model.net.adapter == nil else {

@@ -151,6 +151,9 @@ public struct EditMethodSpec {
         if !blocksGiven, let blocks = type.defaultBlocks(layers: layers) { selection.blocks = blocks }
         self.selection = selection
         editor = try type.init(&r, selection: selection, layers: layers)
+        if editor is any UnlearnMethodSpec, mode != .batch {
+            throw .invalid("edit method: \(method) unlearns a whole forget set in one run; mode \"\(mode.rawValue)\" is for edit sets of separate edits (use mode \"batch\")")
+        }
         self.layers = layers
         // A report's method echo can be run again: its trained_tensors must be what the selection gives.
         if let listed = r.value("trained_tensors"), listed != .strings(changedTensors) {

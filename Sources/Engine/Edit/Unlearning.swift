@@ -28,8 +28,8 @@ public enum UnlearnObjective: String, CaseIterable, Sendable {
     case gradAscent = "grad_ascent", gradDiff = "grad_diff", kl, npo, simnpo, rmu, relabel
 }
 
-/// The relearning attack run after an unlearning edit (EditExperiment): fine-tune every changed
-/// tensor on `fraction` × |forget set| facts for `steps` optimizer steps (NLL on their answers),
+/// The relearning attack run after an unlearning edit (EditExperiment): fine-tune every tensor of
+/// the layer selection (biases included, also after a LoRA edit: the attacker holds the weights) on `fraction` × |forget set| facts for `steps` optimizer steps (NLL on their answers),
 /// measure the forget set again, and put the weights back.
 public struct RelearnSpec {
     public enum Data: String, CaseIterable, Sendable {
@@ -73,7 +73,7 @@ public struct UnlearnSettings {
     public var retainWeight = 1.0
     public var retainLoss = RetainLoss.nll
     public var steeringCoeff = 2.0
-    /// RMU's block (−1: the highest selected block).
+    /// RMU's block (−1: the middle selected block, as the reference steers an early-middle layer).
     public var layer = -1
     public var optimizer = EditOptimizerSpec(epochs: 10, learningRate: 1e-4)
     public var relearn = RelearnSpec()
@@ -87,7 +87,12 @@ public struct UnlearnSettings {
     /// The method's keys, in the documented order.
     static func fields<S>(for objective: UnlearnObjective, _ p: WritableKeyPath<S, UnlearnSettings>) -> [SpecField<S>] {
         var out: [SpecField<S>] = [
-            .choice("adapter", p.appending(path: \.adapter)),
+            // LoRA's default learning rate is 10× full fine-tuning's (read before "optimizer", which overrides it)
+            SpecField("adapter", read: { (r: inout JSONReader, s: inout S) throws(EngineError) in
+                let a = Adapter(rawValue: try r.string("adapter", default: s[keyPath: p].adapter.rawValue, oneOf: Adapter.allCases.map(\.rawValue)))!
+                s[keyPath: p].adapter = a
+                s[keyPath: p].optimizer.training.learningRate = a == .lora ? 1e-3 : 1e-4
+            }, write: { .string($0[keyPath: p].adapter.rawValue) }),
             .int("rank", p.appending(path: \.rank), min: 1, max: 1 << 20),
             .double("alpha", p.appending(path: \.alpha), min: 0, max: 1e6, exclusiveMin: true),
             .double("dropout", p.appending(path: \.dropout), min: 0, max: 0.9),
@@ -123,7 +128,11 @@ public struct UnlearnSettings {
     var hasRetainTerm: Bool { objective != .gradAscent && retainWeight > 0 }
 
     /// The block RMU steers.
-    func rmuLayer(_ selection: LayerSelection, layers: Int) -> Int { layer >= 0 ? layer : (selection.blocks.max() ?? layers - 1) }
+    func rmuLayer(_ selection: LayerSelection, layers: Int) -> Int {
+        if layer >= 0 { return layer }
+        let blocks = selection.blocks.sorted()
+        return blocks.isEmpty ? layers / 2 : blocks[(blocks.count - 1) / 2]
+    }
 
     func changedTensors(_ selection: LayerSelection, layers: Int) -> [String] {
         adapter == .lora ? selection.matrixNames(layers: layers) : selection.tensorNames(layers: layers)
@@ -136,6 +145,9 @@ public struct UnlearnSettings {
         if objective == .rmu {
             let l = rmuLayer(selection, layers: layers)
             guard l < layers else { throw .invalid("edit method: layer = \(l) but the model has \(layers) blocks (0...\(layers - 1))") }
+            if let low = selection.blocks.min(), low > l, !selection.embeddings {
+                throw .invalid("edit method: RMU steers block \(l)'s output but every selected block is above it (lowest \(low)): no selected weight affects it; select a block at or below \(l), or set layer")
+            }
         }
     }
 }

@@ -75,7 +75,7 @@ public enum UnlearningMetrics {
             ("forget_accuracy" + suffix, g.accuracy, "exact-match accuracy on the forget set with the TRUE object as target" + when),
             ("forget_other_object" + suffix, Double(other) / n, "fraction of forget prompts answered with another object of their relation" + when),
             ("forget_leak" + suffix, Double(leak) / n, "fraction of forget prompts answered with a token that is not an object of their relation; forget_accuracy + forget_other_object + forget_leak = 1" + when),
-            ("forget_relabelled" + suffix, Double(relabelled) / n, "fraction of forget prompts answered with the relabel object (forced_object of their relation; counted in forget_other_object, or in forget_accuracy where it is the true object)" + when),
+            ("forget_relabelled" + suffix, Double(relabelled) / n, "fraction of forget prompts answered wrongly with the relabel object (forced_object of their relation; a part of forget_other_object; a prompt whose true object is the relabel object counts in forget_accuracy instead)" + when),
             ("forget_target_probability" + suffix, g.meanProbability, "mean probability of the true object on the forget prompts" + when),
             ("forget_relation_mass" + suffix, mean(g.relationMass), "mean probability mass on any object of the prompt's relation, forget prompts" + when),
             ("forget_truth_ratio" + suffix, mean(g.logTruthRatio) { exp(-abs($0)) }, "mean of min(R, 1/R) on the forget set, R = geometric-mean probability of the relation's other objects / probability of the true object (TOFU's forget-split truth ratio)" + when),

@@ -41,10 +41,13 @@ import time
 from typing import Any, Mapping, Optional, Sequence
 
 from ._files import write_text_atomically
+from .unlearn import METHODS as UNLEARN_METHODS
 
 __all__ = ["sweep", "cells", "layer_selection", "LOCATE_EDITORS"]
 
 LOCATE_EDITORS = ("rome", "memit", "alphaedit")
+#: The unlearning methods: they run on forget sets (edit kind "unlearn") only, and other methods not on them.
+UNLEARN_EDITORS = UNLEARN_METHODS
 
 
 def layer_selection(name: str, layers: int) -> dict:
@@ -189,12 +192,19 @@ def run_cell(paths: tuple, cell: Mapping[str, Any], with_rank: bool = False, thr
                 row["error"] = f"{method['method']} edits MLPs (dense_4h_to_h) only; {cell['layers']} selects more"
                 row["seconds"] = time.time() - t0
                 return row
-            if cell["edit"].get("kind") == "forget_relation":
+            if cell["edit"].get("kind") in ("forget_relation", "unlearn"):
                 row["status"] = "not_applicable"
-                row["error"] = f"{method['method']} writes one new fact per edit; forget_relation has no single edited prompt per edit"
+                row["error"] = f"{method['method']} writes one new fact per edit; {cell['edit'].get('kind')} has no single edited prompt per edit"
                 row["seconds"] = time.time() - t0
                 return row
             sel = {"blocks": sel["blocks"]}
+        unlearning = method["method"] in UNLEARN_EDITORS
+        if unlearning != (cell["edit"].get("kind") == "unlearn"):
+            row["status"] = "not_applicable"
+            row["error"] = (f"{method['method']} unlearns a forget set (kind 'unlearn')" if unlearning
+                            else f"{method['method']} edits facts; kind 'unlearn' is for the unlearning methods")
+            row["seconds"] = time.time() - t0
+            return row
         method["layers"] = sel
         es = EditSet(ds, seed=cell["seed"], **cell["edit"])
         row["requested_edits"] = es.spec.get("count")
@@ -444,10 +454,15 @@ def _write_h5(path: str, rows: Sequence[Mapping], columns: Sequence[str], spec) 
 
 def metric_value(row: Mapping[str, Any], metric: str):
     """A row's metric, None if it has none; a forgetting edit's edit_success is its
-    forgetting_success (forget_relation reports no edit_success)."""
+    forgetting_success (forget_relation reports no edit_success); an unlearning edit's is
+    1 − forget_accuracy, and its remaining_accuracy is its retain_accuracy."""
     v = row.get(metric)
     if v is None and metric == "edit_success":
         v = row.get("forgetting_success")
+        if v is None and row.get("forget_accuracy") is not None:
+            v = 1 - float(row["forget_accuracy"])
+    if v is None and metric == "remaining_accuracy":
+        v = row.get("retain_accuracy")
     return v
 
 

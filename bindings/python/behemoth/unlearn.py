@@ -69,11 +69,14 @@ def oracle_key(dataset: Dataset, forget: EditSet, config: Union[Mapping[str, Any
         raise ValueError("oracle: the dataset was imported, not generated from a spec; the oracle's dataset cannot be made")
     if info["dataset_digest"] != dataset.digest:
         raise ValueError("oracle: the forget set was made from another dataset than `dataset`")
+    train = _canonical(train)
+    for k in ("checkpoint_path", "resume_from", "checkpoint_every_epochs"):
+        train.pop(k, None)   # where the original wrote checkpoints is not the oracle's business
     key = {
         "dataset_spec": info["oracle_dataset_spec"],
         "dataset": info["dataset_digest"],
         "config": _canonical(config),
-        "train": _canonical(train),
+        "train": train,
         "library_version": version(),
     }
     key["id"] = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]

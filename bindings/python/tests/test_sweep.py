@@ -365,3 +365,28 @@ def test_a_pool_found_broken_while_submitting_is_replaced(base, tmp_path, monkey
     rows = rows_of(sweep({"base": base, "axes": SLOW_LORA}, str(tmp_path / "s"), workers=2, progress=False))
     assert calls["submit"] > 6, "the broken pool was replaced and the lost cells submitted again"
     assert len(rows) == 6 and all(r["status"] == "ok" for r in rows), [(r["status"], r.get("error")) for r in rows]
+
+
+def test_unlearning_methods_sweep_forget_sets_only(base, tmp_path):
+    spec = {"base": base, "axes": {
+        "editor": [{"method": "grad_diff", "adapter": ["full", "lora"], "optimizer": {"epochs": 2, "batch_size": 8}},
+                   {"method": "lora", "rank": 2, "optimizer": {"epochs": 1}}],
+        "layers": ["mlp@1"],
+        "edit": [{"kind": "unlearn", "relation": 0, "forget_fraction": 0.25}, {"kind": "single"}]}}
+    out = str(tmp_path / "u")
+    with cf.ThreadPoolExecutor(max_workers=1) as ex:
+        rows = rows_of(sweep(spec, out, executor=ex, progress=False))
+    status = {(r["method"], r["edit_kind"], json.loads(r["cell"])["editor"].get("adapter")): r for r in rows}
+    for adapter in ("full", "lora"):
+        ok = status[("grad_diff", "unlearn", adapter)]
+        assert ok["status"] == "ok", ok["error"]
+        assert 0 <= ok["forget_accuracy"] <= 1 and "retain_accuracy" in ok
+        assert status[("grad_diff", "single", adapter)]["status"] == "not_applicable"
+    assert status[("lora", "unlearn", None)]["status"] == "not_applicable"
+    assert status[("lora", "single", None)]["status"] == "ok"
+    with open(os.path.join(out, "summary.json")) as f:
+        best = {(b["method"], b["edit_kind"]): b for b in json.load(f)["best_layers"]}
+    u = [r for r in rows if r["method"] == "grad_diff" and r["edit_kind"] == "unlearn"]
+    # an unlearning cell's edit success is 1 − forget_accuracy, its remaining accuracy the retain accuracy
+    assert best[("grad_diff", "unlearn")]["edit_success"] == pytest.approx(sum(1 - r["forget_accuracy"] for r in u) / len(u))
+    assert best[("grad_diff", "unlearn")]["remaining_accuracy"] == pytest.approx(sum(r["retain_accuracy"] for r in u) / len(u))
