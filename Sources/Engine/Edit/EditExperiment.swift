@@ -45,11 +45,13 @@ public final class EditExperiment {
     /// and never with a LoRA side path still attached: the adapter network and the model reference
     /// each other, so it is detached here.
     deinit {
-        if model.net.adapter is LoRANetwork {
+        if let own = sidePath, model.net.adapter === own {
             model.net.adapter = nil
             model.setTrainable(nil)
         }
     }
+    /// The LoRA side path this experiment's current run attached to the model, if any.
+    weak var sidePath: LoRANetwork?
 
     /// `facts` (the dataset's) splits the edit set into one set per edit for the sequential modes.
     /// `dataset`, when given, is the one the edit set was made from (editors that read training data need it).
@@ -143,6 +145,7 @@ public final class EditExperiment {
         editor = try method.editor.makeEditor(EditContext(model: model, editSet: runs[runIndex], selection: method.selection, run: runIndex,
                                                           dataset: dataset, shared: method.mode == .oneAtATime ? ExperimentState() : shared,
                                                           experimentEdits: method.mode == .oneAtATime ? nil : editSet.edits))
+        sidePath = model.net.adapter as? LoRANetwork
     }
 
     func restoreOriginal() {

@@ -463,3 +463,20 @@ def test_refused_oracle_leaves_a_lora_edited_model_usable(trained, forget, other
         assert m.info.get("side_path_adapter_digest") is None
         with m.edit(forget, method="npo", adapter="lora", **EDIT) as res:
             assert "forget_accuracy" in res.metrics
+
+
+def test_the_edit_file_keeps_the_truth_ratios(trained, forget, oracle_model, tmp_path):
+    h5py = pytest.importorskip("h5py")
+    with trained.clone() as m:
+        with m.edit(forget, method="npo", oracle=oracle_model, **EDIT) as res:
+            res.save(tmp_path / "e.h5")
+            fq = res.metrics["forget_quality"]
+            after = unlearn.evaluate(m, forget, oracle_model)
+    with h5py.File(tmp_path / "e.h5", "r") as f:
+        got = f["groups/forget/log_truth_ratio_after"][...]
+        before = f["groups/forget/log_truth_ratio_before"][...]
+        assert "log_truth_ratio_after" in f["groups/retain_other"]
+    assert got.shape == (32,) and np.allclose(got, after["log_truth_ratio"], rtol=0, atol=1e-6)
+    # forget_quality is the KS test of these against the oracle's
+    assert unlearn.ks_2samp(got, after["oracle_log_truth_ratio"])[1] == pytest.approx(fq, rel=1e-9)
+    assert before.mean() < got.mean(), "unlearning raises the truth ratio on the forget set"
