@@ -28,6 +28,24 @@ import Testing
         }
     }
 
+    /// Past the exact test's size, forget quality takes the asymptotic p-value; it is within about 1% of
+    /// scipy.stats.ks_2samp(method="asymp") (values from scipy 1.17.1 on samples of these sizes).
+    @Test func theAsymptoticPValueMatchesScipysAsymptoticMethod() throws {
+        for (m, n, d, p) in [(2000, 3000, 0.04583333333333339, 0.012518923459115528), (5000, 5000, 0.0232, 0.13346706584719603),
+                             (20000, 21000, 0.011845238095238103, 0.11195962466971277), (20000, 21000, 0.019952380952381, 0.0005659966606858891)] {
+            let q = KolmogorovSmirnov.asymptoticPValue(m: m, n: n, statistic: d)
+            #expect(abs(q - p) <= 0.01 * p, "\(m)×\(n), D = \(d): \(q) vs scipy \(p)")
+        }
+        #expect(KolmogorovSmirnov.asymptoticPValue(m: 100, n: 100, statistic: 0) == 1)
+        // 30,000 × 30,000 values: refused exact, asymptotic when allowed (and said so)
+        let a = (0..<30_000).map { Double($0) }, b = (0..<30_000).map { Double($0) + 600.5 }
+        let t = try KolmogorovSmirnov(a, b, allowAsymptotic: true)
+        #expect(!t.exact)
+        #expect(abs(t.statistic - 601.0 / 30_000) < 1e-12)   // a's values 0...600 lie below all of b
+        #expect(t.pValue == KolmogorovSmirnov.asymptoticPValue(m: 30_000, n: 30_000, statistic: t.statistic))
+        #expect(try KolmogorovSmirnov([1, 2], [3], allowAsymptotic: true).exact)
+    }
+
     @Test func badInputIsAnError() {
         #expect(throws: EngineError.self) { try KolmogorovSmirnov([], [1]) }
         #expect(throws: EngineError.self) { try KolmogorovSmirnov([1, .nan], [1]) }

@@ -52,7 +52,13 @@ public enum UnlearningMetrics {
     /// Forget Quality: the exact two-sample KS p-value between two models' truth ratios on the
     /// forget set (log R: the same ranks, so the same test), and the statistic.
     public static func forgetQuality(_ a: GroupResult, _ oracle: GroupResult) throws(EngineError) -> KolmogorovSmirnov {
-        try KolmogorovSmirnov(a.logTruthRatio.map(Double.init), oracle.logTruthRatio.map(Double.init))
+        try KolmogorovSmirnov(a.logTruthRatio.map(Double.init), oracle.logTruthRatio.map(Double.init), allowAsymptotic: true)
+    }
+
+    /// How a forget_quality value was computed (exact up to m·n = KolmogorovSmirnov.maxLattice).
+    static func method(_ ks: KolmogorovSmirnov) -> String {
+        ks.exact ? "exact, two-sided, as scipy.stats.ks_2samp(method=\"exact\")"
+                 : "ASYMPTOTIC (\(ks.sizes.0) × \(ks.sizes.1) values exceed the exact test's m·n ≤ \(KolmogorovSmirnov.maxLattice)): Kolmogorov's limit with Stephens' correction, as scipy's method=\"asymp\" within about 1%"
     }
 
     /// Fraction of forget prompts where the two models give the same greedy next token.
@@ -107,7 +113,7 @@ public enum UnlearningMetrics {
             out.append(("oracle_forget_accuracy", o.accuracy, "the oracle's exact-match accuracy on the forget set (what a model that never saw these facts guesses right)"))
             out.append(("oracle_agreement", agreement(f, o), "fraction of forget prompts where the model and the oracle give the same greedy next token"))
             if let ks = try? forgetQuality(f, o) {
-                out.append(("forget_quality", ks.pValue, "Forget Quality: two-sample Kolmogorov–Smirnov p-value (exact, two-sided, as scipy.stats.ks_2samp(method=\"exact\")) between the model's and the oracle's truth ratios on the forget set"))
+                out.append(("forget_quality", ks.pValue, "Forget Quality: two-sample Kolmogorov–Smirnov p-value (\(method(ks))) between the model's and the oracle's truth ratios on the forget set"))
                 out.append(("forget_quality_statistic", ks.statistic, "the KS statistic D behind forget_quality"))
             }
         }
