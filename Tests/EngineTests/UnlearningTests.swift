@@ -208,6 +208,56 @@ import Glibc
         }, "simnpo")
     }
 
+    @Test func theRetainTermsAreTheWeightedRetainGradientsAndKLStartsAtZero() throws {
+        let ds = try TinyRun.dataset()
+        let m = try TinyRun.model(ds, seed: 6)
+        let set = try forgetSet(ds, #"{"kind": "unlearn", "relation": 0, "forget_fraction": 0.25}"#)
+        let sel = try EditMethodSpec(json: #"{"method": "full", "layers": {"blocks": [0], "sublayers": "attention"}}"#, layers: m.config.layers).selection
+        let retain = AnswerExamples(set, group: "retain")
+        let rows = [2, 7, 11, 40]
+        var s = UnlearnSettings(.gradDiff)
+        s.retainWeight = 0.3
+        let names = s.changedTensors(sel, layers: m.config.layers)
+        var want = [Double](repeating: 0, count: names.reduce(0) { $0 + m.tensorTable[$1]!.count })
+        for r in rows {
+            let b = retain.batch([r])
+            _ = try b.tokens.withUnsafeBufferPointer { t in
+                try b.targets.withUnsafeBufferPointer { g in try m.lossAndGradients(inputs: t.baseAddress!, targets: g.baseAddress!, rows: 1, width: b.width) }
+            }
+            let g = names.flatMap { n -> [Float] in let e = m.tensorTable[n]!; return Array(m.gradientBlock[e.offset..<(e.offset + e.count)]) }
+            for k in 0..<g.count { want[k] += 0.3 / 4 * Double(g[k]) }   // α/B per row
+        }
+        let editor = try UnlearnEditor(s, model: m, selection: sel, run: 0, forget: AnswerExamples(set, group: "forget"), retain: retain,
+                                       relabel: set.group("forget")!.alternatives!)
+        _ = try editor.retainPass(rows)
+        expectClose(editor.accumulated, want, "grad_diff retain term")
+
+        // KL(p_orig ‖ p) at the retain answers: zero, with a zero gradient, while the model is the original
+        var k = UnlearnSettings(.kl)
+        k.retainWeight = 2
+        let kl = try UnlearnEditor(k, model: m, selection: sel, run: 0, forget: AnswerExamples(set, group: "forget"), retain: retain,
+                                   relabel: set.group("forget")!.alternatives!)
+        let value = try kl.retainPass(rows)
+        #expect(abs(value) < 1e-6, "KL at the start: \(value)")
+        #expect(kl.accumulated.allSatisfy { abs($0) < 1e-6 })
+        // moved away from the original, the KL term grows and its gradient is its derivative
+        let p = kl.wrapper.parameterBlock
+        var r = RNG(seed: 3, stream: "perturb")
+        for j in 0..<p.count { p[j] += Float(r.uniform() - 0.5) * 0.2 }
+        for j in 0..<kl.accumulated.count { kl.accumulated[j] = 0 }
+        let moved = try kl.retainPass(rows)
+        #expect(moved > 1e-4, "KL after a perturbation: \(moved)")
+        let grad = kl.accumulated
+        for j in grad.indices.sorted(by: { abs(grad[$0]) > abs(grad[$1]) }).prefix(3) {
+            let x = p[j], h: Float = 1e-2
+            p[j] = x + h; let up = try kl.retainPass(rows)
+            p[j] = x - h; let down = try kl.retainPass(rows)
+            p[j] = x
+            let fd = (up - down) / Double(2 * h)
+            #expect(abs(fd - Double(grad[j])) < 0.03 * abs(Double(grad[j])) + 1e-6, "entry \(j): finite difference \(fd), gradient \(grad[j])")
+        }
+    }
+
     @Test func rmuGradientsMatchFiniteDifferences() throws {
         let (ds, m) = try TinyRun.trained()
         let set = try forgetSet(ds, #"{"kind": "unlearn", "relation": 2, "forget_fraction": 0.25}"#)
