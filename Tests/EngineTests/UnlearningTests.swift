@@ -248,13 +248,20 @@ import Glibc
         let moved = try kl.retainPass(rows)
         #expect(moved > 1e-4, "KL after a perturbation: \(moved)")
         let grad = kl.accumulated
-        for j in grad.indices.sorted(by: { abs(grad[$0]) > abs(grad[$1]) }).prefix(3) {
+        try expectFiniteDifferences(p, grad, entries: 3) { try kl.retainPass(rows) }
+    }
+
+    /// Central differences of `value` (float64 sums of float32 passes) at the `entries` largest
+    /// entries of `gradient`, each within 3% of it.
+    func expectFiniteDifferences(_ p: UnsafeMutableBufferPointer<Float>, _ gradient: [Float], entries: Int,
+                                 _ value: () throws -> Double) throws {
+        for j in gradient.indices.sorted(by: { abs(gradient[$0]) > abs(gradient[$1]) }).prefix(entries) {
             let x = p[j], h: Float = 1e-2
-            p[j] = x + h; let up = try kl.retainPass(rows)
-            p[j] = x - h; let down = try kl.retainPass(rows)
+            p[j] = x + h; let up = try value()
+            p[j] = x - h; let down = try value()
             p[j] = x
-            let fd = (up - down) / Double(2 * h)
-            #expect(abs(fd - Double(grad[j])) < 0.03 * abs(Double(grad[j])) + 1e-6, "entry \(j): finite difference \(fd), gradient \(grad[j])")
+            let fd = (up - down) / Double(2 * h), g = Double(gradient[j])
+            #expect(abs(fd - g) < 0.03 * abs(g) + 1e-5, "entry \(j): finite difference \(fd), gradient \(g)")
         }
     }
 
@@ -273,17 +280,7 @@ import Glibc
         _ = try editor.retainPass(rows)   // the retain term starts at zero distance from the original
         let retainGrad = zip(editor.accumulated, grad).map { $0 - $1 }
         #expect(retainGrad.allSatisfy { abs($0) < 1e-6 })
-        // central differences on the largest gradient entries, in float64 sums of float32 passes
-        let p = editor.wrapper.parameterBlock
-        let top = grad.indices.sorted { abs(grad[$0]) > abs(grad[$1]) }.prefix(4)
-        for k in top {
-            let x = p[k], h: Float = 1e-2
-            p[k] = x + h; let up = try editor.forgetPass(rows)
-            p[k] = x - h; let down = try editor.forgetPass(rows)
-            p[k] = x
-            let fd = (up - down) / Double(2 * h)
-            #expect(abs(fd - Double(grad[k])) < 0.03 * abs(Double(grad[k])) + 1e-5, "entry \(k): finite difference \(fd), gradient \(grad[k])")
-        }
+        try expectFiniteDifferences(editor.wrapper.parameterBlock, grad, entries: 4) { try editor.forgetPass(rows) }
     }
 
     func experiment(_ m: LanguageModel, _ ds: Dataset, _ set: EditSet, _ method: String) throws -> EditExperiment {

@@ -110,13 +110,13 @@ public enum EditorRegistry {
         ROMESpec.self,
         MEMITSpec.self,
         AlphaEditSpec.self,
-        GradAscentSpec.self,
-        GradDiffSpec.self,
-        KLUnlearnSpec.self,
-        NPOSpec.self,
-        SimNPOSpec.self,
-        RMUSpec.self,
-        RelabelSpec.self,
+        UnlearnSpec<GradAscent>.self,
+        UnlearnSpec<GradDiff>.self,
+        UnlearnSpec<KLRetain>.self,
+        UnlearnSpec<NPO>.self,
+        UnlearnSpec<SimNPO>.self,
+        UnlearnSpec<RMU>.self,
+        UnlearnSpec<Relabel>.self,
     ]
 
     public static var names: [String] { methods.map { $0.method } }

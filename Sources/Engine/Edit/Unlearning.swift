@@ -176,48 +176,23 @@ extension UnlearnMethodSpec {
     public func makeEditor(_ c: EditContext) throws(EngineError) -> Editor { try UnlearnEditor(settings, context: c) }
 }
 
-public struct GradAscentSpec: UnlearnMethodSpec {
-    public static let method = UnlearnObjective.gradAscent.rawValue
-    public var settings = UnlearnSettings(.gradAscent)
+/// A method's spec: the settings with that method's keys and defaults (`UnlearnSpec<NPO>` is "npo").
+public struct UnlearnSpec<M: UnlearnMethod>: UnlearnMethodSpec {
+    public static var method: String { M.objective.rawValue }
+    public var settings = UnlearnSettings(M.objective)
     public init() {}
-    public static let fields = UnlearnSettings.fields(for: .gradAscent, \GradAscentSpec.settings)
+    public static var fields: [SpecField<UnlearnSpec<M>>] { UnlearnSettings.fields(for: M.objective, \UnlearnSpec<M>.settings) }
 }
-public struct GradDiffSpec: UnlearnMethodSpec {
-    public static let method = UnlearnObjective.gradDiff.rawValue
-    public var settings = UnlearnSettings(.gradDiff)
-    public init() {}
-    public static let fields = UnlearnSettings.fields(for: .gradDiff, \GradDiffSpec.settings)
-}
-public struct KLUnlearnSpec: UnlearnMethodSpec {
-    public static let method = UnlearnObjective.kl.rawValue
-    public var settings = UnlearnSettings(.kl)
-    public init() {}
-    public static let fields = UnlearnSettings.fields(for: .kl, \KLUnlearnSpec.settings)
-}
-public struct NPOSpec: UnlearnMethodSpec {
-    public static let method = UnlearnObjective.npo.rawValue
-    public var settings = UnlearnSettings(.npo)
-    public init() {}
-    public static let fields = UnlearnSettings.fields(for: .npo, \NPOSpec.settings)
-}
-public struct SimNPOSpec: UnlearnMethodSpec {
-    public static let method = UnlearnObjective.simnpo.rawValue
-    public var settings = UnlearnSettings(.simnpo)
-    public init() {}
-    public static let fields = UnlearnSettings.fields(for: .simnpo, \SimNPOSpec.settings)
-}
-public struct RMUSpec: UnlearnMethodSpec {
-    public static let method = UnlearnObjective.rmu.rawValue
-    public var settings = UnlearnSettings(.rmu)
-    public init() {}
-    public static let fields = UnlearnSettings.fields(for: .rmu, \RMUSpec.settings)
-}
-public struct RelabelSpec: UnlearnMethodSpec {
-    public static let method = UnlearnObjective.relabel.rawValue
-    public var settings = UnlearnSettings(.relabel)
-    public init() {}
-    public static let fields = UnlearnSettings.fields(for: .relabel, \RelabelSpec.settings)
-}
+
+/// The registered unlearning methods, one type each (EditorRegistry lists editor types).
+public protocol UnlearnMethod { static var objective: UnlearnObjective { get } }
+public enum GradAscent: UnlearnMethod { public static let objective = UnlearnObjective.gradAscent }
+public enum GradDiff: UnlearnMethod { public static let objective = UnlearnObjective.gradDiff }
+public enum KLRetain: UnlearnMethod { public static let objective = UnlearnObjective.kl }
+public enum NPO: UnlearnMethod { public static let objective = UnlearnObjective.npo }
+public enum SimNPO: UnlearnMethod { public static let objective = UnlearnObjective.simnpo }
+public enum RMU: UnlearnMethod { public static let objective = UnlearnObjective.rmu }
+public enum Relabel: UnlearnMethod { public static let objective = UnlearnObjective.relabel }
 
 /// Answer-scored examples: a prompt (the sentence up to its answer) and the answer token.
 struct AnswerExamples {
