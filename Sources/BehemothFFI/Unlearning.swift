@@ -20,7 +20,7 @@ import Engine
         if let report_json { report_json.pointee = nil }
         let mm = try model(m, fn)
         let h = try editSetHandle(es, fn)
-        guard h.set.isForgetSet else { throw .invalid("\(fn): the edit set is not an unlearn set (kind \"unlearn\")") }
+        guard h.set.isForgetSet, let forget = h.set.group("forget") else { throw .invalid("\(fn): the edit set is not an unlearn set (kind \"unlearn\")") }
         try EditExperiment.checkCompatible(model: mm, datasetVocab: h.datasetVocab, datasetTokenizer: h.datasetTokenizer)
         func evaluate(_ lm: LanguageModel, _ g: PromptSet) throws(EngineError) -> GroupResult {
             try evaluatePrompts(g, vocab: lm.vocabSize, batchSize: 256) { (tk, rows, width, lengths, o) throws(EngineError) in
@@ -32,20 +32,21 @@ import Engine
             let o = try model(oracle, fn)
             try EditExperiment.checkCompatible(model: o, datasetVocab: h.datasetVocab, datasetTokenizer: h.datasetTokenizer)
             oracleDigest = try UnlearningMetrics.checkOracle(o, dataset: h.dataset, editSet: h.set)
-            oracleResult = try evaluate(o, h.set.group("forget")!)
+            oracleResult = try evaluate(o, forget)
         }
         var results: [GroupResult] = []
         for g in h.set.groups { results.append(try evaluate(mm, g)) }
+        guard let forgetResult = results.first(where: { $0.name == forget.name }) else { throw .internalError("\(fn): the forget group was not evaluated") }
         let metrics = UnlearningMetrics.measure(editSet: h.set, results: results, oracle: oracleResult)
         var fields: [(String, JSON)] = [
             ("metrics", .object(metrics.map { ($0.name, .number($0.value)) })),
             ("definitions", .object(metrics.map { ($0.name, .string($0.definition)) })),
             ("groups", .object(results.map { ($0.name, $0.summary()) })),
-            ("log_truth_ratio", .doubles(results.first { $0.name == "forget" }!.logTruthRatio.map(Double.init))),
+            ("log_truth_ratio", .doubles(forgetResult.logTruthRatio.map(Double.init))),
         ]
-        if let o = oracleResult {
+        if let o = oracleResult, let digest = oracleDigest {
             fields.append(("oracle_log_truth_ratio", .doubles(o.logTruthRatio.map(Double.init))))
-            fields.append(("oracle_dataset", .string(oracleDigest!)))
+            fields.append(("oracle_dataset", .string(digest)))
         }
         fields.append(("model_digest", .string(mm.contentDigest)))
         fields.append(("edit_set", .string(h.digest)))

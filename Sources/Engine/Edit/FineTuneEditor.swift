@@ -108,7 +108,7 @@ public struct FullFineTuneSpec: EditorSpec {
 /// into the network, runs it with only those tensors trainable, and gathers their gradients. Every
 /// other parameter is left exactly as it was.
 final class SubsetNetwork: EditWrapper {
-    let base: TrainableNetwork
+    let base: LanguageModel
     let entries: [TensorEntry]          // offsets into the base block
     let tensorTable: TensorTable        // offsets into the subset block
     let parameterBlock: UnsafeMutableBufferPointer<Float>
@@ -117,7 +117,7 @@ final class SubsetNetwork: EditWrapper {
     var maxPositions: Int { base.maxPositions }
     var trainingFlopsPerToken: Double { base.trainingFlopsPerToken }
 
-    init(base: TrainableNetwork, names: [String]) throws(EngineError) {
+    init(base: LanguageModel, names: [String]) throws(EngineError) {
         self.base = base
         var entries: [TensorEntry] = [], table: [TensorEntry] = [], offset = 0
         for n in names {
@@ -166,8 +166,7 @@ final class SubsetNetwork: EditWrapper {
     func gradients(tokens: UnsafePointer<Int32>, targets: UnsafePointer<Int32>?, rows: Int, width: Int,
                    loss: (GPTNeoX) throws(EngineError) -> [HookPoint: [Float]]) throws(EngineError) {
         scatter()
-        guard let lm = base as? LanguageModel else { throw .internalError("subset network: the base is not a language model") }
-        try lm.gradients(tokens: tokens, targets: targets, rows: rows, width: width, loss: loss)
+        try base.gradients(tokens: tokens, targets: targets, rows: rows, width: width, loss: loss)
         for (e, t) in zip(entries, tensorTable) {
             (gradientBlock.baseAddress! + t.offset).update(from: base.gradientBlock.baseAddress! + e.offset, count: e.count)
         }

@@ -34,7 +34,12 @@ public struct LoRASpec: EditorSpec {
     public var keepsModelUnchanged: Bool { !merge }
 
     public func check(_ model: LanguageModel, selection: LayerSelection) throws(EngineError) {
-        for n in changedTensors(selection, layers: model.config.layers) {
+        try Self.checkRank(rank, of: changedTensors(selection, layers: model.config.layers), in: model)
+    }
+
+    /// A LoRA rank the target matrices allow (LoRA edits and the unlearning methods' LoRA adapter).
+    static func checkRank(_ rank: Int, of names: [String], in model: LanguageModel) throws(EngineError) {
+        for n in names {
             guard let e = model.tensorTable[n] else { continue }
             guard rank <= min(e.shape[0], e.shape[1]) else {
                 throw .invalid("edit method: rank = \(rank) is larger than \(n) allows (shape \(e.shape[0])x\(e.shape[1]), at most \(min(e.shape[0], e.shape[1])))")

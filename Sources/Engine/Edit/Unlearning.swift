@@ -165,13 +165,7 @@ extension UnlearnMethodSpec {
         return (n + settings.optimizer.training.batchSize - 1) / settings.optimizer.training.batchSize * settings.optimizer.training.epochs
     }
     public func check(_ model: LanguageModel, selection: LayerSelection) throws(EngineError) {
-        guard settings.adapter == .lora else { return }
-        for n in changedTensors(selection, layers: model.config.layers) {
-            guard let e = model.tensorTable[n] else { continue }
-            guard settings.rank <= min(e.shape[0], e.shape[1]) else {
-                throw .invalid("edit method: rank = \(settings.rank) is larger than \(n) allows (at most \(min(e.shape[0], e.shape[1])))")
-            }
-        }
+        if settings.adapter == .lora { try LoRASpec.checkRank(settings.rank, of: changedTensors(selection, layers: model.config.layers), in: model) }
     }
     public func makeEditor(_ c: EditContext) throws(EngineError) -> Editor { try UnlearnEditor(settings, context: c) }
 }

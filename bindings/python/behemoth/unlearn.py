@@ -12,6 +12,7 @@ seeds. It is cached as a file keyed by those specs, the dataset's digest and the
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import json
@@ -128,14 +129,11 @@ def evaluate(model: Model, forget: EditSet, oracle: Optional[Model] = None) -> d
         raise TypeError(f"forget must be a behemoth.EditSet, not {type(forget).__name__}")
     if oracle is not None and not isinstance(oracle, Model):
         raise TypeError(f"oracle must be a behemoth.Model or None, not {type(oracle).__name__}")
-    with model._use() as mh, forget._use() as eh:
-        if oracle is None or oracle is model:
-            if oracle is model:
-                raise ValueError("evaluate: the oracle is the model itself")
-            text = call_with_string_out(lambda out: _lib.lib().bh_unlearn_evaluate(mh, eh, None, out), "bh_unlearn_evaluate")
-        else:
-            with oracle._use() as oh:
-                text = call_with_string_out(lambda out: _lib.lib().bh_unlearn_evaluate(mh, eh, oh, out), "bh_unlearn_evaluate")
+    if oracle is model:
+        raise ValueError("evaluate: the oracle is the model itself")
+    with model._use() as mh, forget._use() as eh, contextlib.ExitStack() as stack:
+        oh = stack.enter_context(oracle._use()) if oracle is not None else None
+        text = call_with_string_out(lambda out: _lib.lib().bh_unlearn_evaluate(mh, eh, oh, out), "bh_unlearn_evaluate")
     return json.loads(text)
 
 
