@@ -113,7 +113,8 @@ final class EditSession {
     var report: JSON?
 
     init(model: LanguageModel, editSet: EditSetHandle, methodJSON: String) throws(EngineError) {
-        let method = try EditMethodSpec(json: methodJSON, layers: model.config.layers)
+        let method = try EditMethodSpec(json: methodJSON, layers: model.config.layers, architecture: model.config.architecture,
+                                        tiedEmbeddings: model.config.tieEmbeddings)
         try EditExperiment.checkCompatible(model: model, datasetVocab: editSet.datasetVocab, datasetTokenizer: editSet.datasetTokenizer)
         self.model = model
         self.editSet = editSet

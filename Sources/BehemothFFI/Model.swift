@@ -116,7 +116,7 @@ func promptsFromCaller(_ prompts: UnsafePointer<Int32>?, _ offsets: UnsafePointe
 func namedTensor(_ mm: LanguageModel, _ name: UnsafePointer<CChar>?, _ fn: String) throws(EngineError) -> (String, TensorEntry) {
     let n = try cString(name, fn, "name")
     guard let e = mm.tensorTable[n] else {
-        throw .invalid("\(fn): the model has no tensor \"\(n)\" (names as in Hugging Face, e.g. gpt_neox.layers.0.mlp.dense_4h_to_h.weight)")
+        throw .invalid("\(fn): the model has no tensor \"\(n)\" (names as in Hugging Face, e.g. gpt_neox.layers.0.mlp.dense_4h_to_h.weight, or model.layers.0.mlp.down_proj.weight for llama)")
     }
     return (n, e)
 }

@@ -50,6 +50,10 @@ import Testing
 
     @Test func parallelResidualMatchesTransformers() throws { try checkForwardBackward("parity_parallel.h5") }
     @Test func sequentialResidualMatchesTransformers() throws { try checkForwardBackward("parity_sequential.h5") }
+    /// LlamaForCausalLM: grouped-query attention (4 query heads, 2 key/value heads), untied unembedding.
+    @Test func llamaMatchesTransformers() throws { try checkForwardBackward("parity_llama.h5") }
+    /// LlamaForCausalLM with tied embeddings (the embedding's gradient sums both uses) and 4 key/value heads.
+    @Test func llamaTiedMatchesTransformers() throws { try checkForwardBackward("parity_llama_tied.h5") }
 
     @Test func fusedLossGradientMatchesUnfused() throws {
         let L = try Self.load("parity_parallel.h5")
@@ -66,8 +70,9 @@ import Testing
 
     /// The optimizer path as the Trainer runs it (AdamW.globalNorm, AdamW.clipScale, AdamW.update):
     /// three steps on the model's own gradients, constant lr, clipping at 0.05 (active every step).
-    @Test func adamWThreeStepsMatchTorch() throws {
-        let L = try Self.load("parity_parallel.h5")
+    @Test(arguments: ["parity_parallel.h5", "parity_llama.h5"])
+    func adamWThreeStepsMatchTorch(_ name: String) throws {
+        let L = try Self.load(name)
         let m = L.model
         let g = "/adamw"
         let entries = m.table.tensors
@@ -97,7 +102,7 @@ import Testing
             }
         }
         #expect(opt.stepCount == 3)
-        print("parity adamw: worst parameter abs diff after 3 steps \(worst)")
+        print("parity adamw \(name): worst parameter abs diff after 3 steps \(worst)")
     }
 
     /// The production optimizer path fed PyTorch's own gradients (adamw_production.h5): clipping that

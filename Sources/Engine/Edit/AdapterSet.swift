@@ -5,23 +5,25 @@ import Glibc
 /// Where an adapter sits: a block and one of its four matrices.
 public struct AdapterKey: Hashable, Comparable, Sendable {
     public let block: Int
-    public let slot: ParameterTable.Slot   // qkvW, denseW, fc1W or fc2W
+    public let slot: ParameterTable.Slot   // qkvW, denseW, fc1W or fc2W; llama: qW, kW, vW, oW, gateW, upW or downW
 
-    static let matrices: [(ParameterTable.Slot, String)] = [
-        (.qkvW, "attention.query_key_value"), (.denseW, "attention.dense"), (.fc1W, "mlp.dense_h_to_4h"), (.fc2W, "mlp.dense_4h_to_h"),
-    ]
-    /// The matrix's short name ("query_key_value", ...).
-    public var matrix: String { String(AdapterKey.matrices.first { $0.0 == slot }!.1.split(separator: ".").last!) }
-    /// The weight's Hugging Face name.
-    public var tensorName: String { "gpt_neox.layers.\(block).\(AdapterKey.matrices.first { $0.0 == slot }!.1).weight" }
+    static let matrices = ParameterTable.adaptable
+    private var path: String { AdapterKey.matrices.first { $0.0 == slot }?.1 ?? "?" }
+    /// The matrix's short name ("query_key_value", "q_proj", ...).
+    public var matrix: String { String(path.split(separator: ".").last ?? "?") }
+    /// The weight's Hugging Face name (each adaptable slot belongs to one architecture).
+    public var tensorName: String {
+        ParameterTable.blockPrefix(ParameterTable.isLlamaSlot(slot) ? .llama : .gptNeoX, block) + path + ".weight"
+    }
 
     public init(block: Int, slot: ParameterTable.Slot) { self.block = block; self.slot = slot }
 
     /// The key of a block matrix's weight name; nil for any other tensor.
     public init?(tensorName name: String) {
         let parts = name.split(separator: ".")
-        guard parts.count == 6, parts[0] == "gpt_neox", parts[1] == "layers", let b = Int(parts[2]), parts[5] == "weight",
-              let s = AdapterKey.matrices.first(where: { $0.1 == "\(parts[3]).\(parts[4])" })?.0 else { return nil }
+        guard parts.count == 6, parts[0] == "gpt_neox" || parts[0] == "model", parts[1] == "layers", let b = Int(parts[2]), b >= 0,
+              parts[5] == "weight", let s = AdapterKey.matrices.first(where: { $0.1 == "\(parts[3]).\(parts[4])" })?.0,
+              ParameterTable.isLlamaSlot(s) == (parts[0] == "model") else { return nil }
         block = b; slot = s
     }
 
@@ -277,7 +279,7 @@ final class AdapterSidePath: LinearAdapter {
 
     func adapts(layer: Int, slot: ParameterTable.Slot) -> Bool { adapters[AdapterKey(block: layer, slot: slot)] != nil }
 
-    func forward(layer: Int, slot: ParameterTable.Slot, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, rows n: Int) {
+    func forward(layer: Int, slot: ParameterTable.Slot, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, ldy: Int, rows n: Int) {
         guard let a = adapters[AdapterKey(block: layer, slot: slot)] else { return }
         if u.count < n * a.rank { u = [Float](repeating: 0, count: n * a.rank) }
         a.a.withUnsafeBufferPointer { A in a.b.withUnsafeBufferPointer { B in u.withUnsafeMutableBufferPointer { U in
@@ -285,17 +287,17 @@ final class AdapterSidePath: LinearAdapter {
             BLAS.gemm(transA: false, transB: true, m: n, n: a.rank, k: a.cols, a: x, lda: a.cols, b: A.baseAddress!, ldb: a.cols,
                       beta: 0, c: U.baseAddress!, ldc: a.rank)
             BLAS.gemm(transA: false, transB: true, m: n, n: a.rows, k: a.rank, alpha: scale, a: U.baseAddress!, lda: a.rank,
-                      b: B.baseAddress!, ldb: a.rank, beta: 1, c: y, ldc: a.rows)
+                      b: B.baseAddress!, ldb: a.rank, beta: 1, c: y, ldc: ldy)
         } } }
     }
 
-    func backward(layer: Int, slot: ParameterTable.Slot, x: UnsafePointer<Float>, dy: UnsafePointer<Float>,
+    func backward(layer: Int, slot: ParameterTable.Slot, x: UnsafePointer<Float>, dy: UnsafePointer<Float>, lddy: Int,
                   dx: UnsafeMutablePointer<Float>?, rows n: Int) {
         guard let dx, let a = adapters[AdapterKey(block: layer, slot: slot)] else { return }
         var du = [Float](repeating: 0, count: n * a.rank)
         a.a.withUnsafeBufferPointer { A in a.b.withUnsafeBufferPointer { B in du.withUnsafeMutableBufferPointer { D in
             // du[n, r] = s · dy[n, out] · B ;  dx[n, in] += du · A
-            BLAS.gemm(transA: false, transB: false, m: n, n: a.rank, k: a.rows, alpha: scale, a: dy, lda: a.rows, b: B.baseAddress!, ldb: a.rank,
+            BLAS.gemm(transA: false, transB: false, m: n, n: a.rank, k: a.rows, alpha: scale, a: dy, lda: lddy, b: B.baseAddress!, ldb: a.rank,
                       beta: 0, c: D.baseAddress!, ldc: a.rank)
             BLAS.gemm(transA: false, transB: false, m: n, n: a.cols, k: a.rank, a: D.baseAddress!, lda: a.rank, b: A.baseAddress!, ldb: a.cols,
                       beta: 1, c: dx, ldc: a.cols)

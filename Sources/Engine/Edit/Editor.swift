@@ -139,14 +139,15 @@ public struct EditMethodSpec {
     public let editor: any EditorSpec
     public let layers: Int
 
-    public init(json text: String, layers: Int) throws(EngineError) {
+    /// `architecture` and `tiedEmbeddings`: the model's (they name the tensors the selection gives).
+    public init(json text: String, layers: Int, architecture: Architecture = .gptNeoX, tiedEmbeddings: Bool = false) throws(EngineError) {
         var r = try JSONReader(text: text, path: "edit method")
         method = try r.string("method", default: "lora")
         let type = try EditorRegistry.spec(for: method)
         mode = Mode(rawValue: try r.string("mode", default: "batch", oneOf: ["batch", "sequential", "one_at_a_time"]))!
         var sel = try r.object("layers")
         let blocksGiven = sel.has("blocks")
-        var selection = try LayerSelection(&sel, layers: layers)
+        var selection = try LayerSelection(&sel, layers: layers, architecture: architecture, tiedEmbeddings: tiedEmbeddings)
         try sel.finish()
         if !blocksGiven, let blocks = type.defaultBlocks(layers: layers) { selection.blocks = blocks }
         self.selection = selection

@@ -108,13 +108,12 @@ final class LoRANetwork: EditWrapper, LinearAdapter {
         var rng = RNG(seed: seed, stream: "lora init")
         var adapters: [LoRAAdapter] = [], adapted: [Adapted] = [], table: [TensorEntry] = [], offset = 0
         var index: [AdapterKey: Int] = [:]
-        let slots: [ParameterTable.Slot] = [.qkvW, .denseW, .fc1W, .fc2W]
         for n in names {
             guard let e = lm.tensorTable[n] else { throw .internalError("no tensor named \(n)") }
-            guard let (layer, slot) = (0..<lm.config.layers).lazy.flatMap({ l in slots.map { (l, $0) } })
-                .first(where: { lm.net.table.tensors[lm.net.table.index(layer: $0.0, $0.1)].name == n }) else {
+            guard let key = AdapterKey(tensorName: n), key.block < lm.config.layers else {
                 throw .invalid("LoRA: \(n) is not a block's attention or MLP matrix")
             }
+            let (layer, slot) = (key.block, key.slot)
             let a = try LoRAAdapter(target: e, rank: rank, alpha: alpha, rng: &rng)
             table.append(TensorEntry(name: "lora_A." + n, offset: offset, shape: [rank, e.shape[1]]))
             table.append(TensorEntry(name: "lora_B." + n, offset: offset + a.a.count, shape: [e.shape[0], rank]))
@@ -151,7 +150,7 @@ final class LoRANetwork: EditWrapper, LinearAdapter {
 
     func adapts(layer: Int, slot: ParameterTable.Slot) -> Bool { index[AdapterKey(block: layer, slot: slot)] != nil }
 
-    func forward(layer: Int, slot: ParameterTable.Slot, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, rows n: Int) {
+    func forward(layer: Int, slot: ParameterTable.Slot, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, ldy: Int, rows n: Int) {
         guard let k = index[AdapterKey(block: layer, slot: slot)] else { return }
         let a = adapted[k], (out, inp, r) = (a.rows, a.cols, rank)
         let p = parameterBlock.baseAddress!
@@ -171,10 +170,10 @@ final class LoRANetwork: EditWrapper, LinearAdapter {
         BLAS.gemm(transA: false, transB: true, m: n, n: r, k: inp, a: xin, lda: inp, b: p + a.aOffset, ldb: inp,
                   beta: 0, c: a.u.ptr, ldc: r)
         BLAS.gemm(transA: false, transB: true, m: n, n: out, k: r, alpha: scale, a: a.u.ptr, lda: r,
-                  b: p + a.bOffset, ldb: r, beta: 1, c: y, ldc: out)
+                  b: p + a.bOffset, ldb: r, beta: 1, c: y, ldc: ldy)
     }
 
-    func backward(layer: Int, slot: ParameterTable.Slot, x: UnsafePointer<Float>, dy: UnsafePointer<Float>,
+    func backward(layer: Int, slot: ParameterTable.Slot, x: UnsafePointer<Float>, dy: UnsafePointer<Float>, lddy: Int,
                   dx: UnsafeMutablePointer<Float>?, rows n: Int) {
         guard let k = index[AdapterKey(block: layer, slot: slot)] else { return }
         let a = adapted[k], (out, inp, r) = (a.rows, a.cols, rank)
@@ -182,10 +181,10 @@ final class LoRANetwork: EditWrapper, LinearAdapter {
         let drop = training && dropout > 0
         let xin: UnsafePointer<Float> = drop ? UnsafePointer(a.xd.ptr) : x
         // dB[out, r] += s · dyᵀ · u
-        BLAS.gemm(transA: true, transB: false, m: out, n: r, k: n, alpha: scale, a: dy, lda: out, b: a.u.ptr, ldb: r,
+        BLAS.gemm(transA: true, transB: false, m: out, n: r, k: n, alpha: scale, a: dy, lda: lddy, b: a.u.ptr, ldb: r,
                   beta: 1, c: g + a.bOffset, ldc: r)
         // du[n, r] = s · dy · B
-        BLAS.gemm(transA: false, transB: false, m: n, n: r, k: out, alpha: scale, a: dy, lda: out, b: p + a.bOffset, ldb: r,
+        BLAS.gemm(transA: false, transB: false, m: n, n: r, k: out, alpha: scale, a: dy, lda: lddy, b: p + a.bOffset, ldb: r,
                   beta: 0, c: a.du.ptr, ldc: r)
         // dA[r, in] += duᵀ · drop(x)
         BLAS.gemm(transA: true, transB: false, m: r, n: inp, k: n, a: a.du.ptr, lda: r, b: xin, ldb: inp,

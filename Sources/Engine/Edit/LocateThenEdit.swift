@@ -1,7 +1,7 @@
 /// What ROME, MEMIT and AlphaEdit share: the v* (MEMIT: z) optimisation's settings, the prompts made
 /// from an edit set, the context templates, and the key statistics of the unedited model.
 
-/// ROME, MEMIT and AlphaEdit: editors of the selected blocks' dense_4h_to_h, one step per edit.
+/// ROME, MEMIT and AlphaEdit: editors of the selected blocks' dense_4h_to_h (llama: down_proj), one step per edit.
 public protocol LocateThenEditSpec: EditorSpec {}
 
 extension LocateThenEditSpec {
@@ -10,7 +10,7 @@ extension LocateThenEditSpec {
     }
 
     public func changedTensors(_ selection: LayerSelection, layers: Int) -> [String] {
-        selection.blocks.sorted().map { "gpt_neox.layers.\($0).mlp.dense_4h_to_h.weight" }
+        selection.blocks.sorted().map { LayerSelection.keyMatrixName(selection.architecture, block: $0) }
     }
 
     public func steps(for set: EditSet) -> Int { set.edits.count }
@@ -189,12 +189,14 @@ func requireDataset(_ c: EditContext, _ method: String) throws(EngineError) -> D
     return ds
 }
 
-/// Checks that a layer selection reaches dense_4h_to_h, the matrix locate-then-edit methods change.
+/// Checks that a layer selection reaches the key matrix (dense_4h_to_h; llama: down_proj), the
+/// matrix locate-then-edit methods change.
 func checkEditsDense4hTo4h(_ selection: LayerSelection, layers: Int, _ method: String) throws(EngineError) {
-    if !selection.matrixNames(layers: layers).contains(where: { $0.hasSuffix("mlp.dense_4h_to_h.weight") }) {
-        throw .invalid("edit method: \(method) edits mlp.dense_4h_to_h, which the layer selection leaves out (sublayers = \"\(selection.sublayers)\", matrices = \(JSON.strings(selection.matrices).serialized()))")
+    let key = LayerSelection.keyMatrix(selection.architecture)
+    if !selection.matrixNames(layers: layers).contains(where: { $0.hasSuffix(key + ".weight") }) {
+        throw .invalid("edit method: \(method) edits \(key), which the layer selection leaves out (sublayers = \"\(selection.sublayers)\", matrices = \(JSON.strings(selection.matrices).serialized()))")
     }
     if selection.embeddings || selection.unembedding {
-        throw .invalid("edit method: \(method) edits mlp.dense_4h_to_h only; set layers.embeddings and layers.unembedding to false")
+        throw .invalid("edit method: \(method) edits \(key) only; set layers.embeddings and layers.unembedding to false")
     }
 }

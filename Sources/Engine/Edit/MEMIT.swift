@@ -130,7 +130,7 @@ final class BatchLocateEditor: Editor {
             guard delta.count == D * I, delta.allSatisfy({ $0.isFinite }) else {
                 throw .numeric("\(method): the update of block \(b) is not finite (the solve is ill-conditioned; raise the regularisation)")
             }
-            let name = "gpt_neox.layers.\(b).mlp.dense_4h_to_h.weight"
+            let name = LayerSelection.keyMatrixName(model.config.architecture, block: b)
             guard let e = model.tensorTable[name] else { throw .invalid("\(method): the model has no \(name)") }
             let w = model.parameterBlock.baseAddress! + e.offset
             var norm = 0.0

@@ -72,7 +72,7 @@ final class ROMEEditor: Editor {
         let u = try ROME.direction(kbar, statistics: statistics[b], inverse: spec.inverse, strength: spec.ridge)
         let v = try ROME.computeV(model, block: b, request: request, prefixes: prefixes, settings: spec.v.settings)
         let up = try ROME.update(model, block: b, request: request, u: u, vStar: v.vStar)
-        let name = "gpt_neox.layers.\(b).mlp.dense_4h_to_h.weight"
+        let name = LayerSelection.keyMatrixName(model.config.architecture, block: b)
         guard let e = model.tensorTable[name] else { throw .invalid("rome: the model has no \(name)") }
         let w = model.parameterBlock.baseAddress! + e.offset
         for k in 0..<e.count { w[k] += up.delta[k] }

@@ -286,7 +286,7 @@ public final class CausalTracer {
         func copy(_ src: UnsafePointer<Float>, _ n: Int) -> FloatBuffer { let b = FloatBuffer(count: n); b.ptr.update(from: src, count: n); return b }
         for l in 0...L { runs.residual.append(copy(net.res.ptr + l * net.maxN * D, S * T * D)) }
         for l in 0..<L {
-            runs.qkv.append(copy(net.qkv.ptr + l * net.maxN * 3 * D, S * T * 3 * D))
+            runs.qkv.append(copy(net.qkv.ptr + l * net.maxN * net.layout.width, S * T * net.layout.width))
             runs.mlp.append(Array(net.activation(at: HookPoint(.mlpOutput, layer: l)).all))
             runs.attn.append(Array(net.activation(at: HookPoint(.attnOutput, layer: l)).all))
         }

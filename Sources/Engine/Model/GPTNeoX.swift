@@ -2,8 +2,11 @@
 import Glibc
 #endif
 
-/// A GPT-NeoX causal language model as Hugging Face `GPTNeoXForCausalLM` computes it, with a
-/// hand-written forward and backward pass over preallocated buffers (nothing allocates in a step).
+/// A GPT-NeoX causal language model as Hugging Face `GPTNeoXForCausalLM` computes it, or with
+/// `architecture: "llama"` a Llama-style one as `LlamaForCausalLM` does (RMSNorm, SwiGLU,
+/// grouped-query attention, no biases, sequential residual), with a hand-written forward and
+/// backward pass over preallocated buffers (nothing allocates in a step). Both share every buffer,
+/// hook site and the block loop; where they differ the loop branches on `llama`.
 ///
 /// Buffers (row-major, N = B·T rows, row n = (b, t) with n = b·T + t):
 ///   tokens [B, T] Int32 in 0..<V;  targets [B, T] Int32, the token to predict at each position
@@ -29,18 +32,24 @@ public final class GPTNeoX {
 
     // sizes
     let L: Int, D: Int, I: Int, H: Int, hs: Int, V: Int, rot: Int, maxN: Int
+    /// llama: RMSNorm, SwiGLU, no biases (see ModelConfig.architecture).
+    let llama: Bool
+    /// Columns of the fused q|k|v product and where each head sits in it.
+    let layout: Kernels.QKVLayout
+    /// Columns of the first MLP product: I, or 2I for llama's gate|up.
+    let fc1Out: Int
 
     // activations, leading layer dimension, layer stride = maxN rows
     let tokensBuf: UnsafeMutablePointer<Int32>, targetsBuf: UnsafeMutablePointer<Int32>
     let res: FloatBuffer        // [L+1][N, D]
     let ln1: FloatBuffer, ln2: FloatBuffer  // [L][N, D]
     let mean1: FloatBuffer, rstd1: FloatBuffer, mean2: FloatBuffer, rstd2: FloatBuffer  // [L][N]
-    let qkv: FloatBuffer        // [L][N, 3D] post-bias, rotated q, k
+    let qkv: FloatBuffer        // [L][N, layout.width] post-bias, rotated q, k
     let probs: FloatBuffer      // [L][B, H, T, T]
     let attnY: FloatBuffer      // [L][N, D] merged head outputs
     let attnOut: FloatBuffer    // [L][N, D]
     let attnRes: FloatBuffer    // [L][N, D] x + attn (sequential residual only)
-    let mlpPre: FloatBuffer     // [L][N, I] pre-activation, then gelu'(pre) once the GELU pass ran
+    let mlpPre: FloatBuffer     // [L][N, I] pre-activation, then gelu'(pre) once the GELU pass ran; llama: [L][N, 2I] gate|up
     let mlpH: FloatBuffer       // [L][N, I]
     let ones: FloatBuffer       // [N] of 1 (bias gradients as sgemv)
     let mlpOut: FloatBuffer     // [L][N, D]
@@ -49,6 +58,7 @@ public final class GPTNeoX {
     let lse: FloatBuffer, lossRow: FloatBuffer
     // backward scratch
     let dres: FloatBuffer, dln1: FloatBuffer, dln2: FloatBuffer, dAttnY: FloatBuffer, dqkv: FloatBuffer, dH: FloatBuffer
+    let dGateUp: FloatBuffer    // [N, 2I] llama only: d gate|up
     let dlnf: FloatBuffer
     let dSite: FloatBuffer      // [N, D] d attn_out or d mlp_out with an injected gradient (not the residual's)
     let lnPartial: FloatBuffer, attnScratch: FloatBuffer
@@ -85,7 +95,7 @@ public final class GPTNeoX {
         // Priced before anything is allocated: weights, gradients and the two AdamW moments a trainer
         // adds, then the activation buffers below.
         let (L0, D0, I0, V0, H0, n0) = (config.layers, config.hidden, config.intermediate, config.vocabSize, config.heads, maxBatch &* maxSeq)
-        let floats = MemoryBudget.total([[4, plannedTable.totalCount], [n0, D0, 10 * L0 + 10], [n0, I0, 2 * L0 + 1], [n0, V0],
+        let floats = MemoryBudget.total([[4, plannedTable.totalCount], [n0, D0, 10 * L0 + 10], [n0, I0, 3 * L0 + 3], [n0, V0],
                                          [n0, 4 * L0 + 8], [L0, maxBatch, H0, maxSeq, maxSeq]])
         try MemoryBudget.check(floats.flatMap { MemoryBudget.total([[$0, 4]]) },
                                "model config: \(L0) layers × hidden \(D0) × intermediate \(I0) × vocabulary \(V0) (\(plannedTable.totalCount) parameters, at batch \(maxBatch) × \(maxSeq))")
@@ -97,6 +107,9 @@ public final class GPTNeoX {
         self.maxBatch = maxBatch; self.maxSeq = maxSeq
         L = config.layers; D = config.hidden; I = config.intermediate; H = config.heads; hs = config.headSize
         V = config.vocabSize; rot = config.rotaryDims
+        llama = config.isLlama
+        layout = Kernels.QKVLayout(heads: H, kvHeads: config.kvHeadCount, headSize: hs, interleaved: !llama)
+        fc1Out = llama ? 2 * I : I
         let n = try checkedProduct([maxBatch, maxSeq], what: "model: batch × sequence")
         maxN = n
         _ = try checkedProduct([n, max(V, 3 * D, I), max(L, 1) + 1, 4], what: "model: activation memory", limit: 1 << 40)
@@ -106,17 +119,18 @@ public final class GPTNeoX {
         ln1 = FloatBuffer(count: L * n * D); ln2 = FloatBuffer(count: L * n * D)
         mean1 = FloatBuffer(count: L * n); rstd1 = FloatBuffer(count: L * n)
         mean2 = FloatBuffer(count: L * n); rstd2 = FloatBuffer(count: L * n)
-        qkv = FloatBuffer(count: L * n * 3 * D)
+        qkv = FloatBuffer(count: L * n * layout.width)
         probs = FloatBuffer(count: L * maxBatch * H * maxSeq * maxSeq)
         attnY = FloatBuffer(count: L * n * D); attnOut = FloatBuffer(count: L * n * D)
         attnRes = FloatBuffer(count: config.parallelResidual ? 0 : L * n * D)
-        mlpPre = FloatBuffer(count: L * n * I); mlpH = FloatBuffer(count: L * n * I)
+        mlpPre = FloatBuffer(count: L * n * fc1Out); mlpH = FloatBuffer(count: L * n * I)
         mlpOut = FloatBuffer(count: L * n * D)
         lnf = FloatBuffer(count: n * D); lnfMean = FloatBuffer(count: n); lnfRstd = FloatBuffer(count: n)
         logitsBuf = FloatBuffer(count: n * V)
         lse = FloatBuffer(count: n); lossRow = FloatBuffer(count: n)
         dres = FloatBuffer(count: n * D); dln1 = FloatBuffer(count: n * D); dln2 = FloatBuffer(count: n * D)
-        dAttnY = FloatBuffer(count: n * D); dqkv = FloatBuffer(count: n * 3 * D); dH = FloatBuffer(count: n * I)
+        dAttnY = FloatBuffer(count: n * D); dqkv = FloatBuffer(count: n * layout.width); dH = FloatBuffer(count: n * I)
+        dGateUp = FloatBuffer(count: llama ? n * 2 * I : 0)
         dlnf = FloatBuffer(count: n * D); dSite = FloatBuffer(count: n * D)
         ones = FloatBuffer(count: n); ones.ptr.update(repeating: 1, count: n)
         scratchThreads = max(64, Parallel.threads)
@@ -296,9 +310,9 @@ public final class GPTNeoX {
             let ix = { (s: ParameterTable.Slot) in P.ptr(self.table.index(layer: l, s)) }
             let l1 = ln1.ptr + l * maxN * D, l2 = ln2.ptr + l * maxN * D
             let m1 = mean1.ptr + l * maxN, r1 = rstd1.ptr + l * maxN
-            let qkvL = qkv.ptr + l * maxN * 3 * D, pr = probs.ptr + l * maxBatch * H * maxSeq * maxSeq
+            let qkvL = qkv.ptr + l * maxN * layout.width, pr = probs.ptr + l * maxBatch * H * maxSeq * maxSeq
             let ay = attnY.ptr + l * maxN * D, ao = attnOut.ptr + l * maxN * D
-            let pre = mlpPre.ptr + l * maxN * I, hid = mlpH.ptr + l * maxN * I, mo = mlpOut.ptr + l * maxN * D
+            let pre = mlpPre.ptr + l * maxN * fc1Out, hid = mlpH.ptr + l * maxN * I, mo = mlpOut.ptr + l * maxN * D
             let eps = Float(config.layerNormEps)
 
             if config.parallelResidual {
@@ -308,23 +322,22 @@ public final class GPTNeoX {
                 try hk?.run(.attnInput, l, view(l1, D))
                 try hk?.run(.mlpInput, l, view(l2, D))
             } else {
-                Kernels.layerNormForward(out1: l1, w1: ix(.ln1W), b1: ix(.ln1B), out2: nil, w2: nil, b2: nil,
-                                         mean: m1, rstd: r1, x: x, n: n, d: D, eps: eps)
+                normForward(out: l1, l, .ln1W, .ln1B, mean: m1, rstd: r1, x: x, n: n)
                 pf?.stop(.layerNorm)
                 try hk?.run(.attnInput, l, view(l1, D))
             }
             // attention
-            BLAS.linearForward(out: qkvL, x: l1, w: ix(.qkvW), rows: n, inDim: D, outDim: 3 * D)
-            adapter?.forward(layer: l, slot: .qkvW, x: l1, y: qkvL, rows: n)
+            BLAS.linearForward(out: qkvL, x: l1, w: ix(.qkvW), rows: n, inDim: D, outDim: layout.width)
+            adaptForward(l, .qkvW, x: l1, y: qkvL, width: layout.width, rows: n)
             pf?.stop(.qkvGemm)
-            Kernels.qkvBiasRotaryForward(qkv: qkvL, bias: ix(.qkvB), cosT: cosT.ptr, sinT: sinT.ptr, n: n, t: t, heads: H, headSize: hs, rot: rot)
+            Kernels.qkvBiasRotaryForward(qkv: qkvL, bias: llama ? nil : ix(.qkvB), cosT: cosT.ptr, sinT: sinT.ptr, n: n, t: t, layout: layout, rot: rot)
             pf?.stop(.rotary)
-            Kernels.attentionForward(y: ay, probs: pr, qkv: qkvL, b: b, t: t, heads: H, headSize: hs)
+            Kernels.attentionForward(y: ay, probs: pr, qkv: qkvL, b: b, t: t, layout: layout)
             pf?.stop(.attention)
-            Kernels.fillRows(out: ao, bias: ix(.denseB), n: n, width: D)
+            if !llama { Kernels.fillRows(out: ao, bias: ix(.denseB), n: n, width: D) }
             pf?.stop(.biasFill)
-            BLAS.linearForward(out: ao, x: ay, w: ix(.denseW), rows: n, inDim: D, outDim: D, accumulate: true)
-            adapter?.forward(layer: l, slot: .denseW, x: ay, y: ao, rows: n)
+            BLAS.linearForward(out: ao, x: ay, w: ix(.denseW), rows: n, inDim: D, outDim: D, accumulate: !llama)
+            adaptForward(l, .denseW, x: ay, y: ao, width: D, rows: n)
             pf?.stop(.denseGemm)
             try hk?.run(.attnOutput, l, view(ao, D))
             var mlpIn = l2
@@ -333,23 +346,26 @@ public final class GPTNeoX {
                 Kernels.add(out: h, x, ao, nil, count: n * D)
                 pf?.stop(.residual)
                 let m2 = mean2.ptr + l * maxN, r2 = rstd2.ptr + l * maxN
-                Kernels.layerNormForward(out1: l2, w1: ix(.ln2W), b1: ix(.ln2B), out2: nil, w2: nil, b2: nil,
-                                         mean: m2, rstd: r2, x: h, n: n, d: D, eps: eps)
+                normForward(out: l2, l, .ln2W, .ln2B, mean: m2, rstd: r2, x: h, n: n)
                 pf?.stop(.layerNorm)
                 try hk?.run(.mlpInput, l, view(l2, D))
                 mlpIn = l2
             }
             // MLP
-            BLAS.linearForward(out: pre, x: mlpIn, w: ix(.fc1W), rows: n, inDim: D, outDim: I)
-            adapter?.forward(layer: l, slot: .fc1W, x: mlpIn, y: pre, rows: n)
+            BLAS.linearForward(out: pre, x: mlpIn, w: ix(.fc1W), rows: n, inDim: D, outDim: fc1Out)
+            adaptForward(l, .fc1W, x: mlpIn, y: pre, width: fc1Out, rows: n)
             pf?.stop(.fc1Gemm)
-            Kernels.biasGeluForward(h: hid, pre: pre, bias: ix(.fc1B), n: n, width: I)
+            if llama {
+                Kernels.swigluForward(h: hid, pre: pre, n: n, width: I)
+            } else {
+                Kernels.biasGeluForward(h: hid, pre: pre, bias: ix(.fc1B), n: n, width: I)
+            }
             pf?.stop(.gelu)
             try hk?.run(.mlpHidden, l, view(hid, I))
-            Kernels.fillRows(out: mo, bias: ix(.fc2B), n: n, width: D)
+            if !llama { Kernels.fillRows(out: mo, bias: ix(.fc2B), n: n, width: D) }
             pf?.stop(.biasFill)
-            BLAS.linearForward(out: mo, x: hid, w: ix(.fc2W), rows: n, inDim: I, outDim: D, accumulate: true)
-            adapter?.forward(layer: l, slot: .fc2W, x: hid, y: mo, rows: n)
+            BLAS.linearForward(out: mo, x: hid, w: ix(.fc2W), rows: n, inDim: I, outDim: D, accumulate: !llama)
+            adaptForward(l, .fc2W, x: hid, y: mo, width: D, rows: n)
             pf?.stop(.fc2Gemm)
             try hk?.run(.mlpOutput, l, view(mo, D))
             if config.parallelResidual {
@@ -362,8 +378,7 @@ public final class GPTNeoX {
             try hk?.run(.blockOutput, l, view(out, D))
         }
         let top = res.ptr + L * maxN * D
-        Kernels.layerNormForward(out1: lnf.ptr, w1: P.ptr(table.finalLnW), b1: P.ptr(table.finalLnB), out2: nil, w2: nil, b2: nil,
-                                 mean: lnfMean.ptr, rstd: lnfRstd.ptr, x: top, n: n, d: D, eps: Float(config.layerNormEps))
+        finalNormForward(out: lnf.ptr, mean: lnfMean.ptr, rstd: lnfRstd.ptr, x: top, n: n)
         pf?.stop(.layerNorm)
         try hk?.run(.finalNorm, 0, view(lnf.ptr, D))
         BLAS.linearForward(out: logitsBuf.ptr, x: lnf.ptr, w: P.ptr(table.embedOut), rows: n, inDim: D, outDim: V)
@@ -387,8 +402,8 @@ public final class GPTNeoX {
     public func zeroGrad() { grads.zero() }
 
     private func anyTrainable(layer l: Int) -> Bool {
-        for s in ParameterTable.Slot.allCases where trainable[table.index(layer: l, s)] { return true }
-        if let a = adapter, [.qkvW, .denseW, .fc1W, .fc2W].contains(where: { a.adapts(layer: l, slot: $0) }) { return true }
+        if table.layerTensors[l].contains(where: { trainable[$0] }) { return true }
+        if let a = adapter, ParameterTable.adaptable.contains(where: { a.adapts(layer: l, slot: $0.0) }) { return true }
         return false
     }
 
@@ -479,7 +494,7 @@ public final class GPTNeoX {
         let finalPoint = HookPoint(.finalNorm, layer: 0)
         // the gradient reaches the final LayerNorm's output: from the logits, or injected there
         let atFinal = fromLogits || injections[finalPoint] != nil
-        let fw = trainable[table.finalLnW], fb = trainable[table.finalLnB]
+        let fw = trainable[table.finalLnW], fb = !llama && trainable[table.finalLnB]
         // the highest block with an injection (blockInput l is block l−1's output; −1: embeddings only)
         var top = L - 1
         if !fromLogits {
@@ -509,9 +524,14 @@ public final class GPTNeoX {
             inject(.finalNorm, 0, dlnf.ptr)
             capture(.finalNorm, 0, dlnf.ptr)
             dres.ptr.update(repeating: 0, count: n * D)
-            Kernels.layerNormBackward(dx: need[L] ? dres.ptr : nil, dw1: fw ? G.ptr(table.finalLnW) : nil, db1: fb ? G.ptr(table.finalLnB) : nil,
-                                      dy1: dlnf.ptr, w1: P.ptr(table.finalLnW), dw2: nil, db2: nil, dy2: nil, w2: nil,
-                                      x: res.ptr + L * maxN * D, mean: lnfMean.ptr, rstd: lnfRstd.ptr, n: n, d: D, partial: lnPartial.ptr)
+            if llama {
+                Kernels.rmsNormBackward(dx: need[L] ? dres.ptr : nil, dw: fw ? G.ptr(table.finalLnW) : nil, dy: dlnf.ptr, w: P.ptr(table.finalLnW),
+                                        x: res.ptr + L * maxN * D, rstd: lnfRstd.ptr, n: n, d: D, partial: lnPartial.ptr)
+            } else {
+                Kernels.layerNormBackward(dx: need[L] ? dres.ptr : nil, dw1: fw ? G.ptr(table.finalLnW) : nil, db1: fb ? G.ptr(table.finalLnB) : nil,
+                                          dy1: dlnf.ptr, w1: P.ptr(table.finalLnW), dw2: nil, db2: nil, dy2: nil, w2: nil,
+                                          x: res.ptr + L * maxN * D, mean: lnfMean.ptr, rstd: lnfRstd.ptr, n: n, d: D, partial: lnPartial.ptr)
+            }
             pf?.stop(.bLayerNorm)
         }
         if !need[L] { return }
@@ -524,15 +544,16 @@ public final class GPTNeoX {
                 capture(.blockInput, l + 1, dres.ptr)
             }
             inject(.blockOutput, l, dres.ptr)
-            let tr = { (s: ParameterTable.Slot) in self.trainable[self.table.index(layer: l, s)] }
+            // a role is trainable when any tensor of it is (llama's fused runs); absent roles never are
+            let tr = { (s: ParameterTable.Slot) in self.table.has(layer: l, s) && self.table.run(layer: l, s).contains { self.trainable[$0] } }
             let wp = { (s: ParameterTable.Slot) in P.ptr(self.table.index(layer: l, s)) }
             let gp = { (s: ParameterTable.Slot) -> UnsafeMutablePointer<Float>? in tr(s) ? G.ptr(self.table.index(layer: l, s)) : nil }
             let x = res.ptr + l * maxN * D
             let l1 = ln1.ptr + l * maxN * D, l2 = ln2.ptr + l * maxN * D
             let m1 = mean1.ptr + l * maxN, r1 = rstd1.ptr + l * maxN
-            let qkvL = qkv.ptr + l * maxN * 3 * D, pr = probs.ptr + l * maxBatch * H * maxSeq * maxSeq
+            let qkvL = qkv.ptr + l * maxN * layout.width, pr = probs.ptr + l * maxBatch * H * maxSeq * maxSeq
             let ay = attnY.ptr + l * maxN * D
-            let pre = mlpPre.ptr + l * maxN * I, hid = mlpH.ptr + l * maxN * I
+            let pre = mlpPre.ptr + l * maxN * fc1Out, hid = mlpH.ptr + l * maxN * I
             let needIn = need[l]
             let wantLn2 = needIn || captures[HookPoint(.mlpInput, layer: l)] != nil || tr(.ln2W) || tr(.ln2B) || !config.parallelResidual
             let wantLn1 = needIn || captures[HookPoint(.attnInput, layer: l)] != nil || tr(.ln1W) || tr(.ln1B)
@@ -544,18 +565,24 @@ public final class GPTNeoX {
             if tr(.fc2W) { BLAS.linearBackwardWeight(dw: gp(.fc2W)!, dy: dmo, x: hid, rows: n, inDim: I, outDim: D); pf?.stop(.bFc2Gemm) }
             if tr(.fc2B) { Kernels.biasBackward(db: gp(.fc2B)!, dy: dmo, n: n, width: D, ones: ones.ptr); pf?.stop(.bBias) }
             BLAS.linearBackwardInput(dx: dH.ptr, dy: dmo, w: wp(.fc2W), rows: n, inDim: I, outDim: D, accumulate: false)
-            adapter?.backward(layer: l, slot: .fc2W, x: hid, dy: dmo, dx: dH.ptr, rows: n)
+            adaptBackward(l, .fc2W, x: hid, dy: dmo, width: D, dx: dH.ptr, rows: n)
             pf?.stop(.bFc2Gemm)
             inject(.mlpHidden, l, dH.ptr)
             capture(.mlpHidden, l, dH.ptr)
-            Kernels.geluBackward(dpre: dH.ptr, dh: dH.ptr, geluGrad: pre, count: n * I)
+            // dF1: d of the first MLP product (GELU: in place over dH; llama: d gate|up)
+            let dF1 = llama ? dGateUp.ptr : dH.ptr
+            if llama {
+                Kernels.swigluBackward(dpre: dF1, dh: dH.ptr, pre: pre, n: n, width: I)
+            } else {
+                Kernels.geluBackward(dpre: dH.ptr, dh: dH.ptr, geluGrad: pre, count: n * I)
+            }
             pf?.stop(.bGelu)
-            if tr(.fc1W) { BLAS.linearBackwardWeight(dw: gp(.fc1W)!, dy: dH.ptr, x: l2, rows: n, inDim: D, outDim: I); pf?.stop(.bFc1Gemm) }
+            if tr(.fc1W) { weightGradient(l, .fc1W, dy: dF1, x: l2, rows: n, inDim: D, outDim: fc1Out); pf?.stop(.bFc1Gemm) }
             if tr(.fc1B) { Kernels.biasBackward(db: gp(.fc1B)!, dy: dH.ptr, n: n, width: I, ones: ones.ptr); pf?.stop(.bBias) }
             if wantLn2 {
-                BLAS.linearBackwardInput(dx: dln2.ptr, dy: dH.ptr, w: wp(.fc1W), rows: n, inDim: D, outDim: I, accumulate: false)
+                BLAS.linearBackwardInput(dx: dln2.ptr, dy: dF1, w: wp(.fc1W), rows: n, inDim: D, outDim: fc1Out, accumulate: false)
             }
-            adapter?.backward(layer: l, slot: .fc1W, x: l2, dy: dH.ptr, dx: wantLn2 ? dln2.ptr : nil, rows: n)
+            adaptBackward(l, .fc1W, x: l2, dy: dF1, width: fc1Out, dx: wantLn2 ? dln2.ptr : nil, rows: n)
             if wantLn2 {
                 pf?.stop(.bFc1Gemm)
                 inject(.mlpInput, l, dln2.ptr)
@@ -564,9 +591,7 @@ public final class GPTNeoX {
             if !config.parallelResidual {
                 // dres += LN2 backward: dres becomes d(x + attn)
                 let m2 = mean2.ptr + l * maxN, r2 = rstd2.ptr + l * maxN
-                Kernels.layerNormBackward(dx: dres.ptr, dw1: gp(.ln2W), db1: gp(.ln2B), dy1: dln2.ptr, w1: wp(.ln2W),
-                                          dw2: nil, db2: nil, dy2: nil, w2: nil, x: attnRes.ptr + l * maxN * D, mean: m2, rstd: r2,
-                                          n: n, d: D, partial: lnPartial.ptr)
+                normBackward(dx: dres.ptr, l, .ln2W, .ln2B, dy: dln2.ptr, x: attnRes.ptr + l * maxN * D, mean: m2, rstd: r2, n: n)
                 pf?.stop(.bLayerNorm)
             }
             // attention: dres is d attn_out (dao adds an injection there)
@@ -575,17 +600,17 @@ public final class GPTNeoX {
             if tr(.denseW) { BLAS.linearBackwardWeight(dw: gp(.denseW)!, dy: dao, x: ay, rows: n, inDim: D, outDim: D); pf?.stop(.bDenseGemm) }
             if tr(.denseB) { Kernels.biasBackward(db: gp(.denseB)!, dy: dao, n: n, width: D, ones: ones.ptr); pf?.stop(.bBias) }
             BLAS.linearBackwardInput(dx: dAttnY.ptr, dy: dao, w: wp(.denseW), rows: n, inDim: D, outDim: D, accumulate: false)
-            adapter?.backward(layer: l, slot: .denseW, x: ay, dy: dao, dx: dAttnY.ptr, rows: n)
+            adaptBackward(l, .denseW, x: ay, dy: dao, width: D, dx: dAttnY.ptr, rows: n)
             pf?.stop(.bDenseGemm)
             Kernels.attentionBackward(dqkv: dqkv.ptr, dy: dAttnY.ptr, qkv: qkvL, probs: pr, cosT: cosT.ptr, sinT: sinT.ptr,
-                                      b: b, t: t, heads: H, headSize: hs, rot: rot, scratch: attnScratch.ptr)
+                                      b: b, t: t, layout: layout, rot: rot, scratch: attnScratch.ptr)
             pf?.stop(.bAttention)
-            if tr(.qkvW) { BLAS.linearBackwardWeight(dw: gp(.qkvW)!, dy: dqkv.ptr, x: l1, rows: n, inDim: D, outDim: 3 * D); pf?.stop(.bQkvGemm) }
-            if tr(.qkvB) { Kernels.biasBackward(db: gp(.qkvB)!, dy: dqkv.ptr, n: n, width: 3 * D, ones: ones.ptr); pf?.stop(.bBias) }
+            if tr(.qkvW) { weightGradient(l, .qkvW, dy: dqkv.ptr, x: l1, rows: n, inDim: D, outDim: layout.width); pf?.stop(.bQkvGemm) }
+            if tr(.qkvB) { Kernels.biasBackward(db: gp(.qkvB)!, dy: dqkv.ptr, n: n, width: layout.width, ones: ones.ptr); pf?.stop(.bBias) }
             if wantLn1 {
-                BLAS.linearBackwardInput(dx: dln1.ptr, dy: dqkv.ptr, w: wp(.qkvW), rows: n, inDim: D, outDim: 3 * D, accumulate: false)
+                BLAS.linearBackwardInput(dx: dln1.ptr, dy: dqkv.ptr, w: wp(.qkvW), rows: n, inDim: D, outDim: layout.width, accumulate: false)
             }
-            adapter?.backward(layer: l, slot: .qkvW, x: l1, dy: dqkv.ptr, dx: wantLn1 ? dln1.ptr : nil, rows: n)
+            adaptBackward(l, .qkvW, x: l1, dy: dqkv.ptr, width: layout.width, dx: wantLn1 ? dln1.ptr : nil, rows: n)
             if wantLn1 {
                 pf?.stop(.bQkvGemm)
                 inject(.attnInput, l, dln1.ptr)
@@ -605,8 +630,7 @@ public final class GPTNeoX {
                     pf?.stop(.bLayerNorm)
                 }
             } else if wantLn1 {
-                Kernels.layerNormBackward(dx: needIn ? dres.ptr : nil, dw1: gp(.ln1W), db1: gp(.ln1B), dy1: dln1.ptr, w1: wp(.ln1W),
-                                          dw2: nil, db2: nil, dy2: nil, w2: nil, x: x, mean: m1, rstd: r1, n: n, d: D, partial: lnPartial.ptr)
+                normBackward(dx: needIn ? dres.ptr : nil, l, .ln1W, .ln1B, dy: dln1.ptr, x: x, mean: m1, rstd: r1, n: n)
                 pf?.stop(.bLayerNorm)
             }
         }
@@ -622,6 +646,69 @@ public final class GPTNeoX {
         }
     }
 
+    // MARK: what the two architectures do differently
+
+    /// A block's norm (`w`, `b`: its slots): LayerNorm, or RMSNorm for llama (no mean, no bias).
+    func normForward(out: UnsafeMutablePointer<Float>, _ l: Int, _ w: ParameterTable.Slot, _ b: ParameterTable.Slot,
+                     mean: UnsafeMutablePointer<Float>, rstd: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, n: Int) {
+        let P = params, eps = Float(config.layerNormEps)
+        if llama {
+            Kernels.rmsNormForward(out: out, w: P.ptr(table.index(layer: l, w)), rstd: rstd, x: x, n: n, d: D, eps: eps)
+        } else {
+            Kernels.layerNormForward(out1: out, w1: P.ptr(table.index(layer: l, w)), b1: P.ptr(table.index(layer: l, b)), out2: nil, w2: nil, b2: nil,
+                                     mean: mean, rstd: rstd, x: x, n: n, d: D, eps: eps)
+        }
+    }
+
+    /// The final norm over [n, D] rows.
+    func finalNormForward(out: UnsafeMutablePointer<Float>, mean: UnsafeMutablePointer<Float>, rstd: UnsafeMutablePointer<Float>,
+                          x: UnsafePointer<Float>, n: Int) {
+        let eps = Float(config.layerNormEps)
+        if llama {
+            Kernels.rmsNormForward(out: out, w: params.ptr(table.finalLnW), rstd: rstd, x: x, n: n, d: D, eps: eps)
+        } else {
+            Kernels.layerNormForward(out1: out, w1: params.ptr(table.finalLnW), b1: params.ptr(table.finalLnB), out2: nil, w2: nil, b2: nil,
+                                     mean: mean, rstd: rstd, x: x, n: n, d: D, eps: eps)
+        }
+    }
+
+    /// Backward of one block norm: dx += (when given), and its trainable parameters' gradients.
+    private func normBackward(dx: UnsafeMutablePointer<Float>?, _ l: Int, _ w: ParameterTable.Slot, _ b: ParameterTable.Slot,
+                              dy: UnsafePointer<Float>, x: UnsafePointer<Float>, mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>, n: Int) {
+        let wi = table.index(layer: l, w)
+        let dw = trainable[wi] ? grads.ptr(wi) : nil
+        if llama {
+            Kernels.rmsNormBackward(dx: dx, dw: dw, dy: dy, w: params.ptr(wi), x: x, rstd: rstd, n: n, d: D, partial: lnPartial.ptr)
+        } else {
+            let bi = table.index(layer: l, b)
+            Kernels.layerNormBackward(dx: dx, dw1: dw, db1: trainable[bi] ? grads.ptr(bi) : nil, dy1: dy, w1: params.ptr(wi),
+                                      dw2: nil, db2: nil, dy2: nil, w2: nil, x: x, mean: mean, rstd: rstd, n: n, d: D, partial: lnPartial.ptr)
+        }
+    }
+
+    /// dW += dyᵀ·x for a role's matrix; over llama's fused runs one GEMM covers every member, and
+    /// the gradient of a frozen member is put back to zero (frozen tensors get nothing).
+    private func weightGradient(_ l: Int, _ slot: ParameterTable.Slot, dy: UnsafePointer<Float>, x: UnsafePointer<Float>,
+                                rows n: Int, inDim: Int, outDim: Int) {
+        let run = table.run(layer: l, slot)
+        BLAS.linearBackwardWeight(dw: grads.ptr(run.lowerBound), dy: dy, x: x, rows: n, inDim: inDim, outDim: outDim)
+        for k in run where !trainable[k] { grads.view(k).update(repeating: 0) }
+    }
+
+    /// The side path's share of a role's product y[rows, width]: one call per adapted matrix, at its columns.
+    func adaptForward(_ l: Int, _ slot: ParameterTable.Slot, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, width: Int, rows n: Int) {
+        guard let adapter else { return }
+        for m in table.members(slot, config: config) { adapter.forward(layer: l, slot: m.slot, x: x, y: y + m.column, ldy: width, rows: n) }
+    }
+
+    private func adaptBackward(_ l: Int, _ slot: ParameterTable.Slot, x: UnsafePointer<Float>, dy: UnsafePointer<Float>, width: Int,
+                               dx: UnsafeMutablePointer<Float>?, rows n: Int) {
+        guard let adapter else { return }
+        for m in table.members(slot, config: config) {
+            adapter.backward(layer: l, slot: m.slot, x: x, dy: dy + m.column, lddy: width, dx: dx, rows: n)
+        }
+    }
+
     /// Hugging Face-style labels [B, T] (label = the token itself, −100 or any negative = ignore) to
     /// our shifted targets: targets[b, t] = labels[b, t+1], the last position ignored.
     public static func shiftedTargets(labels: [Int32], batch: Int, seq: Int) -> [Int32] {
@@ -633,7 +720,7 @@ public final class GPTNeoX {
     /// Matrix-product FLOPs of one forward + backward pass per token at sequence length T
     /// (6 per weight-matrix parameter incl. the unembedding, plus attention's q·k and p·v at T/2 average keys).
     public func trainingFlopsPerToken(seq t: Int) -> Double {
-        let matrix = Double(L * (3 * D * D + D * D + 2 * D * I) + V * D)
+        let matrix = Double(L * (layout.width * D + D * D + fc1Out * D + I * D) + V * D)
         let attn = Double(L) * 2 * 2 * Double(D) * Double(t + 1) / 2  // forward q·k and p·v
         return 6 * matrix + 3 * attn
     }

@@ -1,7 +1,20 @@
-/// The shape and initialisation of a GPT-NeoX model, read from JSON.
+/// The transformer family a config builds: Pythia's GPT-NeoX or a Llama-style model.
+///   gpt_neox  LayerNorm (with biases), GELU MLP, fused per-head q|k|v, biases, parallel or sequential
+///             residual, untied unembedding (Hugging Face `GPTNeoXForCausalLM`)
+///   llama     RMSNorm, SwiGLU MLP (gate, up, down), grouped-query attention, no biases, sequential
+///             residual, tied or untied embeddings (Hugging Face `LlamaForCausalLM`)
+public enum Architecture: String, Sendable, CaseIterable {
+    case gptNeoX = "gpt_neox", llama
+}
+
+/// The shape and initialisation of a model, read from JSON.
 ///
 /// Keys (defaults are those of the chosen `preset`, which defaults to "pythia-31m-shape"):
-///   preset             "tiny" | "pythia-14m-shape" | "pythia-31m-shape"
+///   preset             "tiny" | "pythia-14m-shape" | "pythia-31m-shape" | "llama-tiny" | "llama-31m-shape"
+///   architecture       "gpt_neox" | "llama" (the preset's); choosing llama also sets its defaults:
+///                      sequential residual, rotary_pct 1, rms eps 1e-6, kv_heads = heads
+///   kv_heads           llama: key/value heads of grouped-query attention (divides heads; default heads)
+///   tie_embeddings     llama: the unembedding is the embedding matrix (default false)
 ///   layers             blocks (≥ 1)
 ///   hidden             model width D (divisible by heads)
 ///   heads              attention heads H; head size = hidden / heads
@@ -28,8 +41,13 @@ public struct ModelConfig: Equatable, Sendable {
     public var maxPositions: Int
     public var initRange: Double
     public var seed: UInt64
+    public var architecture: Architecture = .gptNeoX
+    /// Key/value heads (grouped-query attention, llama only); 0 means one per query head.
+    public var kvHeads: Int = 0
+    /// The unembedding shares the embedding matrix (llama only).
+    public var tieEmbeddings = false
 
-    public static let presets = ["tiny", "pythia-14m-shape", "pythia-31m-shape"]
+    public static let presets = ["tiny", "pythia-14m-shape", "pythia-31m-shape", "llama-tiny", "llama-31m-shape"]
 
     /// The values of a preset (vocab_size 0: set it from the dataset).
     public static func preset(_ name: String) -> ModelConfig? {
@@ -41,8 +59,23 @@ public struct ModelConfig: Equatable, Sendable {
         case "tiny": return make(2, 64, 4, 256)
         case "pythia-14m-shape": return make(6, 128, 4, 512)
         case "pythia-31m-shape": return make(6, 256, 8, 1024)
+        // Llama-style shapes: SwiGLU's three matrices at intermediate ≈ 8/3·hidden hold as many
+        // parameters as GPT-NeoX's two at 4·hidden; half as many key/value heads as query heads.
+        case "llama-tiny": return make(2, 64, 4, 176).asLlama(kvHeads: 2)
+        case "llama-31m-shape": return make(6, 256, 8, 688).asLlama(kvHeads: 4)
         default: return nil
         }
+    }
+
+    /// This config with the llama defaults: sequential residual, rotary on the whole head, RMSNorm ε 1e-6.
+    func asLlama(kvHeads: Int) -> ModelConfig {
+        var c = self
+        c.architecture = .llama
+        c.parallelResidual = false
+        c.rotaryPct = 1
+        c.layerNormEps = 1e-6
+        c.kvHeads = kvHeads
+        return c
     }
 
     public init(preset: String, layers: Int, hidden: Int, heads: Int, intermediate: Int, rotaryPct: Double, rotaryBase: Double,
@@ -65,6 +98,21 @@ public struct ModelConfig: Equatable, Sendable {
 
     /// The fields after `preset`, declared once (SpecFields): their defaults are the preset's.
     public static let fields: [SpecField<ModelConfig>] = [
+        // Read first: choosing llama sets its defaults, which the keys after it may override. The
+        // llama keys are echoed only for llama, so every GPT-NeoX config keeps its JSON and digests.
+        SpecField("architecture", read: { (r: inout JSONReader, c: inout ModelConfig) throws(EngineError) in
+            let name = try r.string("architecture", default: c.architecture.rawValue, oneOf: Architecture.allCases.map(\.rawValue))
+            if name == Architecture.llama.rawValue && c.architecture != .llama { c = c.asLlama(kvHeads: 0) }
+            if name == Architecture.gptNeoX.rawValue && c.architecture != .gptNeoX {
+                throw .invalid("model config: architecture = \"gpt_neox\" with the llama preset \"\(c.preset)\"; pick a GPT-NeoX preset")
+            }
+        }, write: { $0.architecture == .llama ? .string($0.architecture.rawValue) : nil }),
+        SpecField("kv_heads", read: { (r: inout JSONReader, c: inout ModelConfig) throws(EngineError) in
+            c.kvHeads = try r.int("kv_heads", default: c.kvHeads, min: 0, max: 1 << 12)
+        }, write: { $0.architecture == .llama ? .int($0.kvHeadCount) : nil }),
+        SpecField("tie_embeddings", read: { (r: inout JSONReader, c: inout ModelConfig) throws(EngineError) in
+            c.tieEmbeddings = try r.bool("tie_embeddings", default: c.tieEmbeddings)
+        }, write: { $0.architecture == .llama ? .bool($0.tieEmbeddings) : nil }),
         .int("layers", \.layers, min: 1, max: 1024),
         .int("hidden", \.hidden, min: 1, max: 1 << 16),
         .int("heads", \.heads, min: 1, max: 1 << 12),
@@ -97,6 +145,9 @@ public struct ModelConfig: Equatable, Sendable {
     }
 
     public var headSize: Int { hidden / heads }
+    /// Key/value heads: kv_heads, or one per query head.
+    public var kvHeadCount: Int { kvHeads == 0 ? heads : kvHeads }
+    public var isLlama: Bool { architecture == .llama }
     /// Rotated dims per head, as Hugging Face computes it: int(head_size · rotary_pct).
     public var rotaryDims: Int { Int(Double(headSize) * rotaryPct) }
 
@@ -113,6 +164,19 @@ public struct ModelConfig: Equatable, Sendable {
             throw .invalid("\(path): rotary dims = int(head_size \(headSize) × rotary_pct \(JSON.format(rotaryPct))) = \(rotaryDims) must be even")
         }
         if !(layerNormEps > 0) { throw .invalid("\(path): layer_norm_eps must be greater than 0") }
+        if isLlama {
+            if parallelResidual {
+                throw .invalid("\(path): parallel_residual = true is GPT-NeoX's; the llama architecture adds attention and MLP in sequence (set it to false)")
+            }
+            if kvHeadCount > heads || heads % kvHeadCount != 0 {
+                throw .invalid("\(path): kv_heads = \(kvHeadCount) must divide heads = \(heads) (each key/value head serves heads / kv_heads query heads)")
+            }
+        } else {
+            if kvHeads != 0 && kvHeads != heads {
+                throw .invalid("\(path): kv_heads = \(kvHeads) needs architecture = \"llama\" (GPT-NeoX has one key/value head per query head)")
+            }
+            if tieEmbeddings { throw .invalid("\(path): tie_embeddings = true needs architecture = \"llama\" (GPT-NeoX's unembedding is its own matrix)") }
+        }
         if vocabSize < 0 { throw .invalid("\(path): vocab_size = \(vocabSize) must not be negative") }
     }
 

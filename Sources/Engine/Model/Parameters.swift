@@ -19,7 +19,7 @@ public struct TensorEntry: Sendable, Equatable {
                              : name.hasSuffix(".bias") ? .bias : .weight)
         if let layer { self.layer = layer } else {
             let parts = name.split(separator: ".")
-            self.layer = parts.count > 2 && parts[0] == "gpt_neox" && parts[1] == "layers" ? Int(parts[2]) : nil
+            self.layer = parts.count > 2 && (parts[0] == "gpt_neox" || parts[0] == "model") && parts[1] == "layers" ? Int(parts[2]) : nil
         }
     }
 }
@@ -51,55 +51,136 @@ public struct TensorTable: RandomAccessCollection, Sendable, Equatable {
 
 /// Name → (offset, shape) for the parameters, their gradients and the AdamW moments, which share it.
 /// Order is Hugging Face's `named_parameters()` order.
+///
+/// The model's code addresses a block's tensors by role (`Slot`, named after GPT-NeoX's): in a
+/// llama block qkvW is the run q_proj, k_proj, v_proj and fc1W the run gate_proj, up_proj, each laid
+/// out back to back so one GEMM computes the fused product; denseW is o_proj and fc2W down_proj;
+/// the biases and the norms' biases do not exist. LoRA adapts the matrices one by one (`Slot`s qW…downW).
 public struct ParameterTable: Sendable {
     public let tensors: TensorTable
     public let totalCount: Int
+    public let architecture: Architecture
 
-    /// Per block, indices into `tensors` of its 12 tensors, in this order.
+    /// A block's tensors by role (the first 12) and, for llama, its single matrices (the rest).
     public enum Slot: Int, CaseIterable, Sendable {
         case ln1W, ln1B, ln2W, ln2B, qkvW, qkvB, denseW, denseB, fc1W, fc1B, fc2W, fc2B
+        case qW, kW, vW, oW, gateW, upW, downW
     }
     public let embedIn: Int, finalLnW: Int, finalLnB: Int, embedOut: Int
-    private let layerBase: [Int]
+    /// [layer][slot]: tensor index, or −1 where the architecture has no such tensor.
+    private let slotIndex: [[Int]]
+    /// [layer]: the range of tensor indices of the block.
+    public let layerTensors: [Range<Int>]
+
+    /// Matrices a side path (LoRA) may adapt, per architecture, with their names inside a block.
+    public static let adaptable: [(Slot, String)] = [
+        (.qkvW, "attention.query_key_value"), (.denseW, "attention.dense"), (.fc1W, "mlp.dense_h_to_4h"), (.fc2W, "mlp.dense_4h_to_h"),
+        (.qW, "self_attn.q_proj"), (.kW, "self_attn.k_proj"), (.vW, "self_attn.v_proj"), (.oW, "self_attn.o_proj"),
+        (.gateW, "mlp.gate_proj"), (.upW, "mlp.up_proj"), (.downW, "mlp.down_proj"),
+    ]
+    static func isLlamaSlot(_ s: Slot) -> Bool { s.rawValue >= Slot.qW.rawValue }
+    /// A block's tensor-name prefix.
+    public static func blockPrefix(_ arch: Architecture, _ layer: Int) -> String {
+        arch == .llama ? "model.layers.\(layer)." : "gpt_neox.layers.\(layer)."
+    }
 
     public init(config c: ModelConfig) {
         var list: [TensorEntry] = []
         var off = 0
-        func add(_ name: String, _ shape: [Int], _ kind: TensorEntry.Kind, _ layer: Int?) -> Int {
+        // pad: false keeps the next tensor right behind this one (the members of a fused run)
+        func add(_ name: String, _ shape: [Int], _ kind: TensorEntry.Kind, _ layer: Int?, pad: Bool = true) -> Int {
             list.append(TensorEntry(name: name, offset: off, shape: shape, kind: kind, layer: .some(layer)))
-            off += (shape.reduce(1, *) + 15) / 16 * 16
+            let count = shape.reduce(1, *)
+            off += pad ? (count + 15) / 16 * 16 : count
             return list.count - 1
         }
         let d = c.hidden, i = c.intermediate, v = c.vocabSize
-        embedIn = add("gpt_neox.embed_in.weight", [v, d], .embedding, nil)
-        var bases: [Int] = []
-        for l in 0..<c.layers {
-            let p = "gpt_neox.layers.\(l)."
-            bases.append(add(p + "input_layernorm.weight", [d], .norm, l))
-            _ = add(p + "input_layernorm.bias", [d], .norm, l)
-            _ = add(p + "post_attention_layernorm.weight", [d], .norm, l)
-            _ = add(p + "post_attention_layernorm.bias", [d], .norm, l)
-            _ = add(p + "attention.query_key_value.weight", [3 * d, d], .weight, l)
-            _ = add(p + "attention.query_key_value.bias", [3 * d], .bias, l)
-            _ = add(p + "attention.dense.weight", [d, d], .weight, l)
-            _ = add(p + "attention.dense.bias", [d], .bias, l)
-            _ = add(p + "mlp.dense_h_to_4h.weight", [i, d], .weight, l)
-            _ = add(p + "mlp.dense_h_to_4h.bias", [i], .bias, l)
-            _ = add(p + "mlp.dense_4h_to_h.weight", [d, i], .weight, l)
-            _ = add(p + "mlp.dense_4h_to_h.bias", [d], .bias, l)
+        architecture = c.architecture
+        var slots: [[Int]] = [], ranges: [Range<Int>] = []
+        let none = [Int](repeating: -1, count: Slot.allCases.count)
+        switch c.architecture {
+        case .gptNeoX:
+            embedIn = add("gpt_neox.embed_in.weight", [v, d], .embedding, nil)
+            for l in 0..<c.layers {
+                let p = "gpt_neox.layers.\(l)."
+                let first = list.count
+                var s = none
+                s[Slot.ln1W.rawValue] = add(p + "input_layernorm.weight", [d], .norm, l)
+                s[Slot.ln1B.rawValue] = add(p + "input_layernorm.bias", [d], .norm, l)
+                s[Slot.ln2W.rawValue] = add(p + "post_attention_layernorm.weight", [d], .norm, l)
+                s[Slot.ln2B.rawValue] = add(p + "post_attention_layernorm.bias", [d], .norm, l)
+                s[Slot.qkvW.rawValue] = add(p + "attention.query_key_value.weight", [3 * d, d], .weight, l)
+                s[Slot.qkvB.rawValue] = add(p + "attention.query_key_value.bias", [3 * d], .bias, l)
+                s[Slot.denseW.rawValue] = add(p + "attention.dense.weight", [d, d], .weight, l)
+                s[Slot.denseB.rawValue] = add(p + "attention.dense.bias", [d], .bias, l)
+                s[Slot.fc1W.rawValue] = add(p + "mlp.dense_h_to_4h.weight", [i, d], .weight, l)
+                s[Slot.fc1B.rawValue] = add(p + "mlp.dense_h_to_4h.bias", [i], .bias, l)
+                s[Slot.fc2W.rawValue] = add(p + "mlp.dense_4h_to_h.weight", [d, i], .weight, l)
+                s[Slot.fc2B.rawValue] = add(p + "mlp.dense_4h_to_h.bias", [d], .bias, l)
+                slots.append(s); ranges.append(first..<list.count)
+            }
+            finalLnW = add("gpt_neox.final_layer_norm.weight", [d], .norm, nil)
+            finalLnB = add("gpt_neox.final_layer_norm.bias", [d], .norm, nil)
+            embedOut = add("embed_out.weight", [v, d], .embedding, nil)
+        case .llama:
+            let kv = c.kvHeadCount * c.headSize
+            embedIn = add("model.embed_tokens.weight", [v, d], .embedding, nil)
+            for l in 0..<c.layers {
+                let p = "model.layers.\(l)."
+                let first = list.count
+                var s = none
+                s[Slot.qW.rawValue] = add(p + "self_attn.q_proj.weight", [d, d], .weight, l, pad: false)
+                s[Slot.kW.rawValue] = add(p + "self_attn.k_proj.weight", [kv, d], .weight, l, pad: false)
+                s[Slot.vW.rawValue] = add(p + "self_attn.v_proj.weight", [kv, d], .weight, l)
+                s[Slot.oW.rawValue] = add(p + "self_attn.o_proj.weight", [d, d], .weight, l)
+                s[Slot.gateW.rawValue] = add(p + "mlp.gate_proj.weight", [i, d], .weight, l, pad: false)
+                s[Slot.upW.rawValue] = add(p + "mlp.up_proj.weight", [i, d], .weight, l)
+                s[Slot.downW.rawValue] = add(p + "mlp.down_proj.weight", [d, i], .weight, l)
+                s[Slot.ln1W.rawValue] = add(p + "input_layernorm.weight", [d], .norm, l)
+                s[Slot.ln2W.rawValue] = add(p + "post_attention_layernorm.weight", [d], .norm, l)
+                s[Slot.qkvW.rawValue] = s[Slot.qW.rawValue]
+                s[Slot.denseW.rawValue] = s[Slot.oW.rawValue]
+                s[Slot.fc1W.rawValue] = s[Slot.gateW.rawValue]
+                s[Slot.fc2W.rawValue] = s[Slot.downW.rawValue]
+                slots.append(s); ranges.append(first..<list.count)
+            }
+            finalLnW = add("model.norm.weight", [d], .norm, nil)
+            finalLnB = -1
+            embedOut = c.tieEmbeddings ? embedIn : add("lm_head.weight", [v, d], .weight, nil)
         }
-        layerBase = bases
-        finalLnW = add("gpt_neox.final_layer_norm.weight", [d], .norm, nil)
-        finalLnB = add("gpt_neox.final_layer_norm.bias", [d], .norm, nil)
-        embedOut = add("embed_out.weight", [v, d], .embedding, nil)
+        slotIndex = slots
+        layerTensors = ranges
         tensors = TensorTable(list)
         totalCount = off
     }
 
     public func find(_ name: String) -> Int? { tensors.position(of: name) }
     public subscript(_ name: String) -> TensorEntry? { tensors[name] }
-    /// Index of a block's tensor.
-    public func index(layer: Int, _ slot: Slot) -> Int { layerBase[layer] + slot.rawValue }
+    /// Index of a block's tensor (the first of the run for llama's qkvW and fc1W).
+    public func index(layer: Int, _ slot: Slot) -> Int { slotIndex[layer][slot.rawValue] }
+    /// Whether the block has this tensor (llama has no biases).
+    public func has(layer: Int, _ slot: Slot) -> Bool { slotIndex[layer][slot.rawValue] >= 0 }
+    /// The tensors a role covers: one, or llama's fused run (q, k, v or gate, up).
+    public func run(layer: Int, _ slot: Slot) -> ClosedRange<Int> {
+        let k = slotIndex[layer][slot.rawValue]
+        switch (architecture, slot) {
+        case (.llama, .qkvW): return k...(k + 2)
+        case (.llama, .fc1W): return k...(k + 1)
+        default: return k...k
+        }
+    }
+    /// The adaptable matrices a role's product covers, with their first output column in the fused product.
+    public func members(_ slot: Slot, config c: ModelConfig) -> [(slot: Slot, column: Int)] {
+        guard architecture == .llama else { return [(slot, 0)] }
+        let kv = c.kvHeadCount * c.headSize
+        switch slot {
+        case .qkvW: return [(.qW, 0), (.kW, c.hidden), (.vW, c.hidden + kv)]
+        case .denseW: return [(.oW, 0)]
+        case .fc1W: return [(.gateW, 0), (.upW, c.intermediate)]
+        case .fc2W: return [(.downW, 0)]
+        default: return [(slot, 0)]
+        }
+    }
     /// Number of parameters (without alignment padding).
     public var parameterCount: Int { tensors.reduce(0) { $0 + $1.count } }
 }

@@ -215,50 +215,76 @@ public enum Kernels {
         for e in 0..<hs { y[e] += alpha * x[e] }
     }
 
-    /// qkv[N, 3D] += bias[3D], then rotary on the first `rot` dims of each head's q and k (rotate-half):
-    /// per head the row is [q(hs) | k(hs) | v(hs)]; position of row r is r mod T;
-    /// cosT/sinT[t, rot/2] hold cos/sin(t·θ_i), θ_i = base^(−2i/rot).
-    public static func qkvBiasRotaryForward(qkv: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>,
+    /// Where each head's q, k and v sit in a row of the fused q|k|v activation [N, width].
+    ///   GPT-NeoX (interleaved): per head [q(hs) | k(hs) | v(hs)], width 3·H·hs
+    ///   llama: [q of H heads | k of G heads | v of G heads], width (H + 2G)·hs; query head h reads
+    ///   key/value head h / (H / G) (grouped-query attention; G = H is plain multi-head attention)
+    public struct QKVLayout: Sendable {
+        public let heads: Int, kvHeads: Int, headSize: Int, interleaved: Bool
+        public var width: Int { (heads + 2 * kvHeads) * headSize }
+        /// Query heads per key/value head.
+        public var group: Int { heads / kvHeads }
+        @inline(__always) public func q(_ h: Int) -> Int { interleaved ? h * 3 * headSize : h * headSize }
+        /// Column of key/value head g's key (interleaved: g = the query head).
+        @inline(__always) public func k(_ g: Int) -> Int { interleaved ? g * 3 * headSize + headSize : (heads + g) * headSize }
+        @inline(__always) public func v(_ g: Int) -> Int { interleaved ? g * 3 * headSize + 2 * headSize : (heads + kvHeads + g) * headSize }
+
+        public static func gptNeoX(heads: Int, headSize: Int) -> QKVLayout {
+            QKVLayout(heads: heads, kvHeads: heads, headSize: headSize, interleaved: true)
+        }
+        public init(heads: Int, kvHeads: Int, headSize: Int, interleaved: Bool) {
+            self.heads = heads; self.kvHeads = kvHeads; self.headSize = headSize; self.interleaved = interleaved
+        }
+    }
+
+    /// Rotate-half rotary on the first `rot` dims of the vector at v, at the position whose
+    /// cos/sin rows are c, s (`inverse`: the transposed rotation, for the backward pass).
+    @inline(__always)
+    static func rotate(_ v: UnsafeMutablePointer<Float>, _ c: UnsafePointer<Float>, _ s: UnsafePointer<Float>, half: Int, inverse: Bool) {
+        if inverse {
+            for i in 0..<half { let a = v[i], b = v[i + half]; v[i] = a * c[i] + b * s[i]; v[i + half] = b * c[i] - a * s[i] }
+        } else {
+            for i in 0..<half { let a = v[i], b = v[i + half]; v[i] = a * c[i] - b * s[i]; v[i + half] = b * c[i] + a * s[i] }
+        }
+    }
+
+    /// qkv[N, width] += bias[width] (when given), then rotary on the first `rot` dims of each query
+    /// and key head (rotate-half); position of row r is r mod T; cosT/sinT[t, rot/2] hold
+    /// cos/sin(t·θ_i), θ_i = base^(−2i/rot).
+    public static func qkvBiasRotaryForward(qkv: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?,
                                             cosT: UnsafePointer<Float>, sinT: UnsafePointer<Float>,
-                                            n: Int, t: Int, heads: Int, headSize hs: Int, rot: Int) {
-        let w = 3 * heads * hs, half = rot / 2
+                                            n: Int, t: Int, layout: QKVLayout, rot: Int) {
+        let w = layout.width, half = rot / 2
         Work.chunks(n, grain: 64) { _, rows in
             for r in rows {
                 let row = qkv + r * w
-                for j in 0..<w { row[j] += bias[j] }
+                if let bias { for j in 0..<w { row[j] += bias[j] } }
                 if half == 0 { continue }
                 let c = cosT + (r % t) * half, s = sinT + (r % t) * half
-                for h in 0..<heads {
-                    for part in 0..<2 {
-                        let v = row + h * 3 * hs + part * hs
-                        for i in 0..<half {
-                            let a = v[i], b = v[i + half]
-                            v[i] = a * c[i] - b * s[i]
-                            v[i + half] = b * c[i] + a * s[i]
-                        }
-                    }
-                }
+                for h in 0..<layout.heads { rotate(row + layout.q(h), c, s, half: half, inverse: false) }
+                for g in 0..<layout.kvHeads { rotate(row + layout.k(g), c, s, half: half, inverse: false) }
             }
         }
     }
 
     /// Causal softmax attention, written per (batch, head) for short sequences:
-    /// y[N, D] (head h at columns h·hs) = softmax(q kᵀ·scale + causal mask) v; probs[B, H, T, T] kept.
+    /// y[N, H·hs] (head h at columns h·hs) = softmax(q kᵀ·scale + causal mask) v; probs[B, H, T, T] kept.
     public static func attentionForward(y: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>,
-                                        qkv: UnsafePointer<Float>, b: Int, t: Int, heads: Int, headSize hs: Int) {
-        let d = heads * hs, w = 3 * d
+                                        qkv: UnsafePointer<Float>, b: Int, t: Int, layout: QKVLayout) {
+        let hs = layout.headSize, heads = layout.heads, d = heads * hs, w = layout.width
         let scale = 1 / Float(hs).squareRoot()
         Work.chunks(b * heads, grain: 4) { _, items in
             for item in items {
-                let bi = item / heads, h = item % heads
-                let base = qkv + bi * t * w + h * 3 * hs
+                let bi = item / heads, h = item % heads, g = h / layout.group
+                let rows = qkv + bi * t * w
+                let qb = rows + layout.q(h), kb = rows + layout.k(g), vb = rows + layout.v(g)
                 let pr = probs + item * t * t
                 for i in 0..<t {
-                    let q = base + i * w
+                    let q = qb + i * w
                     let p = pr + i * t
                     var mx = -Float.infinity
                     for j in 0...i {
-                        let s = dot(q, base + j * w + hs, hs) * scale
+                        let s = dot(q, kb + j * w, hs) * scale
                         p[j] = s
                         if s > mx { mx = s }
                     }
@@ -269,59 +295,59 @@ public enum Kernels {
                     for j in (i + 1)..<max(t, i + 1) { p[j] = 0 }
                     let out = y + (bi * t + i) * d + h * hs
                     for e in 0..<hs { out[e] = 0 }
-                    for j in 0...i { axpy(out, p[j], base + j * w + 2 * hs, hs) }
+                    for j in 0...i { axpy(out, p[j], vb + j * w, hs) }
                 }
             }
         }
     }
 
-    /// Backward of attention and of the rotary embedding, per (batch, head):
-    /// dqkv[N, 3D] = gradient w.r.t. the pre-rotary (post-bias) q|k|v, overwritten;
-    /// dy[N, D] the gradient of the head outputs; qkv (rotated q, k) and probs from the forward pass.
+    /// Backward of attention and of the rotary embedding, per (batch, key/value head) so the query
+    /// heads sharing a key/value head add into its dk, dv on one thread:
+    /// dqkv[N, width] = gradient w.r.t. the pre-rotary (post-bias) q|k|v, overwritten;
+    /// dy[N, H·hs] the gradient of the head outputs; qkv (rotated q, k) and probs from the forward pass.
     public static func attentionBackward(dqkv: UnsafeMutablePointer<Float>, dy: UnsafePointer<Float>,
                                          qkv: UnsafePointer<Float>, probs: UnsafePointer<Float>,
                                          cosT: UnsafePointer<Float>, sinT: UnsafePointer<Float>,
-                                         b: Int, t: Int, heads: Int, headSize hs: Int, rot: Int,
+                                         b: Int, t: Int, layout: QKVLayout, rot: Int,
                                          scratch: UnsafeMutablePointer<Float>) {
-        let d = heads * hs, w = 3 * d, half = rot / 2
+        let hs = layout.headSize, heads = layout.heads, d = heads * hs, w = layout.width, half = rot / 2
+        let kvHeads = layout.kvHeads, group = layout.group
         let scale = 1 / Float(hs).squareRoot()
-        Work.chunks(b * heads, grain: 4) { c, items in
+        Work.chunks(b * kvHeads, grain: 4) { c, items in
             let dp = scratch + c * t  // one row of dP per thread
             for item in items {
-                let bi = item / heads, h = item % heads
-                let base = qkv + bi * t * w + h * 3 * hs
-                let gbase = dqkv + bi * t * w + h * 3 * hs
-                let pr = probs + item * t * t
-                for i in 0..<t { (gbase + i * w).update(repeating: 0, count: 3 * hs) }
-                for i in 0..<t {
-                    let g = dy + (bi * t + i) * d + h * hs
-                    let p = pr + i * t
-                    var dot: Float = 0
-                    for j in 0...i {
-                        let s = Kernels.dot(g, base + j * w + 2 * hs, hs)
-                        axpy(gbase + j * w + 2 * hs, p[j], g, hs)
-                        dp[j] = s
-                        dot += p[j] * s
+                let bi = item / kvHeads, g = item % kvHeads
+                let rows = qkv + bi * t * w, grows = dqkv + bi * t * w
+                let kb = rows + layout.k(g), vb = rows + layout.v(g)
+                let dkb = grows + layout.k(g), dvb = grows + layout.v(g)
+                for i in 0..<t { (dkb + i * w).update(repeating: 0, count: hs); (dvb + i * w).update(repeating: 0, count: hs) }
+                for h in (g * group)..<((g + 1) * group) {
+                    let qb = rows + layout.q(h), dqb = grows + layout.q(h)
+                    let pr = probs + (bi * heads + h) * t * t
+                    for i in 0..<t { (dqb + i * w).update(repeating: 0, count: hs) }
+                    for i in 0..<t {
+                        let gy = dy + (bi * t + i) * d + h * hs
+                        let p = pr + i * t
+                        var dot: Float = 0
+                        for j in 0...i {
+                            let s = Kernels.dot(gy, vb + j * w, hs)
+                            axpy(dvb + j * w, p[j], gy, hs)
+                            dp[j] = s
+                            dot += p[j] * s
+                        }
+                        let q = qb + i * w, dq = dqb + i * w
+                        for j in 0...i {
+                            let ds = p[j] * (dp[j] - dot) * scale
+                            axpy(dq, ds, kb + j * w, hs)
+                            axpy(dkb + j * w, ds, q, hs)
+                        }
                     }
-                    let q = base + i * w, dq = gbase + i * w
-                    for j in 0...i {
-                        let ds = p[j] * (dp[j] - dot) * scale
-                        axpy(dq, ds, base + j * w + hs, hs)
-                        axpy(gbase + j * w + hs, ds, q, hs)
+                    if half > 0 {
+                        for i in 0..<t { rotate(dqb + i * w, cosT + i * half, sinT + i * half, half: half, inverse: true) }
                     }
                 }
                 if half > 0 {
-                    for i in 0..<t {
-                        let cs = cosT + i * half, sn = sinT + i * half
-                        for part in 0..<2 {
-                            let v = gbase + i * w + part * hs
-                            for e in 0..<half {
-                                let a = v[e], bb = v[e + half]
-                                v[e] = a * cs[e] + bb * sn[e]
-                                v[e + half] = bb * cs[e] - a * sn[e]
-                            }
-                        }
-                    }
+                    for i in 0..<t { rotate(dkb + i * w, cosT + i * half, sinT + i * half, half: half, inverse: true) }
                 }
             }
         }

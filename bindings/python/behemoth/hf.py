@@ -2,8 +2,12 @@
 
     from behemoth import hf
     hf.save_transformers("model.h5", "hf-model", dataset=ds)   # config.json + model.safetensors (+ tokenizer.json)
-    m = hf.from_transformers("hf-model", dataset=ds)            # a folder, or a GPTNeoXForCausalLM object
-    hf_model = hf.to_transformers("model.h5")                   # a GPTNeoXForCausalLM (needs torch)
+    m = hf.from_transformers("hf-model", dataset=ds)            # a folder, or a GPTNeoXForCausalLM / LlamaForCausalLM
+    hf_model = hf.to_transformers("model.h5")                   # a GPTNeoXForCausalLM or LlamaForCausalLM (needs torch)
+
+Both architectures of the engine map to their transformers class: `gpt_neox` to GPTNeoXForCausalLM,
+`llama` to LlamaForCausalLM (same tensor names, grouped-query attention, tied or untied embeddings;
+Llama rotates the whole head, so a llama model with rotary_pct < 1 has no transformers equivalent).
 
 Folders in and out need only numpy, h5py and safetensors (`safetensors.numpy`): no torch. A folder
 is what `save_pretrained` writes (config.json of a GPTNeoXForCausalLM, model.safetensors or its
@@ -84,10 +88,51 @@ def _config_and_weights(model_or_path) -> tuple:
 
 # ---- configs ----------------------------------------------------------------------------------------
 
+def is_llama(config: dict) -> bool:
+    return config.get("architecture", "gpt_neox") == "llama"
+
+
+def llama_config_json(config: dict) -> dict:
+    """The config.json of a LlamaForCausalLM equivalent to our llama model config dict."""
+    pct = float(config.get("rotary_pct", 1.0))
+    if abs(pct - 1.0) > 1e-12:
+        raise ValueError(f"rotary_pct = {pct}: LlamaForCausalLM rotates the whole head, so a llama model with a rotary "
+                         "fraction has no transformers equivalent (train it with rotary_pct 1 to export it)")
+    base = float(config.get("rotary_base", 10000.0))
+    heads = int(config["heads"])
+    return {
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "vocab_size": int(config["vocab_size"]),
+        "hidden_size": int(config["hidden"]),
+        "num_hidden_layers": int(config["layers"]),
+        "num_attention_heads": heads,
+        "num_key_value_heads": int(config.get("kv_heads") or heads),
+        "head_dim": int(config["hidden"]) // heads,
+        "intermediate_size": int(config["intermediate"]),
+        "hidden_act": "silu",
+        "rope_theta": base,
+        "rope_parameters": {"rope_type": "default", "rope_theta": base},
+        "max_position_embeddings": int(config.get("max_positions", 2048)),
+        "initializer_range": float(config.get("init_range", 0.02)),
+        "rms_norm_eps": float(config.get("layer_norm_eps", 1e-6)),
+        "tie_word_embeddings": bool(config.get("tie_embeddings", False)),
+        "attention_bias": False,
+        "mlp_bias": False,
+        "attention_dropout": 0.0,
+        "bos_token_id": 0,
+        "eos_token_id": 0,
+        "use_cache": True,
+        "torch_dtype": "float32",
+    }
+
+
 def config_json(config: dict) -> dict:
-    """The config.json of a GPTNeoXForCausalLM equivalent to our model config dict. The rotary
-    settings are written both as transformers 4 reads them (rotary_pct, rotary_emb_base) and as
-    transformers 5 does (rope_parameters)."""
+    """The config.json of a GPTNeoXForCausalLM (or, for a llama model, a LlamaForCausalLM) equivalent
+    to our model config dict. GPT-NeoX's rotary settings are written both as transformers 4 reads
+    them (rotary_pct, rotary_emb_base) and as transformers 5 does (rope_parameters)."""
+    if is_llama(config):
+        return llama_config_json(config)
     pct = float(config.get("rotary_pct", 0.25))
     base = float(config.get("rotary_base", 10000.0))
     return {
@@ -118,8 +163,12 @@ def config_json(config: dict) -> dict:
 
 
 def transformers_config(config: dict, **overrides: Any):
-    """A GPTNeoXConfig equivalent to our model config dict."""
+    """A GPTNeoXConfig (LlamaConfig for a llama model) equivalent to our model config dict."""
     transformers = _require("transformers", "transformers")
+    if is_llama(config):
+        kwargs = {k: v for k, v in config_json(config).items() if k not in ("architectures", "model_type", "torch_dtype", "rope_theta")}
+        kwargs.update(overrides)
+        return transformers.LlamaConfig(**kwargs)
     kwargs = {k: v for k, v in config_json(config).items()
               if k not in ("architectures", "model_type", "rope_parameters", "torch_dtype")}
     kwargs.update(overrides)
@@ -147,29 +196,65 @@ def _one_value(source: str, what: str, candidates: dict, default: float) -> floa
     return first
 
 
-def our_config(hc: dict, source: str = "config.json") -> dict:
-    """Our model config from a GPT-NeoX config.json (or `model.config.to_dict()`), transformers 4
-    or 5 style; anything the engine does not compute is refused with the reason."""
-    if hc.get("model_type", "gpt_neox") != "gpt_neox":
-        raise ValueError(f"{source}: model_type is {hc.get('model_type')!r}; behemoth imports GPT-NeoX models only")
-    if hc.get("tie_word_embeddings", False):
-        raise ValueError(f"{source}: tie_word_embeddings is true; the engine's GPT-NeoX has untied input and output embeddings")
-    if hc.get("hidden_act", "gelu") != "gelu":
-        raise ValueError(f"{source}: hidden_act is {hc['hidden_act']!r}; the engine computes exact (erf) GELU, \"gelu\"")
+def _rotary_base(hc: dict, source: str) -> float:
     rope = hc.get("rope_parameters") or {}
     for scaling in (rope, hc.get("rope_scaling") or {}):
         kind = scaling.get("rope_type", scaling.get("type", "default"))
         if kind != "default":
             raise ValueError(f"{source}: scaled rotary embeddings ({kind!r}) are not supported; the engine computes plain RoPE")
-    pct = _one_value(source, "rotary fraction", {"rotary_pct": hc.get("rotary_pct"),
-                                                 "partial_rotary_factor": hc.get("partial_rotary_factor"),
-                                                 "rope_parameters.partial_rotary_factor": rope.get("partial_rotary_factor")}, 0.25)
-    base = _one_value(source, "rotary base", {"rotary_emb_base": hc.get("rotary_emb_base"), "rope_theta": hc.get("rope_theta"),
+    return _one_value(source, "rotary base", {"rotary_emb_base": hc.get("rotary_emb_base"), "rope_theta": hc.get("rope_theta"),
                                               "rope_parameters.rope_theta": rope.get("rope_theta")}, 10000.0)
+
+
+def _missing(hc: dict, source: str) -> None:
     missing = [k for k in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size")
                if hc.get(k) is None]
     if missing:
         raise ValueError(f"{source}: {', '.join(missing)} missing")
+
+
+def our_llama_config(hc: dict, source: str) -> dict:
+    """Our llama model config from a Llama config.json; what the engine does not compute is refused."""
+    _missing(hc, source)
+    if hc.get("hidden_act", "silu") != "silu":
+        raise ValueError(f"{source}: hidden_act is {hc['hidden_act']!r}; the engine's llama MLP is SwiGLU (\"silu\")")
+    for key in ("attention_bias", "mlp_bias"):
+        if hc.get(key, False):
+            raise ValueError(f"{source}: {key} is true; the engine's llama has no biases")
+    heads, hidden = int(hc["num_attention_heads"]), int(hc["hidden_size"])
+    if hc.get("head_dim") not in (None, hidden // heads):
+        raise ValueError(f"{source}: head_dim = {hc['head_dim']} is not hidden_size / num_attention_heads = {hidden // heads}")
+    pct = float((hc.get("rope_parameters") or {}).get("partial_rotary_factor", hc.get("partial_rotary_factor") or 1.0))
+    if abs(pct - 1.0) > 1e-12:
+        raise ValueError(f"{source}: partial_rotary_factor = {pct}; LlamaForCausalLM rotates the whole head")
+    return {
+        "architecture": "llama", "layers": int(hc["num_hidden_layers"]), "hidden": hidden, "heads": heads,
+        "kv_heads": int(hc.get("num_key_value_heads") or heads), "intermediate": int(hc["intermediate_size"]),
+        "rotary_pct": 1.0, "rotary_base": _rotary_base(hc, source), "parallel_residual": False,
+        "layer_norm_eps": float(hc.get("rms_norm_eps", 1e-6)), "vocab_size": int(hc["vocab_size"]),
+        "max_positions": int(hc.get("max_position_embeddings", 2048)),
+        "init_range": float(hc.get("initializer_range", 0.02)),
+        "tie_embeddings": bool(hc.get("tie_word_embeddings", False)),
+    }
+
+
+def our_config(hc: dict, source: str = "config.json") -> dict:
+    """Our model config from a GPT-NeoX or Llama config.json (or `model.config.to_dict()`),
+    transformers 4 or 5 style; anything the engine does not compute is refused with the reason."""
+    if hc.get("model_type") == "llama":
+        return our_llama_config(hc, source)
+    if hc.get("model_type", "gpt_neox") != "gpt_neox":
+        raise ValueError(f"{source}: model_type is {hc.get('model_type')!r}; behemoth imports GPT-NeoX and Llama models only")
+    if hc.get("tie_word_embeddings", False):
+        raise ValueError(f"{source}: tie_word_embeddings is true; the engine's GPT-NeoX has untied input and output embeddings")
+    if hc.get("hidden_act", "gelu") != "gelu":
+        raise ValueError(f"{source}: hidden_act is {hc['hidden_act']!r}; the engine computes exact (erf) GELU, \"gelu\"")
+    rope = hc.get("rope_parameters") or {}
+    base = _rotary_base(hc, source)
+    pct = _one_value(source, "rotary fraction", {"rotary_pct": hc.get("rotary_pct"),
+                                                 "partial_rotary_factor": hc.get("partial_rotary_factor"),
+                                                 "rope_parameters.partial_rotary_factor": rope.get("partial_rotary_factor")}, 0.25)
+    _missing(hc, source)
     return {
         "layers": int(hc["num_hidden_layers"]), "hidden": int(hc["hidden_size"]), "heads": int(hc["num_attention_heads"]),
         "intermediate": int(hc["intermediate_size"]), "rotary_pct": pct, "rotary_base": base,
@@ -376,8 +461,9 @@ def check_vocabulary(vocab_size: int, tokenizer: Optional[dict], dataset, source
 # ---- into and out of transformers -------------------------------------------------------------------
 
 def to_transformers(model_or_path, *, attn_implementation: str = "eager", torch_dtype=None):
-    """A `transformers.GPTNeoXForCausalLM` (eval mode, float32) holding the weights of one of our
-    model files (or of a `behemoth.Model`, saved to a temporary file first)."""
+    """A `transformers.GPTNeoXForCausalLM` (a `LlamaForCausalLM` for a llama model; eval mode,
+    float32) holding the weights of one of our model files (or of a `behemoth.Model`, saved to a
+    temporary file first)."""
     torch = _require("torch", "torch")
     transformers = _require("transformers", "transformers")
     config, weights = _config_and_weights(model_or_path)
@@ -386,8 +472,8 @@ def to_transformers(model_or_path, *, attn_implementation: str = "eager", torch_
         hc._attn_implementation = attn_implementation
     except Exception:  # noqa: BLE001 - older/newer versions store it differently
         pass
-    hf_model = transformers.GPTNeoXForCausalLM(hc)
-    params = dict(hf_model.named_parameters())
+    hf_model = (transformers.LlamaForCausalLM if is_llama(config) else transformers.GPTNeoXForCausalLM)(hc)
+    params = dict(hf_model.named_parameters())   # a tied unembedding is listed once, as the embedding
     used = set()
     with torch.no_grad():
         for name, p in params.items():
@@ -404,7 +490,7 @@ def to_transformers(model_or_path, *, attn_implementation: str = "eager", torch_
             used.add(ours)
     unused = sorted(set(weights) - used)
     if unused:
-        raise ValueError(f"tensors of the model file that transformers' GPTNeoX has no place for: {unused}")
+        raise ValueError(f"tensors of the model file that transformers' {type(hf_model).__name__} has no place for: {unused}")
     hf_model.eval()
     if torch_dtype is not None:
         hf_model = hf_model.to(torch_dtype)
@@ -437,7 +523,10 @@ def from_transformers(model_or_dir, dataset=None) -> "Model":
         check_vocabulary(config["vocab_size"], tokenizer, dataset, source)
     model = Model.create(dataset, config)
     try:
-        _set_weights(model, tensors, source, attention_bias=hc.get("attention_bias", True))
+        if is_llama(config):
+            _set_llama_weights(model, tensors, source, tied=config["tie_embeddings"])
+        else:
+            _set_weights(model, tensors, source, attention_bias=hc.get("attention_bias", True))
     except BaseException:
         model.close()
         raise
@@ -465,5 +554,30 @@ def _set_weights(model, tensors: dict, source: str, attention_bias: bool) -> Non
         for name in [m for m in missing if m.endswith((".attention.query_key_value.bias", ".attention.dense.bias"))]:
             model.set_tensor(name, np.zeros(ours[name], np.float32))
             missing.remove(name)
+    if missing:
+        raise ValueError(f"{source}: no values for {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}")
+
+
+def _set_llama_weights(model, tensors: dict, source: str, tied: bool) -> None:
+    """Every tensor by its (identical) name; a tied model's lm_head.weight, which state dicts repeat,
+    must equal the embedding."""
+    ours = model.tensors()
+    seen = set()
+    for name, value in tensors.items():
+        value = _float32(name, np.asarray(value), source)
+        if name == "lm_head.weight" and tied:
+            emb = tensors.get("model.embed_tokens.weight")
+            if emb is None or not np.array_equal(value, _float32(name, np.asarray(emb), source)):
+                raise ValueError(f"{source}: tie_word_embeddings is true but lm_head.weight differs from model.embed_tokens.weight")
+            continue
+        if name not in ours:
+            if name.endswith(_BUFFERS):
+                continue
+            raise ValueError(f"{source}: the engine's llama has no tensor {name}")
+        if value.shape != ours[name]:
+            raise ValueError(f"{source}: {name} has shape {value.shape}; the config gives {ours[name]}")
+        model.set_tensor(name, value)
+        seen.add(name)
+    missing = sorted(set(ours) - seen)
     if missing:
         raise ValueError(f"{source}: no values for {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}")
