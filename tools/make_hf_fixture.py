@@ -12,15 +12,19 @@ neither torch, transformers nor peft).
                    init_lora_weights=False: A and B random, not a no-op) + save_pretrained
     peft-rslora/   r=4, lora_alpha=6, use_rslora, target_modules=[dense, dense_h_to_4h],
                    layers_to_transform=[1] (scale lora_alpha / sqrt(r))
+    llama/         save_pretrained of a LlamaForCausalLM of the llama-tiny preset's shape (grouped-query
+                   attention, 2 key/value heads; tied embeddings, so the file has no lm_head), float16
+    peft-llama/    get_peft_model(r=4, lora_alpha=8, target_modules=[k_proj, o_proj, up_proj]) on it
     tokens.npy     int64 [2, 8]: the first 8 tokens of two tiny training sentences
-    logits_base.npy, logits_peft_lora.npy, logits_peft_rslora.npy   float32 [2, 8, vocab]: transformers'
-                   (and PeftModel's) logits for those tokens, computed in float64 from the float32
+    logits_base.npy, logits_peft_lora.npy, logits_peft_rslora.npy, logits_llama.npy,
+    logits_peft_llama.npy   float32 [2, 8, vocab]: transformers' (and PeftModel's) logits for those tokens, computed in float64 from the float32
                    weights (eager attention) and stored as float32
 
 Needs torch, transformers, peft, safetensors and the behemoth library (for the tiny dataset's
 tokenizer); deterministic for a given torch version (torch.manual_seed).
 
-    PYTHONPATH=bindings/python python3 tools/make_hf_fixture.py
+    PYTHONPATH=bindings/python python3 tools/make_hf_fixture.py          # everything
+    PYTHONPATH=bindings/python python3 tools/make_hf_fixture.py llama    # only llama/, peft-llama/ and their logits
 """
 import copy
 import os
@@ -47,7 +51,47 @@ def logits(model, tokens):
         return copy.deepcopy(model).double()(input_ids=torch.from_numpy(tokens)).logits.float().numpy()
 
 
+def save(model, name):
+    model.save_pretrained(os.path.join(OUT, name))
+    for extra in ("generation_config.json", "README.md"):
+        path = os.path.join(OUT, name, extra)
+        if os.path.exists(path):
+            os.unlink(path)
+
+
+def llama(ds, tokens):
+    """The llama folder and a PEFT adapter on it (float16-exact weights, as for the base model)."""
+    shape = behemoth.Model.create(dataset=ds, preset="llama-tiny").config
+    torch.manual_seed(21)
+    hc = transformers.LlamaConfig(
+        vocab_size=shape["vocab_size"], hidden_size=shape["hidden"], num_hidden_layers=shape["layers"],
+        num_attention_heads=shape["heads"], num_key_value_heads=shape["kv_heads"], intermediate_size=shape["intermediate"],
+        max_position_embeddings=shape["max_positions"], initializer_range=0.1, rms_norm_eps=shape["layer_norm_eps"],
+        tie_word_embeddings=True, rope_parameters={"rope_type": "default", "rope_theta": 10000.0}, bos_token_id=0, eos_token_id=0)
+    hc._attn_implementation = "eager"
+    model = transformers.LlamaForCausalLM(hc).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_((p + 0.1 * torch.randn_like(p) if p.dim() == 1 else p).half().float())
+    np.save(os.path.join(OUT, "logits_llama.npy"), logits(model, tokens))
+    save(model.half(), "llama")
+    model.float()
+    torch.manual_seed(102)
+    config = peft.LoraConfig(task_type="CAUSAL_LM", init_lora_weights=False, r=4, lora_alpha=8,
+                             target_modules=["k_proj", "o_proj", "up_proj"])
+    save(peft.get_peft_model(model, config).eval(), "peft-llama")
+    # the logits of the folders as transformers and peft load them (the live PeftModel on the tied
+    # llama computed others, 3e-4 away, than what it saved and loads back)
+    base = transformers.LlamaForCausalLM.from_pretrained(os.path.join(OUT, "llama"), torch_dtype=torch.float32).eval()
+    pm = peft.PeftModel.from_pretrained(base, os.path.join(OUT, "peft-llama")).eval()
+    np.save(os.path.join(OUT, "logits_peft_llama.npy"), logits(pm, tokens))
+
+
 def main():
+    if sys.argv[1:] == ["llama"]:
+        ds = behemoth.Dataset.generate(preset="tiny")
+        llama(ds, np.load(os.path.join(OUT, "tokens.npy")))
+        return
     shutil.rmtree(OUT, ignore_errors=True)
     os.makedirs(OUT)
     ds = behemoth.Dataset.generate(preset="tiny")
@@ -95,6 +139,7 @@ def main():
         if os.path.exists(readme):
             os.unlink(readme)
         model = pm.unload()   # the base model back, without LoRA layers
+    llama(ds, tokens)
     with open(os.path.join(OUT, "README.md"), "w") as f:
         f.write("Made by tools/make_hf_fixture.py (see its docstring) with torch %s, transformers %s, peft %s.\n"
                 % (torch.__version__, transformers.__version__, peft.__version__))

@@ -517,6 +517,10 @@ def from_transformers(model_or_dir, dataset=None) -> "Model":
         source = f"the {type(model_or_dir).__name__}"
         hc = model_or_dir.config.to_dict()
         tensors = {k: v.detach().to("cpu").float().numpy() for k, v in model_or_dir.state_dict().items()}
+        head = model_or_dir.get_output_embeddings() if hasattr(model_or_dir, "get_output_embeddings") else None
+        if hc.get("model_type") == "llama" and hc.get("tie_word_embeddings") and head is not None:
+            # what the object computes with, which its state dict may leave out when tied: checked to be the embedding
+            tensors["lm_head.weight"] = head.weight.detach().to("cpu").float().numpy()
         tokenizer = None
     config = our_config(hc, f"{source} config")
     if dataset is not None:

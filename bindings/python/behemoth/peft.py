@@ -4,11 +4,12 @@
     peft.save_peft(result.adapter, "lora-folder", base_model_name_or_path="hf-model")
     adapter = peft.load_peft("lora-folder")        # a behemoth.Adapter: apply(model, merge=...)
 
-The folder is what `peft.PeftModel.save_pretrained` writes for a LoRA on a GPT-NeoX and what
-`peft.PeftModel.from_pretrained(hf.to_transformers(model), folder)` loads. Tensors are
+The folder is what `peft.PeftModel.save_pretrained` writes for a LoRA on a GPT-NeoX (or a Llama)
+and what `peft.PeftModel.from_pretrained(hf.to_transformers(model), folder)` loads. Tensors are
 `base_model.model.gpt_neox.layers.{i}.{module}.lora_A.weight` [r, in] and `...lora_B.weight`
 [out, r] for the four block matrices (attention.query_key_value, attention.dense,
-mlp.dense_h_to_4h, mlp.dense_4h_to_h). PEFT scales B·A by lora_alpha / r (by lora_alpha / sqrt(r)
+mlp.dense_h_to_4h, mlp.dense_4h_to_h); for a Llama `base_model.model.model.layers.{i}.{module}...`
+for its seven (self_attn.q_proj, k_proj, v_proj, o_proj, mlp.gate_proj, up_proj, down_proj). PEFT scales B·A by lora_alpha / r (by lora_alpha / sqrt(r)
 with use_rslora); our adapters by alpha / rank, so rsLoRA comes in with alpha = lora_alpha · sqrt(r).
 
 Only plain LoRA on those matrices comes in: adapters on other modules (embeddings, the head,
@@ -37,13 +38,20 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 #: The block matrices our adapters change, as PEFT names the modules (module path inside a block).
 MODULES = ("attention.query_key_value", "attention.dense", "mlp.dense_h_to_4h", "mlp.dense_4h_to_h")
-_KEY = re.compile(r"base_model\.model\.gpt_neox\.layers\.(\d+)\.(" + "|".join(re.escape(m) for m in MODULES) +
-                  r")\.lora_([AB])\.weight")
-#: GPT-NeoX modules that are not ours to adapt (target_modules must not reach them).
-_OTHER_MODULES = ("gpt_neox.embed_in", "embed_out", "lm_head", "gpt_neox.final_layer_norm", "gpt_neox.emb_dropout",
-                  "gpt_neox.rotary_emb")
-_OTHER_IN_BLOCK = ("input_layernorm", "post_attention_layernorm", "post_attention_dropout", "post_mlp_dropout",
-                   "attention", "attention.rotary_emb", "mlp", "mlp.act")
+LLAMA_MODULES = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+                 "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")
+#: Per block prefix ("gpt_neox" or the llama's "model"): its matrices, and the modules that are not
+#: ours to adapt (target_modules must not reach them), outside and inside a block.
+_ARCH = {
+    "gpt_neox": (MODULES, ("gpt_neox.embed_in", "embed_out", "lm_head", "gpt_neox.final_layer_norm", "gpt_neox.emb_dropout",
+                           "gpt_neox.rotary_emb"),
+                 ("input_layernorm", "post_attention_layernorm", "post_attention_dropout", "post_mlp_dropout",
+                  "attention", "attention.rotary_emb", "mlp", "mlp.act")),
+    "model": (LLAMA_MODULES, ("model.embed_tokens", "lm_head", "model.norm", "model.rotary_emb"),
+              ("input_layernorm", "post_attention_layernorm", "self_attn", "mlp", "mlp.act_fn")),
+}
+_KEY = re.compile(r"base_model\.model\.(gpt_neox|model)\.layers\.(\d+)\.(" +
+                  "|".join(re.escape(m) for m in MODULES + LLAMA_MODULES) + r")\.lora_([AB])\.weight")
 
 # adapter_config.json keys that do not change what the adapter computes at inference.
 _NEUTRAL = {"peft_type", "task_type", "base_model_name_or_path", "revision", "inference_mode", "auto_mapping",
@@ -75,15 +83,16 @@ def save_peft(adapter: Adapter, folder: PathLike, base_model_name_or_path: Optio
     if not isinstance(adapter, Adapter):
         raise TypeError(f"save_peft takes a behemoth.Adapter, not {type(adapter).__name__}")
     info = adapter.info
-    # (block, module) of each target: gpt_neox.layers.{block}.{module}.weight
+    # (block, module) of each target: {prefix}.layers.{block}.{module}.weight, prefix gpt_neox or (llama) model
+    prefix = info["targets"][0]["tensor"].split(".")[0]
     targets = [(int(t["tensor"].split(".")[2]), ".".join(t["tensor"].split(".")[3:5])) for t in info["targets"]]
     blocks = sorted({b for b, _ in targets})
-    modules = [m for m in MODULES if m in {mm for _, mm in targets}]
+    modules = [m for m in _ARCH[prefix][0] if m in {mm for _, mm in targets}]
     if len(targets) == len(blocks) * len(modules):
         target_modules: Union[list, str] = [m.split(".")[-1] for m in modules]   # "dense" is attention.dense only
         layers_to_transform, layers_pattern = blocks, "layers"
     else:
-        target_modules = r"gpt_neox\.layers\.(" + "|".join(f"{b}\\.{re.escape(m)}" for b, m in targets) + ")"
+        target_modules = prefix + r"\.layers\.(" + "|".join(f"{b}\\.{re.escape(m)}" for b, m in targets) + ")"
         layers_to_transform, layers_pattern = None, None
     alpha = float(info["alpha"])
     config = {
@@ -136,8 +145,8 @@ def _targeted(config: dict, name: str) -> bool:
     if target is None:
         return False
     if isinstance(target, str):
-        if target.lower() == "all-linear":   # every nn.Linear but the output head: GPT-NeoX's four block matrices
-            return name.endswith(MODULES)
+        if target.lower() == "all-linear":   # every nn.Linear but the output head: the blocks' matrices
+            return name.endswith(MODULES + LLAMA_MODULES)
         return re.fullmatch(target, name) is not None
     if name in target:
         return True
@@ -212,14 +221,21 @@ def load_peft(folder: PathLike) -> Adapter:
             module = re.sub(r"^base_model\.model\.", "", key).split(".lora_")[0]
             raise _refuse(folder, f"adapter_model holds {key}, for {module}" if ".lora_" in key else
                           f"adapter_model holds {key}, which is not a LoRA factor of a block's attention or MLP matrix")
-        module = f"gpt_neox.layers.{m.group(1)}.{m.group(2)}"
-        factors.setdefault(module, {})[m.group(3)] = _float32(key, value, weights_path)
+        if m.group(3) not in _ARCH[m.group(1)][0]:
+            raise _refuse(folder, f"adapter_model holds {key}: {m.group(3)} is not a module of the {m.group(1)} model")
+        module = f"{m.group(1)}.layers.{m.group(2)}.{m.group(3)}"
+        factors.setdefault(module, {})[m.group(4)] = _float32(key, value, weights_path)
     if not factors:
         raise _refuse(folder, "adapter_model holds no LoRA factors")
+    prefixes = {n.split(".")[0] for n in factors}
+    if len(prefixes) > 1:
+        raise _refuse(folder, "adapter_model holds factors of both a GPT-NeoX and a Llama model")
+    prefix = prefixes.pop()
 
-    # target_modules must reach only our four matrices, and every module with factors
+    # target_modules must reach only our block matrices, and every module with factors
     blocks = range(max(int(n.split(".")[2]) for n in factors) + 1)
-    others = list(_OTHER_MODULES) + [f"gpt_neox.layers.{b}.{m}" for b in blocks for m in _OTHER_IN_BLOCK]
+    _, outside, inside = _ARCH[prefix]
+    others = list(outside) + [f"{prefix}.layers.{b}.{m}" for b in blocks for m in inside]
     reached = [n for n in others if _targeted(config, n)]
     if reached:
         raise _refuse(folder, f"target_modules {config.get('target_modules')!r} reaches {', '.join(reached[:3])}")

@@ -197,7 +197,7 @@ def spectra(rank, out=None, names: Optional[Sequence[str]] = None, top: Optional
     for n in chosen:
         s = values[n]
         s = s[s > 0]
-        short = n.replace("gpt_neox.layers.", "L").replace(".weight", "")
+        short = n.replace("gpt_neox.layers.", "L").replace("model.layers.", "L").replace(".weight", "")
         ax.semilogy(np.arange(1, len(s) + 1), s, label=f"{short}: entropy rank {er[n]:.1f}, 90% energy {int(e90[n])}")
     ax.set_xlabel("index")
     ax.set_ylabel("singular value")

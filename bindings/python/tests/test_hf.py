@@ -53,6 +53,26 @@ def test_from_model_object_sequential_residual(tiny):
         np.testing.assert_allclose(hf_logits(model, tokens), m.logits(tokens), atol=1e-4, rtol=0)
 
 
+@pytest.mark.parametrize("tied", [False, True])
+def test_a_trained_llama_matches_llama_for_causal_lm_and_comes_back(tiny, tied):
+    with Model.create(dataset=tiny, preset="llama-tiny", tie_embeddings=tied) as m:
+        m.train(tiny, epochs=2, progress=False)
+        model = hf.to_transformers(m)
+        assert isinstance(model, transformers.LlamaForCausalLM)
+        assert model.config.num_key_value_heads == 2 and model.config.tie_word_embeddings == tied
+        tokens = padded_batch(tiny, 4)
+        ours = m.logits(tokens)
+        np.testing.assert_allclose(hf_logits(model, tokens), ours, atol=1e-4, rtol=0)
+        # the object back (its state dict repeats a tied lm_head, which must equal the embedding)
+        with hf.from_transformers(model, dataset=tiny) as back:
+            np.testing.assert_array_equal(back.logits(tokens), ours)
+        if tied:
+            # untied by hand: the object computes with a head its config says is the embedding
+            model.lm_head.weight = torch.nn.Parameter(model.lm_head.weight.detach().clone() + 1)
+            with pytest.raises(ValueError, match="differs from model.embed_tokens"):
+                hf.from_transformers(model, dataset=tiny)
+
+
 def test_not_a_model_file(tiny_file):
     with pytest.raises(ValueError, match="not a behemoth model"):
         hf.to_transformers(tiny_file)

@@ -132,7 +132,8 @@ def test_shards_and_bad_folders(trained, tmp_path):
         return d
 
     cases = [
-        (dict(change_config=lambda c: c.update(model_type="llama")), "GPT-NeoX models only"),
+        (dict(change_config=lambda c: c.update(model_type="mistral")), "GPT-NeoX and Llama models only"),
+        (dict(change_config=lambda c: c.update(model_type="llama", hidden_act="silu")), "the engine.s llama has no biases"),
         (dict(change_config=lambda c: c.update(tie_word_embeddings=True)), "untied"),
         (dict(change_config=lambda c: c.update(hidden_act="gelu_new")), "exact"),
         (dict(change_config=lambda c: c.update(rotary_pct=0.5)), "rotary fraction is given differently"),
@@ -352,3 +353,56 @@ def test_peft_adapters_behemoth_cannot_apply_are_refused(tmp_path):
     (tmp_path / "adapter" / "adapter_config.json").unlink()
     with pytest.raises(FileNotFoundError, match="not a PEFT adapter folder"):
         peft.load_peft(tmp_path / "adapter")
+
+
+# ---- the llama architecture -----------------------------------------------------------------------
+
+@needs_fixture
+def test_the_llama_fixture_folder_and_its_peft_adapter(tiny, tmp_path):
+    """A LlamaForCausalLM folder (grouped-query attention, tied embeddings: no lm_head in the file) and
+    a PEFT LoRA on k_proj, o_proj and up_proj, both made by transformers and peft."""
+    tokens = np.load(FIXTURE / "tokens.npy").astype(np.int32)
+    with hf.from_transformers(FIXTURE / "llama", dataset=tiny) as m:
+        c = m.config
+        assert (c["architecture"], c["kv_heads"], c["tie_embeddings"], c["parallel_residual"]) == ("llama", 2, True, False)
+        assert "lm_head.weight" not in m.tensors()
+        close_to(m.logits(tokens), np.load(FIXTURE / "logits_llama.npy"))
+        a = peft.load_peft(FIXTURE / "peft-llama")
+        assert len(a.targets) == 6 and a.rank == 4
+        assert {t["tensor"] for t in a.info["targets"]} == {f"model.layers.{b}.{n}.weight" for b in range(2)
+                                                           for n in ("self_attn.k_proj", "self_attn.o_proj", "mlp.up_proj")}
+        for merge in (True, False):
+            e = m.clone()
+            a.apply(e, merge=merge)
+            close_to(e.logits(tokens), np.load(FIXTURE / "logits_peft_llama.npy"))
+            e.close()
+        # out again: the same tensors, bit for bit
+        peft.save_peft(a, tmp_path / "out")
+        theirs = safetensors_numpy.load_file(str(FIXTURE / "peft-llama" / "adapter_model.safetensors"))
+        ours = safetensors_numpy.load_file(str(tmp_path / "out" / "adapter_model.safetensors"))
+        assert sorted(ours) == sorted(theirs) and all(np.array_equal(ours[k], theirs[k]) for k in theirs)
+        assert peft.load_peft(tmp_path / "out").digest == a.digest
+        # through a folder of ours and back: exact
+        hf.save_transformers(m, tmp_path / "folder", dataset=tiny)
+        config = json.loads((tmp_path / "folder" / "config.json").read_text())
+        assert config["architectures"] == ["LlamaForCausalLM"] and config["num_key_value_heads"] == 2
+        with hf.from_transformers(tmp_path / "folder", dataset=tiny) as back:
+            np.testing.assert_array_equal(back.logits(tokens), m.logits(tokens))
+
+
+def test_llama_models_transformers_cannot_hold_are_refused(tiny, tmp_path):
+    with Model.create(tiny, {"preset": "llama-tiny", "rotary_pct": 0.5}) as m:
+        with pytest.raises(ValueError, match="rotates the whole head"):
+            hf.save_transformers(m, tmp_path / "x")
+    good = hf.llama_config_json({"architecture": "llama", "layers": 2, "hidden": 64, "heads": 4, "kv_heads": 2,
+                                 "intermediate": 176, "vocab_size": 1407})
+    assert hf.our_config(good)["kv_heads"] == 2
+    for change, words in [({"hidden_act": "gelu"}, "SwiGLU"), ({"attention_bias": True}, "no biases"),
+                          ({"mlp_bias": True}, "no biases"), ({"head_dim": 32}, "head_dim"),
+                          ({"rope_parameters": {"rope_type": "default", "rope_theta": 1e4, "partial_rotary_factor": 0.5}}, "whole head"),
+                          ({"rope_parameters": {"rope_type": "linear", "rope_theta": 1e4, "factor": 2.0}}, "scaled rotary")]:
+        with pytest.raises(ValueError, match=words):
+            hf.our_config({**good, **change})
+    # the engine refuses key/value heads that do not divide the heads
+    with pytest.raises(behemoth.BehemothError, match="must divide heads"):
+        Model.create(tiny, {"preset": "llama-tiny", "kv_heads": 3})
