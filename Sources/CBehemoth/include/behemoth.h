@@ -119,7 +119,7 @@ int32_t bh_dataset_array_i64(const bh_dataset *ds, const char *name, int64_t *bu
 int32_t bh_dataset_decode(const bh_dataset *ds, const int32_t *tokens, int64_t n_tokens, char **text_out);
 void    bh_dataset_free(bh_dataset *ds);
 
-/* ---- Models: Pythia-style GPT-NeoX, float32, one flat parameter block ---------------------- */
+/* ---- Models: Pythia-style GPT-NeoX or Llama-style, float32, one flat parameter block -------- */
 typedef struct bh_model bh_model;
 
 /* config_json: a ModelConfig ({"preset": "tiny"} etc.; docs/formats.md). vocab_size is taken from

@@ -10,6 +10,10 @@
 ///   mlpOutput     [B,T,D]  dense_4h_to_h output (with its bias), before the residual add
 ///   blockOutput   [B,T,D]  the residual stream after block `layer`
 ///   finalNorm     [B,T,D]  final_layer_norm output (what the unembedding reads)
+///
+/// In a llama model the same sites sit at the same places: attnInput and mlpInput are the RMSNorm
+/// outputs q|k|v and gate|up read, attnOutput is o_proj's output, mlpHidden is silu(gate)·up (the
+/// input of down_proj, ROME's key there) and mlpOutput down_proj's output.
 public enum HookSite: String, CaseIterable, Sendable {
     case embeddings, blockInput = "block_input", attnInput = "attn_input", attnOutput = "attn_output"
     case mlpInput = "mlp_input", mlpHidden = "mlp_hidden", mlpOutput = "mlp_output", blockOutput = "block_output"

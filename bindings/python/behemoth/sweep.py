@@ -189,7 +189,7 @@ def run_cell(paths: tuple, cell: Mapping[str, Any], with_rank: bool = False, thr
         if method["method"] in LOCATE_EDITORS:
             if sel["sublayers"] != "mlp" or sel.get("embeddings"):
                 row["status"] = "not_applicable"
-                row["error"] = f"{method['method']} edits MLPs (dense_4h_to_h) only; {cell['layers']} selects more"
+                row["error"] = f"{method['method']} edits MLPs (dense_4h_to_h, llama: down_proj) only; {cell['layers']} selects more"
                 row["seconds"] = time.time() - t0
                 return row
             if cell["edit"].get("kind") in ("forget_relation", "unlearn"):
