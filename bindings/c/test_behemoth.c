@@ -448,6 +448,41 @@ static void test_model_errors(bh_dataset *ds) {
     bh_edit_free(NULL);
 }
 
+/* The llama architecture through the C API: its config rules, LlamaForCausalLM tensor names, a
+   save/load round trip with equal logits. */
+static void test_llama(const char *dir, bh_dataset *ds) {
+    bh_model *m = (bh_model *)(void *)&sentinel_storage;
+    CHECK_STATUS(bh_model_create("{\"preset\": \"llama-tiny\", \"kv_heads\": 3}", ds, &m), BH_ERR_INVALID);
+    CHECK(m == NULL && contains(bh_last_error(), "kv_heads = 3 must divide heads = 4"));
+    CHECK_STATUS(bh_model_create("{\"preset\": \"llama-tiny\", \"parallel_residual\": true}", ds, &m), BH_ERR_INVALID);
+    CHECK_STATUS(bh_model_create("{\"preset\": \"tiny\", \"kv_heads\": 2}", ds, &m), BH_ERR_INVALID);
+    CHECK(contains(bh_last_error(), "llama"));
+    CHECK_STATUS(bh_model_create("{\"preset\": \"llama-tiny\", \"tie_embeddings\": true}", ds, &m), BH_OK);
+    if (!m) return;
+    char *info = NULL;
+    CHECK_STATUS(bh_model_info(m, &info), BH_OK);
+    CHECK(contains(info, "\"model.layers.1.mlp.down_proj.weight\"") && contains(info, "\"llama\"")
+          && !contains(info, "lm_head") && !contains(info, "bias\""));
+    bh_string_free(info);
+    int32_t tokens[8] = {3, 90, 1092, 1093, 4, 150, 1094, 5};
+    int64_t count = 0;
+    CHECK_STATUS(bh_model_logits(m, tokens, 1, 8, NULL, 0, &count), BH_OK);
+    float *a = calloc((size_t)count, sizeof(float)), *b = calloc((size_t)count, sizeof(float));
+    CHECK_STATUS(bh_model_logits(m, tokens, 1, 8, a, count, &count), BH_OK);
+    char path[1024];
+    snprintf(path, sizeof path, "%s/llama.h5", dir);
+    CHECK_STATUS(bh_model_save(m, path), BH_OK);
+    bh_model *back = NULL;
+    CHECK_STATUS(bh_model_load(path, &back), BH_OK);
+    if (back) {
+        CHECK_STATUS(bh_model_logits(back, tokens, 1, 8, b, count, &count), BH_OK);
+        CHECK(memcmp(a, b, (size_t)count * sizeof(float)) == 0);
+        bh_model_free(back);
+    }
+    free(a); free(b);
+    bh_model_free(m);
+}
+
 static void test_model(const char *dir, bh_dataset *ds) {
     char path[1024];
     bh_model *m = NULL;
@@ -1156,6 +1191,7 @@ int main(void) {
     if (ds) {
         test_model_errors(ds);
         test_model(dir, ds);
+        test_llama(dir, ds);
         test_edit(dir, ds);
         test_analysis(dir, ds);
         test_unlearn(ds);

@@ -337,6 +337,26 @@ def test_the_paper_pipeline_writes_its_report(tmp_path):
     assert len(rows) == 2 * 3 * 2
 
 
+def test_the_architecture_comparison_runs_both_families(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from conftest import repo_root, subprocess_env
+    root = repo_root()
+    if root is None:
+        pytest.skip("examples/architectures.py lives in the repository (this is an installed copy of the tests)")
+    out = tmp_path / "arch"
+    proc = subprocess.run([sys.executable, str(root / "examples" / "architectures.py"), "--preset", "tiny", "--out", str(out), "--workers", "2"],
+                          env=subprocess_env(), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = json.loads((out / "rows.json").read_text())
+    # per architecture: LoRA on both sublayers and ROME on the MLP of each of 2 blocks, single and correlated
+    assert sorted({r["architecture"] for r in rows}) == ["gpt_neox", "llama"] and len(rows) == 2 * 2 * 2 * 2
+    assert all(r["edit_success"] == 1 for r in rows if r["method"] == "rome")
+    table = (out / "table.md").read_text()
+    assert "| llama | dependent update |" in table and "| gpt_neox | edit success |" in table
+
+
 def csv_rows(path):
     import csv
     with open(path) as f:
