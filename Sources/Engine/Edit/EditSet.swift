@@ -27,6 +27,9 @@ public struct FactView {
     public var promptOfFact: (Int) -> [Int32] = { _ in [] }
     public var tailOfFact: (Int) -> Int = { _ in 0 }
     public var tailToken: (Int, Int) -> Int32 = { _, _ in 0 }
+    /// Subject s's word and relation r's word (for the shared-token split of the test groups).
+    public var subjectTokens: (Int) -> [Int32] = { _ in [] }
+    public var relationToken: (Int) -> Int32 = { _ in -1 }
 
     public func object(_ s: Int, _ r: Int) -> Int { Int(objectTable[s * relations + r]) }
 
@@ -159,9 +162,14 @@ public struct EditSet {
     /// The official fine-tuning folder it was imported from ("" if built here).
     public var source = ""
     /// For the groups whose prompts share one relation and are split by answer (edited_original,
-    /// correlated_dependent, dependent_subject_nested): the token range of that relation's objects,
-    /// so an answer outside it (a leak) can be told from a wrong object of the right relation.
-    public var objectTokens: [String: Range<Int32>] = [:]
+    /// correlated_dependent, dependent_subject_nested): the tokens of that relation's objects (a
+    /// set: with token collisions they need not be contiguous), so an answer outside it (a leak)
+    /// can be told from a wrong object of the right relation.
+    public var objectTokens: [String: Set<Int32>] = [:]
+    /// For the remaining and with_same_rel groups, per prompt: whether its fact shares a token
+    /// with an edited fact (sharesToken), so collateral damage through shared tokens can be told
+    /// from damage through the shared relation.
+    public var sharedToken: [String: [Bool]] = [:]
     /// Requested vs obtained training sentences per part (nil for an imported folder: its mix is
     /// whatever the official generator wrote).
     public var mix: EditMix? = nil
@@ -399,7 +407,7 @@ public enum EditSetBuilder {
                     limit: R < 2 ? "the dataset has no other relation" : "only \(pool.count) facts of other relations belong to subjects no other part uses")
         }
         set.mix = mix.explained()
-        let objectsOf = { (r: Int) in facts.objectToken(r, 0)..<(facts.objectToken(r, 0) + Int32(O)) }
+        let objectsOf = { (r: Int) in Set((0..<O).map { facts.objectToken(r, $0) }) }
         if !forgetting { set.objectTokens["edited_original"] = objectsOf(r0) }
         if let pair = facts.correlatedPair, spec.kind == .correlated { set.objectTokens["correlated_dependent"] = objectsOf(pair.1) }
 
@@ -420,7 +428,24 @@ public enum EditSetBuilder {
             var group = PromptSet(name: name, prompts: prompts, offsets: offsets, targets: targets, facts: idx, relations: rels)
             if alts.contains(where: { $0 >= 0 }) { group.alternatives = alts }
             set.groups.append(group)
+            if !forgetting, ["remaining", "with_same_rel"].contains(name) {
+                set.sharedToken[name] = testGroups[name]!.map { sharesToken(facts, set.edits, s: $0.0, r: $0.1, object: $0.2) }
+            }
         }
         return set
+    }
+
+    /// Whether fact (s, r) with object ordinal `object` shares a token with an edited fact: one of
+    /// its subject, relation or object tokens is one of an edit's subject, relation, old or new
+    /// object tokens. The relation word matching the edited relation's own word is not counted:
+    /// that is the shared relation, which the groups themselves already tell apart.
+    static func sharesToken(_ facts: FactView, _ edits: [Edit], s: Int, r: Int, object: Int) -> Bool {
+        let own = facts.subjectTokens(s) + [facts.objectToken(r, object)], rel = facts.relationToken(r)
+        for e in edits {
+            let edited = facts.subjectTokens(e.subject) + [facts.objectToken(e.relation, e.oldObject), facts.objectToken(e.relation, e.newObject)]
+            let editedRel = facts.relationToken(e.relation)
+            if own.contains(where: { edited.contains($0) || $0 == editedRel }) || edited.contains(rel) { return true }
+        }
+        return false
     }
 }
