@@ -414,6 +414,7 @@ public enum EditSetBuilder {
         // 7. Remaining: every base fact no group trained or tested.
         for s in 0..<S { for r in 0..<R where !usedFacts.contains(s * R + r) { addTest("remaining", s, r, facts.object(s, r)) } }
 
+        let editedTokens = EditedTokens(facts, set.edits)
         for name in groupOrder {
             var prompts: [Int32] = [], offsets: [Int64] = [0], targets: [Int32] = [], idx: [Int32] = [], rels: [Int32] = []
             var alts: [Int32] = []
@@ -429,23 +430,33 @@ public enum EditSetBuilder {
             if alts.contains(where: { $0 >= 0 }) { group.alternatives = alts }
             set.groups.append(group)
             if !forgetting, ["remaining", "with_same_rel"].contains(name) {
-                set.sharedToken[name] = testGroups[name]!.map { sharesToken(facts, set.edits, s: $0.0, r: $0.1, object: $0.2) }
+                set.sharedToken[name] = testGroups[name]!.map { editedTokens.shares(facts, s: $0.0, r: $0.1, object: $0.2) }
             }
         }
         return set
     }
 
+}
+
+/// The tokens of the edited facts, to tell which test facts share one (EditSet.sharedToken).
+struct EditedTokens {
+    /// Every edit's subject tokens and old and new object tokens.
+    let entities: Set<Int32>
+    /// The edited relations' words.
+    let relations: Set<Int32>
+
+    init(_ facts: FactView, _ edits: [Edit]) {
+        entities = Set(edits.flatMap { facts.subjectTokens($0.subject) + [facts.objectToken($0.relation, $0.oldObject), facts.objectToken($0.relation, $0.newObject)] })
+        relations = Set(edits.map { facts.relationToken($0.relation) })
+    }
+
     /// Whether fact (s, r) with object ordinal `object` shares a token with an edited fact: one of
     /// its subject, relation or object tokens is one of an edit's subject, relation, old or new
-    /// object tokens. The relation word matching the edited relation's own word is not counted:
-    /// that is the shared relation, which the groups themselves already tell apart.
-    static func sharesToken(_ facts: FactView, _ edits: [Edit], s: Int, r: Int, object: Int) -> Bool {
-        let own = facts.subjectTokens(s) + [facts.objectToken(r, object)], rel = facts.relationToken(r)
-        for e in edits {
-            let edited = facts.subjectTokens(e.subject) + [facts.objectToken(e.relation, e.oldObject), facts.objectToken(e.relation, e.newObject)]
-            let editedRel = facts.relationToken(e.relation)
-            if own.contains(where: { edited.contains($0) || $0 == editedRel }) || edited.contains(rel) { return true }
-        }
+    /// object tokens. Its relation word matching an edited relation's word is not counted: that
+    /// is the shared relation, which the groups themselves already tell apart.
+    func shares(_ facts: FactView, s: Int, r: Int, object: Int) -> Bool {
+        if entities.contains(facts.relationToken(r)) { return true }
+        for t in facts.subjectTokens(s) + [facts.objectToken(r, object)] where entities.contains(t) || relations.contains(t) { return true }
         return false
     }
 }
