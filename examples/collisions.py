@@ -61,14 +61,16 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--edits", type=int, default=16, help="single edits per editor")
     ap.add_argument("--table", help="also write the markdown table here")
+    ap.add_argument("--no-collisions", action="store_true",
+                    help="the control: the same dataset spec without collisions (shared tokens are then only same objects)")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     log = {"command": "python3 " + " ".join(sys.argv)}
     t_start = time.time()
 
-    spec = {"preset": args.preset, "seed": 0, "collisions": COLLISIONS}
+    spec = {"preset": args.preset, "seed": 0} if args.no_collisions else {"preset": args.preset, "seed": 0, "collisions": COLLISIONS}
     ds = Dataset.generate(spec)
-    shared = ds.info["vocabulary"]["token_roles"]
+    shared = ds.info["vocabulary"].get("token_roles", {})
     log["shared_tokens"] = sum(1 for roles in shared.values() if len(roles) > 1)
     mpath = train(args, ds, log)
     with Model.load(mpath) as m:

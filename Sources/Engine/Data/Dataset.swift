@@ -275,7 +275,7 @@ public final class Dataset: @unchecked Sendable {
             ("sequence_facts", "int32", [sequenceFacts.count]),
             ("vocab/role_first", "int32", [vocabulary.roles.count]),
             ("vocab/role_count", "int32", [vocabulary.roles.count]),
-            ("vocab/subject_tokens", "int32", [numSubjects, subjectColumns]),
+            ("vocab/subject_tokens", "int32", [numSubjects, layout.subjectColumns]),
             ("relations", "int32", [relations.count, 5]),
         ]
         if !layout.tokenMap.isEmpty { a.append(("vocab/token_map", "int32", [vocabSize])) }
@@ -300,10 +300,10 @@ public final class Dataset: @unchecked Sendable {
         case "vocab/role_count": return vocabulary.roles.map { Int32($0.count) }
         case "vocab/subject_tokens":
             var out: [Int32] = []
-            out.reserveCapacity(numSubjects * subjectColumns)
+            out.reserveCapacity(numSubjects * layout.subjectColumns)
             for s in 0..<numSubjects {
                 let t = layout.subjectTokens(s)
-                out += t + [Int32](repeating: -1, count: subjectColumns - t.count)
+                out += t + [Int32](repeating: -1, count: layout.subjectColumns - t.count)
             }
             return out
         case "vocab/token_map": return layout.tokenMap.isEmpty ? nil : layout.tokenMap
@@ -332,10 +332,6 @@ public final class Dataset: @unchecked Sendable {
         for g in evalGroups where name == "eval/\(g.name)/prompt_offsets" { return g.offsets }
         return nil
     }
-
-    /// Columns of vocab/subject_tokens: the subject width, or 2 when subject_parts collisions made
-    /// some one-token subjects two-token words (the others padded with -1).
-    public var subjectColumns: Int { layout.subjectPrefix.isEmpty ? layout.subjectWidth : 2 }
 
     /// relations as n x 5: kind, token, base_relation, head_role, tail_role.
     public func relationTable() -> [Int32] {

@@ -168,6 +168,10 @@ public struct VocabularyLayout: Equatable, Sendable {
     @inline(__always)
     public func token(_ id: Int) -> Int32 { tokenMap.isEmpty ? Int32(id) : tokenMap[id] }
 
+    /// Columns of a table of subject words: the subject width, or 2 when subject_parts collisions
+    /// made some one-token subjects two-token words (the others padded with -1).
+    public var subjectColumns: Int { subjectPrefix.isEmpty ? subjectWidth : 2 }
+
     /// Whether any collision changed a token or a subject word.
     public var hasCollisions: Bool { !tokenMap.isEmpty || !subjectPrefix.isEmpty }
 

@@ -24,7 +24,7 @@ extension Dataset {
         try w32("sequence_facts", sequenceFacts)
         try w32("vocab/role_first", vocabulary.roles.map { Int32($0.first) })
         try w32("vocab/role_count", vocabulary.roles.map { Int32($0.count) })
-        try w32("vocab/subject_tokens", int32Array("vocab/subject_tokens")!, shape: [numSubjects, subjectColumns])
+        try w32("vocab/subject_tokens", int32Array("vocab/subject_tokens")!, shape: [numSubjects, layout.subjectColumns])
         if !layout.tokenMap.isEmpty { try w32("vocab/token_map", layout.tokenMap) }
         if layout.hasCollisions { try f.setAttribute("token_roles", string: tokenRolesJSON().serialized(), at: "/vocab") }
         try f.setAttribute("role_names", string: JSON.strings(vocabulary.roles.map(\.name)).serialized(), at: "/vocab")
@@ -117,7 +117,7 @@ extension Dataset {
         let tokens = try i32("tokens")
         let offsets = try i64("offsets")
         let sequenceFacts = try i32("sequence_facts")
-        let columns = layout.subjectPrefix.isEmpty ? layout.subjectWidth : 2
+        let columns = layout.subjectColumns
         let subjectTokens = try i32("vocab/subject_tokens", shape: [spec.subjects, columns])
         for s in 0..<spec.subjects {
             let t = layout.subjectTokens(s)
