@@ -182,6 +182,23 @@ import Testing
         #expect(!FileSystem.exists(dir + "/official"))
     }
 
+    /// A correlated edit's new object must not share its token with an object of the dependent
+    /// relation: a leak would look like a dependent answer.
+    @Test func correlatedEditsAvoidObjectsSharedWithTheDependentRelation() throws {
+        let ds = try DataTest.generate(#"{"preset": "tiny", "correlated_pair": true, "collisions": [{"kind": "objects_across_relations", "fraction": 0.5}]}"#)
+        let r1 = Set((0..<ds.numObjects).map { ds.objectToken(relation: 1, ordinal: $0) })
+        let shared = (0..<ds.numObjects).filter { r1.contains(ds.objectToken(relation: 0, ordinal: $0)) }
+        try #require(!shared.isEmpty)
+        for seed in 0..<8 {
+            let set = try EditSetBuilder.build(try EditSpec(json: #"{"kind": "correlated", "seed": \#(seed)}"#), facts: ds.factView())
+            #expect(!shared.contains(set.edits[0].newObject))
+        }
+        let s = (0..<ds.numSubjects).first { ds.fact(ds.factIndex(subject: $0, relation: 0)).tail != Int32(shared[0]) && ds.fact(ds.factIndex(subject: $0, relation: 1)).tail != Int32(shared[0]) }!
+        #expect { try EditSetBuilder.build(try EditSpec(json: #"{"kind": "correlated", "subjects": [\#(s)], "new_object": \#(shared[0])}"#), facts: ds.factView()) } throws: {
+            ($0 as! EngineError).message.contains("also make an object of the correlated relation 1")
+        }
+    }
+
     /// The shared-token split of remaining and same-relation accuracies, recomputed from the
     /// prompts' own tokens on a small edit with made-up per-prompt results.
     @Test func sharedTokenSplitIsExact() throws {

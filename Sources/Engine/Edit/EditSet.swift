@@ -244,12 +244,18 @@ public enum EditSetBuilder {
             // A correlated edit's new value must also differ from the dependent relation's own
             // object (possible below strength 1), or its update could not be told from retention.
             let dependentOld = spec.kind == .correlated ? facts.object(s, facts.correlatedPair!.1) : old
-            let free = (0..<O).filter { $0 != old && $0 != dependentOld }
+            // With token collisions, a new object whose token is also an object of the dependent
+            // relation would make the edit leaking into that relation look like a dependent answer.
+            let dependentTokens = spec.kind == .correlated ? Set((0..<O).map { facts.objectToken(facts.correlatedPair!.1, $0) }) : []
+            let free = (0..<O).filter { $0 != old && $0 != dependentOld && !dependentTokens.contains(facts.objectToken(r0, $0)) }
             guard !free.isEmpty else { throw .invalid("edit spec: relation \(r0) has no object left for subject \(s) (\(O) objects)") }
             let new = spec.newObject ?? free[rng.below(free.count)]
             guard new != old else { throw .invalid("edit spec: new_object = \(new) is already subject \(s)'s object") }
             guard new != dependentOld else {
                 throw .invalid("edit spec: new_object = \(new) is already subject \(s)'s object of the correlated relation: its update could not be told from retention")
+            }
+            guard !dependentTokens.contains(facts.objectToken(r0, new)) else {
+                throw .invalid("edit spec: new_object = \(new) of relation \(r0) is token \(facts.objectToken(r0, new)), which token collisions also make an object of the correlated relation \(facts.correlatedPair!.1): a leak into that relation could not be told from its answers; choose another new_object")
             }
             set.edits = [Edit(subject: s, relation: r0, oldObject: old, newObject: new)]
         case .diverse:
