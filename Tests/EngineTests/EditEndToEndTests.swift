@@ -80,7 +80,7 @@ import Testing
     func set(_ ds: Dataset, _ edit: String) throws -> EditSet { try EditSetBuilder.build(try EditSpec(json: edit), facts: ds.factView()) }
 
     /// The four answers to a split group, counted directly from the per-prompt predictions.
-    func answerCounts(_ prompts: PromptSet, _ g: GroupResult, objects: Range<Int32>) -> (target: Int, alternative: Int, leak: Int, other: Int) {
+    func answerCounts(_ prompts: PromptSet, _ g: GroupResult, objects: Set<Int32>) -> (target: Int, alternative: Int, leak: Int, other: Int) {
         var c = (target: 0, alternative: 0, leak: 0, other: 0)
         for i in 0..<g.count {
             let p = g.predicted[i]
@@ -115,7 +115,7 @@ import Testing
                 let e = es.edits[0]
                 let prompts = try #require(es.group("correlated_dependent"))
                 let g = try #require(r.group("correlated_dependent"))
-                let r1Objects = ds.objectToken(relation: 1, ordinal: 0)..<(ds.objectToken(relation: 1, ordinal: 0) + Int32(ds.numObjects))
+                let r1Objects = Set((0..<ds.numObjects).map { ds.objectToken(relation: 1, ordinal: $0) })
                 #expect(es.objectTokens["correlated_dependent"] == r1Objects)
                 let c = answerCounts(prompts, g, objects: r1Objects)
                 let n = Double(g.count)

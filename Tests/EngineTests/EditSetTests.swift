@@ -173,7 +173,7 @@ func syntheticFacts(S: Int = 200, R: Int = 3, O: Int = 10, seed: UInt64 = 1, cor
         var g = GroupResult(name: "g")
         g.predicted = [10, 11, 15, 25, 3, 12]
         g.correct = [1, 0, 0, 0, 0, 1]
-        let objects: Range<Int32> = 10..<20
+        let objects = Set<Int32>(10..<20)
         func value(_ m: EditMetrics.Measure) -> Double? { EditMetrics.value(m, prompts, g, objects: objects) }
         #expect(value(.accuracy) == 2.0 / 6)
         #expect(value(.answer(.alternative)) == 1.0 / 6)
@@ -234,7 +234,7 @@ func syntheticFacts(S: Int = 200, R: Int = 3, O: Int = 10, seed: UInt64 = 1, cor
         #expect(dependent.targets.allSatisfy { $0 == ds.nestedObjectToken(relation: 1, ordinal: o.newObject) })
         #expect(obj.group("dependent_subject_nested_retention")!.targets.allSatisfy { $0 == ds.nestedObjectToken(relation: 1, ordinal: o.oldObject) })
         // A dependent answered with anything but one of relation 1's nested values is a leak.
-        let nested1 = ds.nestedObjectToken(relation: 1, ordinal: 0)..<(ds.nestedObjectToken(relation: 1, ordinal: 0) + 4)
+        let nested1 = Set((0..<4).map { ds.nestedObjectToken(relation: 1, ordinal: $0) })
         #expect(obj.objectTokens["dependent_subject_nested"] == nested1 && obj.objectTokens["edited_original"] == nested1)
         // Scaled by default: the same relation has only the other 7 objects' nested facts (3 trained,
         // 3 held out) of the 500 asked for, so every part is scaled by 3 / 500: 5 repeats become the

@@ -119,7 +119,7 @@ public final class Dataset: @unchecked Sendable {
     public func entityTokens(role: Int, ordinal k: Int) -> [Int32] {
         let name = vocabulary.roles[role].name
         if name == "subject" || name == "subject_first" { return layout.subjectTokens(k) }
-        return [Int32(vocabulary.roles[role].first + k)]
+        return [layout.token(vocabulary.roles[role].first + k)]
     }
 
     /// The head word's token ids of fact i.
@@ -132,7 +132,7 @@ public final class Dataset: @unchecked Sendable {
     public func tailToken(ofFact i: Int, alt: Bool = false) -> Int32 {
         let f = fact(i)
         let role = vocabulary.roles[relations[Int(f.relation)].tailRole]
-        return Int32(role.first + Int(alt ? f.alt : f.tail))
+        return layout.token(role.first + Int(alt ? f.alt : f.tail))
     }
 
     public func nestedObjectToken(relation r: Int, ordinal k: Int) -> Int32 { layout.nestedObjectToken(relation: r, ordinal: k) }
@@ -275,9 +275,10 @@ public final class Dataset: @unchecked Sendable {
             ("sequence_facts", "int32", [sequenceFacts.count]),
             ("vocab/role_first", "int32", [vocabulary.roles.count]),
             ("vocab/role_count", "int32", [vocabulary.roles.count]),
-            ("vocab/subject_tokens", "int32", [numSubjects, layout.subjectWidth]),
+            ("vocab/subject_tokens", "int32", [numSubjects, layout.subjectColumns]),
             ("relations", "int32", [relations.count, 5]),
         ]
+        if !layout.tokenMap.isEmpty { a.append(("vocab/token_map", "int32", [vocabSize])) }
         if !nestedMap.isEmpty { a.append(("nested_map", "int32", [numBaseRelations, numObjects])) }
         if !questionSubjects.isEmpty { a.append(("question_subjects", "int32", [questionSubjects.count])) }
         for g in evalGroups {
@@ -299,9 +300,13 @@ public final class Dataset: @unchecked Sendable {
         case "vocab/role_count": return vocabulary.roles.map { Int32($0.count) }
         case "vocab/subject_tokens":
             var out: [Int32] = []
-            out.reserveCapacity(numSubjects * layout.subjectWidth)
-            for s in 0..<numSubjects { out += layout.subjectTokens(s) }
+            out.reserveCapacity(numSubjects * layout.subjectColumns)
+            for s in 0..<numSubjects {
+                let t = layout.subjectTokens(s)
+                out += t + [Int32](repeating: -1, count: layout.subjectColumns - t.count)
+            }
             return out
+        case "vocab/token_map": return layout.tokenMap.isEmpty ? nil : layout.tokenMap
         case "relations": return relationTable()
         case "nested_map": return nestedMap.isEmpty ? nil : nestedMap
         case "question_subjects": return questionSubjects.isEmpty ? nil : questionSubjects
@@ -333,6 +338,12 @@ public final class Dataset: @unchecked Sendable {
         relations.flatMap { [$0.kind.rawValue, $0.token, Int32($0.baseRelation), Int32($0.headRole), Int32($0.tailRole)] }
     }
 
+    /// With collisions: {"<token id>": [roles]} for every token whose role set is not just its
+    /// contiguous role (shared tokens, and freed ids with []); every other token has its one role.
+    public func tokenRolesJSON() -> JSON {
+        .object(layout.changedTokenRoles().map { (String($0.token), .strings($0.roles)) })
+    }
+
     public func infoJSON() -> JSON {
         let counts: JSON = .object([
             ("subjects", .int(numSubjects)),
@@ -358,11 +369,13 @@ public final class Dataset: @unchecked Sendable {
         let arrays: JSON = .object(arrayList().map { ($0.name, .object([("dtype", .string($0.dtype)), ("shape", .ints($0.shape))])) })
         let markers: JSON = .object([("eos", .int(0)), ("padding", .int(1)), ("dot", .int(2)), ("SS", .int(3)), ("RR", .int(4)),
                                      ("OO", .int(5)), ("QQ", .int(6)), ("AA", .int(7))])
+        var vocabularyInfo: [(String, JSON)] = [("size", .int(vocabSize)), ("roles", roles), ("markers", markers)]
+        if layout.hasCollisions { vocabularyInfo.append(("token_roles", tokenRolesJSON())) }
         return .object([
             ("format", .string("behemoth.dataset")),
             ("origin", .string(origin)),
             ("counts", counts),
-            ("vocabulary", .object([("size", .int(vocabSize)), ("roles", roles), ("markers", markers)])),
+            ("vocabulary", .object(vocabularyInfo)),
             ("relations", rels),
             ("eval_groups", groups),
             ("arrays", arrays),

@@ -40,6 +40,10 @@ public struct DatasetSpec: DeclaredSpec, Equatable, Sendable {
     /// Fact indices (rows of the fact table) whose sentences are left out of the training text; the
     /// facts stay in the table and the evaluation groups (an unlearning oracle never sees them).
     public var excludeFacts: [Int] = []
+    /// Intentional token collisions (Collisions.swift), applied in list order.
+    public var collisions: [CollisionSpec] = []
+    /// The collisions' own seed (nil: `seed`, through a separate random stream).
+    public var collisionSeed: UInt64? = nil
     public var seed: UInt64 = 0
 
     public init() {}
@@ -88,6 +92,11 @@ public struct DatasetSpec: DeclaredSpec, Equatable, Sendable {
         SpecField("exclude_facts", read: { (r: inout JSONReader, s: inout DatasetSpec) throws(EngineError) in
             s.excludeFacts = try r.intArray("exclude_facts", default: [], min: 0, max: Int(Int32.max))
         }, write: { $0.excludeFacts.isEmpty ? nil : .ints($0.excludeFacts) }),
+        // Echoed only when set, like exclude_facts.
+        CollisionSpec.listField("collisions"),
+        SpecField("collision_seed", read: { (r: inout JSONReader, s: inout DatasetSpec) throws(EngineError) in
+            s.collisionSeed = try r.optionalInt("collision_seed", min: 0, max: 1 << 52).map { UInt64($0) }
+        }, write: { $0.collisionSeed.map { .int(Int($0)) } }),
         .seed("seed", \.seed, max: 1 << 52),
     ]
 
@@ -151,8 +160,11 @@ public struct DatasetSpec: DeclaredSpec, Equatable, Sendable {
         if questionsFrac > 0 && questionsEntityFrac <= 0 {
             throw .invalid("\(w): questions_frac = \(JSON.format(questionsFrac)) needs questions_entity_frac > 0")
         }
-        // Vocabulary: ids must fit the official 4-digit word scheme.
-        _ = try VocabularyLayout(subjects: subjects, relationships: relationships, objects: objects, nested: numNestedObjects)
+        if collisionSeed != nil && collisions.isEmpty {
+            throw .invalid("\(w): collision_seed is set but collisions is empty; drop collision_seed or add collisions")
+        }
+        // Vocabulary: ids must fit the official 4-digit word scheme; collisions must be possible and unambiguous.
+        _ = try VocabularyLayout.of(self)
         // Size: refuse before allocating.
         _ = try sizeBound()
     }

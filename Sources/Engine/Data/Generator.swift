@@ -8,8 +8,7 @@
 extension Dataset {
     public static func generate(_ spec: DatasetSpec) throws(EngineError) -> Dataset {
         try spec.validate()
-        let layout = try VocabularyLayout(subjects: spec.subjects, relationships: spec.relationships,
-                                          objects: spec.objects, nested: spec.numNestedObjects)
+        let layout = try VocabularyLayout.of(spec)
         let vocab = try Vocabulary(layout: layout)
         let relations = Dataset.makeRelations(layout, roles: vocab.roles)
         let S = spec.subjects, R = spec.relationships, O = spec.objects, K = spec.numNestedObjects
@@ -163,10 +162,10 @@ extension Dataset {
             } else {
                 head = subjectHeads[Int(facts[4 * f])]
             }
-            let tailFirst = Int32(vocab.roles[relation.tailRole].first)
-            var o = tailFirst + facts[4 * f + 2]
+            let tailFirst = vocab.roles[relation.tailRole].first
+            var o = layout.token(tailFirst + Int(facts[4 * f + 2]))
             let a = facts[4 * f + 3]
-            if a >= 0 && srng.uniform() < p { o = tailFirst + a }
+            if a >= 0 && srng.uniform() < p { o = layout.token(tailFirst + Int(a)) }
             if u & questionBit != 0 {
                 grammar.question(&tokens, head: head, relation: relation.token, object: o)
             } else {
@@ -194,7 +193,7 @@ extension Dataset {
                 make(&prompts, f)
                 po.append(Int64(prompts.count))
                 let rel = relations[Int(facts[4 * f + 1])]
-                targets.append(Int32(vocab.roles[rel.tailRole].first) + facts[4 * f + 2])
+                targets.append(layout.token(vocab.roles[rel.tailRole].first + Int(facts[4 * f + 2])))
                 gf.append(Int32(f))
             }
             groups.append(PromptSet(name: name, prompts: prompts, offsets: po, targets: targets, facts: gf))
@@ -220,9 +219,11 @@ extension Dataset {
             }
         }
 
-        return try Dataset(spec: spec, origin: "generated", vocabulary: vocab, relations: relations, facts: facts,
-                           tokens: tokens, offsets: offsets, sequenceFacts: sequenceFacts, evalGroups: groups,
-                           questionSubjects: questionSubjects, nestedMap: nestedMap)
+        let ds = try Dataset(spec: spec, origin: "generated", vocabulary: vocab, relations: relations, facts: facts,
+                             tokens: tokens, offsets: offsets, sequenceFacts: sequenceFacts, evalGroups: groups,
+                             questionSubjects: questionSubjects, nestedMap: nestedMap)
+        try ds.checkCollisionPrompts()
+        return ds
     }
 
     public static func generate(specJSON: String) throws(EngineError) -> Dataset {

@@ -7,6 +7,11 @@ import Glibc
 /// our `seed` and `preset`).
 extension Dataset {
     public func exportReference(_ dir: String) throws(EngineError) {
+        // The official folder gives every token one role (remappings_map.json); its loader would
+        // read a shared token as two different words.
+        if layout.hasCollisions {
+            throw .invalid("export: this dataset has token collisions (dataset spec collisions = \(spec.toJSON()["collisions"]?.serialized() ?? "[]")); the official folder format gives every token one role, so its loader would misread the shared tokens. Save it as a dataset file (HDF5), which records every token's roles, or export the same spec without collisions")
+        }
         if FileSystem.exists(dir) && !FileSystem.isDirectory(dir) { throw .io("export: \(dir) exists and is not a folder") }
         for sub in ["metadata", "data", "validations", "questions"] { try FileSystem.makeDirectories(dir + "/" + sub) }
         // A previous export's shards and prompt files would be read back as part of this one.

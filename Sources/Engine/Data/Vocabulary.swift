@@ -49,6 +49,12 @@ public struct VocabularyLayout: Equatable, Sendable {
     /// One past the last word id ("Ġdddd"); prefix tokens start here.
     public let wordsEnd: Int
     public let size: Int
+    /// Intentional token collisions (Collisions.swift): the token written for each id of the
+    /// layout above, canonical id → actual id (empty: every id is its own token, no collisions).
+    public internal(set) var tokenMap: [Int32] = []
+    /// subject_parts collisions of one-token subjects: per subject, the token written before its
+    /// own (another subject's token, making it a two-token word), or -1 (empty: none).
+    public internal(set) var subjectPrefix: [Int32] = []
 
     public init(subjects: Int, relationships: Int, objects: Int, nested: Int) throws(EngineError) {
         self.subjects = subjects
@@ -158,9 +164,24 @@ public struct VocabularyLayout: Equatable, Sendable {
 
     // MARK: words
 
+    /// The token written for a layout id: itself, unless a collision gave it another one.
+    @inline(__always)
+    public func token(_ id: Int) -> Int32 { tokenMap.isEmpty ? Int32(id) : tokenMap[id] }
+
+    /// Columns of a table of subject words: the subject width, or 2 when subject_parts collisions
+    /// made some one-token subjects two-token words (the others padded with -1).
+    public var subjectColumns: Int { subjectPrefix.isEmpty ? subjectWidth : 2 }
+
+    /// Whether any collision changed a token or a subject word.
+    public var hasCollisions: Bool { !tokenMap.isEmpty || !subjectPrefix.isEmpty }
+
     public func subjectTokens(_ s: Int) -> [Int32] {
-        if subjectWidth == 1 { return [Int32(subjectStart + s)] }
-        return [Int32(subjectStart + s / subjectDivisor), Int32(subjectStart + subjectFirstCount + s % subjectDivisor)]
+        if subjectWidth == 1 {
+            let own = token(subjectStart + s)
+            if !subjectPrefix.isEmpty, subjectPrefix[s] >= 0 { return [subjectPrefix[s], own] }
+            return [own]
+        }
+        return [token(subjectStart + s / subjectDivisor), token(subjectStart + subjectFirstCount + s % subjectDivisor)]
     }
 
     /// The subject ordinal of a one- or two-token word, or nil.
@@ -177,11 +198,11 @@ public struct VocabularyLayout: Equatable, Sendable {
         return s < subjects ? s : nil
     }
 
-    public func relationToken(_ r: Int) -> Int32 { Int32(relationStart + r) }
-    public func objectToken(relation r: Int, ordinal o: Int) -> Int32 { Int32(objectStart + r * objects + o) }
-    public func subjectNestedRelationToken(_ r: Int) -> Int32 { Int32(subjectNestedRelationStart + r) }
-    public func objectNestedRelationToken(_ r: Int) -> Int32 { Int32(objectNestedRelationStart + r) }
-    public func nestedObjectToken(relation r: Int, ordinal k: Int) -> Int32 { Int32(nestedObjectStart + r * nested + k) }
+    public func relationToken(_ r: Int) -> Int32 { token(relationStart + r) }
+    public func objectToken(relation r: Int, ordinal o: Int) -> Int32 { token(objectStart + r * objects + o) }
+    public func subjectNestedRelationToken(_ r: Int) -> Int32 { token(subjectNestedRelationStart + r) }
+    public func objectNestedRelationToken(_ r: Int) -> Int32 { token(objectNestedRelationStart + r) }
+    public func nestedObjectToken(relation r: Int, ordinal k: Int) -> Int32 { token(nestedObjectStart + r * nested + k) }
 
     // MARK: grammar words (offsets from grammarStart, as the official generator assigns them)
 

@@ -18,7 +18,9 @@ extension Dataset {
                             sentenceEnd: [Vocabulary.dot, Vocabulary.eos])
         view.promptOfFact = { [self] i in sroPrompt(ofFact: i) }
         view.tailOfFact = { [self] i in Int(fact(i).tail) }
-        view.tailToken = { [self] i, k in Int32(vocabulary.roles[relations[Int(fact(i).relation)].tailRole].first + k) }
+        view.tailToken = { [self] i, k in layout.token(vocabulary.roles[relations[Int(fact(i).relation)].tailRole].first + k) }
+        view.subjectTokens = { [self] s in subjectTokens(s) }
+        view.relationToken = { [self] r in relationToken(r) }
         if numNestedObjects > 0 {
             view.nested = numNestedObjects
             view.subjectNestedFact = [Int32](repeating: -1, count: S * R)

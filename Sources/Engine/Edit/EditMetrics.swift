@@ -9,7 +9,7 @@ enum Answer {
     /// Another object of the prompt's relation.
     case other
 
-    static func of(_ predicted: Int32, target: Int32, alternative: Int32, objects: Range<Int32>) -> Answer {
+    static func of(_ predicted: Int32, target: Int32, alternative: Int32, objects: Set<Int32>) -> Answer {
         if predicted == target { return .target }
         if predicted == alternative { return .alternative }
         return objects.contains(predicted) ? .other : .leak
@@ -57,7 +57,7 @@ public enum EditMetrics {
 
     /// The metric's value on one group's results, or nil where it is not defined (a split group
     /// without alternatives, as imported from an official folder; no changed prompt).
-    static func value(_ measure: Measure, _ prompts: PromptSet, _ result: GroupResult, objects: Range<Int32>?) -> Double? {
+    static func value(_ measure: Measure, _ prompts: PromptSet, _ result: GroupResult, objects: Set<Int32>?) -> Double? {
         guard result.count > 0 else { return nil }
         let alternatives = prompts.alternatives
         switch measure {
@@ -101,9 +101,34 @@ public enum EditMetrics {
         if let rb = before.first(where: { $0.name == "remaining" }), let ra = after.first(where: { $0.name == "remaining" }) {
             metrics.append(("remaining_accuracy_drop", rb.accuracy - ra.accuracy, "remaining accuracy before minus after (points lost on untouched facts)"))
         }
+        metrics += sharedTokenSplit(editSet: editSet, before: before, after: after)
         metrics += counterFact(edited: ownRuns["edited"] ?? after.first { $0.name == "edited" },
                                neighbours: after.first { $0.name == "with_same_rel" })
         return metrics.map { (name: $0.0, value: $0.1, definition: $0.2) }
+    }
+
+    /// The groups split by whether a prompt's fact shares a token with an edited fact
+    /// (EditSet.sharedToken): prompt counts always, accuracies only for a non-empty split.
+    static let sharedTokenGroups = [("remaining", "remaining_accuracy", "remaining", "untouched facts"),
+                                    ("with_same_rel", "same_relation_neighbours", "same_relation_neighbours", "held-out subjects of the edited relation")]
+
+    static func sharedTokenSplit(editSet: EditSet, before: [GroupResult], after: [GroupResult]) -> [(String, Double, String)] {
+        var out: [(String, Double, String)] = []
+        let sharing = "share a token with an edited fact (one of their subject, relation or object tokens is one of an edited fact's subject, relation, old or new object tokens; the edited relation's word in the relation position does not count: that is the shared relation)"
+        for (group, metric, countPrefix, what) in sharedTokenGroups {
+            guard let mask = editSet.sharedToken[group], let a = after.first(where: { $0.name == group }), a.count == mask.count else { continue }
+            let b = before.first(where: { $0.name == group }).flatMap { $0.count == mask.count ? $0 : nil }
+            for (shared, suffix) in [(true, "shared_token"), (false, "no_shared_token")] {
+                let idx = mask.indices.filter { mask[$0] == shared }
+                let which = shared ? "that \(sharing)" : "that do not share a token with an edited fact"
+                out.append(("\(countPrefix)_\(suffix)_prompts", Double(idx.count), "number of prompts of \(what) \(which)"))
+                guard !idx.isEmpty else { continue }
+                func accuracy(_ r: GroupResult) -> Double { Double(idx.filter { r.correct[$0] != 0 }.count) / Double(idx.count) }
+                out.append(("\(metric)_\(suffix)", accuracy(a), "accuracy on \(what) \(which)"))
+                if let b { out.append(("\(metric)_\(suffix)_before", accuracy(b), "the same, before the edit")) }
+            }
+        }
+        return out
     }
 
     /// CounterFact-style scores (Meng et al. 2022) on our groups.

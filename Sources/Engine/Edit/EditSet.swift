@@ -27,6 +27,9 @@ public struct FactView {
     public var promptOfFact: (Int) -> [Int32] = { _ in [] }
     public var tailOfFact: (Int) -> Int = { _ in 0 }
     public var tailToken: (Int, Int) -> Int32 = { _, _ in 0 }
+    /// Subject s's word and relation r's word (for the shared-token split of the test groups).
+    public var subjectTokens: (Int) -> [Int32] = { _ in [] }
+    public var relationToken: (Int) -> Int32 = { _ in -1 }
 
     public func object(_ s: Int, _ r: Int) -> Int { Int(objectTable[s * relations + r]) }
 
@@ -159,9 +162,14 @@ public struct EditSet {
     /// The official fine-tuning folder it was imported from ("" if built here).
     public var source = ""
     /// For the groups whose prompts share one relation and are split by answer (edited_original,
-    /// correlated_dependent, dependent_subject_nested): the token range of that relation's objects,
-    /// so an answer outside it (a leak) can be told from a wrong object of the right relation.
-    public var objectTokens: [String: Range<Int32>] = [:]
+    /// correlated_dependent, dependent_subject_nested): the tokens of that relation's objects (a
+    /// set: with token collisions they need not be contiguous), so an answer outside it (a leak)
+    /// can be told from a wrong object of the right relation.
+    public var objectTokens: [String: Set<Int32>] = [:]
+    /// For the remaining and with_same_rel groups, per prompt: whether its fact shares a token
+    /// with an edited fact (sharesToken), so collateral damage through shared tokens can be told
+    /// from damage through the shared relation.
+    public var sharedToken: [String: [Bool]] = [:]
     /// Requested vs obtained training sentences per part (nil for an imported folder: its mix is
     /// whatever the official generator wrote).
     public var mix: EditMix? = nil
@@ -236,12 +244,18 @@ public enum EditSetBuilder {
             // A correlated edit's new value must also differ from the dependent relation's own
             // object (possible below strength 1), or its update could not be told from retention.
             let dependentOld = spec.kind == .correlated ? facts.object(s, facts.correlatedPair!.1) : old
-            let free = (0..<O).filter { $0 != old && $0 != dependentOld }
+            // With token collisions, a new object whose token is also an object of the dependent
+            // relation would make the edit leaking into that relation look like a dependent answer.
+            let dependentTokens = spec.kind == .correlated ? Set((0..<O).map { facts.objectToken(facts.correlatedPair!.1, $0) }) : []
+            let free = (0..<O).filter { $0 != old && $0 != dependentOld && !dependentTokens.contains(facts.objectToken(r0, $0)) }
             guard !free.isEmpty else { throw .invalid("edit spec: relation \(r0) has no object left for subject \(s) (\(O) objects)") }
             let new = spec.newObject ?? free[rng.below(free.count)]
             guard new != old else { throw .invalid("edit spec: new_object = \(new) is already subject \(s)'s object") }
             guard new != dependentOld else {
                 throw .invalid("edit spec: new_object = \(new) is already subject \(s)'s object of the correlated relation: its update could not be told from retention")
+            }
+            guard !dependentTokens.contains(facts.objectToken(r0, new)) else {
+                throw .invalid("edit spec: new_object = \(new) of relation \(r0) is token \(facts.objectToken(r0, new)), which token collisions also make an object of the correlated relation \(facts.correlatedPair!.1): a leak into that relation could not be told from its answers; choose another new_object")
             }
             set.edits = [Edit(subject: s, relation: r0, oldObject: old, newObject: new)]
         case .diverse:
@@ -399,13 +413,14 @@ public enum EditSetBuilder {
                     limit: R < 2 ? "the dataset has no other relation" : "only \(pool.count) facts of other relations belong to subjects no other part uses")
         }
         set.mix = mix.explained()
-        let objectsOf = { (r: Int) in facts.objectToken(r, 0)..<(facts.objectToken(r, 0) + Int32(O)) }
+        let objectsOf = { (r: Int) in Set((0..<O).map { facts.objectToken(r, $0) }) }
         if !forgetting { set.objectTokens["edited_original"] = objectsOf(r0) }
         if let pair = facts.correlatedPair, spec.kind == .correlated { set.objectTokens["correlated_dependent"] = objectsOf(pair.1) }
 
         // 7. Remaining: every base fact no group trained or tested.
         for s in 0..<S { for r in 0..<R where !usedFacts.contains(s * R + r) { addTest("remaining", s, r, facts.object(s, r)) } }
 
+        let editedTokens = EditedTokens(facts, set.edits)
         for name in groupOrder {
             var prompts: [Int32] = [], offsets: [Int64] = [0], targets: [Int32] = [], idx: [Int32] = [], rels: [Int32] = []
             var alts: [Int32] = []
@@ -420,7 +435,34 @@ public enum EditSetBuilder {
             var group = PromptSet(name: name, prompts: prompts, offsets: offsets, targets: targets, facts: idx, relations: rels)
             if alts.contains(where: { $0 >= 0 }) { group.alternatives = alts }
             set.groups.append(group)
+            if !forgetting, ["remaining", "with_same_rel"].contains(name) {
+                set.sharedToken[name] = testGroups[name]!.map { editedTokens.shares(facts, s: $0.0, r: $0.1, object: $0.2) }
+            }
         }
         return set
+    }
+
+}
+
+/// The tokens of the edited facts, to tell which test facts share one (EditSet.sharedToken).
+struct EditedTokens {
+    /// Every edit's subject tokens and old and new object tokens.
+    let entities: Set<Int32>
+    /// The edited relations' words.
+    let relations: Set<Int32>
+
+    init(_ facts: FactView, _ edits: [Edit]) {
+        entities = Set(edits.flatMap { facts.subjectTokens($0.subject) + [facts.objectToken($0.relation, $0.oldObject), facts.objectToken($0.relation, $0.newObject)] })
+        relations = Set(edits.map { facts.relationToken($0.relation) })
+    }
+
+    /// Whether fact (s, r) with object ordinal `object` shares a token with an edited fact: one of
+    /// its subject, relation or object tokens is one of an edit's subject, relation, old or new
+    /// object tokens. Its relation word matching an edited relation's word is not counted: that
+    /// is the shared relation, which the groups themselves already tell apart.
+    func shares(_ facts: FactView, s: Int, r: Int, object: Int) -> Bool {
+        if entities.contains(facts.relationToken(r)) { return true }
+        for t in facts.subjectTokens(s) + [facts.objectToken(r, object)] where entities.contains(t) || relations.contains(t) { return true }
+        return false
     }
 }

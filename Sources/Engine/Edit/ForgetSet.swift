@@ -71,6 +71,10 @@ extension EditSetBuilder {
     static func buildForgetSet(_ spec: EditSpec, facts: FactView) throws(EngineError) -> EditSet {
         try spec.validateUnlearn()
         let S = facts.subjects, R = facts.relations, O = facts.objects
+        // The truth ratio and relation mass read each relation's objects as one token range.
+        for r in 0..<R where (0..<O).contains(where: { facts.objectToken(r, $0) != facts.objectToken(r, 0) + Int32($0) }) {
+            throw .invalid("edit spec: kind \"unlearn\" needs each relation's objects as one contiguous token range, but token collisions share some of relation \(r)'s objects with other roles; use a dataset without objects_across_relations, relation_as_object or grammar_as_entity collisions")
+        }
         var rng = RNG(seed: spec.seed, stream: "forget set")
         func check(_ f: FactRef, _ what: String) throws(EngineError) {
             guard f.subject < S else { throw .invalid("edit spec: \(what) names subject \(f.subject) but the dataset has \(S) subjects (0...\(S - 1))") }

@@ -106,7 +106,7 @@ extension EditSetBuilder {
                 limit: "only \(pool.count) facts of other relations are unused")
         set.mix = mix.explained()
         // Both nested relations of r0 answer with r0's nested values.
-        let nestedValues = facts.tailToken(editedFact, 0)..<(facts.tailToken(editedFact, 0) + Int32(K))
+        let nestedValues = Set((0..<K).map { facts.tailToken(editedFact, $0) })
         set.objectTokens["edited_original"] = nestedValues
         if spec.kind == .nestedObject { set.objectTokens["dependent_subject_nested"] = nestedValues }
         // Remaining: every base fact untouched.

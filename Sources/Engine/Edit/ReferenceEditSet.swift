@@ -26,6 +26,9 @@ extension EditSetBuilder {
         guard FileSystem.isDirectory(dir + "/ft_validations"), FileSystem.isDirectory(dir + "/finetuning_data") else {
             throw .io("import: \(dir) is not an official fine-tuning folder (it needs ft_validations/ and finetuning_data/)")
         }
+        guard !ds.layout.hasCollisions else {
+            throw .invalid("import: the dataset has token collisions; official fine-tuning folders give every token one role, so they cannot be read against it (build the edit set with bh_edit_set_build instead)")
+        }
         let layout = ds.layout
         let dataDir = dir + "/finetuning_data", metaDir = dir + "/metadata"
         var set = EditSet(spec: EditSpec())

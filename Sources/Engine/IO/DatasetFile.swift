@@ -24,7 +24,9 @@ extension Dataset {
         try w32("sequence_facts", sequenceFacts)
         try w32("vocab/role_first", vocabulary.roles.map { Int32($0.first) })
         try w32("vocab/role_count", vocabulary.roles.map { Int32($0.count) })
-        try w32("vocab/subject_tokens", int32Array("vocab/subject_tokens")!, shape: [numSubjects, layout.subjectWidth])
+        try w32("vocab/subject_tokens", int32Array("vocab/subject_tokens")!, shape: [numSubjects, layout.subjectColumns])
+        if !layout.tokenMap.isEmpty { try w32("vocab/token_map", layout.tokenMap) }
+        if layout.hasCollisions { try f.setAttribute("token_roles", string: tokenRolesJSON().serialized(), at: "/vocab") }
         try f.setAttribute("role_names", string: JSON.strings(vocabulary.roles.map(\.name)).serialized(), at: "/vocab")
         try f.setAttribute("special_tokens", string: JSON.strings(vocabulary.specialTokens).serialized(), at: "/vocab")
         try f.setAttribute("vocab_size", int: Int64(vocabSize), at: "/vocab")
@@ -72,7 +74,7 @@ extension Dataset {
         let origin = f.hasAttribute("origin") ? try f.stringAttribute("origin") : "generated"
         let layout: VocabularyLayout
         do {
-            layout = try VocabularyLayout(subjects: spec.subjects, relationships: spec.relationships, objects: spec.objects, nested: spec.numNestedObjects)
+            layout = try VocabularyLayout.of(spec)
         } catch { throw bad(error.message) }
 
         func jsonStrings(_ name: String, at obj: String) throws(EngineError) -> [String] {
@@ -115,11 +117,18 @@ extension Dataset {
         let tokens = try i32("tokens")
         let offsets = try i64("offsets")
         let sequenceFacts = try i32("sequence_facts")
-        let subjectTokens = try i32("vocab/subject_tokens", shape: [spec.subjects, layout.subjectWidth])
+        let columns = layout.subjectColumns
+        let subjectTokens = try i32("vocab/subject_tokens", shape: [spec.subjects, columns])
         for s in 0..<spec.subjects {
             let t = layout.subjectTokens(s)
-            if layout.subjectWidth == 1 ? subjectTokens[s] != t[0] : (subjectTokens[2 * s] != t[0] || subjectTokens[2 * s + 1] != t[1]) {
+            if Array(subjectTokens[(columns * s)..<(columns * s + t.count)]) != t || subjectTokens[(columns * s + t.count)..<(columns * (s + 1))].contains(where: { $0 != -1 }) {
                 throw bad("vocab/subject_tokens row \(s) does not match the layout")
+            }
+        }
+        // Collisions are recomputed from the spec; the stored map must agree.
+        if f.exists("vocab/token_map") || !layout.tokenMap.isEmpty {
+            guard f.exists("vocab/token_map"), try i32("vocab/token_map", shape: [layout.size]) == layout.tokenMap else {
+                throw bad("vocab/token_map does not match the collisions the spec gives")
             }
         }
         let nestedMap = spec.numNestedObjects > 0 ? try i32("nested_map", shape: [spec.relationships, spec.objects]) : []

@@ -300,3 +300,30 @@ def test_close_while_other_thread_uses():
     ds.close()
     t.join()
     assert outcomes and outcomes[0] in ("closed", "finished")
+
+
+def test_token_collisions(tmp_path):
+    """A spec with collisions: role sets in info and the file, refusals named, no official export."""
+    collisions = [{"kind": "objects_across_relations", "fraction": 0.25}, {"kind": "subject_parts", "fraction": 0.25}]
+    with Dataset.generate(preset="tiny", collisions=collisions) as ds:
+        assert ds.spec["collisions"] == [dict(c) for c in collisions]
+        roles = ds.info["vocabulary"]["token_roles"]
+        shared = {int(t): r for t, r in roles.items() if len(r) > 1}
+        assert shared and all(any(n.startswith("object/") for n in r) or "subject_first" in r for r in shared.values())
+        token_map = ds.array("vocab/token_map")
+        assert token_map.shape == (ds.info["counts"]["vocab_size"],)
+        subjects = ds.array("vocab/subject_tokens")
+        assert subjects.shape == (64, 2) and (subjects[:, 1] >= 0).sum() == 16   # round(0.25 * 64) two-token words
+        ds.save(tmp_path / "c.h5")
+        with h5py.File(tmp_path / "c.h5", "r") as f:
+            assert np.array_equal(f["vocab/token_map"][:], token_map)
+            import json
+            assert json.loads(f["vocab"].attrs["token_roles"]) == roles
+        with pytest.raises(behemoth.InvalidArgumentError) as e:
+            ds.export_reference(tmp_path / "official")
+        assert "token collisions" in e.value.message
+    with Dataset.generate(preset="tiny") as plain:
+        assert "collisions" not in plain.spec and "token_roles" not in plain.info["vocabulary"]
+    with pytest.raises(behemoth.InvalidArgumentError) as e:
+        Dataset.generate(preset="tiny", collisions=[{"kind": "subject_parts", "fraction": 2}])
+    assert "fraction = 2" in e.value.message
