@@ -66,11 +66,19 @@ import Testing
     }
 
     @Test func everySentenceIsInExactlyOneOfItsRelationsTrainingTemplates() throws {
+        // Nested data: the nested relations draw templates too (an object→nested fact's head is an object).
+        let nested = try DataTest.generate(#"{"preset": "tiny", "num_nested_objects": 4, "templates_per_relation": 3, "heldout_templates": 1, "repeats": 2}"#)
+        #expect(nested.templatePlan?.training.count == 9)
+        for prefix in ["subject_object_", "subject_nested_object_", "object_nested_object_"] {
+            #expect(nested.evalGroup(named: prefix + "paraphrase")?.count == nested.evalGroup(named: prefix + "sro")?.count)
+        }
         let ds = try DataTest.generate(GrammarTests.spec)
         let plan = try #require(ds.templatePlan)
-        for (i, ts) in templatesOfSequences(ds).enumerated() {
-            let r = Int(ds.fact(Int(ds.sequenceFacts[i])).relation)
-            #expect(ts.count == 1 && plan.training[r].contains(ts[0]), "sequence \(i) matches templates \(ts)")
+        for d in [ds, nested] {
+            for (i, ts) in templatesOfSequences(d).enumerated() {
+                let r = Int(d.fact(Int(d.sequenceFacts[i])).relation)
+                #expect(ts.count == 1 && d.templatePlan!.training[r].contains(ts[0]), "sequence \(i) matches templates \(ts)")
+            }
         }
         // The assignment: the official sentence first, held-out templates evaluable and apart from
         // the training ones, listed as text in the dataset's info.
@@ -199,6 +207,9 @@ import Testing
         let back = try Dataset.load(dir + "/d.h5")
         DataTest.expectIdentical(ds, back)
         #expect(back.templatePlan?.heldout == plan.heldout && back.evalGroups == ds.evalGroups)
+        let file = try H5File.open(dir + "/d.h5")
+        defer { file.close() }
+        #expect(try file.stringAttribute("templates", at: "/relations") == plan.infoJSON(ds.relations).serialized())
     }
 
     @Test func paraphraseGroupsOfTheDatasetAndOfAnEdit() throws {

@@ -35,8 +35,7 @@ struct Grammar {
     static let ss = Vocabulary.ss, rr = Vocabulary.rr, oo = Vocabulary.oo, qq = Vocabulary.qq, aa = Vocabulary.aa
     static let dot = Vocabulary.dot, eos = Vocabulary.eos
 
-    /// Several templates per relation (Templates.swift): the plan and its pool as token ids.
-    let plan: TemplatePlan?
+    /// Several templates per relation (Templates.swift): the plan's pool as token ids.
     let resolved: [[Int32]]
 
     init(layout: VocabularyLayout, creator: DatasetSpec.PhraseCreator, inversionFrac: Double, templates: TemplatePlan? = nil) {
@@ -46,7 +45,6 @@ struct Grammar {
         w = (0...10).map { layout.w($0) }
         wq = [0] + (1...4).map { layout.wq($0) }
         fillers = layout.grammarTokenNames().map { $0.1 }
-        plan = templates
         resolved = templates?.pool.map { $0.resolved(layout) } ?? []
     }
 

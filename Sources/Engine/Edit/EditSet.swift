@@ -331,9 +331,9 @@ public enum EditSetBuilder {
         for e in set.edits {
             for _ in 0..<editRepeats { addTraining(forgetting ? "forgotten" : "edited", e.subject, r0, e.newObject) }
             addTest(forgetting ? "forgotten" : "edited", e.subject, r0, e.newObject, alt: e.oldObject)
-            if !forgetting { addTest("edited_original", e.subject, r0, e.oldObject, alt: e.newObject) }
-            // The edited fact in its relation's held-out templates: never trained, so the edit must generalise.
             if !forgetting {
+                addTest("edited_original", e.subject, r0, e.oldObject, alt: e.newObject)
+                // The edited fact in its relation's held-out templates: never trained, so the edit must generalise.
                 for k in facts.paraphrases(Int(facts.factIndex[e.subject * R + r0])).indices {
                     addTest("edited_paraphrase", e.subject, r0, e.newObject, alt: e.oldObject, paraphrase: k)
                 }
