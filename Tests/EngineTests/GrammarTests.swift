@@ -152,6 +152,8 @@ import Testing
             (#""templates_per_relation": 2, "phrase_creator": "nonsense""#, "phrase_creator \"inverted\" and inversion_frac 0"),
             (#""templates_per_relation": 2, "inversion_frac": 0.3"#, "phrase_creator \"inverted\" and inversion_frac 0"),
             (#""templates_per_relation": 0"#, "must be at least 1"),
+            ("\"templates_per_relation\": 2, \"templates\": [\"SS {s} RR {r} OO {o}" + String(repeating: " W40", count: 62) + "\"]", "has 68 tokens and slots; at most 64"),
+            ("\"templates_per_relation\": 2, \"templates\": [" + (0..<1001).map { "\"W\($0 % 999) SS {s} RR {r} OO {o}\"" }.joined(separator: ", ") + "]", "templates lists 1001 templates; at most 1000"),
             (#""templates_per_relation": 3, "templates": ["RR {r} SS {s} OO {o}", "W40 RR {r} SS {s} OO {o} W41"]"#, "templates[1] \"W40 RR {r} SS {s} OO {o} W41\" holds templates[0]"),
             (#""templates_per_relation": 2, "templates": ["W40 SS {s} W0 W1 RR {r} W2 OO {o}"]"#, "holds the official sentence"),
         ]

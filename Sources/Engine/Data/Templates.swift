@@ -12,6 +12,8 @@
 public struct Template: Equatable, Sendable {
     public enum Item: Equatable, Sendable { case head, relation, object, word(String) }
     public let items: [Item]
+    /// Its items up to and including the object: what a held-out prompt and its answer are.
+    let statement: [Item]
 
     /// A template from a known-good constant (the official sentence and the generated family).
     init(_ text: String) {
@@ -23,6 +25,7 @@ public struct Template: Equatable, Sendable {
             default: return .word(String(piece))
             }
         }
+        statement = Array(items.prefix { $0 != .object }) + [.object]
     }
 
     /// A caller's template: every token name known, each slot exactly once.
@@ -38,6 +41,9 @@ public struct Template: Equatable, Sendable {
             if n > 1 { throw .invalid("\(what) has the \(slot) slot \(n) times; each slot appears exactly once") }
         }
     }
+
+    /// Limits on a spec's `templates`: how many, and tokens and slots in each.
+    static let maxCount = 1000, maxLength = 64
 
     static func isTokenName(_ name: String) -> Bool {
         if ["SS", "RR", "OO", "QQ", "AA"].contains(name) { return true }
@@ -66,15 +72,12 @@ public struct Template: Equatable, Sendable {
         return items[..<o].contains(.head) && items[..<o].contains(.relation)
     }
 
-    /// Its items up to and including the object: what a held-out prompt and its answer are.
-    var statement: ArraySlice<Item> { items.prefix { $0 != .object } + [.object] }
-
     /// Whether a sentence of `other` holds this template's statement (so, were this one held out,
     /// the model would still read its prompts and answers inside `other`'s sentences).
     func leaks(into other: Template) -> Bool {
-        let s = Array(statement), o = other.items
+        let s = statement, o = other.items
         guard o.count >= s.count, other != self else { return false }
-        return (0...(o.count - s.count)).contains { Array(o[$0..<($0 + s.count)]) == s }
+        return (0...(o.count - s.count)).contains { start in s.indices.allSatisfy { o[start + $0] == s[$0] } }
     }
 
     /// Tokens of one sentence: every item (the head `headWidth` tokens), then "." and EOS.
@@ -185,8 +188,8 @@ public struct TemplatePlan: Sendable {
         for _ in 0..<relations {
             var order = Array(1..<pool.count)
             rng.shuffle(&order)
-            let held = Array(order.filter { pool[$0].isEvaluable }.prefix(h))
-            let trained = [0] + order.filter { !held.contains($0) }.prefix(t - 1)
+            let held = Array(order.filter { pool[$0].isEvaluable }.prefix(h)), heldSet = Set(held)
+            let trained = [0] + order.filter { !heldSet.contains($0) }.prefix(t - 1)
             training.append(trained)
             heldout.append(held)
         }
@@ -215,8 +218,15 @@ public struct TemplatePlan: Sendable {
         if spec.templates.isEmpty {
             pool += Template.family
         } else {
+            // Bounds that keep the checks below (every pair of templates) quick.
+            guard spec.templates.count <= Template.maxCount else {
+                throw .invalid("\(w): templates lists \(spec.templates.count) templates; at most \(Template.maxCount) are supported")
+            }
             for (i, text) in spec.templates.enumerated() {
-                let t = try Template(parsing: text, what: "\(w): templates[\(i)] \"\(text)\"")
+                let t = try Template(parsing: text, what: "\(w): templates[\(i)] \"\(text.prefix(80))\"")
+                guard t.items.count <= Template.maxLength else {
+                    throw .invalid("\(w): templates[\(i)] has \(t.items.count) tokens and slots; at most \(Template.maxLength) are supported")
+                }
                 if let j = pool.firstIndex(of: t) {
                     throw .invalid("\(w): templates[\(i)] \"\(text)\" repeats \(j == 0 ? "the official sentence, which every relation already trains on" : "templates[\(j - 1)]")")
                 }
