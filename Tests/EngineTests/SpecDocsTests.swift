@@ -15,7 +15,8 @@ struct SpecDocsTests {
             #expect(again.toJSON() == x.toJSON(), "\(S.self): \(x.toJSON().serialized())")
             guard case let .object(fields) = x.toJSON() else { Issue.record("\(S.self) echoes no object"); return }
             // Fields added after files were written are echoed only when set (their digests stay the same).
-            let echoedWhenSet: Set<String> = ["exclude_facts", "collisions", "collision_seed", "entity", "scope", "facts", "retain_facts"]
+            let echoedWhenSet: Set<String> = ["exclude_facts", "collisions", "collision_seed", "entity", "scope", "facts", "retain_facts",
+                                               "templates_per_relation", "heldout_templates", "template_weights", "templates"]
             let keys = fields.map(\.0)
             #expect(keys == S.keys.filter { !echoedWhenSet.contains($0) || keys.contains($0) }, "\(S.self) echoes every declared field, in order")
         }
@@ -31,6 +32,7 @@ struct SpecDocsTests {
         try roundTrip(DatasetSpec.self, #"{"preset": "demo", "num_nested_objects": 5, "obj_nested_obj_edges_upweight": 3, "minority_position_frac": 0.3}"#)
         try roundTrip(DatasetSpec.self, #"{"preset": "tiny", "collisions": [{"kind": "subject_parts", "fraction": 0.1}, {"kind": "grammar_as_entity", "fraction": 0.2, "entity": "subject"}], "collision_seed": 4}"#)
         try roundTrip(CollisionSpec.self, #"{"kind": "grammar_as_entity", "fraction": 0.5, "entity": "subject"}"#)
+        try roundTrip(DatasetSpec.self, #"{"preset": "tiny", "templates_per_relation": 3, "heldout_templates": 1, "template_weights": [2, 1.5], "templates": ["W9 RR {r} W7 SS {s} W5 OO {o}", "SS {s} W11 W12 RR {r} W13 OO {o}"]}"#)
         try roundTrip(EditSpec.self, #"{"kind": "forget_relation", "relation": 2, "count": 3, "subjects": [1, 2, 5, 7], "new_object": 4, "forget_fraction": 0.5, "forced_object": 1, "repeats": 9, "same_value_max": 8, "same_relation_per_edit": 7, "regularization_per_edit": 6, "absolute_counts": true, "seed": 5, "dataset_fingerprint": "abc"}"#)
         try roundTrip(EditSpec.self, #"{"kind": "unlearn", "scope": "facts", "facts": [[1, 2], [3, 0]], "retain_facts": [[4, 1]], "forced_object": 2, "seed": 3}"#)
         // The preset sets the counts' defaults; explicit counts override it.

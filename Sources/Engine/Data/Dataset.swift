@@ -55,6 +55,9 @@ public final class Dataset: @unchecked Sendable {
     public let questionSubjects: [Int32]
     /// For nested data: R x O, the nested object of object o of relation r (-1 where no fact uses o).
     public let nestedMap: [Int32]
+    /// Each relation's training and held-out templates (nil: one template, the official grammar),
+    /// drawn from the spec and its seed.
+    public let templatePlan: TemplatePlan?
 
     public init(spec: DatasetSpec, origin: String, vocabulary: Vocabulary, relations: [Relation], facts: [Int32],
                 tokens: [Int32], offsets: [Int64], sequenceFacts: [Int32], evalGroups: [PromptSet],
@@ -76,6 +79,7 @@ public final class Dataset: @unchecked Sendable {
         }
         self.questionSubjects = questionSubjects
         self.nestedMap = nestedMap
+        self.templatePlan = try TemplatePlan.make(spec, relations: relations.count)
         try validate()
     }
 
@@ -148,6 +152,21 @@ public final class Dataset: @unchecked Sendable {
     /// token (an edit's new object).
     public func sroSentence(ofFact i: Int, tail: Int32? = nil) -> [Int32] {
         sroPrompt(ofFact: i) + [tail ?? tailToken(ofFact: i), Vocabulary.dot, Vocabulary.eos]
+    }
+
+    /// Fact i's prompt in template t of the pool: its words before the object.
+    public func templatePrompt(ofFact i: Int, template t: Int) -> [Int32] {
+        guard let plan = templatePlan, t >= 0, t < plan.pool.count else { return sroPrompt(ofFact: i) }
+        var out: [Int32] = []
+        Template.fill(&out, plan.pool[t].resolved(layout), head: Head(headTokens(ofFact: i)),
+                      relation: relations[Int(fact(i).relation)].token, object: nil)
+        return out
+    }
+
+    /// Fact i's prompts in its relation's held-out templates (paraphrases never trained for it).
+    public func paraphrasePrompts(ofFact i: Int) -> [[Int32]] {
+        guard let plan = templatePlan else { return [] }
+        return plan.heldout[Int(fact(i).relation)].map { templatePrompt(ofFact: i, template: $0) }
     }
 
     public func decode<C: Collection>(_ t: C) throws(EngineError) -> String where C.Element == Int32 { try vocabulary.decode(t) }
@@ -371,7 +390,7 @@ public final class Dataset: @unchecked Sendable {
                                      ("OO", .int(5)), ("QQ", .int(6)), ("AA", .int(7))])
         var vocabularyInfo: [(String, JSON)] = [("size", .int(vocabSize)), ("roles", roles), ("markers", markers)]
         if layout.hasCollisions { vocabularyInfo.append(("token_roles", tokenRolesJSON())) }
-        return .object([
+        var fields: [(String, JSON)] = [
             ("format", .string("behemoth.dataset")),
             ("origin", .string(origin)),
             ("counts", counts),
@@ -380,7 +399,9 @@ public final class Dataset: @unchecked Sendable {
             ("eval_groups", groups),
             ("arrays", arrays),
             ("spec", spec.toJSON()),
-            ("digest", .string(contentDigest())),
-        ])
+        ]
+        if let templatePlan { fields.append(("templates", templatePlan.infoJSON(relations))) }
+        fields.append(("digest", .string(contentDigest())))
+        return .object(fields)
     }
 }

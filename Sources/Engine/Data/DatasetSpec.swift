@@ -44,6 +44,14 @@ public struct DatasetSpec: DeclaredSpec, Equatable, Sendable {
     public var collisions: [CollisionSpec] = []
     /// The collisions' own seed (nil: `seed`, through a separate random stream).
     public var collisionSeed: UInt64? = nil
+    /// Sentence templates per relation (Templates.swift): 1 is the official grammar.
+    public var templatesPerRelation = 1
+    /// Of those, how many each relation holds out of training (evaluated as paraphrases).
+    public var heldoutTemplates = 0
+    /// Relative frequency of each training template (the official sentence first); empty: equal.
+    public var templateWeights: [Double] = []
+    /// Templates to choose from besides the official sentence; empty: the generated family.
+    public var templates: [String] = []
     public var seed: UInt64 = 0
 
     public init() {}
@@ -97,6 +105,19 @@ public struct DatasetSpec: DeclaredSpec, Equatable, Sendable {
         SpecField("collision_seed", read: { (r: inout JSONReader, s: inout DatasetSpec) throws(EngineError) in
             s.collisionSeed = try r.optionalInt("collision_seed", min: 0, max: 1 << 52).map { UInt64($0) }
         }, write: { $0.collisionSeed.map { .int(Int($0)) } }),
+        // Templates (echoed only when set, like exclude_facts): checked together in validate().
+        SpecField("templates_per_relation", read: { (r: inout JSONReader, s: inout DatasetSpec) throws(EngineError) in
+            s.templatesPerRelation = try r.int("templates_per_relation", default: 1, min: 1, max: 1000)
+        }, write: { $0.templatesPerRelation == 1 ? nil : .int($0.templatesPerRelation) }),
+        SpecField("heldout_templates", read: { (r: inout JSONReader, s: inout DatasetSpec) throws(EngineError) in
+            s.heldoutTemplates = try r.int("heldout_templates", default: 0, min: 0, max: 1000)
+        }, write: { $0.heldoutTemplates == 0 ? nil : .int($0.heldoutTemplates) }),
+        SpecField("template_weights", read: { (r: inout JSONReader, s: inout DatasetSpec) throws(EngineError) in
+            s.templateWeights = try readWeights(&r, "template_weights")
+        }, write: { $0.templateWeights.isEmpty ? nil : .array($0.templateWeights.map { .number($0) }) }),
+        SpecField("templates", read: { (r: inout JSONReader, s: inout DatasetSpec) throws(EngineError) in
+            s.templates = try r.stringArray("templates", default: [])
+        }, write: { $0.templates.isEmpty ? nil : .strings($0.templates) }),
         .seed("seed", \.seed, max: 1 << 52),
     ]
 
@@ -108,6 +129,19 @@ public struct DatasetSpec: DeclaredSpec, Equatable, Sendable {
             if n > hi { throw .invalid("\(what): \(key) = \(n) is more than the \(hi) this generator supports (\(why))") }
             s[keyPath: p] = n
         }, write: { .int($0[keyPath: p]) })
+    }
+
+    /// An array of positive finite numbers.
+    private static func readWeights(_ r: inout JSONReader, _ key: String) throws(EngineError) -> [Double] {
+        guard let v = r.value(key) else { return [] }
+        guard case let .array(items) = v else { throw .invalid("\(what): \(key) must be an array of numbers, got \(v.typeName)") }
+        var out: [Double] = []
+        for (i, item) in items.enumerated() {
+            guard case let .number(x) = item else { throw .invalid("\(what): \(key)[\(i)] must be a number, got \(item.typeName)") }
+            guard x.isFinite, x > 0 else { throw .invalid("\(what): \(key)[\(i)] = \(JSON.format(x)) must be a positive number (a relative frequency)") }
+            out.append(x)
+        }
+        return out
     }
 
     /// Parses a JSON DatasetSpec ("" or "{}" gives the defaults: the `paper` preset).
@@ -163,6 +197,10 @@ public struct DatasetSpec: DeclaredSpec, Equatable, Sendable {
         if collisionSeed != nil && collisions.isEmpty {
             throw .invalid("\(w): collision_seed is set but collisions is empty; drop collision_seed or add collisions")
         }
+        if !collisions.isEmpty && templatesPerRelation > 1 {
+            throw .invalid("\(w): collisions and templates_per_relation > 1 are not supported together yet (the collision checks cover the official sentence's prompts only); use one or the other")
+        }
+        _ = try TemplatePlan.candidates(self)
         // Vocabulary: ids must fit the official 4-digit word scheme; collisions must be possible and unambiguous.
         _ = try VocabularyLayout.of(self)
         // Size: refuse before allocating.
@@ -201,19 +239,23 @@ public struct DatasetSpec: DeclaredSpec, Equatable, Sendable {
             let q = try checkedProduct([questionSubjectCount, relationships, qr], what: "\(w): question sentences")
             sentences = try checkedAdd(sentences, q, "\(w): sentence count")
         }
-        let perSentence: Int
+        var perSentence: Int
         switch phraseCreator {
         case .inverted: perSentence = 10 + subjectWidth
         case .nonsense: perSentence = 23 + subjectWidth
         }
+        // Several templates: the longest one a sentence may use; each fact gets a prompt for each.
+        let pool = try TemplatePlan.candidates(self)
+        for t in pool { perSentence = max(perSentence, t.sentenceLength(headWidth: subjectWidth)) }
         let qa = 12 + subjectWidth
         let tokens = try checkedProduct([sentences, max(perSentence, questionsFrac > 0 ? qa : 0)], what: "\(w): token count")
         if tokens > DatasetSpec.maxTokens {
             throw .invalid("\(w): this dataset would have up to \(tokens) tokens (\(sentences) sentences), more than the \(DatasetSpec.maxTokens) a dataset may hold; lower repeats (epochs are the trainer's job) or the counts")
         }
         // Priced before generating: tokens, sentence offsets and facts, the fact table (4 int32 and
-        // an index per edge), and the evaluation prompts (about 16 tokens, 3 ints, per edge and group).
-        try MemoryBudget.check(MemoryBudget.total([[tokens, 4], [sentences, 12], [edges, 4 * 5], [edges, 4, 4 * 19]]),
+        // an index per edge), and the evaluation prompts (about 16 tokens, 3 ints, per edge and group,
+        // with a group per extra template).
+        try MemoryBudget.check(MemoryBudget.total([[tokens, 4], [sentences, 12], [edges, 4 * 5], [edges, 4 + templatesPerRelation - 1, 4 * 19]]),
                                "\(w): \(subjects) subjects × \(relationships) relations (\(tokens) tokens)")
         return (sentences, tokens)
     }

@@ -4,7 +4,9 @@
 ///
 /// Streams: "facts" (objects), "nested" (per-relation nested maps), "minority" (dissenting edges),
 /// "questions" (subjects with questions), "order" (sentence and document order), "sentences"
-/// (template and minority choices while writing), "eval" (nonsense fillers of evaluation prompts).
+/// (template and minority choices while writing), "eval" (nonsense fillers of evaluation prompts),
+/// and with several templates per relation "templates" (each relation's templates) and
+/// "template choice" (the template of each sentence).
 extension Dataset {
     public static func generate(_ spec: DatasetSpec) throws(EngineError) -> Dataset {
         try spec.validate()
@@ -143,8 +145,10 @@ extension Dataset {
             }
             excluded[f] = true
         }
-        let grammar = Grammar(layout: layout, creator: spec.phraseCreator, inversionFrac: spec.inversionFrac)
+        let plan = try TemplatePlan.make(spec, relations: relations.count)
+        let grammar = Grammar(layout: layout, creator: spec.phraseCreator, inversionFrac: spec.inversionFrac, templates: plan)
         var srng = RNG(seed: spec.seed, stream: "sentences")
+        var trng = RNG(seed: spec.seed, stream: "template choice")
         var tokens: [Int32] = []
         tokens.reserveCapacity(min(bound.tokens, bound.sentences * (16 + layout.subjectWidth)))
         var offsets = [Int64](repeating: 0, count: units.count + 1)
@@ -168,6 +172,8 @@ extension Dataset {
             if a >= 0 && srng.uniform() < p { o = layout.token(tailFirst + Int(a)) }
             if u & questionBit != 0 {
                 grammar.question(&tokens, head: head, relation: relation.token, object: o)
+            } else if let plan {
+                grammar.templated(&tokens, template: plan.training[rel][plan.pick(&trng)], head: head, relation: relation.token, object: o)
             } else {
                 grammar.sentence(&tokens, head: head, relation: relation.token, object: o, rng: &srng)
             }
@@ -207,6 +213,23 @@ extension Dataset {
             for t in grammar.evalTemplates {
                 group(prefix + t, Array(range)) { out, f in
                     grammar.evalPrompt(&out, template: t, head: headOf(f), relation: relations[Int(facts[4 * f + 1])].token, rng: &erng)
+                }
+            }
+        }
+        // Several templates: each fact in its relation's held-out templates ("paraphrase") and in
+        // its other evaluable training templates ("trained_paraphrase"), fact by fact.
+        if let plan {
+            let trainedExtra = plan.training.map { $0.dropFirst().filter { plan.pool[$0].isEvaluable } }
+            for (prefix, range) in templateGroupFacts(nested: K > 0, edges: edges, numFacts: numFacts) {
+                for (name, perRelation) in [("paraphrase", plan.heldout), ("trained_paraphrase", trainedExtra)] {
+                    var items: [(fact: Int, template: Int)] = []
+                    for f in range { for t in perRelation[Int(facts[4 * f + 1])] { items.append((f, t)) } }
+                    if items.isEmpty { continue }
+                    var k = 0
+                    group(prefix + name, items.map(\.fact)) { out, f in
+                        grammar.templatePrompt(&out, template: items[k].template, head: headOf(f), relation: relations[Int(facts[4 * f + 1])].token)
+                        k += 1
+                    }
                 }
             }
         }

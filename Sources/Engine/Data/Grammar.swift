@@ -7,6 +7,8 @@
 /// Nonsense grammar: 1–5 random filler words (geometric, p = 0.4) before each of the RR, SS and OO
 /// phrases, in RSO order, or SRO order with probability inversion_frac.
 /// Question grammar: ` QQ WQ1 RR r WQ2 SS s WQ3 WQ4 AA OO o.`
+/// Several templates per relation (templates_per_relation > 1): Templates.swift.
+
 /// A head word: one or two token ids.
 struct Head {
     let a: Int32, b: Int32, width: Int
@@ -33,13 +35,33 @@ struct Grammar {
     static let ss = Vocabulary.ss, rr = Vocabulary.rr, oo = Vocabulary.oo, qq = Vocabulary.qq, aa = Vocabulary.aa
     static let dot = Vocabulary.dot, eos = Vocabulary.eos
 
-    init(layout: VocabularyLayout, creator: DatasetSpec.PhraseCreator, inversionFrac: Double) {
+    /// Several templates per relation (Templates.swift): the plan's pool as token ids.
+    let resolved: [[Int32]]
+
+    init(layout: VocabularyLayout, creator: DatasetSpec.PhraseCreator, inversionFrac: Double, templates: TemplatePlan? = nil) {
         self.layout = layout
         self.creator = creator
         self.inversionFrac = inversionFrac
         w = (0...10).map { layout.w($0) }
         wq = [0] + (1...4).map { layout.wq($0) }
         fillers = layout.grammarTokenNames().map { $0.1 }
+        resolved = templates?.pool.map { $0.resolved(layout) } ?? []
+    }
+
+    /// Appends template t of the pool filled in, then "." and EOS.
+    func templated(_ out: inout [Int32], template t: Int, head: Head, relation r: Int32, object o: Int32) {
+        fillTemplate(&out, t, head: head, relation: r, object: o)
+        out.append(Grammar.dot)
+        out.append(Grammar.eos)
+    }
+
+    /// Appends template t's words before its object: an evaluation prompt (the template is evaluable).
+    func templatePrompt(_ out: inout [Int32], template t: Int, head: Head, relation r: Int32) {
+        fillTemplate(&out, t, head: head, relation: r, object: nil)
+    }
+
+    private func fillTemplate(_ out: inout [Int32], _ t: Int, head: Head, relation r: Int32, object o: Int32?) {
+        Template.fill(&out, resolved[t], head: head, relation: r, object: o)
     }
 
     /// Template kinds of the inverted grammar.

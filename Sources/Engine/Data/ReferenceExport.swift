@@ -12,6 +12,11 @@ extension Dataset {
         if layout.hasCollisions {
             throw .invalid("export: this dataset has token collisions (dataset spec collisions = \(spec.toJSON()["collisions"]?.serialized() ?? "[]")); the official folder format gives every token one role, so its loader would misread the shared tokens. Save it as a dataset file (HDF5), which records every token's roles, or export the same spec without collisions")
         }
+        // The official loader reads one grammar from args.json; sentences in other templates would
+        // be misread (or refused) by it, and held-out templates have no place in its folder.
+        if spec.templatesPerRelation > 1 {
+            throw .invalid("export: this dataset writes \(spec.templatesPerRelation) templates per relation (templates_per_relation), which the official generator's folder format cannot describe (its args.json names one grammar); export a dataset with templates_per_relation = 1, or save it as a .h5 dataset file")
+        }
         if FileSystem.exists(dir) && !FileSystem.isDirectory(dir) { throw .io("export: \(dir) exists and is not a folder") }
         for sub in ["metadata", "data", "validations", "questions"] { try FileSystem.makeDirectories(dir + "/" + sub) }
         // A previous export's shards and prompt files would be read back as part of this one.

@@ -18,6 +18,7 @@ extension Dataset {
                             sentenceEnd: [Vocabulary.dot, Vocabulary.eos])
         view.promptOfFact = { [self] i in sroPrompt(ofFact: i) }
         view.tailOfFact = { [self] i in Int(fact(i).tail) }
+        view.paraphrases = { [self] i in i >= 0 ? paraphrasePrompts(ofFact: i) : [] }
         view.tailToken = { [self] i, k in layout.token(vocabulary.roles[relations[Int(fact(i).relation)].tailRole].first + k) }
         view.subjectTokens = { [self] s in subjectTokens(s) }
         view.relationToken = { [self] r in relationToken(r) }
@@ -40,7 +41,9 @@ extension Dataset {
     /// An evaluation group by name (an error naming the groups there are).
     public func promptSet(_ name: String) throws(EngineError) -> PromptSet {
         guard let g = evalGroup(named: name) else {
-            throw .invalid("evaluation: the dataset has no group \"\(name)\" (it has \(evalGroups.map(\.name).joined(separator: ", ")))")
+            let why = name.hasSuffix("paraphrase") && templatePlan?.heldout.first?.isEmpty != false
+                ? "; paraphrase groups need a dataset spec with templates_per_relation > 1 and heldout_templates > 0" : ""
+            throw .invalid("evaluation: the dataset has no group \"\(name)\" (it has \(evalGroups.map(\.name).joined(separator: ", "))\(why))")
         }
         return g
     }

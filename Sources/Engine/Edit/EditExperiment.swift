@@ -220,13 +220,18 @@ public final class EditExperiment {
         let after = try evaluateAll()
         let e = editSet.edits[runIndex]
         let i = runIndex
-        for g in after where g.name == "edited" || g.name == "edited_original" {
+        // Each edited group holds the same number of rows per edit, edit by edit (one, or one per
+        // held-out template for edited_paraphrase).
+        for g in after where ["edited", "edited_original", "edited_paraphrase"].contains(g.name) && !editSet.edits.isEmpty && g.count % editSet.edits.count == 0 {
             var own = ownRuns[g.name] ?? g
-            own.predicted[i] = g.predicted[i]
-            own.correct[i] = g.correct[i]
-            own.targetProbability[i] = g.targetProbability[i]
-            own.targetRank[i] = g.targetRank[i]
-            if !g.alternativeProbability.isEmpty { own.alternativeProbability[i] = g.alternativeProbability[i] }
+            let per = g.count / editSet.edits.count
+            for j in (i * per)..<((i + 1) * per) {
+                own.predicted[j] = g.predicted[j]
+                own.correct[j] = g.correct[j]
+                own.targetProbability[j] = g.targetProbability[j]
+                own.targetRank[j] = g.targetRank[j]
+                if !g.alternativeProbability.isEmpty { own.alternativeProbability[j] = g.alternativeProbability[j] }
+            }
             ownRuns[g.name] = own
         }
         let edited = after.first { $0.name == "edited" }

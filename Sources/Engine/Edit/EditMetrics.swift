@@ -32,6 +32,7 @@ public enum EditMetrics {
 
     static let definitions: [(name: String, group: String, measure: Measure, definition: String)] = [
         ("edit_success", "edited", .accuracy, "exact-match accuracy on the edited prompts with the NEW object as target (greedy next token)"),
+        ("paraphrase_success", "edited_paraphrase", .accuracy, "exact-match accuracy on the edited facts in their relation's held-out templates (paraphrases never trained), with the NEW object as target; absent when the dataset holds out no template"),
         ("old_value_retained", "edited_original", .accuracy, "fraction of edited prompts still answered with the OLD object"),
         ("edited_leak_rate", "edited_original", .answer(.leak), "fraction of edited prompts answered with a token that is not an object of the edited relation (e.g. another relation's object); edit_success + old_value_retained + edited_leak_rate + edited_other = 1"),
         ("edited_other", "edited_original", .answer(.other), "fraction of edited prompts answered with an object of the edited relation that is neither the old nor the new one"),
@@ -103,6 +104,7 @@ public enum EditMetrics {
         }
         metrics += sharedTokenSplit(editSet: editSet, before: before, after: after)
         metrics += counterFact(edited: ownRuns["edited"] ?? after.first { $0.name == "edited" },
+                               paraphrases: ownRuns["edited_paraphrase"] ?? after.first { $0.name == "edited_paraphrase" },
                                neighbours: after.first { $0.name == "with_same_rel" })
         return metrics.map { (name: $0.0, value: $0.1, definition: $0.2) }
     }
@@ -131,21 +133,23 @@ public enum EditMetrics {
         return out
     }
 
-    /// CounterFact-style scores (Meng et al. 2022) on our groups.
-    static func counterFact(edited: GroupResult?, neighbours: GroupResult?) -> [(String, Double, String)] {
+    /// CounterFact-style scores (Meng et al. 2022) on our groups: each a fraction of prompts whose
+    /// target beats its alternative (score) and the mean probability margin (magnitude).
+    static func counterFact(edited: GroupResult?, paraphrases: GroupResult? = nil, neighbours: GroupResult?) -> [(String, Double, String)] {
         var out: [(String, Double, String)] = []
-        if let e = edited, e.count > 0, !e.alternativeProbability.isEmpty {
-            let es = zip(e.targetProbability, e.alternativeProbability).filter { $0 > $1 }.count
-            let em = zip(e.targetProbability, e.alternativeProbability).reduce(0.0) { $0 + Double($1.0 - $1.1) } / Double(e.count)
-            out.append(("efficacy_score", Double(es) / Double(e.count), "CounterFact ES: fraction of edited prompts with p(new) > p(old)"))
-            out.append(("efficacy_magnitude", em, "CounterFact EM: mean p(new) − p(old) over edited prompts"))
+        func scores(_ g: GroupResult?, _ score: String, _ magnitude: String, _ scoreDefinition: String, _ magnitudeDefinition: String) {
+            guard let g, g.count > 0, g.alternativeProbability.count == g.count else { return }
+            let pairs = zip(g.targetProbability, g.alternativeProbability)
+            out.append((score, Double(pairs.filter { $0 > $1 }.count) / Double(g.count), scoreDefinition))
+            out.append((magnitude, pairs.reduce(0.0) { $0 + Double($1.0 - $1.1) } / Double(g.count), magnitudeDefinition))
         }
-        if let n = neighbours, n.count > 0, !n.alternativeProbability.isEmpty {
-            let ns = zip(n.targetProbability, n.alternativeProbability).filter { $0 > $1 }.count
-            let nm = zip(n.targetProbability, n.alternativeProbability).reduce(0.0) { $0 + Double($1.0 - $1.1) } / Double(n.count)
-            out.append(("neighborhood_score", Double(ns) / Double(n.count), "CounterFact NS: fraction of same-relation neighbour prompts with p(true) > p(new object)"))
-            out.append(("neighborhood_magnitude", nm, "CounterFact NM: mean p(true) − p(new object) over same-relation neighbours"))
-        }
+        scores(edited, "efficacy_score", "efficacy_magnitude", "CounterFact ES: fraction of edited prompts with p(new) > p(old)",
+               "CounterFact EM: mean p(new) − p(old) over edited prompts")
+        scores(paraphrases, "paraphrase_score", "paraphrase_magnitude",
+               "CounterFact PS: fraction of the edited facts' held-out-template prompts (paraphrases) with p(new) > p(old)",
+               "CounterFact PM: mean p(new) − p(old) over the edited facts' held-out-template prompts")
+        scores(neighbours, "neighborhood_score", "neighborhood_magnitude", "CounterFact NS: fraction of same-relation neighbour prompts with p(true) > p(new object)",
+               "CounterFact NM: mean p(true) − p(new object) over same-relation neighbours")
         return out
     }
 }

@@ -30,6 +30,8 @@ public struct FactView {
     /// Subject s's word and relation r's word (for the shared-token split of the test groups).
     public var subjectTokens: (Int) -> [Int32] = { _ in [] }
     public var relationToken: (Int) -> Int32 = { _ in -1 }
+    /// Fact i's prompts in its relation's held-out templates (none for one template per relation).
+    public var paraphrases: (Int) -> [[Int32]] = { _ in [] }
 
     public func object(_ s: Int, _ r: Int) -> Int { Int(objectTable[s * relations + r]) }
 
@@ -309,11 +311,12 @@ public enum EditSetBuilder {
             set.offsets.append(Int64(set.tokens.count))
             set.sequenceGroup.append(group)
         }
-        var testGroups: [String: [(Int, Int, Int, Int)]] = [:]   // name → (s, r, target object, alternative or -1)
+        // name → (s, r, target object, alternative or -1, held-out template k of (s, r) or -1 for the SRO prompt)
+        var testGroups: [String: [(Int, Int, Int, Int, Int)]] = [:]
         var groupOrder: [String] = []
-        func addTest(_ name: String, _ s: Int, _ r: Int, _ o: Int, alt: Int = -1) {
+        func addTest(_ name: String, _ s: Int, _ r: Int, _ o: Int, alt: Int = -1, paraphrase: Int = -1) {
             if testGroups[name] == nil { groupOrder.append(name); testGroups[name] = [] }
-            testGroups[name]!.append((s, r, o, alt))
+            testGroups[name]!.append((s, r, o, alt, paraphrase))
         }
         var usedFacts = Set<Int>()  // s * R + r of every fact trained or tested so far
 
@@ -342,7 +345,13 @@ public enum EditSetBuilder {
         for e in set.edits {
             for _ in 0..<editRepeats { addTraining(forgetting ? "forgotten" : "edited", e.subject, r0, e.newObject) }
             addTest(forgetting ? "forgotten" : "edited", e.subject, r0, e.newObject, alt: e.oldObject)
-            if !forgetting { addTest("edited_original", e.subject, r0, e.oldObject, alt: e.newObject) }
+            if !forgetting {
+                addTest("edited_original", e.subject, r0, e.oldObject, alt: e.newObject)
+                // The edited fact in its relation's held-out templates: never trained, so the edit must generalise.
+                for k in facts.paraphrases(Int(facts.factIndex[e.subject * R + r0])).indices {
+                    addTest("edited_paraphrase", e.subject, r0, e.newObject, alt: e.oldObject, paraphrase: k)
+                }
+            }
             usedFacts.insert(e.subject * R + r0)
         }
         mix.add(forgetting ? "forgotten" : "edited", requested: (forgetting ? 1 : spec.repeats) * n, scaled: editRepeats * n,
@@ -424,8 +433,8 @@ public enum EditSetBuilder {
         for name in groupOrder {
             var prompts: [Int32] = [], offsets: [Int64] = [0], targets: [Int32] = [], idx: [Int32] = [], rels: [Int32] = []
             var alts: [Int32] = []
-            for (s, r, o, alt) in testGroups[name]! {
-                prompts += facts.prompt(s, r)
+            for (s, r, o, alt, k) in testGroups[name]! {
+                prompts += k < 0 ? facts.prompt(s, r) : facts.paraphrases(Int(facts.factIndex[s * R + r]))[k]
                 offsets.append(Int64(prompts.count))
                 targets.append(facts.objectToken(r, o))
                 idx.append(facts.factIndex[s * R + r])

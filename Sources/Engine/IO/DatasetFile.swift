@@ -36,6 +36,8 @@ extension Dataset {
             try f.setAttribute("columns", string: #"["kind","token","base_relation","head_role","tail_role"]"#, at: "/relations")
             try f.setAttribute("kinds", string: #"{"0":"base","1":"subject_nested","2":"object_nested"}"#, at: "/relations")
             try f.setAttribute("names", string: JSON.strings(relations.map(\.name)).serialized(), at: "/relations")
+            // Several templates per relation: each relation's training and held-out ones, as text.
+            if let templatePlan { try f.setAttribute("templates", string: templatePlan.infoJSON(relations).serialized(), at: "/relations") }
         }
         if !nestedMap.isEmpty { try w32("nested_map", nestedMap, shape: [numBaseRelations, numObjects]) }
         if !questionSubjects.isEmpty { try w32("question_subjects", questionSubjects) }
@@ -148,6 +150,10 @@ extension Dataset {
                              questionSubjects: questionSubjects, nestedMap: nestedMap)
         } catch {
             throw bad(error.message)
+        }
+        let storedTemplates = f.hasAttribute("templates", at: "/relations") ? try f.stringAttribute("templates", at: "/relations") : nil
+        guard storedTemplates == ds.templatePlan?.infoJSON(ds.relations).serialized() else {
+            throw bad("the templates listed on /relations do not match the ones its spec draws")
         }
         try f.checkDigest(ds.contentDigest())
         try f.checkFileDigest()  // the attributes beyond the spec, too
