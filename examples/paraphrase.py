@@ -29,6 +29,14 @@ COLUMNS = ["edit_success", "efficacy_score", "paraphrase_success", "paraphrase_s
            "neighborhood_score", "remaining_accuracy"]
 
 
+# Templates with the subject and relation before the object (word order, fillers, synonyms of the
+# grammar words, a question form): each can be held out, and each trains the object's prediction.
+EVALUABLE = ["W9 RR {r} W7 SS {s} W5 OO {o}",
+             "SS {s} W11 W12 RR {r} W13 OO {o}",
+             "QQ WQ1 RR {r} WQ2 SS {s} WQ3 WQ4 AA OO {o}",
+             "W14 W15 SS {s} W16 RR {r} W17 W18 OO {o}"]
+
+
 def known_facts(model, ds, heldout: int, seed: int) -> list:
     """Base facts the model answers in the SRO prompt and in every held-out template, in a seeded order."""
     sro = model.evaluate_group(ds, "sro")["correct"]
@@ -50,12 +58,15 @@ def main():
     ap.add_argument("--model", default=None, help="a model trained on this dataset (skips training)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--table", default=None, help="also write the markdown table here")
+    ap.add_argument("--evaluable", action="store_true",
+                    help="draw from templates whose object comes last (every sentence then teaches the object) instead of the generated family")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     started = time.time()
 
     ds_spec, model_cfg, train_spec = PRESETS[args.preset]
-    ds = Dataset.generate(dict(ds_spec, seed=args.seed, templates_per_relation=args.templates, heldout_templates=args.heldout))
+    extra = {"templates": EVALUABLE} if args.evaluable else {}
+    ds = Dataset.generate(dict(ds_spec, seed=args.seed, templates_per_relation=args.templates, heldout_templates=args.heldout, **extra))
     ds.save(os.path.join(args.out, "dataset.h5"))
     templates = ds.info["templates"]
     for t in templates:
