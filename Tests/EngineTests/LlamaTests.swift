@@ -59,40 +59,11 @@ import Testing
     @Test(arguments: [(0.5, 1, true), (1.0, 2, false)])
     func gradientsMatchFiniteDifferences(rotary: Double, kvHeads: Int, tied: Bool) throws {
         let b = 3, t = 5, vocab = 23
-        var c = try config(#"{"preset": "llama-tiny"}"#)
-        c.vocabSize = vocab; c.hidden = 16; c.heads = 2; c.kvHeads = kvHeads; c.intermediate = 24
-        c.rotaryPct = rotary; c.tieEmbeddings = tied; c.initRange = 0.3; c.seed = 5
-        let m = try GPTNeoX(config: c, maxBatch: b, maxSeq: t)
-        var rng = RNG(seed: 104)
-        for (k, e) in m.table.tensors.enumerated() where e.shape.count == 1 {
-            let p = m.params.view(k)
-            for j in 0..<p.count { p[j] += Float(rng.normal() * 0.2) }
-        }
+        let m = try tinyModel(vocab: vocab, intermediate: 24, rotary: rotary, batch: b, seq: t, llama: true, kvHeads: kvHeads, tied: tied)
         let tokens = randomTokens(b * t, vocab: vocab, seed: 3)
         var targets = randomTokens(b * t, vocab: vocab, seed: 4)
         targets[7] = -100
-        _ = try m.forward(tokens: tokens, targets: targets, batch: b, seq: t)
-        m.zeroGrad()
-        try m.backward()
-        let eps: Float = 1e-2
-        var worst = 0.0
-        for (k, info) in m.table.tensors.enumerated() {
-            let g = Array(m.grads.view(k)), p = m.params.view(k)
-            let order = g.indices.sorted { abs(g[$0]) > abs(g[$1]) }
-            for (n, i) in [order[0], order[1], rng.below(g.count)].enumerated() {
-                let saved = p[i]
-                p[i] = saved + eps
-                let lp = try m.forward(tokens: tokens, targets: targets, batch: b, seq: t)
-                p[i] = saved - eps
-                let lm = try m.forward(tokens: tokens, targets: targets, batch: b, seq: t)
-                p[i] = saved
-                let fd = Double(lp - lm) / Double(2 * eps), an = Double(g[i])
-                let tol = 0.02 * abs(an) + 3e-4
-                #expect(abs(fd - an) <= tol, "\(info.name)[\(i)]: finite difference \(fd) vs backward \(an)")
-                if n == 0 { #expect(0.1 * abs(an) > tol, "\(info.name): gradient \(an) too small to prove anything") }
-                worst = max(worst, abs(fd - an) / max(abs(an), 1e-6))
-            }
-        }
+        let worst = try checkGradientsByFiniteDifferences(m, tokens: tokens, targets: targets, batch: b, seq: t)
         print("llama gradcheck rotary \(rotary), kv heads \(kvHeads), tied \(tied): worst relative diff \(worst)")
     }
 

@@ -92,6 +92,18 @@ def is_llama(config: dict) -> bool:
     return config.get("architecture", "gpt_neox") == "llama"
 
 
+def _shape_json(config: dict) -> dict:
+    """The config.json keys both architectures write the same way."""
+    return {"vocab_size": int(config["vocab_size"]), "hidden_size": int(config["hidden"]),
+            "num_hidden_layers": int(config["layers"]), "num_attention_heads": int(config["heads"]),
+            "intermediate_size": int(config["intermediate"]),
+            "max_position_embeddings": int(config.get("max_positions", 2048)),
+            "initializer_range": float(config.get("init_range", 0.02))}
+
+
+_TAIL_JSON = {"bos_token_id": 0, "eos_token_id": 0, "use_cache": True, "torch_dtype": "float32"}
+
+
 def llama_config_json(config: dict) -> dict:
     """The config.json of a LlamaForCausalLM equivalent to our llama model config dict."""
     pct = float(config.get("rotary_pct", 1.0))
@@ -103,27 +115,18 @@ def llama_config_json(config: dict) -> dict:
     return {
         "architectures": ["LlamaForCausalLM"],
         "model_type": "llama",
-        "vocab_size": int(config["vocab_size"]),
-        "hidden_size": int(config["hidden"]),
-        "num_hidden_layers": int(config["layers"]),
-        "num_attention_heads": heads,
+        **_shape_json(config),
         "num_key_value_heads": int(config.get("kv_heads") or heads),
         "head_dim": int(config["hidden"]) // heads,
-        "intermediate_size": int(config["intermediate"]),
         "hidden_act": "silu",
         "rope_theta": base,
         "rope_parameters": {"rope_type": "default", "rope_theta": base},
-        "max_position_embeddings": int(config.get("max_positions", 2048)),
-        "initializer_range": float(config.get("init_range", 0.02)),
         "rms_norm_eps": float(config.get("layer_norm_eps", 1e-6)),
         "tie_word_embeddings": bool(config.get("tie_embeddings", False)),
         "attention_bias": False,
         "mlp_bias": False,
         "attention_dropout": 0.0,
-        "bos_token_id": 0,
-        "eos_token_id": 0,
-        "use_cache": True,
-        "torch_dtype": "float32",
+        **_TAIL_JSON,
     }
 
 
@@ -138,27 +141,18 @@ def config_json(config: dict) -> dict:
     return {
         "architectures": ["GPTNeoXForCausalLM"],
         "model_type": "gpt_neox",
-        "vocab_size": int(config["vocab_size"]),
-        "hidden_size": int(config["hidden"]),
-        "num_hidden_layers": int(config["layers"]),
-        "num_attention_heads": int(config["heads"]),
-        "intermediate_size": int(config["intermediate"]),
+        **_shape_json(config),
         "hidden_act": "gelu",
         "rotary_pct": pct,
         "rotary_emb_base": base,
         "rope_parameters": {"rope_type": "default", "rope_theta": base, "partial_rotary_factor": pct},
-        "max_position_embeddings": int(config.get("max_positions", 2048)),
-        "initializer_range": float(config.get("init_range", 0.02)),
         "layer_norm_eps": float(config.get("layer_norm_eps", 1e-5)),
         "use_parallel_residual": bool(config.get("parallel_residual", True)),
         "attention_bias": True,
         "tie_word_embeddings": False,
         "attention_dropout": 0.0,
         "hidden_dropout": 0.0,
-        "bos_token_id": 0,
-        "eos_token_id": 0,
-        "use_cache": True,
-        "torch_dtype": "float32",
+        **_TAIL_JSON,
     }
 
 

@@ -313,18 +313,24 @@ def test_figures_of_a_real_sweep_match_its_table(uninterrupted, tmp_path):
 
 # ---- the paper pipeline, end to end on the tiny preset ------------------------------------------
 
-def test_the_paper_pipeline_writes_its_report(tmp_path):
-    import re
+def run_example(script: str, tmp_path):
+    """Runs examples/<script> --preset tiny with two workers; returns its --out folder."""
     import subprocess
     import sys
     from conftest import repo_root, subprocess_env
     root = repo_root()
     if root is None:
-        pytest.skip("examples/paper.py lives in the repository (this is an installed copy of the tests)")
-    out = tmp_path / "paper"
-    proc = subprocess.run([sys.executable, str(root / "examples" / "paper.py"), "--preset", "tiny", "--out", str(out), "--workers", "2"],
+        pytest.skip(f"examples/{script} lives in the repository (this is an installed copy of the tests)")
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, str(root / "examples" / script), "--preset", "tiny", "--out", str(out), "--workers", "2"],
                           env=subprocess_env(), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    return out
+
+
+def test_the_paper_pipeline_writes_its_report(tmp_path):
+    import re
+    out = run_example("paper.py", tmp_path)
     md = (out / "report.md").read_text()
     for section in ("## 1. Capacity search", "## 2. The base model", "## 3. Edits", "## 4. Causal tracing", "## Specs"):
         assert section in md
@@ -339,16 +345,7 @@ def test_the_paper_pipeline_writes_its_report(tmp_path):
 
 def test_the_architecture_comparison_runs_both_families(tmp_path):
     import json
-    import subprocess
-    import sys
-    from conftest import repo_root, subprocess_env
-    root = repo_root()
-    if root is None:
-        pytest.skip("examples/architectures.py lives in the repository (this is an installed copy of the tests)")
-    out = tmp_path / "arch"
-    proc = subprocess.run([sys.executable, str(root / "examples" / "architectures.py"), "--preset", "tiny", "--out", str(out), "--workers", "2"],
-                          env=subprocess_env(), capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = run_example("architectures.py", tmp_path)
     rows = json.loads((out / "rows.json").read_text())
     # per architecture: LoRA on both sublayers and ROME on the MLP of each of 2 blocks, single and correlated
     assert sorted({r["architecture"] for r in rows}) == ["gpt_neox", "llama"] and len(rows) == 2 * 2 * 2 * 2
