@@ -58,6 +58,8 @@ def main():
     ap.add_argument("--model", default=None, help="a model trained on this dataset (skips training)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--table", default=None, help="also write the markdown table here")
+    ap.add_argument("--repeats", type=int, default=3,
+                    help="sentences per fact, each in a template drawn on its own (with 1, a fact is written in one template only)")
     ap.add_argument("--evaluable", action="store_true",
                     help="draw from templates whose object comes last (every sentence then teaches the object) instead of the generated family")
     args = ap.parse_args()
@@ -66,7 +68,8 @@ def main():
 
     ds_spec, model_cfg, train_spec = PRESETS[args.preset]
     extra = {"templates": EVALUABLE} if args.evaluable else {}
-    ds = Dataset.generate(dict(ds_spec, seed=args.seed, templates_per_relation=args.templates, heldout_templates=args.heldout, **extra))
+    ds = Dataset.generate(dict(ds_spec, seed=args.seed, templates_per_relation=args.templates, heldout_templates=args.heldout,
+                               repeats=args.repeats, **extra))
     ds.save(os.path.join(args.out, "dataset.h5"))
     templates = ds.info["templates"]
     for t in templates:
