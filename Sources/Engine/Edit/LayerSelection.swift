@@ -3,7 +3,6 @@
 public struct LayerSelection {
     public static let attentionMatrices = ["attention.query_key_value", "attention.dense"]
     public static let mlpMatrices = ["mlp.dense_h_to_4h", "mlp.dense_4h_to_h"]
-    public static let allMatrices = attentionMatrices + mlpMatrices
     public static let llamaAttentionMatrices = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj"]
     public static let llamaMlpMatrices = ["mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"]
 

@@ -38,6 +38,8 @@ public final class GPTNeoX {
     let layout: Kernels.QKVLayout
     /// Columns of the first MLP product: I, or 2I for llama's gate|up.
     let fc1Out: Int
+    /// Per role (Slot.rawValue): the matrices a side path adapts in its product, and their first column.
+    let adaptedMembers: [[(slot: ParameterTable.Slot, column: Int)]]
 
     // activations, leading layer dimension, layer stride = maxN rows
     let tokensBuf: UnsafeMutablePointer<Int32>, targetsBuf: UnsafeMutablePointer<Int32>
@@ -110,6 +112,7 @@ public final class GPTNeoX {
         llama = config.isLlama
         layout = Kernels.QKVLayout(heads: H, kvHeads: config.kvHeadCount, headSize: hs, interleaved: !llama)
         fc1Out = llama ? 2 * I : I
+        adaptedMembers = ParameterTable.Slot.allCases.map { plannedTable.members($0, config: config) }
         let n = try checkedProduct([maxBatch, maxSeq], what: "model: batch × sequence")
         maxN = n
         _ = try checkedProduct([n, max(V, 3 * D, I), max(L, 1) + 1, 4], what: "model: activation memory", limit: 1 << 40)
@@ -698,13 +701,13 @@ public final class GPTNeoX {
     /// The side path's share of a role's product y[rows, width]: one call per adapted matrix, at its columns.
     func adaptForward(_ l: Int, _ slot: ParameterTable.Slot, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, width: Int, rows n: Int) {
         guard let adapter else { return }
-        for m in table.members(slot, config: config) { adapter.forward(layer: l, slot: m.slot, x: x, y: y + m.column, ldy: width, rows: n) }
+        for m in adaptedMembers[slot.rawValue] { adapter.forward(layer: l, slot: m.slot, x: x, y: y + m.column, ldy: width, rows: n) }
     }
 
     private func adaptBackward(_ l: Int, _ slot: ParameterTable.Slot, x: UnsafePointer<Float>, dy: UnsafePointer<Float>, width: Int,
                                dx: UnsafeMutablePointer<Float>?, rows n: Int) {
         guard let adapter else { return }
-        for m in table.members(slot, config: config) {
+        for m in adaptedMembers[slot.rawValue] {
             adapter.backward(layer: l, slot: m.slot, x: x, dy: dy + m.column, lddy: width, dx: dx, rows: n)
         }
     }
