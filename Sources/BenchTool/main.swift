@@ -9,7 +9,7 @@ import COpenBLAS
 import Engine
 
 var preset = "pythia-31m-shape", vocab = 5000, batch = 128, seq = 16, threads = 2, steps = 20, warmup = 3
-var profile = false
+var profile = false, kernels = false
 var args = Array(CommandLine.arguments.dropFirst())
 func usage() -> Never {
     print("usage: bh-bench [--preset NAME] [--vocab V] [--batch B] [--seq T] [--threads N] [--steps S] [--warmup W] [--profile]")
@@ -18,6 +18,7 @@ func usage() -> Never {
 while !args.isEmpty {
     let a = args.removeFirst()
     if a == "--profile" { profile = true; continue }
+    if a == "--kernels" { kernels = true; continue }
     if a == "-h" || a == "--help" { usage() }
     guard let v = args.first else { usage() }
     args.removeFirst()
@@ -53,6 +54,10 @@ func sgemmPeak(m: Int, n: Int, k: Int, transB: Bool, reps: Int) -> Double {
 
 do {
     let config = try ModelConfig.named(preset, vocabSize: vocab)
+    if kernels {
+        kernelBench(config: config, batch: batch, seq: seq, reps: steps)
+        exit(0)
+    }
     let model = try GPTNeoX(config: config, maxBatch: batch, maxSeq: seq)
     // The training step's optimizer path, as the Trainer runs it: global norm, clip at 1, AdamW.
     let entries = model.table.tensors

@@ -63,7 +63,7 @@ public final class GPTNeoX {
     let dGateUp: FloatBuffer    // [N, 2I] llama only: d gate|up
     let dlnf: FloatBuffer
     let dSite: FloatBuffer      // [N, D] d attn_out or d mlp_out with an injected gradient (not the residual's)
-    let lnPartial: FloatBuffer, attnScratch: FloatBuffer
+    let lnPartial: FloatBuffer
     let lossPartial: UnsafeMutablePointer<Double>
     let needFlags: UnsafeMutablePointer<Bool>  // [L+1] scratch of backward()
     let cosT: FloatBuffer, sinT: FloatBuffer
@@ -138,7 +138,6 @@ public final class GPTNeoX {
         ones = FloatBuffer(count: n); ones.ptr.update(repeating: 1, count: n)
         scratchThreads = max(64, Parallel.threads)
         lnPartial = FloatBuffer(count: scratchThreads * 4 * D)
-        attnScratch = FloatBuffer(count: scratchThreads * maxSeq)
         lossPartial = .allocate(capacity: scratchThreads); lossPartial.initialize(repeating: 0, count: scratchThreads)
         needFlags = .allocate(capacity: L + 1); needFlags.initialize(repeating: false, count: L + 1)
         // rotary tables [maxSeq, rot/2]
@@ -307,6 +306,10 @@ public final class GPTNeoX {
         pf?.stop(.embed)
         try hk?.run(.embeddings, 0, view(res.ptr, D))
 
+        // Without hooks, a block's residual add (x + attn + mlp) is left to the next norm, which
+        // writes the sum while reading it (one pass less); hooks see and may change each sum, so
+        // with hooks it is written first.
+        var pending: Residual? = nil
         for l in 0..<L {
             let x = res.ptr + l * maxN * D, out = res.ptr + (l + 1) * maxN * D
             try hk?.run(.blockInput, l, view(x, D))
@@ -320,12 +323,12 @@ public final class GPTNeoX {
 
             if config.parallelResidual {
                 Kernels.layerNormForward(out1: l1, w1: ix(.ln1W), b1: ix(.ln1B), out2: l2, w2: ix(.ln2W), b2: ix(.ln2B),
-                                         mean: m1, rstd: r1, x: x, n: n, d: D, eps: eps)
+                                         mean: m1, rstd: r1, x: x, residual: pending, n: n, d: D, eps: eps)
                 pf?.stop(.layerNorm)
                 try hk?.run(.attnInput, l, view(l1, D))
                 try hk?.run(.mlpInput, l, view(l2, D))
             } else {
-                normForward(out: l1, l, .ln1W, .ln1B, mean: m1, rstd: r1, x: x, n: n)
+                normForward(out: l1, l, .ln1W, .ln1B, mean: m1, rstd: r1, x: x, residual: pending, n: n)
                 pf?.stop(.layerNorm)
                 try hk?.run(.attnInput, l, view(l1, D))
             }
@@ -345,11 +348,10 @@ public final class GPTNeoX {
             try hk?.run(.attnOutput, l, view(ao, D))
             var mlpIn = l2
             if !config.parallelResidual {
+                // h = x + attn, written by the norm that reads it
                 let h = attnRes.ptr + l * maxN * D
-                Kernels.add(out: h, x, ao, nil, count: n * D)
-                pf?.stop(.residual)
                 let m2 = mean2.ptr + l * maxN, r2 = rstd2.ptr + l * maxN
-                normForward(out: l2, l, .ln2W, .ln2B, mean: m2, rstd: r2, x: h, n: n)
+                normForward(out: l2, l, .ln2W, .ln2B, mean: m2, rstd: r2, x: h, residual: Residual(x, ao), n: n)
                 pf?.stop(.layerNorm)
                 try hk?.run(.mlpInput, l, view(l2, D))
                 mlpIn = l2
@@ -371,17 +373,17 @@ public final class GPTNeoX {
             adaptForward(l, .fc2W, x: hid, y: mo, width: D, rows: n)
             pf?.stop(.fc2Gemm)
             try hk?.run(.mlpOutput, l, view(mo, D))
-            if config.parallelResidual {
-                Kernels.add(out: out, x, ao, mo, count: n * D)
-                pf?.stop(.residual)
+            let sum = config.parallelResidual ? Residual(x, ao, mo) : Residual(attnRes.ptr + l * maxN * D, mo)
+            if hk == nil {
+                pending = sum
             } else {
-                Kernels.add(out: out, attnRes.ptr + l * maxN * D, mo, nil, count: n * D)
+                Kernels.add(out: out, sum.a, sum.b, sum.c, count: n * D)
                 pf?.stop(.residual)
+                try hk?.run(.blockOutput, l, view(out, D))
             }
-            try hk?.run(.blockOutput, l, view(out, D))
         }
         let top = res.ptr + L * maxN * D
-        finalNormForward(out: lnf.ptr, mean: lnfMean.ptr, rstd: lnfRstd.ptr, x: top, n: n)
+        finalNormForward(out: lnf.ptr, mean: lnfMean.ptr, rstd: lnfRstd.ptr, x: top, residual: pending, n: n)
         pf?.stop(.layerNorm)
         try hk?.run(.finalNorm, 0, view(lnf.ptr, D))
         BLAS.linearForward(out: logitsBuf.ptr, x: lnf.ptr, w: P.ptr(table.embedOut), rows: n, inDim: D, outDim: V)
@@ -606,7 +608,7 @@ public final class GPTNeoX {
             adaptBackward(l, .denseW, x: ay, dy: dao, width: D, dx: dAttnY.ptr, rows: n)
             pf?.stop(.bDenseGemm)
             Kernels.attentionBackward(dqkv: dqkv.ptr, dy: dAttnY.ptr, qkv: qkvL, probs: pr, cosT: cosT.ptr, sinT: sinT.ptr,
-                                      b: b, t: t, layout: layout, rot: rot, scratch: attnScratch.ptr)
+                                      b: b, t: t, layout: layout, rot: rot)
             pf?.stop(.bAttention)
             if tr(.qkvW) { weightGradient(l, .qkvW, dy: dqkv.ptr, x: l1, rows: n, inDim: D, outDim: layout.width); pf?.stop(.bQkvGemm) }
             if tr(.qkvB) { Kernels.biasBackward(db: gp(.qkvB)!, dy: dqkv.ptr, n: n, width: layout.width, ones: ones.ptr); pf?.stop(.bBias) }
@@ -652,26 +654,28 @@ public final class GPTNeoX {
     // MARK: what the two architectures do differently
 
     /// A block's norm (`w`, `b`: its slots): LayerNorm, or RMSNorm for llama (no mean, no bias).
+    /// With `residual`, x is first written as its sum (Residual).
     func normForward(out: UnsafeMutablePointer<Float>, _ l: Int, _ w: ParameterTable.Slot, _ b: ParameterTable.Slot,
-                     mean: UnsafeMutablePointer<Float>, rstd: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, n: Int) {
+                     mean: UnsafeMutablePointer<Float>, rstd: UnsafeMutablePointer<Float>, x: UnsafeMutablePointer<Float>,
+                     residual: Residual? = nil, n: Int) {
         let P = params, eps = Float(config.layerNormEps)
         if llama {
-            Kernels.rmsNormForward(out: out, w: P.ptr(table.index(layer: l, w)), rstd: rstd, x: x, n: n, d: D, eps: eps)
+            Kernels.rmsNormForward(out: out, w: P.ptr(table.index(layer: l, w)), rstd: rstd, x: x, residual: residual, n: n, d: D, eps: eps)
         } else {
             Kernels.layerNormForward(out1: out, w1: P.ptr(table.index(layer: l, w)), b1: P.ptr(table.index(layer: l, b)), out2: nil, w2: nil, b2: nil,
-                                     mean: mean, rstd: rstd, x: x, n: n, d: D, eps: eps)
+                                     mean: mean, rstd: rstd, x: x, residual: residual, n: n, d: D, eps: eps)
         }
     }
 
     /// The final norm over [n, D] rows.
     func finalNormForward(out: UnsafeMutablePointer<Float>, mean: UnsafeMutablePointer<Float>, rstd: UnsafeMutablePointer<Float>,
-                          x: UnsafePointer<Float>, n: Int) {
+                          x: UnsafeMutablePointer<Float>, residual: Residual? = nil, n: Int) {
         let eps = Float(config.layerNormEps)
         if llama {
-            Kernels.rmsNormForward(out: out, w: params.ptr(table.finalLnW), rstd: rstd, x: x, n: n, d: D, eps: eps)
+            Kernels.rmsNormForward(out: out, w: params.ptr(table.finalLnW), rstd: rstd, x: x, residual: residual, n: n, d: D, eps: eps)
         } else {
             Kernels.layerNormForward(out1: out, w1: params.ptr(table.finalLnW), b1: params.ptr(table.finalLnB), out2: nil, w2: nil, b2: nil,
-                                     mean: mean, rstd: rstd, x: x, n: n, d: D, eps: eps)
+                                     mean: mean, rstd: rstd, x: x, residual: residual, n: n, d: D, eps: eps)
         }
     }
 

@@ -57,51 +57,24 @@ public final class AdamW: BlockOptimizer {
         maxNorm > 0 && Double(norm) > maxNorm ? Float(maxNorm / (Double(norm) + 1e-6)) : 1
     }
 
+    /// Σ p² over n floats, split across threads (float sums per 4096, added in double per thread).
     static func sumSquares(_ p: UnsafeMutablePointer<Float>, _ n: Int) -> Double {
-        var acc = 0.0
-        var i = 0
-        while i < n {
-            let e = min(n, i + 4096)
-            var s8 = F8(repeating: 0)
-            var j = i
-            while j + 8 <= e { let x = load8(p + j); s8 += x * x; j += 8 }
-            var s = s8.sum()
-            while j < e { s += p[j] * p[j]; j += 1 }
-            acc += Double(s)
-            i = e
+        let k = Kernels.isa.kernels
+        let grain = 1 << 16, chunks = Work.chunkCount(n, grain: grain)
+        if chunks <= 1 { return k.sumSquares(p, range: 0..<n) }
+        return withUnsafeTemporaryAllocation(of: Double.self, capacity: chunks) { part in
+            Work.chunks(n, grain: grain) { c, r in part[c] = k.sumSquares(p, range: r) }
+            return part.reduce(0, +)
         }
-        return acc
     }
 
     /// The AdamW update of one tensor (count floats), clipped gradients, decoupled decay factor `decay`.
-    @inline(__always)
     static func kernel(p: UnsafeMutablePointer<Float>, g: UnsafePointer<Float>, m mm: UnsafeMutablePointer<Float>,
                        v vv: UnsafeMutablePointer<Float>, count: Int, clip: Float, beta1 b1: Float, beta2 b2: Float,
                        eps e: Float, stepSize: Float, bc2sqrt: Float, decay: Float) {
-        let clip8 = F8(repeating: clip), b18 = F8(repeating: b1), b28 = F8(repeating: b2)
-        let c18 = F8(repeating: 1 - b1), c28 = F8(repeating: 1 - b2), inv8 = F8(repeating: 1 / bc2sqrt)
-        let e8 = F8(repeating: e), s8 = F8(repeating: stepSize), d8 = F8(repeating: decay)
-        let g = UnsafeMutablePointer(mutating: g)
-        Work.chunks(count, grain: 1 << 16) { _, r in
-            var i = r.lowerBound
-            while i + 8 <= r.upperBound {
-                let gi = load8(g + i) * clip8
-                let mi = b18 * load8(mm + i) + c18 * gi
-                let vi = b28 * load8(vv + i) + c28 * gi * gi
-                store8(mm + i, mi); store8(vv + i, vi)
-                let denom = vi.squareRoot() * inv8 + e8
-                store8(p + i, load8(p + i) * d8 - s8 * mi / denom)
-                i += 8
-            }
-            while i < r.upperBound {
-                let gi = g[i] * clip
-                let mi = b1 * mm[i] + (1 - b1) * gi
-                let vi = b2 * vv[i] + (1 - b2) * gi * gi
-                mm[i] = mi; vv[i] = vi
-                let denom = vi.squareRoot() / bc2sqrt + e
-                p[i] = p[i] * decay - stepSize * mi / denom
-                i += 1
-            }
+        let k = Kernels.isa.kernels
+        Work.chunks(count, grain: 1 << 15) { _, r in
+            k.adamW(p: p, g: g, m: mm, v: vv, range: r, clip: clip, beta1: b1, beta2: b2, eps: e, stepSize: stepSize, bc2sqrt: bc2sqrt, decay: decay)
         }
     }
 }

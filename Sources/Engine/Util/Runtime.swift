@@ -42,7 +42,7 @@ public enum Runtime {
 
     /// How this library was built: the Swift runtime (linked in statically for the shipped library,
     /// `make build`; dynamically for `swift test`), the compiler, and the instruction set the
-    /// engine's own kernels were compiled for (Package.swift, engineReleaseFlags).
+    /// engine's element-wise kernels were compiled for (Package.swift).
     public static var build: JSON {
         #if BH_STATIC_RUNTIME
         let runtime = "static"
@@ -58,15 +58,8 @@ public enum Runtime {
         #else
         let compiler = "Swift 6.2"
         #endif
-        #if BH_KERNELS_AVX2
-        let kernels = "x86-64 AVX2+FMA (-target-cpu haswell)"
-        #elseif arch(x86_64)
-        let kernels = "x86-64 baseline (SSE2)"
-        #elseif arch(arm64)
-        let kernels = "arm64 (NEON)"
-        #else
-        let kernels = "generic"
-        #endif
+        // the element-wise kernels are compiled once per instruction set and chosen at run time
+        let kernels = KernelISA.allCases.map(\.rawValue).joined(separator: ", ") + " (chosen at run time: see kernels)"
         #if DEBUG
         let configuration = "debug"
         #else
@@ -103,6 +96,7 @@ public enum Runtime {
             ("recommended_core", recommended.map { .string($0) } ?? .null),
             ("openblas_coretype_env", .string(env)),
             ("warning", .string(warning)),
+            ("kernels", Kernels.info),
             ("editors", .strings(EditorRegistry.names)),
         ])
     }

@@ -1,0 +1,114 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// The vector type of this build of the kernels: 16 floats (one AVX-512 register) when the module is
+// compiled with BH_WIDE16 (KernelsAVX512), else 8 (one AVX2 register; two SSE or NEON registers in
+// the portable build). Every kernel is written once against VF.
+#if BH_WIDE16
+public typealias VF = SIMD16<Float>
+typealias VI = SIMD16<Int32>
+#else
+public typealias VF = SIMD8<Float>
+typealias VI = SIMD8<Int32>
+#endif
+let W = VF.scalarCount
+
+@inline(__always) func load(_ p: UnsafePointer<Float>) -> VF { UnsafeRawPointer(p).loadUnaligned(as: VF.self) }
+@inline(__always) func load(_ p: UnsafeMutablePointer<Float>) -> VF { UnsafeRawPointer(p).loadUnaligned(as: VF.self) }
+@inline(__always) func store(_ p: UnsafeMutablePointer<Float>, _ v: VF) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: VF.self) }
+
+/// Vectorised exp and erf (libm's scalar expf/erff would dominate the softmax over a 5,000-token
+/// vocabulary and the GELU over the MLP width). Lane by lane the same arithmetic at every width, so
+/// the instruction sets differ only in the order of sums.
+enum VMath {
+    /// e^x, Cephes-style: x = n·ln2 + r with |r| ≤ ln2/2, a degree-6 polynomial for e^r, 2^n from the
+    /// exponent bits. Relative error ~1e-7 over [-87, 88]; inputs are clamped to that range.
+    @_transparent  // (@inline(__always) was not honoured at 16 lanes: an out-of-line call per vector)
+    static func exp(_ x0: VF) -> VF {
+        // (comparisons + replacing inline; the stdlib's clamped/pointwiseMin and float→int SIMD
+        // conversions are out-of-line calls, so they are avoided here)
+        var x = x0.replacing(with: -87.0, where: x0 .< -87.0)
+        x = x.replacing(with: 88.0, where: x .> 88.0)
+        let magic = VF(repeating: 12582912.0)  // 1.5·2^23: adding it rounds to the nearest integer
+        let k = x * 1.44269504088896341 + magic
+        let n = k - magic
+        var r = x - n * 0.693359375
+        r = r + n * 2.12194440e-4
+        let r2 = r * r
+        var p = VF(repeating: 1.9875691500e-4)
+        p = p * r + 1.3981999507e-3
+        p = p * r + 8.3334519073e-3
+        p = p * r + 4.1665795894e-2
+        p = p * r + 1.6666665459e-1
+        p = p * r + 5.0000001201e-1
+        p = p * r2 + r + 1
+        // n as an integer sits in the low mantissa bits of k = n + 1.5·2^23
+        let ni = unsafeBitCast(k, to: VI.self) &- 0x4B40_0000 &+ 127
+        let scale = unsafeBitCast(ni &<< 23, to: VF.self)
+        return p * scale
+    }
+
+    /// erf(x) and, because GELU's derivative needs it, e^{-x²}. Abramowitz & Stegun 7.1.26
+    /// (absolute error ≤ 1.5e-7).
+    @_transparent
+    static func erfAndGauss(_ x: VF) -> (erf: VF, gauss: VF) {
+        let ax = x.replacing(with: -x, where: x .< 0)
+        let t = 1 / (ax * 0.3275911 + 1)
+        var p = VF(repeating: 1.061405429)
+        p = p * t - 1.453152027
+        p = p * t + 1.421413741
+        p = p * t - 0.284496736
+        p = p * t + 0.254829592
+        p = p * t
+        let g = exp(-(ax * ax))
+        let e = 1 - p * g
+        return (e.replacing(with: -e, where: x .< 0), g)
+    }
+
+    /// Scalar exact GELU (libm erf), for the tails of loops.
+    @inline(__always)
+    static func geluScalar(_ x: Float) -> Float {
+        let xd = Double(x)
+        return Float(0.5 * xd * (1 + erf(xd * 0.7071067811865476)))
+    }
+
+    @inline(__always)
+    static func geluGradScalar(_ x: Float) -> Float {
+        let xd = Double(x)
+        let cdf = 0.5 * (1 + erf(xd * 0.7071067811865476))
+        let pdf = Glibc.exp(-0.5 * xd * xd) * 0.3989422804014327
+        return Float(cdf + xd * pdf)
+    }
+}
+
+/// Σ a[e]·b[e] over n (whole vectors, then the tail).
+@inline(__always)
+func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+    var acc = VF(repeating: 0)
+    var e = 0
+    while e + W <= n { acc += load(a + e) * load(b + e); e += W }
+    var s = acc.sum()
+    while e < n { s += a[e] * b[e]; e += 1 }
+    return s
+}
+
+/// y[e] += alpha·x[e] over n.
+@inline(__always)
+func axpy(_ y: UnsafeMutablePointer<Float>, _ alpha: Float, _ x: UnsafePointer<Float>, _ n: Int) {
+    let a = VF(repeating: alpha)
+    var e = 0
+    while e + W <= n { store(y + e, load(y + e) + a * load(x + e)); e += W }
+    while e < n { y[e] += alpha * x[e]; e += 1 }
+}
+
+/// Σ x[j] over n.
+@inline(__always)
+func sum(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
+    var acc = VF(repeating: 0)
+    var j = 0
+    while j + W <= n { acc += load(x + j); j += W }
+    var s = acc.sum()
+    while j < n { s += x[j]; j += 1 }
+    return s
+}
