@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """PyTorch reference for bh-bench: transformers GPTNeoXForCausalLM training steps (forward, backward,
 global-norm clip, AdamW) on random tokens, same shape as bh-bench's defaults. Prints tokens/s.
+With --forward: forward passes only, under torch.inference_mode (bh-bench --forward's reference).
 
-    python3 bench/torch_train_bench.py [--preset pythia-31m-shape] [--vocab 5000] [--batch 128] [--seq 16] [--threads 2]
+    python3 bench/torch_train_bench.py [--preset pythia-31m-shape] [--vocab 5000] [--batch 128] [--seq 16] [--threads 2] [--forward]
 """
 import argparse, time
 import torch
@@ -20,6 +21,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--forward", action="store_true", help="forward passes only, under torch.inference_mode")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -35,13 +37,22 @@ def main():
                             lr=1e-3, betas=(0.9, 0.95), eps=1e-8)
     ids = torch.randint(0, a.vocab, (a.batch, a.seq))
 
-    def step():
+    def train_step():
         opt.zero_grad(set_to_none=True)
         loss = model(input_ids=ids, labels=ids).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         return loss.item()
+
+    if a.forward:
+        model.eval()
+
+        def step():
+            with torch.inference_mode():
+                return float(model(input_ids=ids).logits[0, 0, 0])
+    else:
+        step = train_step
 
     for _ in range(a.warmup):
         step()
@@ -55,8 +66,9 @@ def main():
     n = a.batch * a.seq
     print(f"torch {torch.__version__}, attention {model.config._attn_implementation}, threads {torch.get_num_threads()}")
     print(f"  step time: median {med*1000:.1f} ms, best {times[0]*1000:.1f} ms over {a.steps} steps (loss {loss:.4f})")
-    print(f"torch_tokens_per_s {n / med:.0f}")
-    print(f"torch_best_step_tokens_per_s {n / times[0]:.0f}")
+    kind = "forward_" if a.forward else ""
+    print(f"torch_{kind}tokens_per_s {n / med:.0f}")
+    print(f"torch_{kind}best_step_tokens_per_s {n / times[0]:.0f}")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import COpenBLAS
 import Engine
 
 var preset = "pythia-31m-shape", vocab = 5000, batch = 128, seq = 16, threads = 2, steps = 20, warmup = 3
-var profile = false, kernels = false
+var profile = false, kernels = false, edit = "", forward = false
 var args = Array(CommandLine.arguments.dropFirst())
 func usage() -> Never {
     print("usage: bh-bench [--preset NAME] [--vocab V] [--batch B] [--seq T] [--threads N] [--steps S] [--warmup W] [--profile]")
@@ -19,6 +19,7 @@ while !args.isEmpty {
     let a = args.removeFirst()
     if a == "--profile" { profile = true; continue }
     if a == "--kernels" { kernels = true; continue }
+    if a == "--forward" { forward = true; continue }
     if a == "-h" || a == "--help" { usage() }
     guard let v = args.first else { usage() }
     args.removeFirst()
@@ -30,11 +31,14 @@ while !args.isEmpty {
     case "--threads": threads = Int(v) ?? threads
     case "--steps": steps = Int(v) ?? steps
     case "--warmup": warmup = Int(v) ?? warmup
+    case "--edit": edit = v
     default: usage()
     }
 }
 
 Runtime.setThreads(threads)
+if let e = getenv("BH_EXPERIMENT_ELEMENTWISE_THREADS"), let k = Int(String(cString: e)) { Parallel.threads = k }
+if getenv("BH_EXPERIMENT_SPLIT_GEMM") != nil { openblas_set_num_threads(1); BLAS.splitRows = true }
 
 /// Best-of sgemm GFLOP/s for C[m,n] = A[m,k]·B[k,n] (row-major, like our linear layers).
 func sgemmPeak(m: Int, n: Int, k: Int, transB: Bool, reps: Int) -> Double {
@@ -54,6 +58,10 @@ func sgemmPeak(m: Int, n: Int, k: Int, transB: Bool, reps: Int) -> Double {
 
 do {
     let config = try ModelConfig.named(preset, vocabSize: vocab)
+    if !edit.isEmpty {
+        try editBench(preset: preset, method: edit, steps: steps, warmup: warmup, profile: profile)
+        exit(0)
+    }
     if kernels {
         kernelBench(config: config, batch: batch, seq: seq, reps: steps)
         exit(0)
@@ -75,6 +83,29 @@ do {
     print("  parameters \(model.parameterCount), OPENBLAS_CORETYPE=\(String(cString: getenv("OPENBLAS_CORETYPE") ?? strdup("(unset)")))")
     let flops = model.trainingFlopsPerToken(seq: seq)
     print("  FLOP per token (6 × matrix params + attention): \(fmt(flops / 1e6, 2)) MFLOP")
+
+    if forward {
+        // evaluation's path: forward only, no targets (logits kept), as the prompt batches run
+        for _ in 0..<warmup { try model.forward(tokens: tokens, batch: batch, seq: seq) }
+        var times: [Double] = []
+        for _ in 0..<steps {
+            let t0 = monotonicSeconds()
+            try model.forward(tokens: tokens, batch: batch, seq: seq)
+            times.append(monotonicSeconds() - t0)
+        }
+        times.sort()
+        print("  forward only: median \(fmt(times[times.count / 2] * 1000, 2)) ms, best \(fmt(times[0] * 1000, 2)) ms over \(steps) passes")
+        print("ours_forward_tokens_per_s \(fmt(Double(n) / times[times.count / 2], 0))")
+        if profile {
+            let p = Profiler()
+            model.profiler = p
+            for _ in 0..<steps { try model.forward(tokens: tokens, batch: batch, seq: seq) }
+            model.profiler = nil
+            print("profile (per forward pass, \(steps) passes):")
+            print(p.report(steps: steps), terminator: "")
+        }
+        exit(0)
+    }
 
     func step() throws(EngineError) -> Float {
         let loss = try model.forward(tokens: tokens, targets: targets, batch: batch, seq: seq, fuseLossGradient: true)
@@ -114,8 +145,54 @@ do {
         model.profiler = nil
         print("profile (per step, \(steps) steps):")
         print(p.report(steps: steps), terminator: "")
+        gemmEfficiency(profile: p, steps: steps, config: config, n: n)
     }
 } catch {
     print("bh-bench: \(error)")
     exit(1)
+}
+
+/// Each GEMM phase of the training step against the same products run alone (fresh buffers, median
+/// of 9): the in-step rate as a fraction of the standalone rate. Prints the weighted total as
+/// `gemm_in_step_fraction`.
+func gemmEfficiency(profile p: Profiler, steps: Int, config: ModelConfig, n: Int) {
+    let d = config.hidden, i = config.intermediate, v = config.vocabSize, l = config.layers
+    let qkvW = (config.heads + 2 * config.kvHeadCount) * config.headSize, f1 = config.isLlama ? 2 * i : i
+    enum Kind { case forward, weight, input }
+    // (phase, products per step: (kind, in, out, count))
+    let phases: [(Profiler.Phase, [(Kind, Int, Int, Int)])] = [
+        (.qkvGemm, [(.forward, d, qkvW, l)]), (.denseGemm, [(.forward, d, d, l)]), (.fc1Gemm, [(.forward, d, f1, l)]),
+        (.fc2Gemm, [(.forward, i, d, l)]), (.unembedGemm, [(.forward, d, v, 1)]),
+        (.bUnembedGemm, [(.weight, d, v, 1), (.input, d, v, 1)]), (.bFc2Gemm, [(.weight, i, d, l), (.input, i, d, l)]),
+        (.bFc1Gemm, [(.weight, d, f1, l), (.input, d, f1, l)]), (.bDenseGemm, [(.weight, d, d, l), (.input, d, d, l)]),
+        (.bQkvGemm, [(.weight, d, qkvW, l), (.input, d, qkvW, l)]),
+    ]
+    print("GEMMs in the step against the same products alone:")
+    var inStep = 0.0, alone = 0.0
+    for (phase, products) in phases {
+        let measured = p.seconds[phase.rawValue] / Double(steps)
+        guard measured > 0 else { continue }
+        var standalone = 0.0
+        for (kind, inDim, outDim, count) in products {
+            let x = FloatBuffer(count: n * inDim), w = FloatBuffer(count: inDim * outDim), y = FloatBuffer(count: n * outDim)
+            for k in 0..<x.count { x.ptr[k] = Float(k % 7) * 0.01 }
+            for k in 0..<w.count { w.ptr[k] = Float(k % 5) * 0.01 }
+            var times: [Double] = []
+            for _ in 0..<9 {
+                let t0 = monotonicSeconds()
+                switch kind {
+                case .forward: BLAS.linearForward(out: y.ptr, x: x.ptr, w: w.ptr, rows: n, inDim: inDim, outDim: outDim)
+                case .weight: BLAS.linearBackwardWeight(dw: w.ptr, dy: y.ptr, x: x.ptr, rows: n, inDim: inDim, outDim: outDim)
+                case .input: BLAS.linearBackwardInput(dx: x.ptr, dy: y.ptr, w: w.ptr, rows: n, inDim: inDim, outDim: outDim, accumulate: false)
+                }
+                times.append(monotonicSeconds() - t0)
+            }
+            times.sort()
+            standalone += times[4] * Double(count)
+        }
+        inStep += measured; alone += standalone
+        print("  \(("\(phase)").padded(14)) in step \(fmt(measured * 1000, 2)) ms, alone \(fmt(standalone * 1000, 2)) ms: \(fmt(100 * standalone / measured, 1))%")
+    }
+    print("gemm_in_step_fraction \(fmt(alone / inStep, 3))")
+    print("  (the step's GEMMs run at \(fmt(100 * alone / inStep, 1))% of the same products' standalone rate)")
 }

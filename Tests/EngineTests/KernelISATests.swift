@@ -181,3 +181,38 @@ import KernelInterface
         }
     }
 }
+
+/// An edit of the top block's MLP alone: the backward pass ends after that MLP (the attention
+/// sublayer's backward is skipped) and gives the same gradients as the full backward pass.
+@Suite struct FrozenBackwardTests {
+    @Test(arguments: [true, false])
+    func topMLPOnlySkipsAttentionAndKeepsGradients(parallel: Bool) throws {
+        let (b, t, vocab) = (2, 5, 29)
+        let m = try tinyModel(vocab: vocab, parallel: parallel, batch: b, seq: t)
+        let tokens = randomTokens(b * t, vocab: vocab, seed: 3)
+        let targets = GPTNeoX.shiftedTargets(labels: tokens, batch: b, seq: t)
+        try m.forward(tokens: tokens, targets: targets, batch: b, seq: t)
+        m.zeroGrad()
+        try m.backward()
+        let full = m.grads.storage.toArray()
+        m.trainOnly(layers: [1], parts: ["mlp."])
+        let profiler = Profiler()
+        m.profiler = profiler
+        try m.forward(tokens: tokens, targets: targets, batch: b, seq: t)
+        m.zeroGrad()
+        try m.backward()
+        m.profiler = nil
+        #expect(profiler.calls[Profiler.Phase.bAttention.rawValue] == 0)
+        #expect(profiler.calls[Profiler.Phase.bQkvGemm.rawValue] == 0)
+        let partial = m.grads.storage.toArray()
+        for (k, e) in m.table.tensors.enumerated() {
+            let slice = e.offset..<(e.offset + e.count)
+            if m.trainable[k] {
+                #expect(Array(partial[slice]) == Array(full[slice]), "\(e.name)")
+            } else {
+                #expect(partial[slice].allSatisfy { $0 == 0 }, "\(e.name) is frozen")
+            }
+        }
+        #expect(m.trainable.contains(true))
+    }
+}

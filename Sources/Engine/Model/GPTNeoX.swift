@@ -599,27 +599,36 @@ public final class GPTNeoX {
                 normBackward(dx: dres.ptr, l, .ln2W, .ln2B, dy: dln2.ptr, x: attnRes.ptr + l * maxN * D, mean: m2, rstd: r2, n: n)
                 pf?.stop(.bLayerNorm)
             }
-            // attention: dres is d attn_out (dao adds an injection there)
-            let dao = sublayerGradient(.attnOutput, l, dres.ptr)
-            capture(.attnOutput, l, dao)
-            if tr(.denseW) { BLAS.linearBackwardWeight(dw: gp(.denseW)!, dy: dao, x: ay, rows: n, inDim: D, outDim: D); pf?.stop(.bDenseGemm) }
-            if tr(.denseB) { Kernels.biasBackward(db: gp(.denseB)!, dy: dao, n: n, width: D, ones: ones.ptr); pf?.stop(.bBias) }
-            BLAS.linearBackwardInput(dx: dAttnY.ptr, dy: dao, w: wp(.denseW), rows: n, inDim: D, outDim: D, accumulate: false)
-            adaptBackward(l, .denseW, x: ay, dy: dao, width: D, dx: dAttnY.ptr, rows: n)
-            pf?.stop(.bDenseGemm)
-            Kernels.attentionBackward(dqkv: dqkv.ptr, dy: dAttnY.ptr, qkv: qkvL, probs: pr, cosT: cosT.ptr, sinT: sinT.ptr,
-                                      b: b, t: t, layout: layout, rot: rot)
-            pf?.stop(.bAttention)
-            if tr(.qkvW) { weightGradient(l, .qkvW, dy: dqkv.ptr, x: l1, rows: n, inDim: D, outDim: layout.width); pf?.stop(.bQkvGemm) }
-            if tr(.qkvB) { Kernels.biasBackward(db: gp(.qkvB)!, dy: dqkv.ptr, n: n, width: layout.width, ones: ones.ptr); pf?.stop(.bBias) }
-            if wantLn1 {
-                BLAS.linearBackwardInput(dx: dln1.ptr, dy: dqkv.ptr, w: wp(.qkvW), rows: n, inDim: D, outDim: layout.width, accumulate: false)
-            }
-            adaptBackward(l, .qkvW, x: l1, dy: dqkv.ptr, width: layout.width, dx: wantLn1 ? dln1.ptr : nil, rows: n)
-            if wantLn1 {
-                pf?.stop(.bQkvGemm)
-                inject(.attnInput, l, dln1.ptr)
-                capture(.attnInput, l, dln1.ptr)
+            // The attention sublayer's backward is skipped when nothing in it or below it wants a
+            // gradient (an edit of this block's MLP alone: the frozen-tensor backward ends here).
+            let attentionAdapted = adapter.map { a in
+                (adaptedMembers[ParameterTable.Slot.qkvW.rawValue] + adaptedMembers[ParameterTable.Slot.denseW.rawValue]).contains { a.adapts(layer: l, slot: $0.slot) }
+            } ?? false
+            let attentionNeeded = wantLn1 || tr(.qkvW) || tr(.qkvB) || tr(.denseW) || tr(.denseB) || attentionAdapted
+                || [HookSite.attnOutput, .attnInput].contains { captures[HookPoint($0, layer: l)] != nil || injections[HookPoint($0, layer: l)] != nil }
+            if attentionNeeded {
+                // attention: dres is d attn_out (dao adds an injection there)
+                let dao = sublayerGradient(.attnOutput, l, dres.ptr)
+                capture(.attnOutput, l, dao)
+                if tr(.denseW) { BLAS.linearBackwardWeight(dw: gp(.denseW)!, dy: dao, x: ay, rows: n, inDim: D, outDim: D); pf?.stop(.bDenseGemm) }
+                if tr(.denseB) { Kernels.biasBackward(db: gp(.denseB)!, dy: dao, n: n, width: D, ones: ones.ptr); pf?.stop(.bBias) }
+                BLAS.linearBackwardInput(dx: dAttnY.ptr, dy: dao, w: wp(.denseW), rows: n, inDim: D, outDim: D, accumulate: false)
+                adaptBackward(l, .denseW, x: ay, dy: dao, width: D, dx: dAttnY.ptr, rows: n)
+                pf?.stop(.bDenseGemm)
+                Kernels.attentionBackward(dqkv: dqkv.ptr, dy: dAttnY.ptr, qkv: qkvL, probs: pr, cosT: cosT.ptr, sinT: sinT.ptr,
+                                          b: b, t: t, layout: layout, rot: rot)
+                pf?.stop(.bAttention)
+                if tr(.qkvW) { weightGradient(l, .qkvW, dy: dqkv.ptr, x: l1, rows: n, inDim: D, outDim: layout.width); pf?.stop(.bQkvGemm) }
+                if tr(.qkvB) { Kernels.biasBackward(db: gp(.qkvB)!, dy: dqkv.ptr, n: n, width: layout.width, ones: ones.ptr); pf?.stop(.bBias) }
+                if wantLn1 {
+                    BLAS.linearBackwardInput(dx: dln1.ptr, dy: dqkv.ptr, w: wp(.qkvW), rows: n, inDim: D, outDim: layout.width, accumulate: false)
+                }
+                adaptBackward(l, .qkvW, x: l1, dy: dqkv.ptr, width: layout.width, dx: wantLn1 ? dln1.ptr : nil, rows: n)
+                if wantLn1 {
+                    pf?.stop(.bQkvGemm)
+                    inject(.attnInput, l, dln1.ptr)
+                    capture(.attnInput, l, dln1.ptr)
+                }
             }
             if config.parallelResidual {
                 // dres (= d block output) += LN1 and LN2 backward over the same input x

@@ -19,6 +19,35 @@ public final class Profiler {
         calls[p.rawValue] += 1
         last = now
     }
+    /// The kernel family a phase belongs to (the report's second table).
+    public enum Family: String, CaseIterable {
+        case gemm = "matrix products (OpenBLAS)", norm = "norms", attention = "attention + rotary", activation = "GELU / SwiGLU"
+        case loss = "softmax + cross-entropy", optimizer = "optimizer", memory = "embeddings, biases, residual adds"
+    }
+
+    public static func family(_ p: Phase) -> Family {
+        switch p {
+        case .qkvGemm, .denseGemm, .fc1Gemm, .fc2Gemm, .unembedGemm, .bUnembedGemm, .bFc2Gemm, .bFc1Gemm, .bDenseGemm, .bQkvGemm: return .gemm
+        case .layerNorm, .bLayerNorm: return .norm
+        case .rotary, .attention, .bAttention: return .attention
+        case .gelu, .bGelu: return .activation
+        case .crossEntropy: return .loss
+        case .optimizer: return .optimizer
+        case .embed, .residual, .biasFill, .bBias, .bEmbed: return .memory
+        }
+    }
+
+    /// Seconds per family over the profiled steps.
+    public func familySeconds() -> [(Family, Double)] {
+        Family.allCases.map { f in (f, Phase.allCases.filter { Profiler.family($0) == f }.reduce(0) { $0 + seconds[$1.rawValue] }) }
+    }
+
+    /// Share of the profiled time outside the matrix products.
+    public var nonGemmShare: Double {
+        let total = seconds.reduce(0, +)
+        return total > 0 ? 1 - (familySeconds().first { $0.0 == .gemm }?.1 ?? 0) / total : 0
+    }
+
     public func report(steps: Int) -> String {
         let total = seconds.reduce(0, +)
         var s = ""
@@ -28,6 +57,11 @@ public final class Profiler {
             s += "  \(name) \(fmt(ms, 2)) ms/step  \(fmt(100 * seconds[p.rawValue] / total, 1))%\n"
         }
         s += "  total         \(fmt(total / Double(steps) * 1000, 2)) ms/step\n"
+        s += "by kernel family:\n"
+        for (f, sec) in familySeconds() where sec > 0 {
+            s += "  \(f.rawValue.padding(34)) \(fmt(sec / Double(steps) * 1000, 2)) ms/step  \(fmt(100 * sec / total, 1))%\n"
+        }
+        s += "non_gemm_share \(fmt(nonGemmShare, 3))\n"
         return s
     }
 }

@@ -3,12 +3,24 @@ import COpenBLAS
 /// Matrix products, all row-major float32 through OpenBLAS. Weights are stored as PyTorch stores
 /// `nn.Linear` weights: W[out, in], so a linear layer is y = x · Wᵀ (transB).
 public enum BLAS {
+    /// Experimental: OpenBLAS single-threaded, each large product split by rows of C across the
+    /// element-wise kernels' threads (one thread pool for everything).
+    nonisolated(unsafe) public static var splitRows = false
+
     /// C[m,n] = alpha · A[m,k] · B[k,n] (+ beta · C), with optional transposes of the stored A / B.
     @inline(__always)
     public static func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
                             a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                             beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
         if m == 0 || n == 0 { return }
+        if splitRows && m >= 64 && m * n * k >= 1 << 21 {
+            Work.chunks(m, grain: 32) { _, r in
+                cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                            Int32(r.count), Int32(n), Int32(k), alpha, transA ? a + r.lowerBound : a + r.lowerBound * lda, Int32(lda),
+                            b, Int32(ldb), beta, c + r.lowerBound * ldc, Int32(ldc))
+            }
+            return
+        }
         cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                     Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }

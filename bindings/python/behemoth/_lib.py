@@ -262,20 +262,6 @@ def blas_core(cpuinfo: str) -> str | None:
     return None
 
 
-def check_cpu(cpuinfo: str) -> None:
-    """On x86-64 the engine is compiled for AVX2 + FMA: refuse, with a clear message, to load it on a
-    CPU without them (it would die on the first vector instruction)."""
-    if platform.machine() not in ("x86_64", "AMD64"):
-        return
-    for line in cpuinfo.splitlines():
-        if line.startswith("flags"):
-            flags = set(line.partition(":")[2].split())
-            if not {"avx2", "fma"} <= flags:
-                raise LibraryError("this CPU lacks AVX2/FMA, which libbehemoth's x86-64 build requires "
-                                   "(any x86-64 CPU since 2013 has them)")
-            return
-
-
 def configure_blas_core() -> str | None:
     """Sets OPENBLAS_CORETYPE from /proc/cpuinfo unless it is set already; returns the value in effect."""
     if "OPENBLAS_CORETYPE" in os.environ:
@@ -355,11 +341,6 @@ def lib() -> Library:
         with _lock:
             if _library is None:
                 path = find_library()
-                try:
-                    with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-                        check_cpu(f.read())
-                except OSError:
-                    pass
                 configure_blas_core()
                 _library = Library(path)
     return _library

@@ -78,11 +78,11 @@ def tiny_file(tiny, tmp_path_factory) -> Path:
     return path
 
 
-def run_isolated(code: str, timeout: float = 120) -> subprocess.CompletedProcess:
+def run_isolated(code: str, timeout: float = 120, env: dict | None = None) -> subprocess.CompletedProcess:
     """Runs Python `code` in a fresh interpreter against the same library; fails the test if the
     process died (a signal, e.g. SIGILL from a Swift trap) or exited non-zero. The code should print
-    what it checked; its stdout is returned."""
-    env = subprocess_env(BEHEMOTH_LIB=str(_lib.lib().path))
+    what it checked; its stdout is returned. `env`: variables to add to the environment."""
+    env = subprocess_env(BEHEMOTH_LIB=str(_lib.lib().path), **(env or {}))
     prelude = ("import ctypes, json, os, sys\nimport numpy as np\nimport behemoth\n"
                "from behemoth import _lib\nlib = _lib.lib()\n")
     proc = subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)], env=env,

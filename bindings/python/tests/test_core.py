@@ -284,14 +284,27 @@ def test_isolated_runner_reports_crashes():
         run_isolated("ctypes.string_at(0)")
 
 
-def test_cpu_without_avx2_is_refused_with_a_clear_message():
-    import platform
-    from behemoth import _lib
-    if platform.machine() not in ("x86_64", "AMD64"):
-        pytest.skip("the AVX2 requirement applies to the x86-64 build only")
-    _lib.check_cpu("flags\t\t: fpu sse2 avx avx2 fma")  # fine
-    with pytest.raises(behemoth.LibraryError, match="AVX2"):
-        _lib.check_cpu("flags\t\t: fpu sse2 avx")
+def test_runtime_info_names_the_kernels_in_use(lib):
+    k = behemoth.runtime_info()["kernels"]
+    assert k["compiled"] == ["avx512", "avx2", "portable"]
+    assert k["selected"] in k["supported"] and "portable" in k["supported"]
+    assert k["vector_width"] == {"avx512": 16, "avx2": 8, "portable": 8}[k["selected"]]
+    flags = set(behemoth.runtime_info()["cpu_features"])
+    if {"avx512f", "avx512bw", "avx512vl", "avx512dq"} <= flags and not k["requested"]:
+        assert k["selected"] == "avx512"
+
+
+def test_kernels_can_be_chosen_by_environment():
+    # BEHEMOTH_KERNELS is read when the library loads: a fresh process each
+    for name in ("portable", "avx2"):
+        out = run_isolated(f"import behemoth; k = behemoth.runtime_info()['kernels']; print(k['selected'], k['requested'], k['refused'])",
+                           env={"BEHEMOTH_KERNELS": name}).stdout
+        selected, requested = out.split()[:2]
+        assert requested == name
+        supported = name == "portable" or "avx2" in behemoth.runtime_info()["cpu_features"]
+        assert (selected == name) == supported
+    out = run_isolated("import behemoth; print(behemoth.runtime_info()['kernels']['refused'])", env={"BEHEMOTH_KERNELS": "sse9"}).stdout
+    assert "not one of avx512, avx2, portable" in out
 
 
 def test_runtime_info_says_how_the_library_was_built(lib):

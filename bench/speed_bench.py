@@ -1,0 +1,155 @@
+#!/usr/bin/env python3
+"""Speed, in one run, for each OpenBLAS core type this CPU runs (SkylakeX with AVX-512, Haswell with
+AVX2): training tokens/s against PyTorch, forward-only tokens/s against PyTorch under
+torch.inference_mode, LoRA and full-fine-tuning edit steps/s, the non-GEMM share of the training
+step, the step's GEMMs against the same products alone, and the fraction of the core's sgemm peak.
+Ours and the references alternate round by round so they see the same machine load; with
+--baseline, another build of the library (e.g. the commit before a change) is timed in the same
+rounds for a before/after.
+
+    make build
+    python3 bench/speed_bench.py [--rounds 3] [--steps 20] [--baseline DIR] [--cores SkylakeX,Haswell]
+
+DIR holds a previous build's bh-bench and libbehemoth.so (copy them from .build-dist/release).
+Results also go to bench/results/speed-<date>.json unless --no-save. Needs torch and transformers
+(requirements-reference.txt) for the PyTorch columns; without them those columns are skipped.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+BUILD = os.path.join(ROOT, ".build-dist", "release")
+
+
+def run(cmd, env):
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
+    if out.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed:\n{out.stdout}\n{out.stderr}")
+    return out.stdout
+
+
+def grab(text, key, group=1):
+    m = re.search(rf"^{key} ([0-9.]+)", text, re.M)
+    return float(m.group(group)) if m else None
+
+
+def cpu_cores():
+    flags = set()
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    cores = []
+    if {"avx512f", "avx512bw", "avx512vl", "avx512dq"} <= flags:
+        cores.append("SkylakeX")
+    if {"avx2", "fma"} <= flags:
+        cores.append("Haswell")
+    return cores
+
+
+def has_torch():
+    return subprocess.run([sys.executable, "-c", "import torch, transformers"], capture_output=True).returncode == 0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--cores", default=",".join(cpu_cores()))
+    ap.add_argument("--baseline", help="a folder with an earlier build's bh-bench and libbehemoth.so")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--no-save", action="store_true")
+    a = ap.parse_args()
+    torch_ok = not a.no_torch and has_torch()
+    shape = ["--preset", "pythia-31m-shape", "--vocab", "5000", "--batch", "128", "--seq", "16", "--threads", str(a.threads)]
+    builds = {"ours": BUILD}
+    if a.baseline:
+        builds["baseline"] = os.path.abspath(a.baseline)
+    results = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "shape": shape, "rounds": a.rounds,
+               "steps": a.steps, "cores": {}}
+    for core in [c for c in a.cores.split(",") if c]:
+        env = dict(os.environ, OPENBLAS_CORETYPE=core)
+        env.pop("BEHEMOTH_KERNELS", None)
+        r = {k: [] for k in ("train", "forward", "lora", "full", "torch_train", "torch_forward")}
+        base = {k: [] for k in ("train", "lora", "full")}
+        profile = ""
+        for i in range(a.rounds):
+            for name, folder in builds.items():
+                bench = os.path.join(folder, "bh-bench")
+                dst = r if name == "ours" else base
+                t = run([bench] + shape + ["--steps", str(a.steps)] + (["--profile"] if name == "ours" and i == 0 else []), env)
+                if name == "ours" and i == 0:
+                    profile = t
+                dst["train"].append(grab(t, "ours_tokens_per_s"))
+                if name == "ours":
+                    f = run([bench] + shape + ["--steps", str(a.steps), "--forward"], env)
+                    dst["forward"].append(grab(f, "ours_forward_tokens_per_s"))
+                    for m in ("lora", "full"):
+                        e = run([bench, "--preset", "pythia-31m-shape", "--threads", str(a.threads), "--edit", m, "--steps", str(a.steps)], env)
+                        dst[m].append(grab(e, "edit_steps_per_s"))
+                else:
+                    # an earlier bh-bench may lack --forward/--edit: time its editors through the binding
+                    e = run([sys.executable, os.path.join(HERE, "edit_bench.py"), "--steps", str(a.steps)],
+                            dict(env, BEHEMOTH_LIB=os.path.join(folder, "libbehemoth.so")))
+                    for m, key in (("lora", "lora_last_mlp"), ("full", "full_all_blocks")):
+                        mm = re.search(rf"^edit_steps_per_s {key} ([0-9.]+)", e, re.M)
+                        dst[m].append(float(mm.group(1)) if mm else None)
+            if torch_ok:
+                tt = run([sys.executable, os.path.join(HERE, "torch_train_bench.py")] + shape + ["--steps", str(a.steps)], env)
+                r["torch_train"].append(grab(tt, "torch_tokens_per_s"))
+                tf = run([sys.executable, os.path.join(HERE, "torch_train_bench.py")] + shape + ["--steps", str(a.steps), "--forward"], env)
+                r["torch_forward"].append(grab(tf, "torch_forward_tokens_per_s"))
+            print(f"[{core}] round {i + 1}: train {r['train'][-1]:.0f} tok/s, forward {r['forward'][-1]:.0f} tok/s, "
+                  f"LoRA {r['lora'][-1]:.1f} steps/s, full {r['full'][-1]:.1f} steps/s"
+                  + (f"; torch train {r['torch_train'][-1]:.0f}, inference {r['torch_forward'][-1]:.0f}" if torch_ok else ""),
+                  flush=True)
+        med = lambda xs: statistics.median([x for x in xs if x is not None]) if any(x is not None for x in xs) else None
+        peak = grab(profile, "sgemm_peak_gflops")
+        flop = grab(profile, r"  FLOP per token \(6 × matrix params \+ attention\):")
+        row = {k: med(v) for k, v in r.items()}
+        row.update({f"baseline_{k}": med(v) for k, v in base.items()} if a.baseline else {})
+        row["sgemm_peak_gflops"] = peak
+        row["non_gemm_share"] = grab(profile, "non_gemm_share")
+        row["gemm_in_step_fraction"] = grab(profile, "gemm_in_step_fraction")
+        row["fraction_of_peak"] = flop * row["train"] / 1e3 / peak if flop and peak else None
+        results["cores"][core] = row
+        print(f"\n== OPENBLAS_CORETYPE={core} (median of {a.rounds} rounds; {a.threads} threads; pythia-31m-shape, vocab 5000, batch 128 × 16)")
+        def line(label, ours, ref, unit, ref_name):
+            if ours is None:
+                return
+            s = f"  {label:<22} {ours:10.1f} {unit}"
+            if ref:
+                s += f"   {ref_name} {ref:10.1f}   ratio {ours / ref:.2f}×"
+            print(s)
+        line("training", row["train"], row.get("torch_train"), "tok/s", "PyTorch")
+        line("forward only", row["forward"], row.get("torch_forward"), "tok/s", "PyTorch inference_mode")
+        if a.baseline:
+            line("training", row["train"], row["baseline_train"], "tok/s", "baseline")
+        line("LoRA edit (last MLP)", row["lora"], row.get("baseline_lora"), "steps/s", "baseline")
+        line("full FT edit (all)", row["full"], row.get("baseline_full"), "steps/s", "baseline")
+        print(f"  sgemm peak {peak} GFLOP/s; training at {100 * row['fraction_of_peak']:.1f}% of it; "
+              f"non-GEMM share {100 * row['non_gemm_share']:.1f}%; GEMMs in the step at {100 * row['gemm_in_step_fraction']:.1f}% "
+              f"of the same products alone")
+        print("  profile of round 1:")
+        print("\n".join("    " + l for l in profile.split("\n") if l.startswith("  ") or l.startswith("by ") or l.startswith("non_gemm")))
+    if not a.no_save:
+        os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
+        path = os.path.join(HERE, "results", f"speed-{results['date'][:10]}.json")
+        with open(path, "w") as f:
+            json.dump(results, f, indent=1)
+        print(f"\nwrote {path}")
+
+
+if __name__ == "__main__":
+    main()
