@@ -104,7 +104,7 @@ run: deps build
 bench: deps build
 	@$(PYTHON) -c "import torch, transformers" 2>/dev/null || $(PYTHON) -m pip install -q -r requirements-reference.txt
 	bash bench/generate_bench.sh
-	$(PYTHON) bench/train_bench.py
+	$(PYTHON) bench/speed_bench.py
 
 # ROME / MEMIT / AlphaEdit against PyTorch on the demo model `make run` leaves in out/.
 bench-edit: deps build

@@ -1,7 +1,9 @@
 // bh-bench: training throughput of the hand-written GPT-NeoX (forward + backward + AdamW) on random
-// tokens, against the machine's own sgemm peak.
+// tokens, against the machine's own sgemm peak; or the forward-only path, real edit steps, or each
+// element-wise kernel on every instruction set.
 //   bh-bench [--preset pythia-31m-shape] [--vocab 5000] [--batch 128] [--seq 16] [--threads 2]
-//            [--steps 20] [--warmup 3] [--profile]
+//            [--steps 20] [--warmup 3] [--profile] [--forward | --edit lora|full | --kernels]
+//            [--split-gemm] [--elementwise-threads N]
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -9,10 +11,11 @@ import COpenBLAS
 import Engine
 
 var preset = "pythia-31m-shape", vocab = 5000, batch = 128, seq = 16, threads = 2, steps = 20, warmup = 3
-var profile = false, kernels = false, edit = "", forward = false
+var profile = false, kernels = false, edit = "", forward = false, splitGemm = false, elementwiseThreads = 0
 var args = Array(CommandLine.arguments.dropFirst())
 func usage() -> Never {
     print("usage: bh-bench [--preset NAME] [--vocab V] [--batch B] [--seq T] [--threads N] [--steps S] [--warmup W] [--profile]")
+    print("                [--forward | --edit lora|full | --kernels] [--split-gemm] [--elementwise-threads N]")
     exit(2)
 }
 while !args.isEmpty {
@@ -20,6 +23,7 @@ while !args.isEmpty {
     if a == "--profile" { profile = true; continue }
     if a == "--kernels" { kernels = true; continue }
     if a == "--forward" { forward = true; continue }
+    if a == "--split-gemm" { splitGemm = true; continue }
     if a == "-h" || a == "--help" { usage() }
     guard let v = args.first else { usage() }
     args.removeFirst()
@@ -32,13 +36,17 @@ while !args.isEmpty {
     case "--steps": steps = Int(v) ?? steps
     case "--warmup": warmup = Int(v) ?? warmup
     case "--edit": edit = v
+    case "--elementwise-threads": elementwiseThreads = Int(v) ?? 0
     default: usage()
     }
 }
 
 Runtime.setThreads(threads)
-if let e = getenv("BH_EXPERIMENT_ELEMENTWISE_THREADS"), let k = Int(String(cString: e)) { Parallel.threads = k }
-if getenv("BH_EXPERIMENT_SPLIT_GEMM") != nil { openblas_set_num_threads(1); BLAS.splitRows = true }
+// Experiments on the two thread pools (OpenBLAS's, whose idle workers spin for a while after each
+// product, and the element-wise kernels'): fewer element-wise threads, or OpenBLAS single-threaded
+// with each product split by rows across the element-wise threads (one pool for everything).
+if elementwiseThreads > 0 { Parallel.threads = elementwiseThreads }
+if splitGemm { openblas_set_num_threads(1); BLAS.splitRows = true }
 
 /// Best-of sgemm GFLOP/s for C[m,n] = A[m,k]·B[k,n] (row-major, like our linear layers).
 func sgemmPeak(m: Int, n: Int, k: Int, transB: Bool, reps: Int) -> Double {
