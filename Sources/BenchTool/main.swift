@@ -104,6 +104,7 @@ do {
         times.sort()
         print("  forward only: median \(fmt(times[times.count / 2] * 1000, 2)) ms, best \(fmt(times[0] * 1000, 2)) ms over \(steps) passes")
         print("ours_forward_tokens_per_s \(fmt(Double(n) / times[times.count / 2], 0))")
+        print("ours_forward_best_tokens_per_s \(fmt(Double(n) / times[0], 0))")
         if profile {
             let p = Profiler()
             model.profiler = p
