@@ -21,19 +21,12 @@ public enum ISAKernels: ElementwiseKernels {
     @inline(__always)
     static func residualRow(_ x: UnsafeMutablePointer<Float>, _ res: Residual, _ off: Int, _ d: Int) -> Float {
         let a = res.a + off, b = res.b + off
-        var acc = VF(repeating: 0)
-        var j = 0
         if let c0 = res.c {
             let c = c0 + off
-            while j + W <= d { let s = load(a + j) + load(b + j) + load(c + j); store(x + j, s); acc += s; j += W }
-            var s = acc.sum()
-            while j < d { x[j] = a[j] + b[j] + c[j]; s += x[j]; j += 1 }
-            return s
+            return sum16(d, { j in let s = load(a + j) + load(b + j) + load(c + j); store(x + j, s); return s },
+                         { j in x[j] = a[j] + b[j] + c[j]; return x[j] })
         }
-        while j + W <= d { let s = load(a + j) + load(b + j); store(x + j, s); acc += s; j += W }
-        var s = acc.sum()
-        while j < d { x[j] = a[j] + b[j]; s += x[j]; j += 1 }
-        return s
+        return sum16(d, { j in let s = load(a + j) + load(b + j); store(x + j, s); return s }, { j in x[j] = a[j] + b[j]; return x[j] })
     }
 
     public static func layerNormForward(out1: UnsafeMutablePointer<Float>, w1: UnsafePointer<Float>, b1: UnsafePointer<Float>,
@@ -44,15 +37,11 @@ public enum ISAKernels: ElementwiseKernels {
             let xr = x + r * d
             let s = residual.map { residualRow(xr, $0, r * d, d) } ?? sum(xr, d)
             let m = s / Float(d), mv = VF(repeating: m)
-            var acc = VF(repeating: 0)
-            var j = 0
-            while j + W <= d { let c = load(xr + j) - mv; acc += c * c; j += W }
-            var v = acc.sum()
-            while j < d { let c = xr[j] - m; v += c * c; j += 1 }
+            let v = sum16(d, { j in let c = load(xr + j) - mv; return c * c }, { j in let c = xr[j] - m; return c * c })
             let rs = 1 / (v / Float(d) + eps).squareRoot(), rv = VF(repeating: rs)
             mean[r] = m; rstd[r] = rs
             let o1 = out1 + r * d
-            j = 0
+            var j = 0
             if let out2, let w2, let b2 {
                 let o2 = out2 + r * d
                 while j + W <= d {
@@ -77,9 +66,7 @@ public enum ISAKernels: ElementwiseKernels {
             let xr = x + r * d, g1 = dy1 + r * d, g2 = dy2.map { $0 + r * d }
             let m = mean[r], rs = rstd[r], mv = VF(repeating: m), rv = VF(repeating: rs)
             // pass 1: the parameter gradients' column sums and the row's Σg, Σg·x̂
-            var sg = VF(repeating: 0), sgh = VF(repeating: 0)
-            var j = 0
-            while j + W <= d {
+            let (sgs, sghs) = sum16x2(d, { j in
                 let h = (load(xr + j) - mv) * rv, a1 = load(g1 + j)
                 var g = a1 * load(w1 + j)
                 if let p = partial {
@@ -92,11 +79,8 @@ public enum ISAKernels: ElementwiseKernels {
                         store(p + 2 * d + j, load(p + 2 * d + j) + a2 * h); store(p + 3 * d + j, load(p + 3 * d + j) + a2)
                     }
                 }
-                sg += g; sgh += g * h
-                j += W
-            }
-            var sgs = sg.sum(), sghs = sgh.sum()
-            while j < d {
+                return (g, g * h)
+            }, { j in
                 let h = (xr[j] - m) * rs
                 var g = g1[j] * w1[j]
                 if let p = partial { p[j] += g1[j] * h; p[d + j] += g1[j] }
@@ -104,14 +88,13 @@ public enum ISAKernels: ElementwiseKernels {
                     g += g2[j] * w2[j]
                     if let p = partial { p[2 * d + j] += g2[j] * h; p[3 * d + j] += g2[j] }
                 }
-                sgs += g; sghs += g * h
-                j += 1
-            }
+                return (g, g * h)
+            })
             guard let dx else { continue }
             // pass 2: dx += σ⁻¹·(g − mean(g) − x̂·mean(g·x̂))
             let a = sgs / Float(d), b = sghs / Float(d), av = VF(repeating: a), bv = VF(repeating: b)
             let o = dx + r * d
-            j = 0
+            var j = 0
             while j + W <= d {
                 let h = (load(xr + j) - mv) * rv
                 var g = load(g1 + j) * load(w1 + j)
@@ -147,25 +130,19 @@ public enum ISAKernels: ElementwiseKernels {
                                        partial: UnsafeMutablePointer<Float>?) {
         for r in rows {
             let xr = x + r * d, g = dy + r * d, rs = rstd[r], rv = VF(repeating: rs)
-            var acc = VF(repeating: 0)
-            var j = 0
-            while j + W <= d {
+            let sgh = sum16(d, { j in
                 let h = load(xr + j) * rv, gj = load(g + j)
                 if let p = partial { store(p + j, load(p + j) + gj * h) }
-                acc += gj * load(w + j) * h
-                j += W
-            }
-            var sgh = acc.sum()
-            while j < d {
+                return gj * load(w + j) * h
+            }, { j in
                 let h = xr[j] * rs
                 if let p = partial { p[j] += g[j] * h }
-                sgh += g[j] * w[j] * h
-                j += 1
-            }
+                return g[j] * w[j] * h
+            })
             guard let dx else { continue }
             let b = sgh / Float(d), bv = VF(repeating: b)
             let o = dx + r * d
-            j = 0
+            var j = 0
             while j + W <= d { store(o + j, load(o + j) + rv * (load(g + j) * load(w + j) - load(xr + j) * rv * bv)); j += W }
             while j < d { o[j] += rs * (g[j] * w[j] - xr[j] * rs * b); j += 1 }
         }
@@ -195,19 +172,16 @@ public enum ISAKernels: ElementwiseKernels {
                                        rows: Range<Int>, width: Int) {
         for r in rows {
             let pr = pre + r * width, hr = h + r * width
-            var j = 0
-            while j + W <= width {
+            each16(width, { j in
                 let x = load(pr + j) + load(bias + j)
                 let (e, g) = VMath.erfAndGauss(x * 0.70710678118654752)  // g = e^{-x²/2}
                 let cdf = 0.5 * (1 + e)
                 store(hr + j, x * cdf)
                 store(pr + j, cdf + x * g * 0.3989422804014327)
-                j += W
-            }
-            while j < width {
+            }, { j in
                 let x = pr[j] + bias[j]
-                hr[j] = VMath.geluScalar(x); pr[j] = VMath.geluGradScalar(x); j += 1
-            }
+                hr[j] = VMath.geluScalar(x); pr[j] = VMath.geluGradScalar(x)
+            })
         }
     }
 
@@ -217,9 +191,8 @@ public enum ISAKernels: ElementwiseKernels {
     public static func swigluForward(h: UnsafeMutablePointer<Float>, pre: UnsafePointer<Float>, rows: Range<Int>, width i: Int) {
         for r in rows {
             let g = pre + r * 2 * i, u = g + i, o = h + r * i
-            var j = 0
-            while j + W <= i { let gv = load(g + j); store(o + j, gv * sigmoid(gv) * load(u + j)); j += W }
-            while j < i { o[j] = g[j] / (1 + expf(-g[j])) * u[j]; j += 1 }
+            each16(i, { j in let gv = load(g + j); store(o + j, gv * sigmoid(gv) * load(u + j)) },
+                   { j in o[j] = g[j] / (1 + expf(-g[j])) * u[j] })
         }
     }
 
@@ -227,19 +200,15 @@ public enum ISAKernels: ElementwiseKernels {
                                       rows: Range<Int>, width i: Int) {
         for r in rows {
             let g = pre + r * 2 * i, u = g + i, dg = dpre + r * 2 * i, du = dg + i, d = dh + r * i
-            var j = 0
-            while j + W <= i {
+            each16(i, { j in
                 let gv = load(g + j), dv = load(d + j), s = sigmoid(gv)
                 store(du + j, dv * gv * s)
                 store(dg + j, dv * load(u + j) * s * (1 + gv * (1 - s)))
-                j += W
-            }
-            while j < i {
+            }, { j in
                 let s = 1 / (1 + expf(-g[j]))
                 du[j] = d[j] * g[j] * s
                 dg[j] = d[j] * u[j] * s * (1 + g[j] * (1 - s))
-                j += 1
-            }
+            })
         }
     }
 
@@ -434,18 +403,12 @@ public enum ISAKernels: ElementwiseKernels {
             var mx = mxv.max()
             while j < v { mx = Swift.max(mx, x[j]); j += 1 }
             let mv = VF(repeating: mx)
-            var sv = VF(repeating: 0)
-            var total: Float = 0
             let xt = x[tgt]
-            j = 0
+            let total: Float
             if gradScale != nil {
-                while j + W <= v { let e = VMath.exp(load(x + j) - mv); store(x + j, e); sv += e; j += W }
-                total = sv.sum()
-                while j < v { let e = expf(x[j] - mx); x[j] = e; total += e; j += 1 }
+                total = sum16(v, { j in let e = VMath.exp(load(x + j) - mv); store(x + j, e); return e }, { j in x[j] = expf(x[j] - mx); return x[j] })
             } else {
-                while j + W <= v { sv += VMath.exp(load(x + j) - mv); j += W }
-                total = sv.sum()
-                while j < v { total += expf(x[j] - mx); j += 1 }
+                total = sum16(v, { j in VMath.exp(load(x + j) - mv) }, { j in expf(x[j] - mx) })
             }
             let l = Float(log(Double(total))) + mx
             lse[r] = l
@@ -453,7 +416,7 @@ public enum ISAKernels: ElementwiseKernels {
             acc += Double(l - xt)
             if let gs = gradScale {
                 let k = gs / total, kv = VF(repeating: k)
-                j = 0
+                var j = 0
                 while j + W <= v { store(x + j, load(x + j) * kv); j += W }
                 while j < v { x[j] *= k; j += 1 }
                 x[tgt] -= gs
@@ -469,9 +432,7 @@ public enum ISAKernels: ElementwiseKernels {
             let tgt = Int(targets[r])
             if tgt < 0 { x.update(repeating: 0, count: v); continue }
             let lv = VF(repeating: lse[r]), gv = VF(repeating: gradScale)
-            var j = 0
-            while j + W <= v { store(x + j, VMath.exp(load(x + j) - lv) * gv); j += W }
-            while j < v { x[j] = expf(x[j] - lse[r]) * gradScale; j += 1 }
+            each16(v, { j in store(x + j, VMath.exp(load(x + j) - lv) * gv) }, { j in x[j] = expf(x[j] - lse[r]) * gradScale })
             x[tgt] -= gradScale
         }
     }
@@ -495,30 +456,25 @@ public enum ISAKernels: ElementwiseKernels {
         let clipv = VF(repeating: clip), b1v = VF(repeating: b1), b2v = VF(repeating: b2)
         let c1v = VF(repeating: 1 - b1), c2v = VF(repeating: 1 - b2), invv = VF(repeating: 1 / bc2sqrt)
         let ev = VF(repeating: e), sv = VF(repeating: stepSize), dv = VF(repeating: decay)
-        var i = range.lowerBound
-        while i + W <= range.upperBound {
+        let o = range.lowerBound, p = p + o, g = g + o, mm = mm + o, vv = vv + o
+        each16(range.count, { i in
             let gi = load(g + i) * clipv
             let mi = b1v * load(mm + i) + c1v * gi
             let vi = b2v * load(vv + i) + c2v * gi * gi
             store(mm + i, mi); store(vv + i, vi)
             let denom = vi.squareRoot() * invv + ev
             store(p + i, load(p + i) * dv - sv * mi / denom)
-            i += W
-        }
-        while i < range.upperBound {
+        }, { i in
             let gi = g[i] * clip
             let mi = b1 * mm[i] + (1 - b1) * gi
             let vi = b2 * vv[i] + (1 - b2) * gi * gi
             mm[i] = mi; vv[i] = vi
             let denom = vi.squareRoot() / bc2sqrt + e
             p[i] = p[i] * decay - stepSize * mi / denom
-            i += 1
-        }
+        })
     }
 
     public static func exp(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, count: Int) {
-        var i = 0
-        while i + W <= count { store(out + i, VMath.exp(load(x + i))); i += W }
-        while i < count { out[i] = expf(x[i]); i += 1 }
+        each16(count, { i in store(out + i, VMath.exp(load(x + i))) }, { i in out[i] = expf(x[i]) })
     }
 }

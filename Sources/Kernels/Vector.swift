@@ -82,15 +82,66 @@ enum VMath {
     }
 }
 
-/// Σ a[e]·b[e] over n (whole vectors, then the tail).
+/// Σ over j < n of a row's values, in the same order on every build, so sums (and so trained models)
+/// are bit-identical whatever instruction set runs: element j goes to running sum j mod 16 for each
+/// whole block of 16 (`vec(j)` gives elements j..<j+W), the 16 sums are folded in one fixed tree,
+/// then the elements past the last block are added one by one (`one(j)`). `vec` and `one` are
+/// called once per element range, so they may also store.
+@inline(__always)
+func sum16(_ n: Int, _ vec: (Int) -> VF, _ one: (Int) -> Float) -> Float {
+    var lo = VF(repeating: 0), j = 0
+    #if BH_WIDE16
+    while j + 16 <= n { lo += vec(j); j += 16 }
+    let h = lo.lowHalf + lo.highHalf
+    #else
+    var hi = VF(repeating: 0)
+    while j + 16 <= n { lo += vec(j); hi += vec(j + 8); j += 16 }
+    let h = lo + hi
+    #endif
+    let q = h.lowHalf + h.highHalf, e = q.lowHalf + q.highHalf
+    var s = e[0] + e[1]
+    while j < n { s += one(j); j += 1 }
+    return s
+}
+
+/// body(j) for each whole block of 16 elements (`vec(j)` handles elements j..<j+W), then `one(j)` for
+/// each element past the last block: the vector and scalar formulas of a kernel may differ in the
+/// last bit (an erf approximation against libm's), so every build takes the same elements the same way.
+@inline(__always)
+func each16(_ n: Int, _ vec: (Int) -> Void, _ one: (Int) -> Void) {
+    var j = 0
+    while j + 16 <= n {
+        #if BH_WIDE16
+        vec(j)
+        #else
+        vec(j); vec(j + 8)
+        #endif
+        j += 16
+    }
+    while j < n { one(j); j += 1 }
+}
+
+/// Two sums of `sum16`'s kind in one pass.
+@inline(__always)
+func sum16x2(_ n: Int, _ vec: (Int) -> (VF, VF), _ one: (Int) -> (Float, Float)) -> (Float, Float) {
+    var a = VF(repeating: 0), b = a, j = 0
+    @inline(__always) func fold(_ h: SIMD8<Float>) -> Float { let q = h.lowHalf + h.highHalf, e = q.lowHalf + q.highHalf; return e[0] + e[1] }
+    #if BH_WIDE16
+    while j + 16 <= n { let (x, y) = vec(j); a += x; b += y; j += 16 }
+    var (s, t) = (fold(a.lowHalf + a.highHalf), fold(b.lowHalf + b.highHalf))
+    #else
+    var a2 = a, b2 = b
+    while j + 16 <= n { let (x, y) = vec(j); a += x; b += y; let (x2, y2) = vec(j + 8); a2 += x2; b2 += y2; j += 16 }
+    var (s, t) = (fold(a + a2), fold(b + b2))
+    #endif
+    while j < n { let (x, y) = one(j); s += x; t += y; j += 1 }
+    return (s, t)
+}
+
+/// Σ a[e]·b[e] over n (`sum16`'s order).
 @inline(__always)
 func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
-    var acc = VF(repeating: 0)
-    var e = 0
-    while e + W <= n { acc += load(a + e) * load(b + e); e += W }
-    var s = acc.sum()
-    while e < n { s += a[e] * b[e]; e += 1 }
-    return s
+    sum16(n, { load(a + $0) * load(b + $0) }, { a[$0] * b[$0] })
 }
 
 /// y[e] += alpha·x[e] over n.
@@ -102,13 +153,8 @@ func axpy(_ y: UnsafeMutablePointer<Float>, _ alpha: Float, _ x: UnsafePointer<F
     while e < n { y[e] += alpha * x[e]; e += 1 }
 }
 
-/// Σ x[j] over n.
+/// Σ x[j] over n (`sum16`'s order).
 @inline(__always)
 func sum(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
-    var acc = VF(repeating: 0)
-    var j = 0
-    while j + W <= n { acc += load(x + j); j += W }
-    var s = acc.sum()
-    while j < n { s += x[j]; j += 1 }
-    return s
+    sum16(n, { load(x + $0) }, { x[$0] })
 }

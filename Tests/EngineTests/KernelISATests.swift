@@ -5,9 +5,11 @@ import Glibc
 import KernelInterface
 @testable import Engine
 
-/// The element-wise kernels' builds (AVX-512, AVX2, portable) give the same results on the same
-/// inputs: lane-by-lane arithmetic is the same code, so only the order of sums may differ. Each test
-/// runs every build this CPU supports directly (not through the process-wide choice).
+/// The element-wise kernels' builds (AVX-512, AVX2, portable) give bit-identical results on the same
+/// inputs: lane by lane the arithmetic is the same code, sums run in 16-element blocks folded in one
+/// fixed order, and every build takes the same elements through the scalar tails (so a model trains
+/// to the same weights on any CPU). Each test runs every build this CPU supports directly (not
+/// through the process-wide choice).
 @Suite struct KernelISATests {
     let builds = KernelISA.supported
 
@@ -21,14 +23,15 @@ import KernelInterface
         zip(a, b).reduce(0) { max($0, abs($1.0 - $1.1) / max(1, abs($1.1))) }
     }
 
-    /// Runs `body` once per build and checks every output against the portable build's.
-    func agree(_ what: String, tolerance: Float, _ body: (any ElementwiseKernels.Type) -> [Float]) {
+    /// Runs `body` once per build and checks every output is bit-identical to the portable build's.
+    func agree(_ what: String, _ body: (any ElementwiseKernels.Type) -> [Float]) {
         let reference = body(KernelISA.portable.kernels)
         let finite = reference.allSatisfy { $0.isFinite }
         #expect(finite, "\(what): portable output not finite")
         for isa in builds where isa != .portable {
-            let g = gap(body(isa.kernels), reference)
-            #expect(g <= tolerance, "\(what): \(isa.rawValue) differs from portable by \(g)")
+            let out = body(isa.kernels)
+            let same = zip(out, reference).allSatisfy { $0.bitPattern == $1.bitPattern } && out.count == reference.count
+            #expect(same, "\(what): \(isa.rawValue) differs from portable by up to \(gap(out, reference))")
         }
     }
 
@@ -75,7 +78,7 @@ import KernelInterface
         let n = 9
         let x = random(n * d, 1, scale: 3), a = random(n * d, 2), b = random(n * d, 3), c = random(n * d, 4)
         let w1 = random(d, 5), b1 = random(d, 6), w2 = random(d, 7), b2 = random(d, 8), dy1 = random(n * d, 9), dy2 = random(n * d, 10)
-        agree("layernorm pair d=\(d)", tolerance: 2e-6) { k in
+        agree("layernorm pair d=\(d)") { k in
             var o1 = [Float](repeating: 0, count: n * d), o2 = o1, mean = [Float](repeating: 0, count: n), rstd = mean, xx = x
             k.layerNormForward(out1: &o1, w1: w1, b1: b1, out2: &o2, w2: w2, b2: b2, mean: &mean, rstd: &rstd, x: &xx, residual: nil,
                                rows: 0..<n, d: d, eps: 1e-5)
@@ -83,7 +86,7 @@ import KernelInterface
             k.layerNormBackward(dx: &dx, dy1: dy1, w1: w1, dy2: dy2, w2: w2, x: xx, mean: mean, rstd: rstd, rows: 0..<n, d: d, partial: &partial)
             return o1 + o2 + mean + rstd + dx + partial
         }
-        agree("layernorm with the residual add fused d=\(d)", tolerance: 2e-6) { k in
+        agree("layernorm with the residual add fused d=\(d)") { k in
             var o = [Float](repeating: 0, count: n * d), mean = [Float](repeating: 0, count: n), rstd = mean, xx = x
             let r = a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in c.withUnsafeBufferPointer { cp in
                 Residual(ap.baseAddress!, bp.baseAddress!, cp.baseAddress!) } } }
@@ -91,7 +94,7 @@ import KernelInterface
                                rows: 0..<n, d: d, eps: 1e-5)
             return o + xx
         }
-        agree("rmsnorm d=\(d)", tolerance: 2e-6) { k in
+        agree("rmsnorm d=\(d)") { k in
             var o = [Float](repeating: 0, count: n * d), rstd = [Float](repeating: 0, count: n), xx = x
             k.rmsNormForward(out: &o, w: w1, rstd: &rstd, x: &xx, residual: nil, rows: 0..<n, d: d, eps: 1e-6)
             var dx = [Float](repeating: 0, count: n * d), partial = [Float](repeating: 0, count: d)
@@ -120,14 +123,14 @@ import KernelInterface
     @Test func activationsAgree() {
         let n = 7, i = 45
         let pre = random(n * 2 * i, 21, scale: 4), dh = random(n * i, 22), bias = random(i, 23)
-        agree("bias+gelu and its backward", tolerance: 1e-6) { k in
+        agree("bias+gelu and its backward") { k in
             var p = Array(pre[0..<(n * i)]), h = [Float](repeating: 0, count: n * i)
             k.biasGeluForward(h: &h, pre: &p, bias: bias, rows: 0..<n, width: i)
             var d = [Float](repeating: 0, count: n * i)
             k.multiply(out: &d, dh, p, range: 0..<(n * i))
             return h + p + d
         }
-        agree("swiglu and its backward", tolerance: 2e-6) { k in
+        agree("swiglu and its backward") { k in
             var h = [Float](repeating: 0, count: n * i), d = [Float](repeating: 0, count: n * 2 * i)
             k.swigluForward(h: &h, pre: pre, rows: 0..<n, width: i)
             k.swigluBackward(dpre: &d, dh: dh, pre: pre, rows: 0..<n, width: i)
@@ -148,7 +151,7 @@ import KernelInterface
         let b = 3, n = b * t, rot = hs / 2, half = rot / 2
         let qkv0 = random(n * layout.width, 31), bias = random(layout.width, 32), dy = random(n * heads * hs, 33)
         let cosT = (0..<(t * half)).map { Float(cos(Double($0) * 0.3)) }, sinT = (0..<(t * half)).map { Float(sin(Double($0) * 0.3)) }
-        agree("attention H=\(heads) G=\(kvHeads) hs=\(hs) T=\(t)", tolerance: 2e-6) { k in
+        agree("attention H=\(heads) G=\(kvHeads) hs=\(hs) T=\(t)") { k in
             var qkv = qkv0
             k.qkvBiasRotaryForward(qkv: &qkv, bias: bias, cosT: cosT, sinT: sinT, rows: 0..<n, t: t, layout: layout, rot: rot)
             var y = [Float](repeating: 0, count: n * heads * hs), probs = [Float](repeating: 0, count: b * heads * t * t)
@@ -162,7 +165,7 @@ import KernelInterface
     @Test func crossEntropyAndAdamWAgree() {
         let n = 6, v = 1003
         let logits = random(n * v, 41, scale: 5), targets: [Int32] = [3, -100, 1002, 0, 500, 17]
-        agree("cross-entropy", tolerance: 2e-6) { k in
+        agree("cross-entropy") { k in
             var x = logits, lse = [Float](repeating: 0, count: n), loss = lse
             let total = k.crossEntropyForward(logits: &x, lse: &lse, lossRow: &loss, targets: targets, rows: 0..<n, v: v, gradScale: 0.25)
             var x2 = logits
@@ -171,7 +174,7 @@ import KernelInterface
         }
         let count = 1037
         let p0 = random(count, 42), g = random(count, 43, scale: 0.01)
-        agree("adamw and the sum of squares", tolerance: 1e-6) { k in
+        agree("adamw and the sum of squares") { k in
             var p = p0, m = [Float](repeating: 0, count: count), s = m
             for _ in 0..<3 {
                 k.adamW(p: &p, g: g, m: &m, v: &s, range: 0..<count, clip: 0.7, beta1: 0.9, beta2: 0.95, eps: 1e-8, stepSize: 1e-3,
@@ -214,5 +217,39 @@ import KernelInterface
             }
         }
         #expect(m.trainable.contains(true))
+    }
+}
+
+/// A model trains to bit-identical weights on every instruction set (the property that lets a seed
+/// reproduce a model on any CPU). Switching the process-wide build is safe beside other tests for
+/// the same reason.
+@Suite struct KernelISATrainingTests {
+    @Test(arguments: [false, true])
+    func threeTrainingStepsAreBitIdenticalOnEveryBuild(llama: Bool) throws {
+        let (b, t, vocab) = (3, 7, 37)
+        let original = Kernels.isa
+        defer { Kernels.use(original) }
+        var results: [(KernelISA, [Float], Float)] = []
+        for isa in KernelISA.supported {
+            #expect(Kernels.use(isa))
+            let m = try tinyModel(vocab: vocab, hidden: 48, heads: 2, intermediate: 40, batch: b, seq: t, llama: llama, kvHeads: llama ? 1 : 0)
+            let opt = AdamW(table: m.table.tensors, blockSize: m.params.storage.count, spec: TrainSpec())
+            var loss: Float = 0
+            for step in 0..<3 {
+                let tokens = randomTokens(b * t, vocab: vocab, seed: UInt64(step))
+                loss = try m.forward(tokens: tokens, targets: GPTNeoX.shiftedTargets(labels: tokens, batch: b, seq: t), batch: b, seq: t)
+                m.zeroGrad()
+                try m.backward()
+                let grads = UnsafeBufferPointer(start: m.grads.storage.ptr, count: m.grads.storage.count)
+                let norm = AdamW.globalNorm(grads, table: m.table.tensors, trainable: nil)
+                opt.update(parameters: UnsafeMutableBufferPointer(start: m.params.storage.ptr, count: m.params.storage.count),
+                           gradients: grads, learningRate: 1e-2, gradientScale: AdamW.clipScale(norm: norm, maxNorm: 1), trainable: nil)
+            }
+            results.append((isa, m.params.storage.toArray(), loss))
+        }
+        for (isa, params, loss) in results.dropFirst() {
+            #expect(loss.bitPattern == results[0].2.bitPattern, "\(isa.rawValue) loss \(loss) vs \(results[0].2)")
+            #expect(zip(params, results[0].1).allSatisfy { $0.bitPattern == $1.bitPattern }, "\(isa.rawValue) weights differ from \(results[0].0.rawValue)")
+        }
     }
 }
