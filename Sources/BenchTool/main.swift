@@ -105,14 +105,7 @@ do {
         print("  forward only: median \(fmt(times[times.count / 2] * 1000, 2)) ms, best \(fmt(times[0] * 1000, 2)) ms over \(steps) passes")
         print("ours_forward_tokens_per_s \(fmt(Double(n) / times[times.count / 2], 0))")
         print("ours_forward_best_tokens_per_s \(fmt(Double(n) / times[0], 0))")
-        if profile {
-            let p = Profiler()
-            model.profiler = p
-            for _ in 0..<steps { try model.forward(tokens: tokens, batch: batch, seq: seq) }
-            model.profiler = nil
-            print("profile (per forward pass, \(steps) passes):")
-            print(p.report(steps: steps), terminator: "")
-        }
+        if profile { _ = try profiled(model, steps, "forward pass") { () throws(EngineError) in try model.forward(tokens: tokens, batch: batch, seq: seq) } }
         exit(0)
     }
 
@@ -148,17 +141,23 @@ do {
     print("  sgemm shape-matched (unembedding \(n)×\(config.hidden)·\(config.hidden)×\(vocab)): \(fmt(peakShape, 1)) GFLOP/s")
     print("  fraction of 1024³ peak: \(fmt(100 * flops * tokPerS / 1e9 / peak, 1))%")
     if profile {
-        let p = Profiler()
-        model.profiler = p
-        for _ in 0..<steps { _ = try step() }
-        model.profiler = nil
-        print("profile (per step, \(steps) steps):")
-        print(p.report(steps: steps), terminator: "")
+        let p = try profiled(model, steps, "step") { () throws(EngineError) in _ = try step() }
         gemmEfficiency(profile: p, steps: steps, config: config, n: n)
     }
 } catch {
     print("bh-bench: \(error)")
     exit(1)
+}
+
+/// Runs `body` `passes` times with the model's profiler on and prints the report.
+func profiled(_ model: GPTNeoX, _ passes: Int, _ what: String, _ body: () throws(EngineError) -> Void) throws(EngineError) -> Profiler {
+    let p = Profiler()
+    model.profiler = p
+    defer { model.profiler = nil }
+    for _ in 0..<passes { try body() }
+    print("profile (per \(what), \(passes) passes):")
+    print(p.report(steps: passes), terminator: "")
+    return p
 }
 
 /// Each GEMM phase of the training step against the same products run alone (fresh buffers, median
