@@ -341,14 +341,17 @@ def test_evaluate_refuses_wrong_oracles(tiny, trained, forget, oracle_model, oth
         unlearn.evaluate(trained, forget, oracle=tiny)
 
 
-@pytest.mark.skipif(not SLOW, reason="trains six oracles (about 40 s): set BEHEMOTH_SLOW=1")
+@pytest.mark.skipif(not SLOW, reason="trains eleven oracles (about 70 s): set BEHEMOTH_SLOW=1")
 def test_oracle_seeds_agree(tiny, trained, forget):
     """Oracles that differ only in their seeds are, by forget quality, the same model: the median
-    p-value of seeds 1..5 against seed 0 is at least 0.1 (measured 0.27 on the tiny preset)."""
+    p-value of seeds 1..10 against seed 0 is at least 0.1. The p-values of 32 forget facts are
+    coarse (0.021, 0.045, 0.088, 0.16, 0.27, 0.43, ...) and spread over the whole range from seed to
+    seed: with five seeds the median sat one step either side of 0.1 depending on float-level
+    details of training; ten make it stable (0.27–0.43 measured)."""
     oracles = [unlearn.oracle(tiny, forget, config=dict(trained.config, seed=s), train=dict(TRAIN_SPEC, seed=s), progress=False)
-               for s in range(6)]
+               for s in range(11)]
     try:
-        assert len({o.digest for o in oracles}) == 6
+        assert len({o.digest for o in oracles}) == 11
         fq = [unlearn.evaluate(o, forget, oracles[0])["metrics"]["forget_quality"] for o in oracles[1:]]
         assert statistics.median(fq) >= 0.1, fq
     finally:
