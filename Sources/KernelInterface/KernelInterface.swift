@@ -112,9 +112,6 @@ public struct QKVLayout: Sendable {
     @inline(__always) public func k(_ g: Int) -> Int { interleaved ? g * 3 * headSize + headSize : (heads + g) * headSize }
     @inline(__always) public func v(_ g: Int) -> Int { interleaved ? g * 3 * headSize + 2 * headSize : (heads + kvHeads + g) * headSize }
 
-    public static func gptNeoX(heads: Int, headSize: Int) -> QKVLayout {
-        QKVLayout(heads: heads, kvHeads: heads, headSize: headSize, interleaved: true)
-    }
     public init(heads: Int, kvHeads: Int, headSize: Int, interleaved: Bool) {
         self.heads = heads; self.kvHeads = kvHeads; self.headSize = headSize; self.interleaved = interleaved
     }
