@@ -3,7 +3,7 @@
 // element-wise kernel on every instruction set.
 //   bh-bench [--preset pythia-31m-shape] [--vocab 5000] [--batch 128] [--seq 16] [--threads 2]
 //            [--steps 20] [--warmup 3] [--profile] [--forward | --edit lora|full | --kernels]
-//            [--split-gemm] [--elementwise-threads N]
+//            [--blas-threading engine|openblas] [--elementwise-threads N]
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -11,11 +11,12 @@ import COpenBLAS
 import Engine
 
 var preset = "pythia-31m-shape", vocab = 5000, batch = 128, seq = 16, threads = 2, steps = 20, warmup = 3
-var profile = false, kernels = false, edit = "", forward = false, splitGemm = false, elementwiseThreads = 0
+var profile = false, kernels = false, edit = "", forward = false, blasThreading = "", elementwiseThreads = 0
 var args = Array(CommandLine.arguments.dropFirst())
 func usage() -> Never {
     print("usage: bh-bench [--preset NAME] [--vocab V] [--batch B] [--seq T] [--threads N] [--steps S] [--warmup W] [--profile]")
-    print("                [--forward | --edit lora|full | --kernels] [--split-gemm] [--elementwise-threads N]")
+    print("                [--forward | --edit lora|full | --kernels] [--blas-threading engine|openblas]")
+    print("                [--elementwise-threads N]")
     exit(2)
 }
 while !args.isEmpty {
@@ -23,7 +24,6 @@ while !args.isEmpty {
     if a == "--profile" { profile = true; continue }
     if a == "--kernels" { kernels = true; continue }
     if a == "--forward" { forward = true; continue }
-    if a == "--split-gemm" { splitGemm = true; continue }
     if a == "-h" || a == "--help" { usage() }
     guard let v = args.first else { usage() }
     args.removeFirst()
@@ -37,19 +37,32 @@ while !args.isEmpty {
     case "--warmup": warmup = Int(v) ?? warmup
     case "--edit": edit = v
     case "--elementwise-threads": elementwiseThreads = Int(v) ?? 0
+    case "--blas-threading": blasThreading = v
     default: usage()
     }
 }
 
+// --blas-threading openblas: the products on OpenBLAS's own pool (as before the engine split them
+// across its threads); --elementwise-threads: fewer threads for the element-wise kernels.
+if !blasThreading.isEmpty {
+    guard let t = BLAS.Threading(rawValue: blasThreading) else { usage() }
+    BLAS.use(t)
+}
 Runtime.setThreads(threads)
-// Experiments on the two thread pools (OpenBLAS's, whose idle workers spin for a while after each
-// product, and the element-wise kernels'): fewer element-wise threads, or OpenBLAS single-threaded
-// with each product split by rows across the element-wise threads (one pool for everything).
 if elementwiseThreads > 0 { Parallel.threads = elementwiseThreads }
-if splitGemm { openblas_set_num_threads(1); BLAS.splitRows = true }
 
-/// Best-of sgemm GFLOP/s for C[m,n] = A[m,k]·B[k,n] (row-major, like our linear layers).
-func sgemmPeak(m: Int, n: Int, k: Int, transB: Bool, reps: Int) -> Double {
+/// Runs body with the products on OpenBLAS's own threads: the reference rates (sgemm peak,
+/// standalone products) are OpenBLAS's, whatever the step uses.
+func onOpenBLASThreads<R>(_ body: () -> R) -> R {
+    let saved = BLAS.threading
+    BLAS.use(.openblas)
+    defer { BLAS.use(saved) }
+    return body()
+}
+
+/// Best-of sgemm GFLOP/s for C[m,n] = A[m,k]·B[k,n] (row-major, like our linear layers), on
+/// OpenBLAS's own threads.
+func sgemmPeak(m: Int, n: Int, k: Int, transB: Bool, reps: Int) -> Double { onOpenBLASThreads {
     let a = FloatBuffer(count: m * k), b = FloatBuffer(count: k * n), c = FloatBuffer(count: m * n)
     var rng = RNG(seed: 1)
     for i in 0..<a.count { a.ptr[i] = Float(rng.uniform()) - 0.5 }
@@ -62,7 +75,7 @@ func sgemmPeak(m: Int, n: Int, k: Int, transB: Bool, reps: Int) -> Double {
         best = max(best, 2 * Double(m) * Double(n) * Double(k) / dt / 1e9)
     }
     return best
-}
+} }
 
 do {
     let config = try ModelConfig.named(preset, vocabSize: vocab)
@@ -88,7 +101,9 @@ do {
     for b in 0..<batch { for t in 0..<(seq - 1) { targets[b * seq + t] = tokens[b * seq + t + 1] } }
 
     print("bh-bench: preset \(preset), vocab \(vocab), batch \(batch) × seq \(seq) = \(n) tokens/step, threads \(threads)")
-    print("  parameters \(model.parameterCount), OPENBLAS_CORETYPE=\(String(cString: getenv("OPENBLAS_CORETYPE") ?? strdup("(unset)")))")
+    print("  parameters \(model.parameterCount), OPENBLAS_CORETYPE=\(String(cString: getenv("OPENBLAS_CORETYPE") ?? strdup("(unset)"))), "
+          + "products threaded by \(BLAS.threading.rawValue == "engine" ? "the engine (OpenBLAS single-threaded)" : "OpenBLAS")")
+    print("blas_threading \(BLAS.threading.rawValue)")
     let flops = model.trainingFlopsPerToken(seq: seq)
     print("  FLOP per token (6 × matrix params + attention): \(fmt(flops / 1e6, 2)) MFLOP")
 
@@ -160,9 +175,9 @@ func profiled(_ model: GPTNeoX, _ passes: Int, _ what: String, _ body: () throws
     return p
 }
 
-/// Each GEMM phase of the training step against the same products run alone (fresh buffers, median
-/// of 9): the in-step rate as a fraction of the standalone rate. Prints the weighted total as
-/// `gemm_in_step_fraction`.
+/// Each GEMM phase of the training step against the same products run alone on OpenBLAS's own
+/// threads (fresh buffers, median of 9): the in-step rate as a fraction of the standalone rate.
+/// Prints the weighted total as `gemm_in_step_fraction`.
 func gemmEfficiency(profile p: Profiler, steps: Int, config: ModelConfig, n: Int) {
     let d = config.hidden, i = config.intermediate, v = config.vocabSize, l = config.layers
     let qkvW = (config.heads + 2 * config.kvHeadCount) * config.headSize, f1 = config.isLlama ? 2 * i : i
@@ -186,7 +201,7 @@ func gemmEfficiency(profile p: Profiler, steps: Int, config: ModelConfig, n: Int
             for k in 0..<x.count { x.ptr[k] = Float(k % 7) * 0.01 }
             for k in 0..<w.count { w.ptr[k] = Float(k % 5) * 0.01 }
             var times: [Double] = []
-            for _ in 0..<9 {
+            onOpenBLASThreads { for _ in 0..<9 {
                 let t0 = monotonicSeconds()
                 switch kind {
                 case .forward: BLAS.linearForward(out: y.ptr, x: x.ptr, w: w.ptr, rows: n, inDim: inDim, outDim: outDim)
@@ -194,7 +209,7 @@ func gemmEfficiency(profile p: Profiler, steps: Int, config: ModelConfig, n: Int
                 case .input: BLAS.linearBackwardInput(dx: x.ptr, dy: y.ptr, w: w.ptr, rows: n, inDim: inDim, outDim: outDim, accumulate: false)
                 }
                 times.append(monotonicSeconds() - t0)
-            }
+            } }
             times.sort()
             standalone += times[4] * Double(count)
         }

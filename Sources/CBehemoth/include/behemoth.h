@@ -58,14 +58,17 @@ const char *bh_last_error(void);         /* thread-local; "" when the last call 
 const char *bh_status_str(int32_t status); /* static text for a status code */
 void        bh_string_free(char *s);     /* frees a string the library returned; NULL is a no-op */
 
-/* Threads used by matrix products and the parallel element-wise kernels (1 to 1024). */
+/* Threads used by matrix products and the parallel element-wise kernels (1 to 1024). By default
+   the engine splits each large product across these threads and sets OpenBLAS single-threaded (one
+   pool; LAPACK then runs on one thread); BEHEMOTH_BLAS_THREADING=openblas in the environment gives
+   the products OpenBLAS's own pool instead. OpenBLAS's thread count is process-wide. */
 int32_t bh_set_num_threads(int32_t n);
 int32_t bh_get_num_threads(void);
 
 /* JSON about the build, the machine and the BLAS in use: {"library_version", "build": {"swift_runtime":
    "static" (the shipped library) or "dynamic", "compiler", "kernels" (the instruction set of the
    engine's own kernels), "configuration"}, "blas_core", "blas_config", "threads", "blas_threads",
-   "cpu_model", "cpu_features": [...], "recommended_core", "openblas_coretype_env", "warning", "editors"}. "warning" is
+   "blas_threading": {"selected": "engine" | "openblas", "requested", "refused"}, "cpu_model", "cpu_features": [...], "recommended_core", "openblas_coretype_env", "warning", "editors"}. "warning" is
    non-empty when OpenBLAS runs kernels slower than the CPU supports (set OPENBLAS_CORETYPE to
    "recommended_core" in the environment before the program starts: OpenBLAS reads it at load).
    "editors" lists the edit methods bh_edit_begin's "method" may name. */

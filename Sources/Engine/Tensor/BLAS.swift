@@ -1,37 +1,116 @@
 import COpenBLAS
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Matrix products, all row-major float32 through OpenBLAS. Weights are stored as PyTorch stores
 /// `nn.Linear` weights: W[out, in], so a linear layer is y = x · Wᵀ (transB).
 public enum BLAS {
-    /// Experimental: OpenBLAS single-threaded, each large product split by rows of C across the
-    /// element-wise kernels' threads (one thread pool for everything).
-    nonisolated(unsafe) public static var splitRows = false
+    /// Who runs a matrix product's threads.
+    public enum Threading: String, CaseIterable, Sendable {
+        /// One pool for everything: OpenBLAS runs single-threaded in the calling thread, and each
+        /// large product (and the Gram matrix) is split into blocks of C across the engine's threads,
+        /// the ones the element-wise kernels use; LAPACK runs on one thread. The default: OpenBLAS's idle workers spin for about
+        /// 0.1 s after each product (2^28 cycles), on the core the element-wise kernels' second thread
+        /// then wants, so with two pools the element-wise work gained little from a second thread.
+        case engine
+        /// OpenBLAS's own thread pool for every product (how it was before; for comparison).
+        case openblas
+    }
+
+    /// What BEHEMOTH_BLAS_THREADING asked for, and why it was not used (empty when it was, or was unset).
+    public private(set) static var requested = "", refusal = ""
+
+    /// The threading chosen at first use: BEHEMOTH_BLAS_THREADING (engine | openblas), else engine.
+    static let initialThreading: Threading = {
+        var choice = Threading.engine
+        if let env = getenv("BEHEMOTH_BLAS_THREADING").map({ String(cString: $0) }), !env.isEmpty {
+            requested = env
+            if let t = Threading(rawValue: env.lowercased()) { choice = t } else {
+                refusal = "BEHEMOTH_BLAS_THREADING=\(env) is not one of \(Threading.allCases.map(\.rawValue).joined(separator: ", ")); using engine"
+            }
+        }
+        openblas_set_num_threads(choice == .engine ? 1 : Int32(Parallel.threads))
+        return choice
+    }()
+    nonisolated(unsafe) private static var chosen: Threading?
+
+    /// The threading in use (process-wide).
+    public static var threading: Threading { chosen ?? initialThreading }
+
+    /// Switches threading (tests, benchmarks) and sets OpenBLAS's thread count to match.
+    public static func use(_ t: Threading) {
+        _ = initialThreading
+        chosen = t
+        applyThreadCount()
+    }
+
+    /// OpenBLAS's thread count for the current threading and `Parallel.threads` (Runtime.setThreads).
+    static func applyThreadCount() {
+        openblas_set_num_threads(threading == .engine ? 1 : Int32(Parallel.threads))
+    }
 
     /// C[m,n] = alpha · A[m,k] · B[k,n] (+ beta · C), with optional transposes of the stored A / B.
+    /// With `.engine` threading a product of at least 2^21 multiply-adds is split by rows of C
+    /// (or by columns when C has few rows); each element is still one OpenBLAS dot over k.
     @inline(__always)
     public static func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
                             a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                             beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
-        if m == 0 || n == 0 { return }
-        if splitRows && m >= 64 && m * n * k >= 1 << 21 {
-            Work.chunks(m, grain: 32) { _, r in
-                cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                            Int32(r.count), Int32(n), Int32(k), alpha, transA ? a + r.lowerBound : a + r.lowerBound * lda, Int32(lda),
-                            b, Int32(ldb), beta, c + r.lowerBound * ldc, Int32(ldc))
-            }
-            return
-        }
-        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+             beta: beta, c: c, ldc: ldc, split: threading == .engine)
     }
 
-    /// C[n,n] = Aᵀ·A for A[k,n] row-major, both triangles filled (syrk computes one, half a GEMM's
-    /// work; the other is copied).
+    /// `gemm` with the split chosen by the caller (tests compare split and whole products).
+    @inline(__always)
+    static func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
+                     b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, split: Bool) {
+        if m == 0 || n == 0 { return }
+        func call(_ m: Int, _ n: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>) {
+            cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                        Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        }
+        if split, Parallel.threads > 1, m * n * k >= 1 << 21 {
+            if m >= 64 {
+                // rows lo..<hi of C from rows lo..<hi of op(A) (columns of the stored A when transposed)
+                Work.chunks(m, grain: 32) { _, r in
+                    call(r.count, n, transA ? a + r.lowerBound : a + r.lowerBound * lda, b, c + r.lowerBound * ldc)
+                }
+                return
+            }
+            if n >= 128 {
+                // columns lo..<hi of C from columns lo..<hi of op(B) (rows of the stored B when transposed)
+                Work.chunks(n, grain: 64) { _, r in
+                    call(m, r.count, a, transB ? b + r.lowerBound * ldb : b + r.lowerBound, c + r.lowerBound)
+                }
+                return
+            }
+        }
+        call(m, n, a, b, c)
+    }
+
+    /// C[n,n] = Aᵀ·A for A[k,n] row-major, both triangles filled. Three products, so two threads
+    /// share it evenly and the result does not depend on the thread count: the diagonal blocks of the
+    /// two column halves by syrk (each half a GEMM's work) on one thread, the block between them by
+    /// one GEMM on the other; the lower triangle is then copied from the upper.
     public static func gram(a: UnsafePointer<Float>, rows k: Int, cols n: Int, c: UnsafeMutablePointer<Float>) {
         if n == 0 { return }
         if k == 0 { c.update(repeating: 0, count: n * n); return }
-        // row-major C = Aᵀ A is column-major C = Aᵀ A as well (symmetric); upper triangle of row-major = lower of col-major
-        cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, Int32(n), Int32(k), 1, a, Int32(n), 0, c, Int32(n))
+        // C[lo..<lo+w, lo..<lo+w], upper triangle (row-major) = A[:, lo..<lo+w]ᵀ · A[:, lo..<lo+w]
+        func syrk(_ lo: Int, _ w: Int) {
+            cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, Int32(w), Int32(k), 1, a + lo, Int32(n), 0, c + lo * n + lo, Int32(n))
+        }
+        let h = n / 2
+        if h == 0 { syrk(0, n) } else {
+            Work.chunks(2) { _, pieces in
+                for piece in pieces {
+                    if piece == 0 { syrk(0, h); syrk(h, n - h); continue }
+                    // C[0..<h, h..<n] = A[:, 0..<h]ᵀ · A[:, h..<n]
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(h), Int32(n - h), Int32(k), 1, a, Int32(n),
+                                a + h, Int32(n), 0, c + h, Int32(n))
+                }
+            }
+        }
         for i in 0..<n { for j in 0..<i { c[i * n + j] = c[j * n + i] } }
     }
 

@@ -87,10 +87,14 @@ public enum Kernels {
         }
     }
 
-    /// db[O] += Σ_rows dy[N, O] = dyᵀ · 1 (OpenBLAS sgemv; `ones` holds at least N ones)
+    /// db[O] += Σ_rows dy[N, O] = dyᵀ · 1 (OpenBLAS sgemv, columns split across threads; `ones`
+    /// holds at least N ones)
     public static func biasBackward(db: UnsafeMutablePointer<Float>, dy: UnsafePointer<Float>, n: Int, width: Int,
                                     ones: UnsafePointer<Float>) {
-        cblas_sgemv(CblasRowMajor, CblasTrans, Int32(n), Int32(width), 1, dy, Int32(width), ones, 1, 1, db, 1)
+        Work.chunks(width, grain: n * width >= 1 << 16 ? 64 : width) { _, r in
+            cblas_sgemv(CblasRowMajor, CblasTrans, Int32(n), Int32(r.count), 1, dy + r.lowerBound, Int32(width), ones, 1, 1,
+                        db + r.lowerBound, 1)
+        }
     }
 
     /// out[N·W] = a + b (+ c)

@@ -9,7 +9,7 @@ public enum Runtime {
 
     public static func setThreads(_ n: Int) {
         Parallel.threads = n
-        openblas_set_num_threads(Int32(n))
+        BLAS.applyThreadCount()
     }
 
     /// The kernel family OpenBLAS chose at load time ("SkylakeX", "Haswell", "Prescott", ...).
@@ -71,6 +71,7 @@ public enum Runtime {
 
     public static func info() -> JSON {
         let (model, flags) = cpuInfo()
+        let threading = BLAS.threading  // first: choosing it sets OpenBLAS's thread count
         let core = blasCore
         let recommended = recommendedCore(flags: flags)
         let env = getenv("OPENBLAS_CORETYPE").map { String(cString: $0) } ?? ""
@@ -91,6 +92,8 @@ public enum Runtime {
             ("blas_config", .string(blasConfig)),
             ("threads", .int(threads)),
             ("blas_threads", .int(Int(openblas_get_num_threads()))),
+            ("blas_threading", .object([("selected", .string(threading.rawValue)),
+                                        ("requested", .string(BLAS.requested)), ("refused", .string(BLAS.refusal))])),
             ("cpu_model", .string(model)),
             ("cpu_features", .strings(shown.filter(flags.contains))),
             ("recommended_core", recommended.map { .string($0) } ?? .null),

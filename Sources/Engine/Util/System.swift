@@ -3,7 +3,8 @@ import Glibc
 #endif
 import Dispatch
 
-/// Threads for the element-wise kernels (OpenBLAS has its own pool; `Runtime.setThreads` sets both).
+/// Threads for the element-wise kernels and, with `BLAS.threading == .engine` (the default), for the
+/// matrix products too (`Runtime.setThreads` sets this and OpenBLAS's count).
 public enum Parallel {
     nonisolated(unsafe) public static var threads: Int = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
 

@@ -307,6 +307,19 @@ def test_kernels_can_be_chosen_by_environment():
     assert "not one of avx512, avx2, portable" in out
 
 
+def test_matrix_products_share_the_engines_threads():
+    # BEHEMOTH_BLAS_THREADING is read at first use: a fresh process each. By default OpenBLAS runs
+    # single-threaded and the engine splits products across its own threads; "openblas" restores
+    # OpenBLAS's pool; anything else is refused, and said.
+    probe = ("import behemoth; behemoth.set_num_threads(2); i = behemoth.runtime_info(); t = i['blas_threading']; "
+             "print(t['selected'], i['blas_threads'], repr(t['refused']))")
+    for env, selected, blas_threads in (({}, "engine", "1"), ({"BEHEMOTH_BLAS_THREADING": "openblas"}, "openblas", "2")):
+        out = run_isolated(probe, env=env).stdout.split()
+        assert out[:2] == [selected, blas_threads], (env, out)
+    out = run_isolated(probe, env={"BEHEMOTH_BLAS_THREADING": "mkl"}).stdout
+    assert out.startswith("engine 1") and "not one of engine, openblas" in out
+
+
 def test_runtime_info_says_how_the_library_was_built(lib):
     build = behemoth.runtime_info()["build"]
     assert set(build) == {"swift_runtime", "compiler", "kernels", "configuration"}
