@@ -129,6 +129,11 @@ def main():
         row["non_gemm_share"] = grab(profile, "non_gemm_share")
         row["gemm_in_step_fraction"] = grab(profile, "gemm_in_step_fraction")
         row["fraction_of_peak"] = flop * row["train"] / 1e3 / peak if flop and peak else None
+        # The ceiling: tokens/s if a step (a forward pass) were only its products, each at OpenBLAS's
+        # own standalone rate (round 1's profile); no element-wise work at all.
+        tokens = 128 * 16
+        row["train_ceiling"] = tokens / (grab(profile, "gemm_alone_ms_per_step") / 1e3)
+        row["forward_ceiling"] = tokens / (grab(profile, "gemm_alone_ms_per_forward") / 1e3)
         results["cores"][core] = row
         print(f"\n== OPENBLAS_CORETYPE={core} (median of {a.rounds} rounds; {a.threads} threads; pythia-31m-shape, vocab 5000, batch 128 × 16)")
         def line(label, key, ref_key, unit, ref_name):
@@ -146,6 +151,10 @@ def main():
             line("training", "train", "baseline_train", "tok/s", "baseline")
         line("LoRA edit (last MLP)", "lora", "baseline_lora" if a.baseline else None, "steps/s", "baseline")
         line("full FT edit (all)", "full", "baseline_full" if a.baseline else None, "steps/s", "baseline")
+        for what, key in (("training", "train"), ("forward only", "forward")):
+            ref = row.get("torch_" + key)
+            print(f"  ceiling, {what}: {row[key + '_ceiling']:.0f} tok/s with nothing but the products at OpenBLAS's standalone rate"
+                  + (f" = {row[key + '_ceiling'] / ref:.2f}× PyTorch's median" if ref else ""))
         print(f"  sgemm peak {peak} GFLOP/s; training at {100 * row['fraction_of_peak']:.1f}% of it; "
               f"non-GEMM share {100 * row['non_gemm_share']:.1f}%; GEMMs in the step at {100 * row['gemm_in_step_fraction']:.1f}% "
               f"of the same products alone")

@@ -62,7 +62,10 @@ func onOpenBLASThreads<R>(_ body: () -> R) -> R {
 
 /// Best-of sgemm GFLOP/s for C[m,n] = A[m,k]·B[k,n] (row-major, like our linear layers), on
 /// OpenBLAS's own threads.
-func sgemmPeak(m: Int, n: Int, k: Int, transB: Bool, reps: Int) -> Double { onOpenBLASThreads {
+func sgemmPeak(m: Int, n: Int, k: Int, transB: Bool, reps: Int) -> Double { onOpenBLASThreads { sgemmBest(m: m, n: n, k: k, transB: transB, reps: reps) } }
+
+/// The same through BLAS.gemm as the step runs it (with engine threading, split across the engine's threads).
+func sgemmBest(m: Int, n: Int, k: Int, transB: Bool, reps: Int) -> Double {
     let a = FloatBuffer(count: m * k), b = FloatBuffer(count: k * n), c = FloatBuffer(count: m * n)
     var rng = RNG(seed: 1)
     for i in 0..<a.count { a.ptr[i] = Float(rng.uniform()) - 0.5 }
@@ -75,7 +78,7 @@ func sgemmPeak(m: Int, n: Int, k: Int, transB: Bool, reps: Int) -> Double { onOp
         best = max(best, 2 * Double(m) * Double(n) * Double(k) / dt / 1e9)
     }
     return best
-} }
+}
 
 do {
     let config = try ModelConfig.named(preset, vocabSize: vocab)
@@ -109,18 +112,18 @@ do {
 
     if forward {
         // evaluation's path: forward only, no targets (logits kept), as the prompt batches run
-        for _ in 0..<warmup { try model.forward(tokens: tokens, batch: batch, seq: seq) }
+        for _ in 0..<warmup { try model.forward(tokens: tokens, batch: batch, seq: seq, keepForBackward: false) }
         var times: [Double] = []
         for _ in 0..<steps {
             let t0 = monotonicSeconds()
-            try model.forward(tokens: tokens, batch: batch, seq: seq)
+            try model.forward(tokens: tokens, batch: batch, seq: seq, keepForBackward: false)
             times.append(monotonicSeconds() - t0)
         }
         times.sort()
         print("  forward only: median \(fmt(times[times.count / 2] * 1000, 2)) ms, best \(fmt(times[0] * 1000, 2)) ms over \(steps) passes")
         print("ours_forward_tokens_per_s \(fmt(Double(n) / times[times.count / 2], 0))")
         print("ours_forward_best_tokens_per_s \(fmt(Double(n) / times[0], 0))")
-        if profile { _ = try profiled(model, steps, "forward pass") { () throws(EngineError) in try model.forward(tokens: tokens, batch: batch, seq: seq) } }
+        if profile { _ = try profiled(model, steps, "forward pass") { () throws(EngineError) in try model.forward(tokens: tokens, batch: batch, seq: seq, keepForBackward: false) } }
         exit(0)
     }
 
@@ -153,6 +156,9 @@ do {
     let peak = sgemmPeak(m: 1024, n: 1024, k: 1024, transB: false, reps: 20)
     let peakShape = sgemmPeak(m: n, n: vocab, k: config.hidden, transB: true, reps: 10)
     print("sgemm_peak_gflops \(fmt(peak, 1))   (1024³, best of 20)")
+    if BLAS.threading == .engine {
+        print("sgemm_split_peak_gflops \(fmt(sgemmBest(m: 1024, n: 1024, k: 1024, transB: false, reps: 20), 1))   (1024³ split across the engine's threads)")
+    }
     print("  sgemm shape-matched (unembedding \(n)×\(config.hidden)·\(config.hidden)×\(vocab)): \(fmt(peakShape, 1)) GFLOP/s")
     print("  fraction of 1024³ peak: \(fmt(100 * flops * tokPerS / 1e9 / peak, 1))%")
     if profile {
@@ -191,7 +197,7 @@ func gemmEfficiency(profile p: Profiler, steps: Int, config: ModelConfig, n: Int
         (.bQkvGemm, [(.weight, d, qkvW, l), (.input, d, qkvW, l)]),
     ]
     print("GEMMs in the step against the same products alone:")
-    var inStep = 0.0, alone = 0.0
+    var inStep = 0.0, alone = 0.0, aloneForward = 0.0
     for (phase, products) in phases {
         let measured = p.seconds[phase.rawValue] / Double(steps)
         guard measured > 0 else { continue }
@@ -214,8 +220,12 @@ func gemmEfficiency(profile p: Profiler, steps: Int, config: ModelConfig, n: Int
             standalone += times[4] * Double(count)
         }
         inStep += measured; alone += standalone
+        if [.qkvGemm, .denseGemm, .fc1Gemm, .fc2Gemm, .unembedGemm].contains(phase) { aloneForward += standalone }
         print("  \(("\(phase)").padded(14)) in step \(fmt(measured * 1000, 2)) ms, alone \(fmt(standalone * 1000, 2)) ms: \(fmt(100 * standalone / measured, 1))%")
     }
     print("gemm_in_step_fraction \(fmt(alone / inStep, 3))")
     print("  (the step's GEMMs run at \(fmt(100 * alone / inStep, 1))% of the same products' standalone rate)")
+    // what a step (a forward pass) would take if it were nothing but these products at OpenBLAS's rate
+    print("gemm_alone_ms_per_step \(fmt(alone * 1000, 2))")
+    print("gemm_alone_ms_per_forward \(fmt(aloneForward * 1000, 2))")
 }

@@ -40,9 +40,10 @@ public protocol ElementwiseKernels {
                     _ c: UnsafePointer<Float>?, range: Range<Int>)
     /// out[i] = a[i]·b[i] over `range` (out may alias a).
     static func multiply(out: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, range: Range<Int>)
-    /// x = pre[r, I] + bias; h = gelu(x) (exact, erf); pre ← gelu'(x).
+    /// x = pre[r, I] + bias; h = gelu(x) (exact, erf); with `derivative`, pre ← gelu'(x) (else pre is
+    /// left as it was: an evaluation-only pass).
     static func biasGeluForward(h: UnsafeMutablePointer<Float>, pre: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>,
-                                rows: Range<Int>, width: Int)
+                                rows: Range<Int>, width: Int, derivative: Bool)
     /// h[r, I] = silu(gate)·up with pre[r, 2I] = [gate | up].
     static func swigluForward(h: UnsafeMutablePointer<Float>, pre: UnsafePointer<Float>, rows: Range<Int>, width: Int)
     /// dpre[r, 2I] = [d gate | d up] from dh[r, I].

@@ -169,19 +169,26 @@ public enum ISAKernels: ElementwiseKernels {
     }
 
     public static func biasGeluForward(h: UnsafeMutablePointer<Float>, pre: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>,
-                                       rows: Range<Int>, width: Int) {
+                                       rows: Range<Int>, width: Int, derivative: Bool) {
         for r in rows {
             let pr = pre + r * width, hr = h + r * width
-            each16(width, { j in
-                let x = load(pr + j) + load(bias + j)
-                let (e, g) = VMath.erfAndGauss(x * 0.70710678118654752)  // g = e^{-x²/2}
-                let cdf = 0.5 * (1 + e)
-                store(hr + j, x * cdf)
-                store(pr + j, cdf + x * g * 0.3989422804014327)
-            }, { j in
-                let x = pr[j] + bias[j]
-                hr[j] = VMath.geluScalar(x); pr[j] = VMath.geluGradScalar(x)
-            })
+            if derivative {
+                each16(width, { j in
+                    let x = load(pr + j) + load(bias + j)
+                    let (e, g) = VMath.erfAndGauss(x * 0.70710678118654752)  // g = e^{-x²/2}
+                    let cdf = 0.5 * (1 + e)
+                    store(hr + j, x * cdf)
+                    store(pr + j, cdf + x * g * 0.3989422804014327)
+                }, { j in
+                    let x = pr[j] + bias[j]
+                    hr[j] = VMath.geluScalar(x); pr[j] = VMath.geluGradScalar(x)
+                })
+            } else {
+                each16(width, { j in
+                    let x = load(pr + j) + load(bias + j)
+                    store(hr + j, x * (0.5 * (1 + VMath.erfAndGauss(x * 0.70710678118654752).erf)))
+                }, { j in hr[j] = VMath.geluScalar(pr[j] + bias[j]) })
+            }
         }
     }
 

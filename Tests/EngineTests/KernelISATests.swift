@@ -64,7 +64,12 @@ import KernelInterface
         let xs = (0..<n).map { Float($0 - n / 2) * 0.005 }
         for isa in builds {
             var pre = xs, h = [Float](repeating: 0, count: n), bias = [Float](repeating: 0, count: n)
-            isa.kernels.biasGeluForward(h: &h, pre: &pre, bias: &bias, rows: 0..<1, width: n)
+            isa.kernels.biasGeluForward(h: &h, pre: &pre, bias: &bias, rows: 0..<1, width: n, derivative: true)
+            // evaluation only: the same h, pre untouched
+            var pre2 = xs, h2 = [Float](repeating: 0, count: n)
+            isa.kernels.biasGeluForward(h: &h2, pre: &pre2, bias: &bias, rows: 0..<1, width: n, derivative: false)
+            #expect(h2.map(\.bitPattern) == h.map(\.bitPattern), "\(isa.rawValue): gelu without its derivative differs")
+            #expect(pre2 == xs, "\(isa.rawValue): the pre-activation changed without the derivative")
             for i in 0..<n {
                 let x = Double(xs[i]), cdf = 0.5 * (1 + erf(x / 2.0.squareRoot()))
                 #expect(abs(Double(h[i]) - x * cdf) < 3e-7 * max(1, abs(x)), "\(isa.rawValue): gelu(\(x))")
@@ -125,7 +130,7 @@ import KernelInterface
         let pre = random(n * 2 * i, 21, scale: 4), dh = random(n * i, 22), bias = random(i, 23)
         agree("bias+gelu and its backward") { k in
             var p = Array(pre[0..<(n * i)]), h = [Float](repeating: 0, count: n * i)
-            k.biasGeluForward(h: &h, pre: &p, bias: bias, rows: 0..<n, width: i)
+            k.biasGeluForward(h: &h, pre: &p, bias: bias, rows: 0..<n, width: i, derivative: true)
             var d = [Float](repeating: 0, count: n * i)
             k.multiply(out: &d, dh, p, range: 0..<(n * i))
             return h + p + d

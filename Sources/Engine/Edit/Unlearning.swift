@@ -375,7 +375,7 @@ final class UnlearnEditor: Editor {
     static func nll(_ m: LanguageModel, _ examples: AnswerExamples, _ rows: [Int]) throws(EngineError) -> [Double] {
         let b = examples.batch(rows)
         try m.ensureCapacity(batch: rows.count, seq: b.width)
-        try m.net.forward(tokens: b.tokens, targets: nil, batch: rows.count, seq: b.width)
+        try m.net.forward(tokens: b.tokens, targets: nil, batch: rows.count, seq: b.width, keepForBackward: false)
         return answerNLL(m.net, targets: b.targets, width: b.width, lengths: b.lengths)
     }
 
@@ -483,7 +483,7 @@ final class UnlearnEditor: Editor {
             let ref = reference!
             let b0 = retain.batch(rows)
             try ref.ensureCapacity(batch: rows.count, seq: b0.width)
-            try ref.net.forward(tokens: b0.tokens, targets: nil, batch: rows.count, seq: b0.width)
+            try ref.net.forward(tokens: b0.tokens, targets: nil, batch: rows.count, seq: b0.width, keepForBackward: false)
             let target = ref.net.activation(at: point).toArray()
             try pass(retain, rows, targets: false) { (net, b) throws(EngineError) in
                 let h = net.activation(at: point)
@@ -498,7 +498,7 @@ final class UnlearnEditor: Editor {
             let ref = reference!
             let b0 = retain.batch(rows)
             try ref.ensureCapacity(batch: rows.count, seq: b0.width)
-            try ref.net.forward(tokens: b0.tokens, targets: nil, batch: rows.count, seq: b0.width)
+            try ref.net.forward(tokens: b0.tokens, targets: nil, batch: rows.count, seq: b0.width, keepForBackward: false)
             let v = ref.config.vocabSize
             var q: [Float] = []
             q.reserveCapacity(rows.count * v)

@@ -268,7 +268,7 @@ public final class CausalTracer {
         let net = model.net, L = net.L, D = net.D, V = net.V, T = p.tokens.count, S = spec.samples
         var runs = Runs()
         // clean run
-        try net.forward(tokens: p.tokens, batch: 1, seq: T)
+        try net.forward(tokens: p.tokens, batch: 1, seq: T, keepForBackward: false)
         let answer = Int32(argmax(net.logitsBuf.ptr + (T - 1) * V, V))
         let high = GPTNeoX.probability(net.logitsBuf.ptr + (T - 1) * V, V, answer)
         for l in 0..<L {
@@ -279,7 +279,7 @@ public final class CausalTracer {
         // corrupted run
         let z = try noise(index: index, span: p.subject.count)
         let tokens = Array([[Int32]](repeating: p.tokens, count: S).joined())
-        try net.forward(tokens: tokens, batch: S, seq: T, hooks: corruption(p, z))
+        try net.forward(tokens: tokens, batch: S, seq: T, hooks: corruption(p, z), keepForBackward: false)
         var low: Float = 0
         for s in 0..<S { low += GPTNeoX.probability(net.logitsBuf.ptr + (s * T + T - 1) * V, V, answer) }
         low /= Float(S)
@@ -423,7 +423,7 @@ public final class CausalTracer {
             }
         }
         let tokens = Array([[Int32]](repeating: p.tokens, count: S).joined())
-        try net.forward(tokens: tokens, batch: S, seq: T, hooks: hooks)
+        try net.forward(tokens: tokens, batch: S, seq: T, hooks: hooks, keepForBackward: false)
         var m: Float = 0
         for s in 0..<S { m += GPTNeoX.probability(net.logitsBuf.ptr + (s * T + T - 1) * V, V, answer) }
         return m / Float(S)

@@ -183,7 +183,8 @@ public final class ActivationRecording {
             }
         }
         try tokens.withUnsafeBufferPointer { (tp) throws(EngineError) in
-            _ = try net.forward(tokens: tp.baseAddress!, targets: nil, batch: n, seq: width, hooks: hooks, firstRow: first, totalRows: prompts.count)
+            _ = try net.forward(tokens: tp.baseAddress!, targets: nil, batch: n, seq: width, hooks: hooks, firstRow: first, totalRows: prompts.count,
+                                    keepForBackward: false)
         }
         done += n
         return true

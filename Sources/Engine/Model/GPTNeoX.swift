@@ -74,6 +74,7 @@ public final class GPTNeoX {
     public private(set) var validTargets = 0
     var haveTargets = false
     var logitsHoldGradient = false
+    var keptForBackward = true     // false after an evaluation-only forward (no GELU derivative kept)
     var lossGradScale: Float = 0
 
     // gradient captures at hook points
@@ -253,17 +254,19 @@ public final class GPTNeoX {
     /// Array convenience for `forward(tokens:targets:...)`.
     @discardableResult
     public func forward(tokens: [Int32], targets: [Int32]? = nil, batch: Int, seq: Int, hooks: ForwardHooks? = nil,
-                        fuseLossGradient: Bool = false) throws(EngineError) -> Float {
+                        fuseLossGradient: Bool = false, keepForBackward: Bool = true) throws(EngineError) -> Float {
         guard tokens.count == batch * seq else { throw .invalid("model forward: \(tokens.count) tokens for batch \(batch) × seq \(seq)") }
         if let targets, targets.count != tokens.count {
             throw .invalid("model forward: \(targets.count) targets for \(tokens.count) tokens")
         }
         return try tokens.withUnsafeBufferPointer { (tp) throws(EngineError) -> Float in
             guard let targets else {
-                return try forward(tokens: tp.baseAddress!, targets: nil, batch: batch, seq: seq, hooks: hooks, fuseLossGradient: fuseLossGradient)
+                return try forward(tokens: tp.baseAddress!, targets: nil, batch: batch, seq: seq, hooks: hooks, fuseLossGradient: fuseLossGradient,
+                                   keepForBackward: keepForBackward)
             }
             return try targets.withUnsafeBufferPointer { (gp) throws(EngineError) -> Float in
-                try forward(tokens: tp.baseAddress!, targets: gp.baseAddress!, batch: batch, seq: seq, hooks: hooks, fuseLossGradient: fuseLossGradient)
+                try forward(tokens: tp.baseAddress!, targets: gp.baseAddress!, batch: batch, seq: seq, hooks: hooks, fuseLossGradient: fuseLossGradient,
+                            keepForBackward: keepForBackward)
             }
         }
     }
@@ -274,9 +277,11 @@ public final class GPTNeoX {
     @discardableResult
     /// `firstRow` and `totalRows`: this batch is rows firstRow..< of a run of totalRows (LanguageModel
     /// runs large inputs in chunks); hooks address rows of the whole run.
+    /// `keepForBackward: false` (evaluation, recording, tracing): skips what only a backward pass
+    /// reads (GELU's derivative); `backward` then refuses until a forward pass keeps it again.
     public func forward(tokens: UnsafePointer<Int32>, targets: UnsafePointer<Int32>?, batch b: Int, seq t: Int,
                         hooks: ForwardHooks? = nil, fuseLossGradient: Bool = false,
-                        firstRow: Int = 0, totalRows: Int? = nil) throws(EngineError) -> Float {
+                        firstRow: Int = 0, totalRows: Int? = nil, keepForBackward: Bool = true) throws(EngineError) -> Float {
         guard b >= 1, b <= maxBatch, t >= 1, t <= maxSeq else {
             throw .invalid("model forward: batch \(b) × seq \(t) outside the model's buffers (\(maxBatch) × \(maxSeq))")
         }
@@ -290,6 +295,7 @@ public final class GPTNeoX {
             }
         }
         batch = b; seq = t
+        keptForBackward = keepForBackward
         tokensBuf.update(from: tokens, count: n)
         if let targets { targetsBuf.update(from: targets, count: n) } else { targetsBuf.update(repeating: -1, count: n) }
         haveTargets = targets != nil
@@ -363,7 +369,7 @@ public final class GPTNeoX {
             if llama {
                 Kernels.swigluForward(h: hid, pre: pre, n: n, width: I)
             } else {
-                Kernels.biasGeluForward(h: hid, pre: pre, bias: ix(.fc1B), n: n, width: I)
+                Kernels.biasGeluForward(h: hid, pre: pre, bias: ix(.fc1B), n: n, width: I, derivative: keepForBackward)
             }
             pf?.stop(.gelu)
             try hk?.run(.mlpHidden, l, view(hid, I))
@@ -429,6 +435,7 @@ public final class GPTNeoX {
         guard batch > 0, haveTargets || logitsHoldGradient || !gradients.isEmpty else {
             throw .misuse("model backward: no forward pass with targets to differentiate")
         }
+        try checkKeptForBackward()
         try checkInjections(gradients)
         backwardPass(gradients)
     }
@@ -437,6 +444,7 @@ public final class GPTNeoX {
     /// needed), which replaces the forward's loss; plus optional injections as in `backward(injecting:)`.
     public func backward(dLogits: UnsafeBufferPointer<Float>, injecting gradients: [HookPoint: [Float]] = [:]) throws(EngineError) {
         guard batch > 0 else { throw .misuse("model backward: no forward pass to differentiate") }
+        try checkKeptForBackward()
         guard dLogits.count == batch * seq * V, let src = dLogits.baseAddress else {
             throw .invalid("model backward: d loss / d logits has \(dLogits.count) values, expected [\(batch), \(seq), \(V)]")
         }
@@ -449,6 +457,13 @@ public final class GPTNeoX {
     /// Array form of `backward(dLogits:injecting:)`.
     public func backward(dLogits: [Float], injecting gradients: [HookPoint: [Float]] = [:]) throws(EngineError) {
         try dLogits.withUnsafeBufferPointer { (d) throws(EngineError) in try backward(dLogits: d, injecting: gradients) }
+    }
+
+    private func checkKeptForBackward() throws(EngineError) {
+        guard keptForBackward else {
+            throw .misuse("model backward: the last forward pass was run for evaluation only (keepForBackward: false); "
+                          + "run it again with keepForBackward: true to differentiate it")
+        }
     }
 
     /// The backward pass passes every hook site: each can take an injected gradient or capture one.

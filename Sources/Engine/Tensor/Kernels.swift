@@ -108,10 +108,13 @@ public enum Kernels {
 
     /// x = pre[N, I] + bias[I]; h[N, I] = gelu(x) = x·Φ(x), and pre ← gelu'(x) = Φ(x) + x·φ(x) (what the
     /// backward pass needs, so it is one multiply there)    (bias, GELU and its derivative in one pass)
+    /// `derivative: false` (evaluation only): h alone, pre left as it was.
     public static func biasGeluForward(h: UnsafeMutablePointer<Float>, pre: UnsafeMutablePointer<Float>,
-                                       bias: UnsafePointer<Float>, n: Int, width: Int) {
+                                       bias: UnsafePointer<Float>, n: Int, width: Int, derivative: Bool = true) {
         let k = isa.kernels
-        Work.chunks(n, grain: max(1, 8192 / max(1, width))) { _, rows in k.biasGeluForward(h: h, pre: pre, bias: bias, rows: rows, width: width) }
+        Work.chunks(n, grain: max(1, 8192 / max(1, width))) { _, rows in
+            k.biasGeluForward(h: h, pre: pre, bias: bias, rows: rows, width: width, derivative: derivative)
+        }
     }
 
     /// dpre[N, I] = dh · gelu'(x), with gelu'(x) as stored by `biasGeluForward`    (dpre may alias dh)

@@ -107,7 +107,7 @@ public final class LanguageModel: TrainableNetwork {
         while start < rows {
             let n = min(net.maxBatch, rows - start)
             try net.forward(tokens: tokens + start * width, targets: nil, batch: n, seq: width, hooks: hooks,
-                            firstRow: start, totalRows: rows)
+                            firstRow: start, totalRows: rows, keepForBackward: false)
             done(start, n)
             start += n
         }
@@ -119,7 +119,7 @@ public final class LanguageModel: TrainableNetwork {
         let V = vocabSize
         while start < rows {
             let n = min(net.maxBatch, rows - start)
-            try net.forward(tokens: tokens + start * width, targets: nil, batch: n, seq: width)
+            try net.forward(tokens: tokens + start * width, targets: nil, batch: n, seq: width, keepForBackward: false)
             let lg = net.logits.baseAddress!
             for r in 0..<n {
                 let len = lengths[start + r]
