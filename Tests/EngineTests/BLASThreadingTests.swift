@@ -62,6 +62,26 @@ import Testing
         }
     }
 
+    /// The Gram matrix in three products (two syrk, one GEMM): AᵀA to float rounding, exactly symmetric,
+    /// for an odd and a one-column width.
+    @Test(arguments: [37, 1, 2])
+    func gramMatchesFloat64(n: Int) {
+        let k = 300
+        let a = random(k * n, 7)
+        var c = [Float](repeating: .nan, count: n * n)
+        a.withUnsafeBufferPointer { ap in c.withUnsafeMutableBufferPointer { BLAS.gram(a: ap.baseAddress!, rows: k, cols: n, c: $0.baseAddress!) } }
+        var worst = 0.0
+        for i in 0..<n {
+            for j in 0..<n {
+                var s = 0.0
+                for p in 0..<k { s += Double(a[p * n + i]) * Double(a[p * n + j]) }
+                worst = max(worst, abs(Double(c[i * n + j]) - s))
+                #expect(c[i * n + j] == c[j * n + i], "C[\(i), \(j)] and C[\(j), \(i)] differ")
+            }
+        }
+        #expect(worst < 1e-4, "Gram off the float64 AᵀA by \(worst) at n = \(n)")
+    }
+
     @Test func theThreadingIsReported() {
         #expect(Runtime.info()["blas_threading"]?["selected"] == .string(BLAS.threading.rawValue))
     }

@@ -8,11 +8,11 @@ import Glibc
 public enum BLAS {
     /// Who runs a matrix product's threads.
     public enum Threading: String, CaseIterable, Sendable {
-        /// One pool for everything: OpenBLAS runs single-threaded in the calling thread, and each
-        /// large product (and the Gram matrix) is split into blocks of C across the engine's threads,
-        /// the ones the element-wise kernels use; LAPACK runs on one thread. The default: OpenBLAS's idle workers spin for about
-        /// 0.1 s after each product (2^28 cycles), on the core the element-wise kernels' second thread
-        /// then wants, so with two pools the element-wise work gained little from a second thread.
+        /// One pool for everything, the default: OpenBLAS runs single-threaded in the calling thread,
+        /// and each large product (and the Gram matrix) is split into blocks of C across the engine's
+        /// threads, the ones the element-wise kernels use; LAPACK runs on one thread. With two pools,
+        /// OpenBLAS's idle workers spin for about 0.1 s after each product (2^28 cycles) on the core
+        /// the element-wise kernels' second thread wants, which then gained little.
         case engine
         /// OpenBLAS's own thread pool for every product (how it was before; for comparison).
         case openblas
@@ -101,15 +101,18 @@ public enum BLAS {
             cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, Int32(w), Int32(k), 1, a + lo, Int32(n), 0, c + lo * n + lo, Int32(n))
         }
         let h = n / 2
-        if h == 0 { syrk(0, n) } else {
-            Work.chunks(2) { _, pieces in
-                for piece in pieces {
-                    if piece == 0 { syrk(0, h); syrk(h, n - h); continue }
-                    // C[0..<h, h..<n] = A[:, 0..<h]ᵀ · A[:, h..<n]
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(h), Int32(n - h), Int32(k), 1, a, Int32(n),
-                                a + h, Int32(n), 0, c + h, Int32(n))
-                }
-            }
+        func piece(_ i: Int) {
+            if i == 0 { syrk(0, h); syrk(h, n - h); return }
+            // C[0..<h, h..<n] = A[:, 0..<h]ᵀ · A[:, h..<n]
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(h), Int32(n - h), Int32(k), 1, a, Int32(n),
+                        a + h, Int32(n), 0, c + h, Int32(n))
+        }
+        if h == 0 {
+            syrk(0, n)
+        } else if threading == .engine {
+            Work.chunks(2) { _, pieces in pieces.forEach(piece) }
+        } else {
+            piece(0); piece(1)  // each on OpenBLAS's threads
         }
         for i in 0..<n { for j in 0..<i { c[i * n + j] = c[j * n + i] } }
     }

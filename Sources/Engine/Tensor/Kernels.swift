@@ -91,7 +91,8 @@ public enum Kernels {
     /// holds at least N ones)
     public static func biasBackward(db: UnsafeMutablePointer<Float>, dy: UnsafePointer<Float>, n: Int, width: Int,
                                     ones: UnsafePointer<Float>) {
-        Work.chunks(width, grain: n * width >= 1 << 16 ? 64 : width) { _, r in
+        let split = BLAS.threading == .engine && n * width >= 1 << 16
+        Work.chunks(width, grain: split ? 64 : width) { _, r in
             cblas_sgemv(CblasRowMajor, CblasTrans, Int32(n), Int32(r.count), 1, dy + r.lowerBound, Int32(width), ones, 1, 1,
                         db + r.lowerBound, 1)
         }
