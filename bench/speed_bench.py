@@ -131,7 +131,7 @@ def main():
         row["fraction_of_peak"] = flop * row["train"] / 1e3 / peak if flop and peak else None
         # The ceiling: tokens/s if a step (a forward pass) were only its products, each at OpenBLAS's
         # own standalone rate (round 1's profile); no element-wise work at all.
-        tokens = 128 * 16
+        tokens = int(shape[shape.index("--batch") + 1]) * int(shape[shape.index("--seq") + 1])
         row["train_ceiling"] = tokens / (grab(profile, "gemm_alone_ms_per_step") / 1e3)
         row["forward_ceiling"] = tokens / (grab(profile, "gemm_alone_ms_per_forward") / 1e3)
         results["cores"][core] = row

@@ -62,7 +62,9 @@ func onOpenBLASThreads<R>(_ body: () -> R) -> R {
 
 /// Best-of sgemm GFLOP/s for C[m,n] = A[m,k]·B[k,n] (row-major, like our linear layers), on
 /// OpenBLAS's own threads.
-func sgemmPeak(m: Int, n: Int, k: Int, transB: Bool, reps: Int) -> Double { onOpenBLASThreads { sgemmBest(m: m, n: n, k: k, transB: transB, reps: reps) } }
+func sgemmPeak(m: Int, n: Int, k: Int, transB: Bool, reps: Int) -> Double {
+    onOpenBLASThreads { sgemmBest(m: m, n: n, k: k, transB: transB, reps: reps) }
+}
 
 /// The same through BLAS.gemm as the step runs it (with engine threading, split across the engine's threads).
 func sgemmBest(m: Int, n: Int, k: Int, transB: Bool, reps: Int) -> Double {
@@ -105,7 +107,7 @@ do {
 
     print("bh-bench: preset \(preset), vocab \(vocab), batch \(batch) × seq \(seq) = \(n) tokens/step, threads \(threads)")
     print("  parameters \(model.parameterCount), OPENBLAS_CORETYPE=\(String(cString: getenv("OPENBLAS_CORETYPE") ?? strdup("(unset)"))), "
-          + "products threaded by \(BLAS.threading.rawValue == "engine" ? "the engine (OpenBLAS single-threaded)" : "OpenBLAS")")
+          + "products threaded by \(BLAS.threading == .engine ? "the engine (OpenBLAS single-threaded)" : "OpenBLAS")")
     print("blas_threading \(BLAS.threading.rawValue)")
     let flops = model.trainingFlopsPerToken(seq: seq)
     print("  FLOP per token (6 × matrix params + attention): \(fmt(flops / 1e6, 2)) MFLOP")

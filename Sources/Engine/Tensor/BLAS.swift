@@ -1,7 +1,4 @@
 import COpenBLAS
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Matrix products, all row-major float32 through OpenBLAS. Weights are stored as PyTorch stores
 /// `nn.Linear` weights: W[out, in], so a linear layer is y = x · Wᵀ (transB).
@@ -23,13 +20,9 @@ public enum BLAS {
 
     /// The threading chosen at first use: BEHEMOTH_BLAS_THREADING (engine | openblas), else engine.
     static let initialThreading: Threading = {
-        var choice = Threading.engine
-        if let env = getenv("BEHEMOTH_BLAS_THREADING").map({ String(cString: $0) }), !env.isEmpty {
-            requested = env
-            if let t = Threading(rawValue: env.lowercased()) { choice = t } else {
-                refusal = "BEHEMOTH_BLAS_THREADING=\(env) is not one of \(Threading.allCases.map(\.rawValue).joined(separator: ", ")); using engine"
-            }
-        }
+        let (named, env, unknown) = environmentChoice("BEHEMOTH_BLAS_THREADING", fallback: Threading.engine)
+        requested = env; refusal = unknown
+        let choice = named ?? .engine
         openblas_set_num_threads(choice == .engine ? 1 : Int32(Parallel.threads))
         return choice
     }()

@@ -45,12 +45,9 @@ public enum KernelISA: String, CaseIterable, Sendable {
 
     static func initial() -> KernelISA {
         let best = supported.first ?? .portable
-        guard let env = getenv("BEHEMOTH_KERNELS").map({ String(cString: $0) }), !env.isEmpty else { return best }
-        requested = env
-        guard let isa = KernelISA(rawValue: env.lowercased()) else {
-            refusal = "BEHEMOTH_KERNELS=\(env) is not one of \(allCases.map(\.rawValue).joined(separator: ", ")); using \(best.rawValue)"
-            return best
-        }
+        let (named, env, unknown) = environmentChoice("BEHEMOTH_KERNELS", fallback: best)
+        requested = env; refusal = unknown
+        guard let isa = named else { return best }
         guard supported.contains(isa) else {
             refusal = "BEHEMOTH_KERNELS=\(env): this CPU lacks \(isa.requiredFlags.filter { !Runtime.cpuInfo().flags.contains($0) }.joined(separator: ", ")); using \(best.rawValue)"
             return best

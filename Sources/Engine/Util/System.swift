@@ -186,3 +186,14 @@ public final class Lock: @unchecked Sendable {
         return try body()
     }
 }
+
+/// A process-wide choice named by an environment variable (BEHEMOTH_KERNELS, BEHEMOTH_BLAS_THREADING):
+/// the case it names (nil when unset or unknown), what it said, and, for an unknown value, why it
+/// was refused ("NAME=x is not one of a, b; using <fallback>").
+func environmentChoice<T: RawRepresentable & CaseIterable>(_ name: String, fallback: T) -> (choice: T?, requested: String, refusal: String)
+where T.RawValue == String {
+    guard let env = getenv(name).map({ String(cString: $0) }), !env.isEmpty else { return (nil, "", "") }
+    if let t = T(rawValue: env.lowercased()) { return (t, env, "") }
+    let names = T.allCases.map(\.rawValue).joined(separator: ", ")
+    return (nil, env, "\(name)=\(env) is not one of \(names); using \(fallback.rawValue)")
+}
