@@ -152,9 +152,10 @@ def main():
         line("LoRA edit (last MLP)", "lora", "baseline_lora" if a.baseline else None, "steps/s", "baseline")
         line("full FT edit (all)", "full", "baseline_full" if a.baseline else None, "steps/s", "baseline")
         for what, key in (("training", "train"), ("forward only", "forward")):
-            ref = row.get("torch_" + key)
+            ref, base_ref = row.get("torch_" + key), row.get("baseline_" + key)
             print(f"  ceiling, {what}: {row[key + '_ceiling']:.0f} tok/s with nothing but the products at OpenBLAS's standalone rate"
-                  + (f" = {row[key + '_ceiling'] / ref:.2f}× PyTorch's median" if ref else ""))
+                  + (f" = {row[key + '_ceiling'] / ref:.2f}× PyTorch's median" if ref else "")
+                  + (f", {row[key + '_ceiling'] / base_ref:.2f}× the baseline's" if base_ref else ""))
         print(f"  sgemm peak {peak} GFLOP/s; training at {100 * row['fraction_of_peak']:.1f}% of it; "
               f"non-GEMM share {100 * row['non_gemm_share']:.1f}%; GEMMs in the step at {100 * row['gemm_in_step_fraction']:.1f}% "
               f"of the same products alone")

@@ -172,22 +172,26 @@ public enum ISAKernels: ElementwiseKernels {
                                        rows: Range<Int>, width: Int, derivative: Bool) {
         for r in rows {
             let pr = pre + r * width, hr = h + r * width
+            // each16's split written out: see `expSum16` for why these bodies are not closures
+            let whole = width / 16 * 16
+            var j = 0
             if derivative {
-                each16(width, { j in
+                while j < whole {
                     let x = load(pr + j) + load(bias + j)
                     let (e, g) = VMath.erfAndGauss(x * 0.70710678118654752)  // g = e^{-x²/2}
                     let cdf = 0.5 * (1 + e)
                     store(hr + j, x * cdf)
                     store(pr + j, cdf + x * g * 0.3989422804014327)
-                }, { j in
-                    let x = pr[j] + bias[j]
-                    hr[j] = VMath.geluScalar(x); pr[j] = VMath.geluGradScalar(x)
-                })
+                    j += W
+                }
+                while j < width { let x = pr[j] + bias[j]; hr[j] = VMath.geluScalar(x); pr[j] = VMath.geluGradScalar(x); j += 1 }
             } else {
-                each16(width, { j in
+                while j < whole {
                     let x = load(pr + j) + load(bias + j)
                     store(hr + j, x * (0.5 * (1 + VMath.erfAndGauss(x * 0.70710678118654752).erf)))
-                }, { j in hr[j] = VMath.geluScalar(pr[j] + bias[j]) })
+                    j += W
+                }
+                while j < width { hr[j] = VMath.geluScalar(pr[j] + bias[j]); j += 1 }
             }
         }
     }
@@ -310,7 +314,7 @@ public enum ISAKernels: ElementwiseKernels {
     public static func attentionForward(y: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>,
                                         qkv: UnsafePointer<Float>, items: Range<Int>, t: Int, layout: QKVLayout) {
         let hs = layout.headSize, heads = layout.heads, d = heads * hs, w = layout.width
-        let scale = 1 / Float(hs).squareRoot(), tp = (t + W - 1) / W * W
+        let scale = 1 / Float(hs).squareRoot(), tp = (t + W - 1) / W * W, sv = VF(repeating: scale), lane = laneIndices()
         // kt [hs, tp] this item's keys transposed; sc [tp] one query's scores
         withUnsafeTemporaryAllocation(of: Float.self, capacity: hs * tp + tp) { buf in
             let kt = buf.baseAddress!, sc = kt + hs * tp
@@ -327,16 +331,27 @@ public enum ISAKernels: ElementwiseKernels {
                 for i in 0..<t {
                     let n = i / W + 1  // vectors holding keys 0...i
                     scoresRow(sc, qb + i * w, kt, hs: hs, tp: tp, n: n)
-                    var mx = -Float.infinity
-                    for j in 0...i { sc[j] *= scale; if sc[j] > mx { mx = sc[j] } }
-                    let mv = VF(repeating: mx)
-                    for c in 0..<n { store(sc + c * W, VMath.exp(load(sc + c * W) - mv)) }
-                    var total: Float = 0
-                    for j in 0...i { total += sc[j] }
-                    let inv = 1 / total
-                    let p = pr + i * t
-                    for j in 0...i { p[j] = sc[j] * inv }
-                    for j in (i + 1)..<max(t, i + 1) { p[j] = 0 }
+                    // the softmax over keys 0...i, a vector at a time: later keys are −∞ for the max, 0
+                    // after the exp, and every vector past key i is zero, so the sum runs over all t
+                    // keys in sum16's order (the same on every build)
+                    var mxv = VF(repeating: -.infinity)
+                    for c in 0..<n {
+                        let s = load(sc + c * W) * sv
+                        store(sc + c * W, s)
+                        let m = VF(repeating: -.infinity).replacing(with: s, where: lane .<= Float(i - c * W))
+                        mxv = mxv.replacing(with: m, where: m .> mxv)
+                    }
+                    let mv = VF(repeating: maxLane(mxv))
+                    for c in 0..<n {
+                        let e = VMath.exp(load(sc + c * W) - mv)
+                        store(sc + c * W, VF(repeating: 0).replacing(with: e, where: lane .<= Float(i - c * W)))
+                    }
+                    for c in n..<(tp / W) { store(sc + c * W, VF(repeating: 0)) }
+                    let inv = 1 / sum(sc, t), iv = VF(repeating: inv)
+                    let p = pr + i * t  // the whole row, zeros past key i included
+                    var j = 0
+                    while j + W <= t { store(p + j, load(sc + j) * iv); j += W }
+                    while j < t { p[j] = sc[j] * inv; j += 1 }
                     combine(y + (bi * t + i) * d + h * hs, p, aStride: 1, vb, stride: w, 0..<(i + 1), hs: hs, accumulate: false)
                 }
             }
@@ -349,7 +364,7 @@ public enum ISAKernels: ElementwiseKernels {
                                          items: Range<Int>, t: Int, layout: QKVLayout, rot: Int) {
         let hs = layout.headSize, heads = layout.heads, d = heads * hs, w = layout.width, half = rot / 2
         let kvHeads = layout.kvHeads, group = layout.group
-        let scale = 1 / Float(hs).squareRoot(), tp = (t + W - 1) / W * W
+        let scale = 1 / Float(hs).squareRoot(), tp = (t + W - 1) / W * W, sv = VF(repeating: scale)
         // vt [hs, tp] this item's values transposed; dsm [t, tp] d scores of one query head
         withUnsafeTemporaryAllocation(of: Float.self, capacity: hs * tp + t * tp) { buf in
             let vt = buf.baseAddress!, dsm = vt + hs * tp
@@ -366,10 +381,15 @@ public enum ISAKernels: ElementwiseKernels {
                     // dS[i, j] = P[i, j]·(dP[i, j] − Σ_j P·dP)·scale with dP[i, j] = dy_i·v_j
                     for i in 0..<t {
                         let ds = dsm + i * tp, p = pr + i * t
-                        scoresRow(ds, gyb + i * d, vt, hs: hs, tp: tp, n: i / W + 1)
-                        var pdp: Float = 0
-                        for j in 0...i { pdp += p[j] * ds[j] }
-                        for j in 0...i { ds[j] = p[j] * (ds[j] - pdp) * scale }
+                        let n = i / W + 1
+                        scoresRow(ds, gyb + i * d, vt, hs: hs, tp: tp, n: n)
+                        // Σ_j P·dP over all t keys in sum16's order: P is 0 past key i, and so is dP
+                        // past the vectors just computed
+                        for c in n..<(tp / W) { store(ds + c * W, VF(repeating: 0)) }
+                        let pdp = dot(p, ds, t), pv = VF(repeating: pdp)
+                        var j = 0
+                        while j + W <= t && j <= i { store(ds + j, load(p + j) * (load(ds + j) - pv) * sv); j += W }
+                        while j <= i { ds[j] = p[j] * (ds[j] - pdp) * scale; j += 1 }
                     }
                     let first = h == g * group  // the group's first query head writes dk, dv; the others add
                     for i in 0..<t {
@@ -407,16 +427,10 @@ public enum ISAKernels: ElementwiseKernels {
             var mxv = VF(repeating: -.infinity)
             var j = 0
             while j + W <= v { let y = load(x + j); mxv = mxv.replacing(with: y, where: y .> mxv); j += W }
-            var mx = mxv.max()
+            var mx = maxLane(mxv)
             while j < v { mx = Swift.max(mx, x[j]); j += 1 }
-            let mv = VF(repeating: mx)
             let xt = x[tgt]
-            let total: Float
-            if gradScale != nil {
-                total = sum16(v, { j in let e = VMath.exp(load(x + j) - mv); store(x + j, e); return e }, { j in x[j] = expf(x[j] - mx); return x[j] })
-            } else {
-                total = sum16(v, { j in VMath.exp(load(x + j) - mv) }, { j in expf(x[j] - mx) })
-            }
+            let total = expSum16(x, v, minus: mx, write: gradScale != nil)
             let l = Float(log(Double(total))) + mx
             lse[r] = l
             lossRow[r] = l - xt
@@ -439,7 +453,10 @@ public enum ISAKernels: ElementwiseKernels {
             let tgt = Int(targets[r])
             if tgt < 0 { x.update(repeating: 0, count: v); continue }
             let lv = VF(repeating: lse[r]), gv = VF(repeating: gradScale)
-            each16(v, { j in store(x + j, VMath.exp(load(x + j) - lv) * gv) }, { j in x[j] = expf(x[j] - lse[r]) * gradScale })
+            let whole = v / 16 * 16  // each16's split written out (see expSum16)
+            var j = 0
+            while j < whole { store(x + j, VMath.exp(load(x + j) - lv) * gv); j += W }
+            while j < v { x[j] = expf(x[j] - lse[r]) * gradScale; j += 1 }
             x[tgt] -= gradScale
         }
     }
@@ -482,6 +499,9 @@ public enum ISAKernels: ElementwiseKernels {
     }
 
     public static func exp(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, count: Int) {
-        each16(count, { i in store(out + i, VMath.exp(load(x + i))) }, { i in out[i] = expf(x[i]) })
+        let whole = count / 16 * 16  // each16's split written out (see expSum16)
+        var i = 0
+        while i < whole { store(out + i, VMath.exp(load(x + i))); i += W }
+        while i < count { out[i] = expf(x[i]); i += 1 }
     }
 }

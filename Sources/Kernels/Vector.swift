@@ -92,15 +92,41 @@ func sum16(_ n: Int, _ vec: (Int) -> VF, _ one: (Int) -> Float) -> Float {
     var lo = VF(repeating: 0), j = 0
     #if BH_WIDE16
     while j + 16 <= n { lo += vec(j); j += 16 }
-    let h = lo.lowHalf + lo.highHalf
+    var s = fold(lo.lowHalf + lo.highHalf)
     #else
     var hi = VF(repeating: 0)
     while j + 16 <= n { lo += vec(j); hi += vec(j + 8); j += 16 }
-    let h = lo + hi
+    var s = fold(lo + hi)
     #endif
-    let q = h.lowHalf + h.highHalf, e = q.lowHalf + q.highHalf
-    var s = e[0] + e[1]
     while j < n { s += one(j); j += 1 }
+    return s
+}
+
+/// sum16's fixed tree over the 16 running sums (already paired into 8).
+@inline(__always)
+func fold(_ h: SIMD8<Float>) -> Float { let q = h.lowHalf + h.highHalf, e = q.lowHalf + q.highHalf; return e[0] + e[1] }
+
+/// Σ_j e^{x[j] − m} over n in sum16's order, writing each term over x[j] when `write` (the softmax's
+/// pass). A loop of its own, as are the exp and erf loops of the kernels: passed to sum16 or each16
+/// as a closure, such a body was compiled out of line, where Swift's calling convention splits a
+/// 16-lane vector into four 4-lane ones (the cross-entropy ran at a third of its speed).
+@inline(__always)
+func expSum16(_ x: UnsafeMutablePointer<Float>, _ n: Int, minus m: Float, write: Bool) -> Float {
+    let mv = VF(repeating: m)
+    var lo = VF(repeating: 0), j = 0
+    #if BH_WIDE16
+    while j + 16 <= n { let e = VMath.exp(load(x + j) - mv); if write { store(x + j, e) }; lo += e; j += 16 }
+    var s = fold(lo.lowHalf + lo.highHalf)
+    #else
+    var hi = VF(repeating: 0)
+    while j + 16 <= n {
+        let e0 = VMath.exp(load(x + j) - mv), e1 = VMath.exp(load(x + j + 8) - mv)
+        if write { store(x + j, e0); store(x + j + 8, e1) }
+        lo += e0; hi += e1; j += 16
+    }
+    var s = fold(lo + hi)
+    #endif
+    while j < n { let e = expf(x[j] - m); if write { x[j] = e }; s += e; j += 1 }
     return s
 }
 
@@ -125,7 +151,6 @@ func each16(_ n: Int, _ vec: (Int) -> Void, _ one: (Int) -> Void) {
 @inline(__always)
 func sum16x2(_ n: Int, _ vec: (Int) -> (VF, VF), _ one: (Int) -> (Float, Float)) -> (Float, Float) {
     var a = VF(repeating: 0), b = a, j = 0
-    @inline(__always) func fold(_ h: SIMD8<Float>) -> Float { let q = h.lowHalf + h.highHalf, e = q.lowHalf + q.highHalf; return e[0] + e[1] }
     #if BH_WIDE16
     while j + 16 <= n { let (x, y) = vec(j); a += x; b += y; j += 16 }
     var (s, t) = (fold(a.lowHalf + a.highHalf), fold(b.lowHalf + b.highHalf))
@@ -157,4 +182,25 @@ func axpy(_ y: UnsafeMutablePointer<Float>, _ alpha: Float, _ x: UnsafePointer<F
 @inline(__always)
 func sum(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
     sum16(n, { load(x + $0) }, { x[$0] })
+}
+
+/// (0, 1, …, W − 1): compared against a bound, the lanes of a vector that fall before it.
+@inline(__always)
+func laneIndices() -> VF {
+    var v = VF(repeating: 0)
+    for k in 0..<W { v[k] = Float(k) }
+    return v
+}
+
+/// The largest lane, folded in halves (the stdlib's `max()` is a scalar loop with a branch per lane).
+@inline(__always)
+func maxLane(_ v: VF) -> Float {
+    #if BH_WIDE16
+    let a = v.lowHalf.replacing(with: v.highHalf, where: v.highHalf .> v.lowHalf)
+    #else
+    let a = v
+    #endif
+    let b = a.lowHalf.replacing(with: a.highHalf, where: a.highHalf .> a.lowHalf)
+    let c = b.lowHalf.replacing(with: b.highHalf, where: b.highHalf .> b.lowHalf)
+    return Swift.max(c[0], c[1])
 }

@@ -150,7 +150,7 @@ import KernelInterface
         } }
     }
 
-    @Test(arguments: [(4, 4, 8, true, 5), (4, 2, 16, false, 19), (2, 1, 12, false, 3), (3, 3, 32, true, 16)])
+    @Test(arguments: [(4, 4, 8, true, 5), (4, 2, 16, false, 19), (2, 1, 12, false, 3), (3, 3, 32, true, 16), (2, 2, 8, false, 40)])
     func attentionAgrees(heads: Int, kvHeads: Int, hs: Int, interleaved: Bool, t: Int) {
         let layout = QKVLayout(heads: heads, kvHeads: kvHeads, headSize: hs, interleaved: interleaved)
         let b = 3, n = b * t, rot = hs / 2, half = rot / 2
