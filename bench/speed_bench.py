@@ -42,6 +42,19 @@ def grab(text, key, group=1):
     return float(m.group(group)) if m else None
 
 
+def profile_products(text):
+    """(products, total) ms per step from bh-bench's per-phase profile (phases named *Gemm are products)."""
+    block = text.split("profile (per step", 1)[1] if "profile (per step" in text else ""
+    products = total = None
+    for m in re.finditer(r"^  (\w+) +([0-9.]+) ms/step", block, re.M):
+        if m.group(1) == "total":
+            total = float(m.group(2))
+            break
+        if m.group(1).endswith("Gemm"):
+            products = (products or 0) + float(m.group(2))
+    return products, total
+
+
 def cpu_cores():
     flags = set()
     with open("/proc/cpuinfo") as f:
@@ -84,14 +97,17 @@ def main():
         keys = ("train", "forward", "lora", "full", "torch_train", "torch_forward")
         r = {k: [] for k in keys + tuple(k + "_best" for k in keys)}
         base = {k: [] for k in ("train", "lora", "full", "train_best", "lora_best", "full_best")}
-        profile = ""
+        profile = base_profile = ""
         for i in range(a.rounds):
             for name, folder in builds.items():
                 bench = os.path.join(folder, "bh-bench")
                 dst = r if name == "ours" else base
-                t = run([bench] + shape + ["--steps", str(a.steps)] + (["--profile"] if name == "ours" and i == 0 else []), env)
-                if name == "ours" and i == 0:
-                    profile = t
+                t = run([bench] + shape + ["--steps", str(a.steps)] + (["--profile"] if i == 0 else []), env)
+                if i == 0:
+                    if name == "ours":
+                        profile = t
+                    else:
+                        base_profile = t
                 dst["train"].append(grab(t, "ours_tokens_per_s"))
                 dst["train_best"].append(grab(t, "ours_best_step_tokens_per_s"))
                 if name == "ours":
@@ -134,6 +150,9 @@ def main():
         tokens = int(shape[shape.index("--batch") + 1]) * int(shape[shape.index("--seq") + 1])
         row["train_ceiling"] = tokens / (grab(profile, "gemm_alone_ms_per_step") / 1e3)
         row["forward_ceiling"] = tokens / (grab(profile, "gemm_alone_ms_per_forward") / 1e3)
+        # The baseline's own profile: how much of its step were products (the same OpenBLAS products;
+        # what any change to the rest of the step can gain at most is its step over those)
+        row["baseline_profile_products_ms"], row["baseline_profile_total_ms"] = profile_products(base_profile)
         results["cores"][core] = row
         print(f"\n== OPENBLAS_CORETYPE={core} (median of {a.rounds} rounds; {a.threads} threads; pythia-31m-shape, vocab 5000, batch 128 × 16)")
         def line(label, key, ref_key, unit, ref_name):
@@ -156,6 +175,14 @@ def main():
             print(f"  ceiling, {what}: {row[key + '_ceiling']:.0f} tok/s with nothing but the products at OpenBLAS's standalone rate"
                   + (f" = {row[key + '_ceiling'] / ref:.2f}× PyTorch's median" if ref else "")
                   + (f", {row[key + '_ceiling'] / base_ref:.2f}× the baseline's" if base_ref else ""))
+        bp, bt = row["baseline_profile_products_ms"], row["baseline_profile_total_ms"]
+        if bp and bt:
+            print(f"  baseline's profile (round 1): products {bp:.1f} of {bt:.1f} ms per step ({100 * bp / bt:.1f}%); "
+                  f"with no other work and the same products it would be {bt / bp:.2f}× faster")
+        if a.baseline and row.get("baseline_train"):
+            need = tokens / (1.25 * row["baseline_train"]) * 1e3
+            print(f"  1.25× the baseline's median is a step of {need:.1f} ms; our products alone take "
+                  f"{grab(profile, 'gemm_alone_ms_per_step'):.1f} ms of it on OpenBLAS's pool")
         print(f"  sgemm peak {peak} GFLOP/s; training at {100 * row['fraction_of_peak']:.1f}% of it; "
               f"non-GEMM share {100 * row['non_gemm_share']:.1f}%; GEMMs in the step at {100 * row['gemm_in_step_fraction']:.1f}% "
               f"of the same products alone")
