@@ -7,7 +7,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import COpenBLAS
 import Engine
 
 var preset = "pythia-31m-shape", vocab = 5000, batch = 128, seq = 16, threads = 2, steps = 20, warmup = 3

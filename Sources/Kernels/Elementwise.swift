@@ -172,8 +172,7 @@ public enum ISAKernels: ElementwiseKernels {
                                        rows: Range<Int>, width: Int, derivative: Bool) {
         for r in rows {
             let pr = pre + r * width, hr = h + r * width
-            // each16's split written out: see `expSum16` for why these bodies are not closures
-            let whole = width / 16 * 16
+            let whole = whole16(width)
             var j = 0
             if derivative {
                 while j < whole {
@@ -202,8 +201,10 @@ public enum ISAKernels: ElementwiseKernels {
     public static func swigluForward(h: UnsafeMutablePointer<Float>, pre: UnsafePointer<Float>, rows: Range<Int>, width i: Int) {
         for r in rows {
             let g = pre + r * 2 * i, u = g + i, o = h + r * i
-            each16(i, { j in let gv = load(g + j); store(o + j, gv * sigmoid(gv) * load(u + j)) },
-                   { j in o[j] = g[j] / (1 + expf(-g[j])) * u[j] })
+            let whole = whole16(i)
+            var j = 0
+            while j < whole { let gv = load(g + j); store(o + j, gv * sigmoid(gv) * load(u + j)); j += W }
+            while j < i { o[j] = g[j] / (1 + expf(-g[j])) * u[j]; j += 1 }
         }
     }
 
@@ -211,15 +212,20 @@ public enum ISAKernels: ElementwiseKernels {
                                       rows: Range<Int>, width i: Int) {
         for r in rows {
             let g = pre + r * 2 * i, u = g + i, dg = dpre + r * 2 * i, du = dg + i, d = dh + r * i
-            each16(i, { j in
+            let whole = whole16(i)
+            var j = 0
+            while j < whole {
                 let gv = load(g + j), dv = load(d + j), s = sigmoid(gv)
                 store(du + j, dv * gv * s)
                 store(dg + j, dv * load(u + j) * s * (1 + gv * (1 - s)))
-            }, { j in
+                j += W
+            }
+            while j < i {
                 let s = 1 / (1 + expf(-g[j]))
                 du[j] = d[j] * g[j] * s
                 dg[j] = d[j] * u[j] * s * (1 + g[j] * (1 - s))
-            })
+                j += 1
+            }
         }
     }
 
@@ -453,7 +459,7 @@ public enum ISAKernels: ElementwiseKernels {
             let tgt = Int(targets[r])
             if tgt < 0 { x.update(repeating: 0, count: v); continue }
             let lv = VF(repeating: lse[r]), gv = VF(repeating: gradScale)
-            let whole = v / 16 * 16  // each16's split written out (see expSum16)
+            let whole = whole16(v)
             var j = 0
             while j < whole { store(x + j, VMath.exp(load(x + j) - lv) * gv); j += W }
             while j < v { x[j] = expf(x[j] - lse[r]) * gradScale; j += 1 }
@@ -481,25 +487,30 @@ public enum ISAKernels: ElementwiseKernels {
         let c1v = VF(repeating: 1 - b1), c2v = VF(repeating: 1 - b2), invv = VF(repeating: 1 / bc2sqrt)
         let ev = VF(repeating: e), sv = VF(repeating: stepSize), dv = VF(repeating: decay)
         let o = range.lowerBound, p = p + o, g = g + o, mm = mm + o, vv = vv + o
-        each16(range.count, { i in
+        let n = range.count, whole = whole16(n)
+        var i = 0
+        while i < whole {
             let gi = load(g + i) * clipv
             let mi = b1v * load(mm + i) + c1v * gi
             let vi = b2v * load(vv + i) + c2v * gi * gi
             store(mm + i, mi); store(vv + i, vi)
             let denom = vi.squareRoot() * invv + ev
             store(p + i, load(p + i) * dv - sv * mi / denom)
-        }, { i in
+            i += W
+        }
+        while i < n {
             let gi = g[i] * clip
             let mi = b1 * mm[i] + (1 - b1) * gi
             let vi = b2 * vv[i] + (1 - b2) * gi * gi
             mm[i] = mi; vv[i] = vi
             let denom = vi.squareRoot() / bc2sqrt + e
             p[i] = p[i] * decay - stepSize * mi / denom
-        })
+            i += 1
+        }
     }
 
     public static func exp(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, count: Int) {
-        let whole = count / 16 * 16  // each16's split written out (see expSum16)
+        let whole = whole16(count)
         var i = 0
         while i < whole { store(out + i, VMath.exp(load(x + i))); i += W }
         while i < count { out[i] = expf(x[i]); i += 1 }

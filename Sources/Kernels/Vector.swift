@@ -107,9 +107,7 @@ func sum16(_ n: Int, _ vec: (Int) -> VF, _ one: (Int) -> Float) -> Float {
 func fold(_ h: SIMD8<Float>) -> Float { let q = h.lowHalf + h.highHalf, e = q.lowHalf + q.highHalf; return e[0] + e[1] }
 
 /// Σ_j e^{x[j] − m} over n in sum16's order, writing each term over x[j] when `write` (the softmax's
-/// pass). A loop of its own, as are the exp and erf loops of the kernels: passed to sum16 or each16
-/// as a closure, such a body was compiled out of line, where Swift's calling convention splits a
-/// 16-lane vector into four 4-lane ones (the cross-entropy ran at a third of its speed).
+/// pass). A loop of its own rather than a closure passed to sum16, for the reason `whole16` gives.
 @inline(__always)
 func expSum16(_ x: UnsafeMutablePointer<Float>, _ n: Int, minus m: Float, write: Bool) -> Float {
     let mv = VF(repeating: m)
@@ -130,22 +128,14 @@ func expSum16(_ x: UnsafeMutablePointer<Float>, _ n: Int, minus m: Float, write:
     return s
 }
 
-/// body(j) for each whole block of 16 elements (`vec(j)` handles elements j..<j+W), then `one(j)` for
-/// each element past the last block: the vector and scalar formulas of a kernel may differ in the
-/// last bit (an erf approximation against libm's), so every build takes the same elements the same way.
+/// The elements of n that whole blocks of 16 hold. An element-wise kernel runs its vector formula
+/// over j < whole16(n), W at a time, and its scalar formula past it: the two may differ in the last
+/// bit (an erf approximation against libm's), so every build takes the same elements the same way.
+/// The loops are written out in each kernel: passed to a helper as a closure, a body with an exp or
+/// an erf was compiled out of line, where Swift's calling convention splits a 16-lane vector into
+/// four 4-lane ones (the cross-entropy ran at a third of its speed).
 @inline(__always)
-func each16(_ n: Int, _ vec: (Int) -> Void, _ one: (Int) -> Void) {
-    var j = 0
-    while j + 16 <= n {
-        #if BH_WIDE16
-        vec(j)
-        #else
-        vec(j); vec(j + 8)
-        #endif
-        j += 16
-    }
-    while j < n { one(j); j += 1 }
-}
+func whole16(_ n: Int) -> Int { n / 16 * 16 }
 
 /// Two sums of `sum16`'s kind in one pass.
 @inline(__always)
